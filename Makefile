@@ -1,0 +1,30 @@
+# Drawbridge developer entry points. Every target sets up its own virtualenv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])")
+
+.PHONY: help install test validate-catalog clean
+
+help:
+	@echo "make demo              the whole flow on an embedded local stack"
+	@echo "make test              the full test suite"
+	@echo "make validate-catalog  check policies/access.toml (CATALOG=path to check another file)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+CATALOG ?= policies/access.toml
+validate-catalog: $(STAMP)
+	$(BIN)/python -m chalicelib.catalog $(CATALOG)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
