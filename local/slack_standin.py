@@ -1,0 +1,492 @@
+"""A local stand-in for the Slack Web API (stdlib only).
+
+Point a real client at it::
+
+    with SlackStandin("xoxb-test-token") as slack:
+        client = slack_sdk.WebClient(token="xoxb-test-token", base_url=slack.url)
+        client.chat_postMessage(channel="C0APPROVE1", text="hi")
+        assert slack.messages("C0APPROVE1")[0].text == "hi"
+
+Wire format: ``POST /api/<method>`` (``GET`` with a query string also works), body
+``application/json`` or ``application/x-www-form-urlencoded``; in form bodies
+``blocks``/``attachments``/``metadata`` are JSON strings. Token from
+``Authorization: Bearer ...`` (or a ``token`` argument). Answers are HTTP 200
+``{"ok": true, ...}`` / ``{"ok": false, "error": ...}`` unless a fault was injected.
+
+DMs, as in Slack: ``chat.postMessage(channel="U0ALICE001")`` and
+``conversations.open(users="U0ALICE001")`` both use the DM channel ``D0ALICE001``
+(``"D" + user id[1:]``), which the responses return. ``chat.update``/``chat.getPermalink``
+need that ``D...`` id (a user id gets ``channel_not_found``, as Slack documents).
+``dms(user)`` and ``messages(channel=<user id>)`` read the DM.
+
+``chat.update`` keeps text/blocks/attachments/metadata that the call omits (as Slack
+documents); the previous version is appended to ``Message.updates``.
+
+Inspection over HTTP (for tests in another process): ``GET /_standin/messages``,
+``POST /_standin/reset``. Run: ``python -m local.slack_standin --port 0 [--ready-file PATH]``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, NamedTuple, Optional
+from urllib.parse import parse_qsl, urlsplit
+
+Printer = Callable[[str], None]
+BOT_USER_ID, BOT_ID, TEAM_ID = "U0DRAWBRDG", "B0DRAWBRDG", "T0STANDIN"
+_JSON_ARGS = {"blocks": "invalid_blocks_format", "attachments": "invalid_attachments",
+              "metadata": "invalid_metadata_format"}  # argument -> Slack error when malformed
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    thread_ts: Optional[str] = None
+    text: str = ""
+    blocks: list[dict] = field(default_factory=list)
+    metadata: Optional[dict] = None
+    user: Optional[str] = None  # recipient of an ephemeral message
+    ephemeral: bool = False
+    updates: list[dict] = field(default_factory=list)  # previous versions, oldest first
+    attachments: list[dict] = field(default_factory=list)
+
+    @property
+    def event_type(self) -> Optional[str]:
+        return (self.metadata or {}).get("event_type")
+
+    @property
+    def dm_user(self) -> Optional[str]:
+        """The user of a DM channel (D0ALICE001 -> U0ALICE001), else None."""
+        return "U" + self.channel[1:] if self.channel.startswith("D") else None
+
+    @property
+    def event_payload(self) -> dict:
+        return (self.metadata or {}).get("event_payload") or {}
+
+    def all_text(self) -> str:
+        """The text plus every text in blocks/attachments (sections, fields, context, buttons)."""
+        return "\n".join([self.text, *_texts(self.blocks), *_texts(self.attachments)]).strip()
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "event_type": self.event_type, "all_text": self.all_text()}
+
+
+class Call(NamedTuple):
+    method: str
+    params: dict
+    error: Optional[str] = None  # None when answered ok; else the error / "http_500" / "http_429"
+
+
+class _Fault(NamedTuple):
+    status: int
+    retry_after: int
+    error: Optional[str]
+
+
+class SlackError(Exception):
+    def __init__(self, error: str):
+        super().__init__(error)
+        self.error = error
+
+
+def dm_channel(channel: str) -> str:
+    """The DM channel id for a user id (U0ALICE001 -> D0ALICE001); other ids unchanged."""
+    return "D" + channel[1:] if channel.startswith("U") else channel
+
+
+def _texts(obj: Any) -> list[str]:
+    """Every string under a "text" key, depth first, in document order."""
+    out: list[str] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == "text" and isinstance(value, str):
+                out.append(value)
+            else:
+                out.extend(_texts(value))
+    elif isinstance(obj, list):
+        for item in obj:
+            out.extend(_texts(item))
+    return out
+
+
+def _element(e: dict) -> str:
+    kind = e.get("type")
+    if kind == "button":
+        return f"[ {(e.get('text') or {}).get('text', '')} ]"
+    if kind in ("plain_text", "mrkdwn"):
+        return e.get("text", "")
+    if kind == "image":
+        return f"(image: {e.get('alt_text', '')})"
+    return f"[ {(e.get('placeholder') or {}).get('text', kind)} ▾ ]"
+
+
+def render_blocks(blocks: list[dict]) -> list[str]:
+    """Blocks as readable lines: mrkdwn as-is, fields side by side, buttons as [ Label ]."""
+    lines: list[str] = []
+    for b in blocks:
+        kind = b.get("type")
+        if kind in ("section", "header"):
+            if b.get("text"):
+                lines.append(_element(b["text"]))
+            if b.get("fields"):
+                lines.append("   ".join(_element(f).replace("\n", " ") for f in b["fields"]))
+            if b.get("accessory"):
+                lines.append(_element(b["accessory"]))
+        elif kind in ("context", "actions"):
+            lines.append("  ".join(_element(e) for e in b.get("elements") or []))
+        elif kind == "divider":
+            lines.append("─" * 20)
+        else:
+            lines.extend(_texts(b))
+    return lines
+
+
+class SlackStandin:
+    def __init__(self, token: str = "xoxb-test-token", *, printer: Optional[Printer] = None,
+                 channel_names: Optional[dict[str, str]] = None, port: int = 0) -> None:
+        self.token = token
+        self.printer = printer
+        self.channel_names = dict(channel_names or {})
+        self._port = port
+        self._lock = threading.RLock()
+        self._messages: list[Message] = []
+        self._calls: list[Call] = []
+        self._faults: dict[str, list[_Fault]] = {}
+        self._clock = int(time.time()) * 1_000_000
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def start(self) -> "SlackStandin":
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        server.daemon_threads = True
+        server.standin = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="slack-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "SlackStandin":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("SlackStandin is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+
+    # ---- recorded state ------------------------------------------------------------
+    def messages(self, channel: Optional[str] = None) -> list[Message]:
+        """Current version of every non-ephemeral message and reply, in post order."""
+        with self._lock:
+            channel = dm_channel(channel) if channel else None
+            return [copy.deepcopy(m) for m in self._messages
+                    if not m.ephemeral and (channel is None or m.channel == channel)]
+
+    def ephemerals(self, user: Optional[str] = None) -> list[Message]:
+        with self._lock:
+            return [copy.deepcopy(m) for m in self._messages
+                    if m.ephemeral and (user is None or m.user == user)]
+
+    def dms(self, user: str) -> list[Message]:
+        return self.messages(channel=user)
+
+    def find(self, event_type: Optional[str] = None, channel: Optional[str] = None) -> list[Message]:
+        return [m for m in self.messages(channel) if event_type is None or m.event_type == event_type]
+
+    def get(self, channel: str, ts: str) -> Optional[Message]:
+        with self._lock:
+            found = self._find(dm_channel(channel), ts)
+            return copy.deepcopy(found) if found else None
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls)
+
+    def reset(self) -> None:
+        """Forget messages, calls and pending faults (timestamps keep increasing)."""
+        with self._lock:
+            self._messages.clear()
+            self._calls.clear()
+            self._faults.clear()
+
+    def fail_next(self, method: str, *, times: int = 1, status: int = 500, retry_after: int = 1,
+                  error: Optional[str] = None) -> None:
+        """The next `times` calls of `method` get HTTP `status` (500 or 429 + Retry-After),
+        or, when `error` is given, HTTP 200 {"ok": false, "error": error}."""
+        if error is None and status not in (429, 500, 503):
+            raise ValueError("status must be 429, 500 or 503 (or give error=...)")
+        with self._lock:
+            self._faults.setdefault(method, []).extend([_Fault(status, retry_after, error)] * times)
+
+    # ---- request handling (called by the HTTP handler) ----------------------------
+    def handle(self, method: str, params: dict, token: Optional[str]) -> tuple[int, dict, dict]:
+        """Returns (HTTP status, extra headers, JSON body)."""
+        with self._lock:
+            error: Optional[str] = None
+            try:
+                if token != self.token:
+                    raise SlackError("invalid_auth")
+                faults = self._faults.get(method)
+                if faults:
+                    fault = faults.pop(0)
+                    if fault.error is not None:
+                        raise SlackError(fault.error)
+                    error = f"http_{fault.status}"
+                    headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+                    body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
+                    return fault.status, headers, body
+                handler = self._METHODS.get(method)
+                if handler is None:
+                    raise SlackError("unknown_method")
+                return 200, {}, {"ok": True, **handler(self, params)}
+            except SlackError as e:
+                error = e.error
+                return 200, {}, {"ok": False, "error": e.error}
+            finally:
+                self._calls.append(Call(method, params, error))
+
+    def _next_ts(self) -> str:
+        self._clock = max(self._clock + 100, int(time.time()) * 1_000_000)
+        return f"{self._clock // 1_000_000}.{self._clock % 1_000_000:06d}"
+
+    def _find(self, channel: str, ts: str) -> Optional[Message]:
+        return next((m for m in self._messages
+                     if not m.ephemeral and m.channel == channel and m.ts == ts), None)
+
+    @staticmethod
+    def _channel(params: dict, *, user_ok: bool = True) -> str:
+        channel = str(params.get("channel") or "")
+        if not channel or channel[0] not in ("CGDU" if user_ok else "CGD"):
+            raise SlackError("channel_not_found")
+        return dm_channel(channel)
+
+    @staticmethod
+    def _content(params: dict) -> dict:
+        """text/blocks/attachments/metadata present in the call, JSON strings decoded and checked."""
+        content: dict = {}
+        for name in ("text", *_JSON_ARGS):
+            value = params.get(name)
+            if name in _JSON_ARGS and value is not None:
+                try:
+                    value = json.loads(value) if isinstance(value, str) else value
+                except ValueError:
+                    raise SlackError(_JSON_ARGS[name])
+                if not isinstance(value, list if name != "metadata" else dict):
+                    raise SlackError(_JSON_ARGS[name])
+            if value is not None:
+                content[name] = value
+        meta = content.get("metadata")
+        if meta is not None and not (isinstance(meta.get("event_type"), str)
+                                     and isinstance(meta.get("event_payload"), dict)):
+            raise SlackError("invalid_metadata_format")
+        if not (content.get("text") or content.get("blocks") or content.get("attachments")):
+            raise SlackError("no_text")
+        return content
+
+    def _record(self, msg: Message, what: str) -> dict:
+        self._messages.append(msg)
+        self._print(msg, what)
+        return {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": msg.ts,
+                "text": msg.text, "blocks": msg.blocks, "metadata": msg.metadata,
+                **({"thread_ts": msg.thread_ts} if msg.thread_ts else {})}
+
+    def _post_message(self, params: dict) -> dict:
+        channel = self._channel(params)
+        content = self._content(params)
+        thread_ts = params.get("thread_ts") or None
+        msg = Message(channel=channel, ts=self._next_ts(), thread_ts=thread_ts, text=content.get("text", ""),
+                      blocks=content.get("blocks", []), metadata=content.get("metadata"),
+                      attachments=content.get("attachments", []))
+        what = f"reply in thread {thread_ts}: {msg.ts}" if thread_ts else f"new message {msg.ts}"
+        return {"channel": channel, "ts": msg.ts, "message": self._record(msg, what)}
+
+    def _update(self, params: dict) -> dict:
+        channel = self._channel(params, user_ok=False)
+        msg = self._find(channel, str(params.get("ts") or ""))
+        if msg is None:
+            raise SlackError("message_not_found")
+        content = self._content(params)
+        msg.updates.append({"text": msg.text, "blocks": msg.blocks, "metadata": msg.metadata,
+                            "attachments": msg.attachments})
+        for name, value in content.items():
+            setattr(msg, name, value)
+        self._print(msg, f"update {msg.ts}, v{len(msg.updates) + 1}")
+        return {"channel": channel, "ts": msg.ts, "text": msg.text,
+                "message": {"text": msg.text, "blocks": msg.blocks, "metadata": msg.metadata}}
+
+    def _post_ephemeral(self, params: dict) -> dict:
+        channel = self._channel(params)
+        user = str(params.get("user") or "")
+        if not user.startswith("U"):
+            raise SlackError("user_not_found")
+        content = self._content(params)
+        msg = Message(channel=channel, ts=self._next_ts(), thread_ts=params.get("thread_ts") or None,
+                      text=content.get("text", ""), blocks=content.get("blocks", []), user=user,
+                      ephemeral=True, attachments=content.get("attachments", []))
+        self._record(msg, f"ephemeral {msg.ts}")
+        return {"message_ts": msg.ts}
+
+    def _conversations_open(self, params: dict) -> dict:
+        users = [u for u in str(params.get("users") or "").split(",") if u]
+        if len(users) != 1 or not users[0].startswith("U"):
+            raise SlackError("user_not_found" if len(users) <= 1 else "not_supported")
+        return {"channel": {"id": dm_channel(users[0]), "is_im": True, "user": users[0]}}
+
+    def _get_permalink(self, params: dict) -> dict:
+        channel = self._channel(params, user_ok=False)
+        ts = str(params.get("message_ts") or "")
+        if self._find(channel, ts) is None:
+            raise SlackError("message_not_found")
+        return {"channel": channel,
+                "permalink": f"https://standin.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+
+    def _auth_test(self, params: dict) -> dict:
+        return {"url": "https://standin.slack.com/", "team": "Standin", "user": "drawbridge",
+                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
+
+    _METHODS: dict[str, Callable[["SlackStandin", dict], dict]] = {
+        "auth.test": _auth_test,
+        "chat.postMessage": _post_message,
+        "chat.update": _update,
+        "chat.postEphemeral": _post_ephemeral,
+        "conversations.open": _conversations_open,
+        "chat.getPermalink": _get_permalink,
+    }
+
+    # ---- readable printing -----------------------------------------------------------
+    def _name(self, ident: str) -> str:
+        return self.channel_names.get(ident) or (("@" if ident[:1] == "U" else "#") + ident)
+
+    def _print(self, msg: Message, what: str) -> None:
+        if self.printer is None:
+            return
+        if msg.ephemeral:
+            where = f"{self._name(msg.channel)} → only {self._name(msg.user or '')}"
+        elif msg.dm_user:
+            where = f"DM {self._name(msg.dm_user)}"
+        else:
+            where = self._name(msg.channel)
+        tag = f"  [{msg.event_type}]" if msg.event_type else ""
+        lines = render_blocks(msg.blocks) or [msg.text]
+        for att in msg.attachments:
+            lines += render_blocks(att.get("blocks") or []) + ([att["text"]] if att.get("text") else [])
+        body = [f"│ {line}" for chunk in lines for line in str(chunk).splitlines() or [""]]
+        self.printer("\n".join([f"┌─ {where}  ({what}){tag}", *body, "└─"]))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "SlackStandin/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+    @property
+    def standin(self) -> SlackStandin:
+        return self.server.standin  # type: ignore[attr-defined]
+
+    def _reply(self, status: int, body: Any, headers: Optional[dict] = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _params(self) -> dict:
+        params: dict = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if raw and ctype == "application/json":
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("JSON body must be an object")
+            params.update(body)
+        elif raw:
+            params.update(parse_qsl(raw.decode(), keep_blank_values=True))
+        return params
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/_standin/messages":
+            with self.standin._lock:
+                body = {"ok": True, "messages": [m.to_dict() for m in self.standin._messages],
+                        "calls": [c._asdict() for c in self.standin._calls]}
+            return self._reply(200, body)
+        self.do_POST()
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/_standin/reset":
+            self.standin.reset()
+            return self._reply(200, {"ok": True})
+        if not path.startswith("/api/"):
+            return self._reply(404, {"ok": False, "error": "not_found"})
+        try:
+            params = self._params()
+        except ValueError:
+            return self._reply(200, {"ok": False, "error": "invalid_json"})
+        auth = self.headers.get("Authorization") or ""
+        token = auth[7:].strip() if auth.startswith("Bearer ") else params.get("token")
+        params.pop("token", None)
+        status, headers, body = self.standin.handle(path[len("/api/"):], params, token)
+        self._reply(status, body, headers)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.slack_standin", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=os.environ.get("SLACK_BOT_TOKEN", "xoxb-test-token"))
+    parser.add_argument("--ready-file", help="write the API URL here once listening")
+    parser.add_argument("--name", action="append", default=[], metavar="ID=NAME",
+                        help="display name, e.g. C0APPROVE1=#aws-access-approvals (repeatable)")
+    args = parser.parse_args(argv)
+    names = dict(item.split("=", 1) for item in args.name)
+    standin = SlackStandin(args.token, port=args.port, channel_names=names,
+                           printer=lambda text: print(text, flush=True)).start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    print(f"READY {standin.url}", flush=True)
+    if args.ready_file:
+        tmp = f"{args.ready_file}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(standin.url + "\n")
+        os.replace(tmp, args.ready_file)
+    try:
+        while not done.wait(0.2):
+            pass
+    finally:
+        standin.stop()
+    print("slack stand-in stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

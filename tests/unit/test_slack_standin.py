@@ -1,0 +1,249 @@
+"""The Slack stand-in, driven by a real slack_sdk.WebClient over HTTP."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, MarkdownTextObject,
+                                     SectionBlock)
+from slack_sdk.models.metadata import Metadata
+
+from local.slack_standin import SlackStandin
+
+TOKEN = "xoxb-test-token"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def printed() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def standin(printed: list[str]) -> Iterator[SlackStandin]:
+    s = SlackStandin(TOKEN, printer=printed.append,
+                     channel_names={"C0APPROVE1": "#aws-access-approvals"}).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def client(standin: SlackStandin) -> WebClient:
+    return WebClient(token=TOKEN, base_url=standin.url, retry_handlers=[])
+
+
+def card_blocks() -> list:
+    return [
+        SectionBlock(text="*AWS access request* from <@U0ALICE001>",
+                     fields=[MarkdownTextObject(text="*Account*\nprod"), MarkdownTextObject(text="*Role*\nadmin")]),
+        ContextBlock(elements=[MarkdownTextObject(text="request `r-1`")]),
+        ActionsBlock(elements=[
+            ButtonElement(text="Approve", action_id="approve_request", value="r-1", style="primary"),
+            ButtonElement(text="Deny", action_id="deny_request", value="r-1", style="danger"),
+        ]),
+    ]
+
+
+META = {"event_type": "access_requested", "event_payload": {"request_id": "r-1", "requester": "alice"}}
+
+
+def test_post_message_with_blocks_and_metadata_is_recorded(standin: SlackStandin, client: WebClient) -> None:
+    resp = client.chat_postMessage(channel="C0APPROVE1", text="AWS access request", blocks=card_blocks(),
+                                   metadata=META)
+    assert resp["ok"] and resp["channel"] == "C0APPROVE1"
+    [msg] = standin.messages("C0APPROVE1")
+    assert msg.ts == resp["ts"] and msg.metadata == META and msg.event_type == "access_requested"
+    assert msg.blocks[2]["elements"][0]["action_id"] == "approve_request"
+    for text in ("AWS access request", "*Account*\nprod", "request `r-1`", "Approve", "Deny"):
+        assert text in msg.all_text()
+    assert standin.find(event_type="access_requested") == [msg]
+    assert standin.calls[-1].method == "chat.postMessage" and standin.calls[-1].error is None
+
+
+def test_metadata_object_and_increasing_ts(standin: SlackStandin, client: WebClient) -> None:
+    a = client.chat_postMessage(channel="C0APPROVE1", text="one",
+                                metadata=Metadata(event_type="access_expired", event_payload={"request_id": "r"}))
+    b = client.chat_postMessage(channel="C0APPROVE1", text="two")
+    assert float(b["ts"]) > float(a["ts"])
+    assert [m.event_type for m in standin.messages()] == ["access_expired", None]
+
+
+def test_form_encoded_json_strings_are_decoded(standin: SlackStandin, client: WebClient) -> None:
+    client.api_call("chat.postMessage", params={
+        "channel": "C0APPROVE1", "text": "t",
+        "blocks": json.dumps([b.to_dict() for b in card_blocks()]), "metadata": json.dumps(META)})
+    [msg] = standin.messages()
+    assert msg.metadata == META and msg.blocks[0]["type"] == "section"
+
+
+def test_update_replaces_in_place_and_keeps_history(standin: SlackStandin, client: WebClient) -> None:
+    ts = client.chat_postMessage(channel="C0APPROVE1", text="pending", blocks=card_blocks(), metadata=META)["ts"]
+    done = {"event_type": "access_granted", "event_payload": {"request_id": "r-1"}}
+    client.chat_update(channel="C0APPROVE1", ts=ts, text="granted",
+                       blocks=[SectionBlock(text="Granted :white_check_mark:")], metadata=done)
+    [msg] = standin.messages()
+    assert (msg.ts, msg.text, msg.event_type) == (ts, "granted", "access_granted")
+    assert "Approve" not in msg.all_text()
+    assert msg.updates[0]["text"] == "pending" and msg.updates[0]["metadata"] == META
+    with pytest.raises(SlackApiError) as err:
+        client.chat_update(channel="C0APPROVE1", ts="1.000100", text="x")
+    assert err.value.response["error"] == "message_not_found"
+
+
+def test_ephemeral_thread_reply_and_dm(standin: SlackStandin, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C0APPROVE1", text="card")["ts"]
+    client.chat_postMessage(channel="C0APPROVE1", thread_ts=parent, text="approved by bob")
+    resp = client.chat_postEphemeral(channel="C0APPROVE1", user="U0ALICE001", text="not allowed")
+    assert resp["message_ts"]
+    [eph] = standin.ephemerals("U0ALICE001")
+    assert eph.ephemeral and eph.user == "U0ALICE001" and eph.text == "not allowed"
+    assert [m.thread_ts for m in standin.messages()] == [None, parent]  # ephemerals not among messages
+
+    opened = client.conversations_open(users="U0ALICE001")["channel"]["id"]
+    assert opened == "D0ALICE001"
+    assert client.chat_postMessage(channel=opened, text="granted")["channel"] == "D0ALICE001"
+    dm = client.chat_postMessage(channel="U0ALICE001", text="expires soon")  # a user id works for posts
+    assert dm["channel"] == "D0ALICE001"
+    with pytest.raises(SlackApiError, match="channel_not_found"):  # ... but not for updates, as in Slack
+        client.chat_update(channel="U0ALICE001", ts=dm["ts"], text="expired")
+    client.chat_update(channel=dm["channel"], ts=dm["ts"], text="expired")
+    assert [m.text for m in standin.dms("U0ALICE001")] == ["granted", "expired"]
+    assert standin.messages("U0ALICE001") == standin.dms("U0ALICE001")
+    assert standin.dms("U0ALICE001")[0].dm_user == "U0ALICE001"
+    link = client.chat_getPermalink(channel="C0APPROVE1", message_ts=parent)
+    assert link["permalink"].endswith(parent.replace(".", ""))
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda c: c.chat_postMessage(channel="C0APPROVE1"), "no_text"),
+    (lambda c: c.chat_postMessage(text="x", channel=""), "channel_not_found"),
+    (lambda c: c.chat_postMessage(channel="C1", text="x", metadata={"event_type": "a"}), "invalid_metadata_format"),
+    (lambda c: c.api_call("chat.postMessage", params={"channel": "C1", "text": "x", "metadata": "{bad"}),
+     "invalid_metadata_format"),
+    (lambda c: c.api_call("chat.postMessage", params={"channel": "C1", "blocks": "{}"}), "invalid_blocks_format"),
+    (lambda c: c.chat_postMessage(channel="#general", text="x"), "channel_not_found"),
+    (lambda c: c.chat_postEphemeral(channel="C1", user="", text="x"), "user_not_found"),
+    (lambda c: c.api_call("chat.nonsense"), "unknown_method"),
+    (lambda c: WebClient(token="xoxb-wrong", base_url=c.base_url).auth_test(), "invalid_auth"),
+    (lambda c: WebClient(base_url=c.base_url).auth_test(), "invalid_auth"),
+])
+def test_errors_as_slack_reports_them(standin: SlackStandin, client: WebClient, call, error) -> None:
+    with pytest.raises(SlackApiError) as err:
+        call(client)
+    assert err.value.response.status_code == 200 and err.value.response["error"] == error
+    assert standin.messages() == [] and standin.calls[-1].error == error
+
+
+def test_concurrent_posts_get_unique_increasing_ts(standin: SlackStandin, client: WebClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: client.chat_postMessage(channel="C0APPROVE1", text=str(i)), range(40)))
+    stamps = [m.ts for m in standin.messages()]
+    assert len(set(stamps)) == 40 and stamps == sorted(stamps, key=float)
+
+
+def test_auth_test(client: WebClient) -> None:
+    assert client.auth_test()["user_id"].startswith("U")
+
+
+def test_rate_limit_with_retry_after_is_honoured(standin: SlackStandin) -> None:
+    client = WebClient(token=TOKEN, base_url=standin.url,
+                       retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+    standin.fail_next("chat.postMessage", status=429, retry_after=0)
+    client.chat_postMessage(channel="C0APPROVE1", text="hello")
+    assert len(standin.messages()) == 1
+    assert [(c.method, c.error) for c in standin.calls] == [("chat.postMessage", "http_429"),
+                                                            ("chat.postMessage", None)]
+
+
+def test_server_error_is_retried(standin: SlackStandin) -> None:
+    retry = ServerErrorRetryHandler(max_retry_count=1, interval_calculator=FixedValueRetryIntervalCalculator(0.01))
+    client = WebClient(token=TOKEN, base_url=standin.url, retry_handlers=[retry])
+    standin.fail_next("chat.postMessage", status=500)
+    client.chat_postMessage(channel="C0APPROVE1", text="hello")
+    assert len(standin.messages()) == 1 and len(standin.calls) == 2
+
+
+def test_injected_failures_without_retry(standin: SlackStandin, client: WebClient) -> None:
+    standin.fail_next("chat.update", times=2, error="ratelimited")
+    standin.fail_next("chat.postMessage", status=500)
+    with pytest.raises(SlackApiError) as err:
+        client.chat_postMessage(channel="C0APPROVE1", text="x")
+    assert err.value.response.status_code == 500
+    ts = client.chat_postMessage(channel="C0APPROVE1", text="x")["ts"]
+    for _ in range(2):
+        with pytest.raises(SlackApiError, match="ratelimited"):
+            client.chat_update(channel="C0APPROVE1", ts=ts, text="y")
+    client.chat_update(channel="C0APPROVE1", ts=ts, text="y")
+    assert [m.text for m in standin.messages()] == ["y"]
+    assert [c.error for c in standin.calls] == ["http_500", None, "ratelimited", "ratelimited", None]
+
+
+def test_inspection_endpoints(standin: SlackStandin, client: WebClient) -> None:
+    client.chat_postMessage(channel="C0APPROVE1", text="hello", blocks=card_blocks(), metadata=META)
+    base = standin.url.replace("/api/", "/_standin/")
+    with urllib.request.urlopen(base + "messages") as resp:
+        body = json.load(resp)
+    [msg] = body["messages"]
+    assert msg["event_type"] == "access_requested" and "Approve" in msg["all_text"]
+    assert body["calls"][0]["method"] == "chat.postMessage"
+    urllib.request.urlopen(urllib.request.Request(base + "reset", method="POST", data=b"")).close()
+    assert standin.messages() == [] and standin.calls == []
+
+
+def test_printer_is_readable(standin: SlackStandin, client: WebClient, printed: list[str]) -> None:
+    ts = client.chat_postMessage(channel="C0APPROVE1", text="x", blocks=card_blocks(), metadata=META)["ts"]
+    client.chat_postEphemeral(channel="C0APPROVE1", user="U0ALICE001", text="only you")
+    client.chat_postMessage(channel="U0BOB00001", text="granted")
+    card, eph, dm = printed
+    assert card.startswith(f"┌─ #aws-access-approvals  (new message {ts})  [access_requested]")
+    assert "│ [ Approve ]  [ Deny ]" in card and "*Account* prod" in card and card.endswith("└─")
+    assert "only @U0ALICE001" in eph and "│ only you" in eph
+    assert dm.startswith("┌─ DM @U0BOB00001")
+
+
+def test_context_manager_stops_server() -> None:
+    with SlackStandin(TOKEN) as s:
+        url = s.url
+        assert WebClient(token=TOKEN, base_url=url).auth_test()["ok"]
+    with pytest.raises(Exception):
+        urllib.request.urlopen(url + "auth.test", timeout=1)
+
+
+def test_runs_as_a_process(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-m", "local.slack_standin", "--port", "0", "--token", TOKEN,
+                             "--ready-file", str(ready), "--name", "C0APPROVE1=#approvals"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().split()
+        assert first[0] == "READY"
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        url = ready.read_text().strip()
+        assert url == first[1]
+        WebClient(token=TOKEN, base_url=url).chat_postMessage(channel="C0APPROVE1", text="hi there")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "┌─ #approvals" in out and "│ hi there" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
