@@ -1,0 +1,57 @@
+"""Drawbridge: just-in-time AWS access through Slack (Chalice entry points only).
+
+Each handler hands its event to chalicelib.handlers; heavy imports (boto3,
+slack_sdk, pydantic) happen there, on first use, never at import time.
+"""
+
+from chalice import Chalice, Rate
+
+from chalicelib.event_pattern import ASSUME_ROLE_PATTERN
+
+app = Chalice(app_name="drawbridge")
+FORM = ["application/x-www-form-urlencoded"]
+
+
+@app.middleware("all")
+def observe(event, get_response):
+    from chalicelib import handlers
+
+    kind = "http" if hasattr(event, "raw_body") else type(event).__name__
+    payload = getattr(event, "event", None)  # a worker invocation carries the caller's correlation id
+    handlers.begin(app, kind, payload.get("correlation_id") if isinstance(payload, dict) else None)
+    return get_response(event)
+
+
+@app.route("/slack/commands", methods=["POST"], content_types=FORM)
+def slack_commands():
+    from chalicelib import handlers
+
+    return handlers.slack_command(app)
+
+
+@app.route("/slack/interactions", methods=["POST"], content_types=FORM)
+def slack_interactions():
+    from chalicelib import handlers
+
+    return handlers.slack_interaction(app)
+
+
+@app.lambda_function(name="worker")
+def worker(event, context):
+    from chalicelib import handlers
+
+    return handlers.worker(event)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep")
+def sweep(event):
+    from chalicelib import handlers
+
+    return handlers.sweep()
+
+
+@app.on_cw_event(ASSUME_ROLE_PATTERN, name="on_role_assumed")
+def on_role_assumed(event):
+    from chalicelib import handlers
+
+    return handlers.role_assumed(event.to_dict())

@@ -1,0 +1,82 @@
+"""IAM grants in the bastion account: one managed policy per grant under /drawbridge/.
+
+Every operation is idempotent so a retried worker or sweep converges:
+creating a policy that exists reuses it, removing one that is gone succeeds.
+Only policies under ``/drawbridge/`` named ``drawbridge-<request id>`` are ever
+touched (see chalicelib/policy.py).
+"""
+
+from __future__ import annotations
+
+from .. import policy as pol
+
+
+class GrantLimitReached(Exception):
+    """The user already has as many managed policies attached as IAM allows."""
+
+
+def _code(exc) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+class IamGrants:
+    def __init__(self, client, bastion_account_id: str,
+                 max_attached: int = pol.DEFAULT_MANAGED_POLICIES_PER_USER):
+        self._iam = client
+        self._account = bastion_account_id
+        self._max_attached = max_attached
+
+    def arn(self, request_id: str) -> str:
+        return pol.policy_arn(self._account, request_id)
+
+    def grant(self, *, iam_user: str, request_id: str, document: dict, description: str,
+              tags: dict[str, str]) -> str:
+        """Create the grant's policy (or reuse it) and attach it to the user."""
+        from botocore.exceptions import ClientError
+
+        arn = self.arn(request_id)
+        attached = self.attached(iam_user)
+        if arn not in attached and len(attached) >= self._max_attached:
+            raise GrantLimitReached(
+                f"IAM user {iam_user} already has {len(attached)} managed policies attached "
+                f"(the limit is {self._max_attached}); revoke a grant first"
+            )
+        try:
+            self._iam.create_policy(
+                PolicyName=pol.policy_name(request_id),
+                Path=pol.POLICY_PATH,
+                PolicyDocument=pol.render(document),
+                Description=description,
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )
+        except ClientError as exc:
+            if _code(exc) != "EntityAlreadyExists":
+                raise
+        if arn not in attached:
+            self._iam.attach_user_policy(UserName=iam_user, PolicyArn=arn)
+        return arn
+
+    def revoke(self, *, iam_user: str, request_id: str) -> None:
+        """Detach and delete exactly this grant's policy; already gone counts as done."""
+        from botocore.exceptions import ClientError
+
+        arn = self.arn(request_id)
+        try:
+            self._iam.detach_user_policy(UserName=iam_user, PolicyArn=arn)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchEntity":
+                raise
+        try:
+            self._iam.delete_policy(PolicyArn=arn)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchEntity":
+                raise
+
+    def attached(self, iam_user: str) -> list[str]:
+        arns: list[str] = []
+        for page in self._iam.get_paginator("list_attached_user_policies").paginate(UserName=iam_user):
+            arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
+        return arns
+
+    def has_grant(self, iam_user: str, request_id: str) -> bool:
+        return self.arn(request_id) in self.attached(iam_user)

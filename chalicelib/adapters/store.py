@@ -1,0 +1,261 @@
+"""DynamoDB store: the single table declared in policies/table.json.
+
+Items (PK / SK):
+
+* ``REQ#<id> / REQUEST``       the request record (JSON in ``doc``) + index keys
+* ``REQ#<id> / EVENT#<seq>``   immutable audit events, one per status change
+* ``REQ#<id> / USE#<time>#<event id>``  a recorded use of the grant (CloudTrail)
+* ``REQ#<id> / CARD``          where the approval card lives in Slack
+* ``ALERT#<key> / ALERT``      one security alert per AssumeRole call (dedupe + audit)
+
+Sparse indexes keep every query proportional to what is live, never to history:
+
+* ``open_by_person``  (open_pk = OPEN#<person>)   pending requests and live grants, for ``list``
+* ``due``             (due_pk = DUE, due_at)       what the sweep must look at, by time
+* ``grants_by_user``  (grant_pk = GRANT#<iam user>, grant_sk = <end>#<id>)  alert correlation
+
+Every status change is one transaction: a Put of the record conditioned on the
+version it was read at, plus a Put of its audit event that may not exist yet.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, Iterator
+
+from ..domain.model import AuditEvent, GrantStatus, Request, RequestStatus, iso_z, utc
+
+#: how long after the final approval a GRANTING request is retried by the sweep
+GRANT_RETRY_AFTER = timedelta(minutes=2)
+#: how long after a revoke was asked for a REVOKING request is retried by the sweep
+REVOKE_RETRY_AFTER = timedelta(minutes=1)
+
+
+class Conflict(Exception):
+    """A conditional write lost: somebody changed the item first. Re-read and re-decide."""
+
+
+def _s(value: str) -> dict:
+    return {"S": value}
+
+
+def _key(pk: str, sk: str) -> dict:
+    return {"PK": _s(pk), "SK": _s(sk)}
+
+
+def due_at(req: Request) -> datetime | None:
+    """When the sweep must next look at this request (None: never again)."""
+    if req.status is RequestStatus.PENDING:
+        return req.pending_until
+    if req.grant_status is GrantStatus.GRANTING:
+        return (req.decided_at or req.created_at) + GRANT_RETRY_AFTER
+    if req.grant_status is GrantStatus.ACTIVE:
+        return req.expires_at
+    if req.grant_status is GrantStatus.REVOKING:
+        return (req.ended_at or req.created_at) + REVOKE_RETRY_AFTER
+    return None
+
+
+def grant_window_end(req: Request) -> datetime | None:
+    """The end of the time the grant could be used (for alert correlation)."""
+    if req.granted_at is None or req.expires_at is None:
+        return None
+    if req.grant_status in (GrantStatus.REVOKED, GrantStatus.REVOKING) and req.ended_at:
+        return min(req.ended_at, req.expires_at)
+    return req.expires_at
+
+
+def request_item(req: Request) -> dict:
+    item: dict[str, Any] = {
+        **_key(f"REQ#{req.request_id}", "REQUEST"),
+        "doc": _s(req.model_dump_json()),
+        "status": _s(req.status.value),
+        "grant_status": _s(req.grant_status.value),
+        "version": {"N": str(req.version)},
+        "created_at": _s(iso_z(req.created_at)),
+    }
+    if req.is_open:
+        item["open_pk"] = _s(f"OPEN#{req.requester}")
+    if (due := due_at(req)) is not None:
+        item["due_pk"] = _s("DUE")
+        item["due_at"] = _s(iso_z(due))
+    if (end := grant_window_end(req)) is not None:
+        item["grant_pk"] = _s(f"GRANT#{req.iam_user}")
+        item["grant_sk"] = _s(f"{iso_z(end)}#{req.request_id}")
+    return item
+
+
+def event_item(event: AuditEvent) -> dict:
+    return {
+        **_key(f"REQ#{event.request_id}", f"EVENT#{event.seq:06d}"),
+        "doc": _s(event.model_dump_json()),
+    }
+
+
+def _request(item: dict) -> Request:
+    return Request.model_validate_json(item["doc"]["S"])
+
+
+class DynamoStore:
+    def __init__(self, client, table: str):
+        self._db = client
+        self._table = table
+
+    # -- requests ------------------------------------------------------------
+    def create(self, req: Request, event: AuditEvent) -> None:
+        """Store a new request; Conflict if the id is taken."""
+        self._transact(
+            {"Put": {"TableName": self._table, "Item": request_item(req),
+                     "ConditionExpression": "attribute_not_exists(PK)"}},
+            event,
+        )
+
+    def transition(self, before: Request, after: Request, event: AuditEvent) -> None:
+        """Replace ``before`` by ``after`` only if nobody changed it since it was read."""
+        if after.version != before.version + 1:
+            raise ValueError("a transition must bump the version by one")
+        self._transact(
+            {"Put": {"TableName": self._table, "Item": request_item(after),
+                     "ConditionExpression": "version = :v",
+                     "ExpressionAttributeValues": {":v": {"N": str(before.version)}}}},
+            event,
+        )
+
+    def _transact(self, put: dict, event: AuditEvent) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.transact_write_items(TransactItems=[
+                put,
+                {"Put": {"TableName": self._table, "Item": event_item(event),
+                         "ConditionExpression": "attribute_not_exists(PK)"}},
+            ])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("TransactionCanceledException",
+                                                 "ConditionalCheckFailedException"):
+                raise Conflict(str(exc)) from exc
+            raise
+
+    def get(self, request_id: str) -> Request | None:
+        resp = self._db.get_item(TableName=self._table, Key=_key(f"REQ#{request_id}", "REQUEST"),
+                                 ConsistentRead=True)
+        item = resp.get("Item")
+        return _request(item) if item else None
+
+    def history(self, request_id: str) -> list[AuditEvent]:
+        items = self._query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
+            ExpressionAttributeValues={":pk": _s(f"REQ#{request_id}"), ":sk": _s("EVENT#")},
+            ConsistentRead=True,
+        )
+        return [AuditEvent.model_validate_json(i["doc"]["S"]) for i in items]
+
+    def open_for(self, person: str) -> list[Request]:
+        """Pending requests and live grants of one person (sparse index)."""
+        items = self._query(
+            IndexName="open_by_person",
+            KeyConditionExpression="open_pk = :p",
+            ExpressionAttributeValues={":p": _s(f"OPEN#{person}")},
+        )
+        return [r for r in map(_request, items) if r.is_open]
+
+    def due(self, now: datetime, limit: int = 500) -> list[Request]:
+        """Requests whose next sweep time has come, oldest first (sparse index)."""
+        items = self._query(
+            IndexName="due",
+            KeyConditionExpression="due_pk = :d AND due_at <= :now",
+            ExpressionAttributeValues={":d": _s("DUE"), ":now": _s(iso_z(now))},
+            max_items=limit,
+        )
+        return [_request(i) for i in items]
+
+    def grants_ending_after(self, iam_user: str, at: datetime) -> list[Request]:
+        """Grants of ``iam_user`` whose usable window ends at or after ``at``."""
+        items = self._query(
+            IndexName="grants_by_user",
+            KeyConditionExpression="grant_pk = :g AND grant_sk >= :t",
+            ExpressionAttributeValues={":g": _s(f"GRANT#{iam_user}"), ":t": _s(iso_z(at))},
+        )
+        return [_request(i) for i in items]
+
+    def _query(self, max_items: int | None = None, **kwargs) -> list[dict]:
+        out: list[dict] = []
+        for page in self._pages(**kwargs):
+            out.extend(page)
+            if max_items is not None and len(out) >= max_items:
+                return out[:max_items]
+        return out
+
+    def _pages(self, **kwargs) -> Iterator[list[dict]]:
+        while True:
+            resp = self._db.query(TableName=self._table, **kwargs)
+            yield resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- the approval card -------------------------------------------------------
+    def save_card(self, request_id: str, channel: str, ts: str) -> bool:
+        """Remember the card's message; False if one was already recorded."""
+        return self._put_new({**_key(f"REQ#{request_id}", "CARD"),
+                              "channel": _s(channel), "ts": _s(ts)})
+
+    def card(self, request_id: str) -> tuple[str, str] | None:
+        resp = self._db.get_item(TableName=self._table, Key=_key(f"REQ#{request_id}", "CARD"),
+                                 ConsistentRead=True)
+        item = resp.get("Item")
+        return (item["channel"]["S"], item["ts"]["S"]) if item else None
+
+    # -- security alerts and grant usage -------------------------------------------
+    def claim_alert(self, key: str, record: dict, now: datetime, keep_days: int = 400) -> bool:
+        """Record one alert per AssumeRole call; False if it was already handled."""
+        ttl = int((utc(now) + timedelta(days=keep_days)).timestamp())
+        return self._put_new({**_key(f"ALERT#{key}", "ALERT"), "doc": _s(json.dumps(record)),
+                              "ttl": {"N": str(ttl)}})
+
+    def alert(self, key: str) -> dict | None:
+        resp = self._db.get_item(TableName=self._table, Key=_key(f"ALERT#{key}", "ALERT"),
+                                 ConsistentRead=True)
+        item = resp.get("Item")
+        return json.loads(item["doc"]["S"]) if item else None
+
+    def record_use(self, request_id: str, event_time: datetime, event_id: str,
+                   record: dict) -> bool:
+        return self._put_new({**_key(f"REQ#{request_id}", f"USE#{iso_z(event_time)}#{event_id}"),
+                              "doc": _s(json.dumps(record))})
+
+    def uses(self, request_id: str) -> list[dict]:
+        items = self._query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
+            ExpressionAttributeValues={":pk": _s(f"REQ#{request_id}"), ":sk": _s("USE#")},
+            ConsistentRead=True,
+        )
+        return [json.loads(i["doc"]["S"]) for i in items]
+
+    def _put_new(self, item: dict) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.put_item(TableName=self._table, Item=item,
+                              ConditionExpression="attribute_not_exists(PK)")
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+
+def create_table_from_template(client, table: str, template_path: str) -> None:
+    """Create the table from its CloudFormation declaration (tests, demo, local tools)."""
+    with open(template_path) as fh:
+        template = json.load(fh)
+    (resource,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    props = resource["Properties"]
+    kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode",
+                                    "GlobalSecondaryIndexes") if k in props}
+    client.create_table(TableName=table, **kwargs)
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1})
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)

@@ -1,0 +1,135 @@
+"""Approval, denial and revocation rules as pure decisions.
+
+Each ``decide_*`` returns a :class:`Decision` carrying its reason, fit to show
+in Slack. The caller executes it (conditional write, then side effects); the
+rules live only here and are tested from tables (tests/unit/test_decide.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Protocol, Sequence
+
+from .model import GrantStatus, Request, RequestStatus, hhmm
+
+
+class RoleRules(Protocol):
+    """What the rules need from a catalog role."""
+
+    approvers: Sequence[str]
+    approvals_required: int
+    self_approval: bool
+
+
+class Outcome(str, Enum):
+    REFUSED = "refused"
+    COUNTED = "counted"  # an approval that counts, more are needed
+    APPROVED = "approved"  # the final approval: grant now
+    DENIED = "denied"
+    CANCEL = "cancel"  # end a pending request
+    REVOKE = "revoke"  # end an active grant
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is not Outcome.REFUSED
+
+
+def _refuse(reason: str) -> Decision:
+    return Decision(Outcome.REFUSED, reason)
+
+
+def _people(keys: Sequence[str]) -> str:
+    return ", ".join(f"@{k}" for k in keys) or "nobody"
+
+
+def describe_outcome(req: Request) -> str:
+    """Why a request is no longer open, e.g. 'already approved by @bob, @carol at 14:02 UTC'."""
+    rid = req.request_id
+    when = hhmm(req.decided_at) if req.decided_at else "?"
+    if req.grant_status is GrantStatus.REVOKED:
+        return f"{rid} was already revoked by @{req.ended_by} at {hhmm(req.ended_at)}"
+    if req.grant_status is GrantStatus.EXPIRED:
+        return f"{rid} already expired at {hhmm(req.ended_at or req.expires_at)}"
+    if req.grant_status is GrantStatus.FAILED:
+        return f"{rid} was approved but the grant failed ({req.note or 'see the card'})"
+    if req.grant_status is GrantStatus.REVOKING:
+        return f"{rid} is already being revoked (by @{req.ended_by})"
+    if req.status is RequestStatus.APPROVED:
+        return f"{rid} was already approved by {_people(req.approvers)} at {when}"
+    if req.status is RequestStatus.DENIED:
+        return f"{rid} was already denied by @{req.decided_by} at {when}"
+    if req.status is RequestStatus.CANCELLED:
+        return f"{rid} was already cancelled by @{req.decided_by} at {when}"
+    if req.status is RequestStatus.EXPIRED:
+        return f"{rid} expired at {when} without enough approvals"
+    return f"{rid} is {req.status.value.lower()}"
+
+
+def _pending_problem(req: Request, now: datetime) -> str | None:
+    if req.status is not RequestStatus.PENDING:
+        return describe_outcome(req)
+    if now >= req.pending_until:
+        return f"{req.request_id} expired at {hhmm(req.pending_until)} without enough approvals"
+    return None
+
+
+def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
+                    now: datetime) -> Decision:
+    if clicker is None:
+        return _refuse("you are not in the Drawbridge catalog, so you cannot approve requests")
+    if (problem := _pending_problem(req, now)) is not None:
+        return _refuse(problem)
+    if role is None:
+        return _refuse(f"{req.label} is no longer in the catalog; nobody can approve {req.request_id}")
+    if clicker not in role.approvers:
+        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(role.approvers)}")
+    if clicker == req.requester and not role.self_approval:
+        return _refuse(f"you cannot approve your own request ({req.label} does not allow self-approval)")
+    if req.approval_by(clicker) is not None:
+        return _refuse(
+            f"you already approved {req.request_id} "
+            f"({len(req.approvals)} of {req.approvals_required} approvals)"
+        )
+    count = len(req.approvals) + 1
+    if count >= req.approvals_required:
+        return Decision(Outcome.APPROVED, f"final approval ({count} of {req.approvals_required})")
+    return Decision(Outcome.COUNTED, f"approval {count} of {req.approvals_required}")
+
+
+def decide_deny(req: Request, role: RoleRules | None, clicker: str | None,
+                now: datetime) -> Decision:
+    if clicker is None:
+        return _refuse("you are not in the Drawbridge catalog, so you cannot deny requests")
+    if (problem := _pending_problem(req, now)) is not None:
+        return _refuse(problem)
+    approvers = role.approvers if role is not None else ()
+    if clicker not in approvers:
+        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(approvers)}")
+    return Decision(Outcome.DENIED, f"denied by @{clicker}")
+
+
+def decide_revoke(req: Request, role: RoleRules | None, actor: str | None,
+                  now: datetime) -> Decision:
+    if actor is None:
+        return _refuse("you are not in the Drawbridge catalog")
+    approvers = role.approvers if role is not None else ()
+    if actor != req.requester and actor not in approvers:
+        return _refuse(
+            f"only the requester (@{req.requester}) or an approver of {req.label} "
+            f"can revoke {req.request_id}"
+        )
+    if req.status is RequestStatus.PENDING:
+        return Decision(Outcome.CANCEL, f"cancelled by @{actor}")
+    if req.grant_status is GrantStatus.ACTIVE:
+        return Decision(Outcome.REVOKE, f"revoked by @{actor}")
+    if req.grant_status is GrantStatus.GRANTING:
+        return _refuse(f"{req.request_id} is being granted right now; try again in a moment")
+    return _refuse(describe_outcome(req))

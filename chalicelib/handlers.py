@@ -1,0 +1,151 @@
+"""Glue between Chalice events and the use cases: verify, parse, call, reply, defer.
+
+Every HTTP answer to a correctly signed request is a 200 within Slack's 3 s
+(a refusal is an ephemeral message). A bad signature is a 401, a malformed
+body a 400, and neither changes anything. An unexpected error is logged with a
+correlation id and the user sees only that id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .log import logger, new_correlation_id
+
+_CORRELATION: dict[str, str] = {}
+
+
+def _response(status: int, body: Any):
+    from chalice import Response
+
+    return Response(status_code=status, body=body, headers={"Content-Type": "application/json"})
+
+
+def _ephemeral(text: str):
+    return _response(200, {"response_type": "ephemeral", "text": text})
+
+
+def begin(app, kind: str, correlation_id: str | None = None) -> str:
+    """Start an invocation's log context: correlation id + request id on every line."""
+    log = logger()
+    cid = correlation_id or new_correlation_id()
+    log.set_correlation_id(cid)
+    ctx = app.lambda_context
+    request_id = getattr(ctx, "aws_request_id", None)
+    if request_id is None and kind == "http":
+        request_id = (app.current_request.context or {}).get("requestId")
+    log.append_keys(request_id=request_id or cid, handler=kind)
+    _CORRELATION["current"] = cid
+    return cid
+
+
+def correlation_id() -> str:
+    return _CORRELATION.get("current", "-")
+
+
+def _unexpected(what: str) -> str:
+    cid = correlation_id()
+    logger().exception(f"unexpected error in {what}")
+    return (f":warning: Drawbridge hit an unexpected error (ref `{cid}`). "
+            "Please retry, or give that ref to the platform team.")
+
+
+def _verified(app) -> tuple[Any, bytes] | tuple[Any, None]:
+    from . import wiring
+    from .slack.verify import is_valid
+
+    request = app.current_request
+    body = request.raw_body or b""
+    s = wiring.settings()
+    if not is_valid(s.signing_secret, body, dict(request.headers)):
+        logger().warning("rejected request: bad, missing or stale Slack signature",
+                         extra={"path": request.path, "body_bytes": len(body)})
+        return _response(401, {"error": "invalid Slack signature"}), None
+    return None, body
+
+
+def defer(jobs: list[dict]) -> None:
+    """Run follow-up work: in Lambda by the async worker, elsewhere right here."""
+    if not jobs:
+        return
+    from . import wiring
+
+    s = wiring.settings()
+    if s.in_lambda:
+        wiring.aws_client("lambda").invoke(
+            FunctionName=s.worker_function, InvocationType="Event",
+            Payload=json.dumps({"jobs": jobs, "correlation_id": correlation_id()}).encode(),
+        )
+        return
+    wiring.service(s).run_all(jobs, on_error=log_job_error)
+
+
+def log_job_error(job: dict, exc: Exception) -> None:
+    logger().exception("job failed; the sweep will retry what it can",
+                       extra={"job": job.get("job"), "request_id": job.get("request_id")})
+
+
+def slack_command(app):
+    try:
+        failure, body = _verified(app)
+        if failure is not None:
+            return failure
+        from . import wiring
+        from .slack.parse import BadPayload, parse_slash_command
+
+        try:
+            cmd = parse_slash_command(body)
+        except BadPayload as exc:
+            return _response(400, {"error": str(exc)})
+        logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
+        reply = wiring.service().command(cmd)
+        defer(reply.jobs)
+        return _ephemeral(reply.text)
+    except Exception:  # noqa: BLE001 - never a stack trace or a 500 to Slack
+        return _ephemeral(_unexpected("slash command"))
+
+
+def slack_interaction(app):
+    try:
+        failure, body = _verified(app)
+        if failure is not None:
+            return failure
+        from . import wiring
+        from .slack.parse import BadPayload, parse_interaction
+
+        try:
+            click = parse_interaction(body)
+        except BadPayload as exc:
+            return _response(400, {"error": str(exc)})
+        if click is not None:
+            logger().info("button click", extra={"slack_user": click.user_id, "action": click.action_id[:40],
+                                                 "request": click.request_id[:40]})
+            defer(wiring.service().click(click))
+        return _response(200, "")
+    except Exception:  # noqa: BLE001
+        return _ephemeral(_unexpected("interaction"))
+
+
+def worker(event: dict) -> dict:
+    from . import wiring
+
+    jobs = event.get("jobs") if isinstance(event, dict) else None
+    if not isinstance(jobs, list):
+        raise ValueError("worker event needs a list of jobs")
+    failures: list[str] = []
+
+    def on_error(job, exc):
+        log_job_error(job, exc)
+        failures.append(str(job.get("job")))
+
+    wiring.service().run_all(jobs, on_error=on_error)
+    return {"jobs": len(jobs), "failed": failures}
+
+
+def sweep() -> dict:
+    from . import wiring
+
+    report = wiring.service().sweep(on_error=log_job_error)
+    logger().info("sweep done", extra={"report": report.__dict__})
+    return report.__dict__

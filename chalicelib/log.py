@@ -1,0 +1,17 @@
+"""Structured JSON logging (Powertools Logger), built on first use, never at import."""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def logger():
+    from aws_lambda_powertools import Logger
+
+    return Logger(service="drawbridge")
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,76 @@
+"""The IAM grant: one customer-managed policy per grant (pure rendering).
+
+Why managed policies and not user inline policies (docs/decisions/0001-grant-representation.md):
+inline policies on a user share 2,048 non-whitespace characters, about 6 of
+these statements; a managed policy holds 6,144 characters on its own, so each
+grant gets its own and the per-user limit becomes the number of managed
+policies a user may have attached (10 by default, 20 at most). They also live
+under their own path, so Drawbridge's IAM permissions can be limited to
+``policy/drawbridge/*`` and it can never edit a policy it did not create.
+
+Expiry is enforced by IAM itself (``aws:CurrentTime``); deleting the policy at
+expiry is clean-up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+
+from .domain.model import iso_z
+
+POLICY_PATH = "/drawbridge/"
+POLICY_PREFIX = "drawbridge-"
+#: AWS default quota of managed policies attached to one IAM user (adjustable up to 20)
+DEFAULT_MANAGED_POLICIES_PER_USER = 10
+MANAGED_POLICY_MAX_CHARS = 6144
+USER_INLINE_TOTAL_MAX_CHARS = 2048
+
+
+def policy_name(request_id: str) -> str:
+    return f"{POLICY_PREFIX}{request_id}"
+
+
+def policy_arn(bastion_account_id: str, request_id: str) -> str:
+    return f"arn:aws:iam::{bastion_account_id}:policy{POLICY_PATH}{policy_name(request_id)}"
+
+
+def request_id_from_policy_name(name: str) -> str | None:
+    return name[len(POLICY_PREFIX):] if name.startswith(POLICY_PREFIX) else None
+
+
+def statement_id(request_id: str) -> str:
+    return "Drawbridge" + re.sub(r"[^A-Za-z0-9]", "", request_id)
+
+
+def grant_statement(role_arn: str, expires_at: datetime, request_id: str) -> dict:
+    return {
+        "Sid": statement_id(request_id),
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Resource": role_arn,
+        "Condition": {
+            "DateLessThan": {"aws:CurrentTime": iso_z(expires_at)},
+            "Bool": {"aws:MultiFactorAuthPresent": "true"},
+        },
+    }
+
+
+def grant_policy(role_arn: str, expires_at: datetime, request_id: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [grant_statement(role_arn, expires_at, request_id)]}
+
+
+def render(document: dict) -> str:
+    """The exact JSON sent to IAM (stable key order, compact)."""
+    return json.dumps(document, separators=(",", ":"))
+
+
+def iam_size(document: dict) -> int:
+    """Size as IAM counts it: characters excluding whitespace."""
+    return len(re.sub(r"\s", "", json.dumps(document)))
+
+
+def description(request_id: str, requester: str, label: str, expires_at: datetime) -> str:
+    # Visible in the IAM console: who, what, and when it stops working.
+    return f"Drawbridge {request_id}: {requester} -> {label} until {iso_z(expires_at)}"

@@ -1,0 +1,472 @@
+"""Drawbridge's use cases: the one place that sequences I/O.
+
+Two halves, so that Slack's 3 seconds never wait on IAM:
+
+* the **ack path** (``command``, ``click``) reads the catalog and the table and
+  makes at most one conditional write; it returns the reply plus *jobs*;
+* **jobs** (``run``) do the slow part: Slack posts/updates/DMs and IAM. In
+  Lambda they run in the async worker; elsewhere in-process before the HTTP
+  response returns (CONTRACT §4). Jobs are small JSON dicts that name a
+  request id, and re-read the table, so a retried job converges instead of
+  repeating itself.
+
+The ``sweep`` (every minute) ends grants past expiry, expires stale pending
+requests and retries grants or revocations that a crashed worker left behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Protocol
+
+from . import policy as pol
+from .adapters.iam import GrantLimitReached
+from .adapters.store import Conflict
+from .domain import decide as rules
+from .domain.duration import DurationError, format_duration, parse_duration
+from .domain.model import (
+    Approval,
+    GrantStatus,
+    Request,
+    RequestStatus,
+    event_for,
+    hhmm,
+    iso_z,
+    utc,
+)
+from .slack import views
+from .slack.parse import (
+    USAGE,
+    Click,
+    CommandError,
+    HelpCmd,
+    ListCmd,
+    RequestCmd,
+    RevokeCmd,
+    SlashCommand,
+    is_request_id,
+    parse_command_text,
+)
+
+Job = dict
+SYSTEM = "drawbridge"
+MAX_GRANT_ATTEMPTS = 3
+_RETRIES = 5  # re-read-and-decide rounds after losing a conditional write
+
+
+class Store(Protocol):
+    def create(self, req, event) -> None: ...
+    def transition(self, before, after, event) -> None: ...
+    def get(self, request_id: str): ...
+    def open_for(self, person: str) -> list: ...
+    def due(self, now: datetime, limit: int = ...) -> list: ...
+    def save_card(self, request_id: str, channel: str, ts: str) -> bool: ...
+    def card(self, request_id: str): ...
+
+
+class Grants(Protocol):
+    def grant(self, *, iam_user, request_id, document, description, tags) -> str: ...
+    def revoke(self, *, iam_user, request_id) -> None: ...
+
+
+class Notifier(Protocol):
+    def post(self, channel, text, blocks, event_type, payload, thread_ts=None) -> tuple[str, str]: ...
+    def update(self, channel, ts, text, blocks, event_type, payload) -> None: ...
+    def ephemeral(self, channel, user, text) -> None: ...
+    def dm(self, user, text, blocks, event_type, payload) -> None: ...
+
+
+@dataclass
+class Reply:
+    """What the slash command answers at once (ephemeral) and what happens after."""
+
+    text: str
+    jobs: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class SweepReport:
+    looked_at: int = 0
+    expired_grants: int = 0
+    expired_requests: int = 0
+    retried: int = 0
+    errors: int = 0
+
+
+def _card_job(request_id: str, event_type: str, payload: dict) -> Job:
+    return {"job": "card", "request_id": request_id, "event_type": event_type, "payload": payload}
+
+
+def _dm_job(request_id: str, event_type: str, payload: dict) -> Job:
+    return {"job": "dm", "request_id": request_id, "event_type": event_type, "payload": payload}
+
+
+def granted_payload(req: Request) -> dict:
+    return {"request_id": req.request_id, "requester": req.requester, "account": req.account,
+            "role": req.role, "role_arn": req.role_arn, "expires_at": iso_z(req.expires_at),
+            "approvers": list(req.approvers)}
+
+
+class Drawbridge:
+    def __init__(self, *, catalog, store: Store, grants: Grants, slack: Notifier,
+                 clock: Callable[[], datetime], pending_window: timedelta = timedelta(hours=1),
+                 max_open_per_user: int = pol.DEFAULT_MANAGED_POLICIES_PER_USER,
+                 new_id: Callable[[datetime], str] | None = None):
+        self.catalog = catalog
+        self.store = store
+        self.grants = grants
+        self.slack = slack
+        self._clock = clock
+        self.pending_window = pending_window
+        self.max_open_per_user = max_open_per_user
+        self._new_id = new_id or (lambda now: f"req-{now:%Y%m%d}-{secrets.token_hex(3)}")
+
+    def now(self) -> datetime:
+        return utc(self._clock())
+
+    @property
+    def _people(self) -> dict[str, str]:
+        return {k: p.slack_user for k, p in self.catalog.people.items()}
+
+    def _role(self, req: Request):
+        try:
+            return self.catalog.find_role(req.account, req.role)
+        except LookupError:
+            return None
+
+    # ==== ack path: slash commands ===================================================
+    def command(self, cmd: SlashCommand) -> Reply:
+        person = self.catalog.person_by_slack(cmd.user_id)
+        try:
+            parsed = parse_command_text(cmd.text)
+        except CommandError as exc:
+            return Reply(str(exc))
+        if person is None:
+            return Reply(f"You are not in the Drawbridge catalog (Slack user `{cmd.user_id}`); "
+                         "ask an admin to add you to `policies/access.toml`.")
+        if isinstance(parsed, HelpCmd):
+            return Reply(views.help_text(person.key, self.catalog.requestable_by(person.key), USAGE))
+        if isinstance(parsed, ListCmd):
+            return Reply(views.list_text(self.store.open_for(person.key), self.now()))
+        if isinstance(parsed, RevokeCmd):
+            return self._revoke(person.key, parsed.request_id)
+        return self._request(person, parsed)
+
+    def _request(self, person, cmd: RequestCmd) -> Reply:
+        try:
+            role = self.catalog.find_role(cmd.account, cmd.role)
+        except LookupError as exc:
+            return Reply(str(exc.args[0] if exc.args else exc))
+        if person.key not in role.requesters:
+            return Reply(f"you may not request `{role.label}`; see `/aws-access help` for what you may request")
+        try:
+            seconds = parse_duration(cmd.duration)
+        except DurationError as exc:
+            return Reply(str(exc))
+        if seconds > role.max_duration_seconds:
+            return Reply(f"{role.label} allows at most {format_duration(role.max_duration_seconds)}")
+        if role.reason_required and not cmd.reason.strip():
+            kind = "production requests" if role.production else f"{role.label} requests"
+            return Reply(f"{kind} need a reason: `/aws-access {cmd.account} {cmd.role} {cmd.duration} <reason>`")
+        open_reqs = self.store.open_for(person.key)
+        same = [r for r in open_reqs if r.role_arn == role.role_arn]
+        if same:
+            r = same[0]
+            state = (f"active until {hhmm(r.expires_at)}" if r.grant_status is GrantStatus.ACTIVE
+                     else r.status.value.lower() if r.status is RequestStatus.PENDING
+                     else r.grant_status.value.lower())
+            return Reply(f"you already have `{r.request_id}` for `{role.label}` ({state}); "
+                         f"revoke it first with `/aws-access revoke {r.request_id}`")
+        if len(open_reqs) >= self.max_open_per_user:
+            return Reply(f"you already have {len(open_reqs)} pending or active requests, the most one "
+                         f"person may hold at once ({self.max_open_per_user}, IAM's managed-policy "
+                         "limit per user); revoke one first")
+        now = self.now()
+        for _ in range(_RETRIES):
+            req = Request(
+                request_id=self._new_id(now), requester=person.key, requester_slack=person.slack_user,
+                iam_user=person.iam_user, account=role.account_key, account_id=role.account_id,
+                role=role.key, role_arn=role.role_arn, production=role.production,
+                duration_seconds=seconds, reason=cmd.reason.strip(),
+                approvals_required=role.approvals_required, created_at=now,
+                pending_until=now + self.pending_window,
+            )
+            try:
+                self.store.create(req, event_for(None, req, at=now, actor=person.key,
+                                                 action="requested", reason=req.reason))
+                break
+            except Conflict:
+                continue  # id collision: draw another
+        else:
+            raise RuntimeError("could not allocate a request id")
+        payload = {"request_id": req.request_id, "requester": req.requester, "account": req.account,
+                   "role": req.role, "duration_seconds": req.duration_seconds, "reason": req.reason}
+        approvers = ", ".join(f"@{a}" for a in role.approvers if a != person.key or role.self_approval)
+        text = (f"Request `{req.request_id}` for `{role.label}` ({format_duration(seconds)}) is waiting "
+                f"for approval in <#{self.catalog.approvals_channel}>: needs {role.approvals_required} "
+                f"of {approvers}. I'll DM you when access is granted.")
+        return Reply(text, [_card_job(req.request_id, "access_requested", payload)])
+
+    def _revoke(self, actor: str, request_id: str) -> Reply:
+        for _ in range(_RETRIES):
+            req = self.store.get(request_id)
+            if req is None:
+                return Reply(f"unknown request `{request_id}` (see `/aws-access list`)")
+            now = self.now()
+            decision = rules.decide_revoke(req, self._role(req), actor, now)
+            if decision.outcome is rules.Outcome.REFUSED:
+                return Reply(decision.reason)
+            if decision.outcome is rules.Outcome.CANCEL:
+                after = req.change(status=RequestStatus.CANCELLED, decided_by=actor, decided_at=now)
+                action = "cancelled"
+            else:
+                after = req.change(grant_status=GrantStatus.REVOKING, ended_by=actor, ended_at=now)
+                action = "revoke_requested"
+            try:
+                self.store.transition(req, after, event_for(req, after, at=now, actor=actor,
+                                                            action=action, reason=decision.reason))
+            except Conflict:
+                continue
+            payload = {"request_id": request_id, "revoked_by": actor}
+            if decision.outcome is rules.Outcome.CANCEL:
+                jobs = [_card_job(request_id, "access_revoked", payload)]
+                if actor != req.requester:
+                    jobs.append(_dm_job(request_id, "access_revoked", payload))
+                return Reply(f"Cancelled `{request_id}` (`{req.label}`).", jobs)
+            return Reply(f"Revoking `{request_id}` (`{req.label}`) now; the card and a DM will confirm.",
+                         [{"job": "end_grant", "request_id": request_id}])
+        return Reply(f"`{request_id}` is changing too fast; try again")
+
+    # ==== ack path: button clicks ====================================================
+    def click(self, click: Click) -> list[Job]:
+        def tell(text: str) -> list[Job]:
+            return [{"job": "ephemeral", "channel": click.channel_id, "user": click.user_id, "text": text}]
+
+        if click.action_id not in (views.APPROVE, views.DENY):
+            return tell("That button is not one Drawbridge knows; nothing was changed.")
+        if not is_request_id(click.request_id):
+            return tell("That button does not carry a valid request id; nothing was changed.")
+        person = self.catalog.person_by_slack(click.user_id)
+        clicker = person.key if person else None
+        for _ in range(_RETRIES):
+            req = self.store.get(click.request_id)
+            if req is None:
+                return tell(f"Unknown request `{click.request_id}`; nothing was changed.")
+            now = self.now()
+            decide = rules.decide_approval if click.action_id == views.APPROVE else rules.decide_deny
+            decision = decide(req, self._role(req), clicker, now)
+            o = rules.Outcome
+            if decision.outcome is o.REFUSED:
+                return tell(decision.reason[:1].upper() + decision.reason[1:] + ".")
+            if decision.outcome is o.DENIED:
+                after = req.change(status=RequestStatus.DENIED, decided_by=clicker, decided_at=now)
+                action = "denied"
+            else:
+                approvals = req.approvals + (Approval(person=clicker, at=now),)
+                if decision.outcome is o.APPROVED:
+                    after = req.change(approvals=approvals, status=RequestStatus.APPROVED,
+                                       grant_status=GrantStatus.GRANTING, decided_by=clicker,
+                                       decided_at=now, expires_at=now + req.duration)
+                else:
+                    after = req.change(approvals=approvals)
+                action = "approved"
+            try:
+                self.store.transition(req, after, event_for(req, after, at=now, actor=clicker,
+                                                            action=action, reason=decision.reason))
+            except Conflict:
+                continue  # somebody else clicked first: re-read and decide again
+            if decision.outcome is o.DENIED:
+                payload = {"request_id": req.request_id, "denied_by": clicker}
+                return [_card_job(req.request_id, "access_denied", payload),
+                        _dm_job(req.request_id, "access_denied", payload)]
+            jobs = [_card_job(req.request_id, "access_approved",
+                              {"request_id": req.request_id, "approver": clicker})]
+            if decision.outcome is o.APPROVED:
+                jobs.append({"job": "grant", "request_id": req.request_id})
+            return jobs
+        return tell(f"`{click.request_id}` is changing too fast; try again.")
+
+    # ==== jobs ========================================================================
+    def run_all(self, jobs: Iterable[Job], on_error: Callable[[Job, Exception], None] | None = None) -> None:
+        """Run jobs and the jobs they produce, in order. One failure does not stop the rest."""
+        queue = list(jobs)
+        while queue:
+            job = queue.pop(0)
+            try:
+                queue[0:0] = self.run(job)
+            except Exception as exc:  # noqa: BLE001 - reported, the sweep repairs
+                if on_error is None:
+                    raise
+                on_error(job, exc)
+
+    def run(self, job: Job) -> list[Job]:
+        kind = job.get("job")
+        handler = {
+            "card": self._job_card,
+            "dm": self._job_dm,
+            "ephemeral": self._job_ephemeral,
+            "grant": self._job_grant,
+            "end_grant": self._job_end_grant,
+        }.get(kind)
+        if handler is None:
+            raise ValueError(f"unknown job {kind!r}")
+        return handler(job) or []
+
+    def _job_ephemeral(self, job: Job) -> None:
+        self.slack.ephemeral(job["channel"], job["user"], job["text"])
+
+    def _job_card(self, job: Job) -> None:
+        """Post the card, or update it in place, from the table's current record."""
+        rid = job["request_id"]
+        for _ in range(3):
+            req = self.store.get(rid)
+            if req is None:
+                return
+            role = self._role(req)
+            text, blocks = views.card(req, self._people, role.approvers if role else ())
+            ref = self.store.card(rid)
+            if ref is None:
+                channel, ts = self.slack.post(self.catalog.approvals_channel, text, blocks,
+                                              job["event_type"], job["payload"])
+                self.store.save_card(rid, channel, ts)
+            else:
+                self.slack.update(ref[0], ref[1], text, blocks, job["event_type"], job["payload"])
+            latest = self.store.get(rid)
+            if latest is None or latest.version == req.version:
+                return  # the card shows the latest state
+
+    def _job_dm(self, job: Job) -> None:
+        req = self.store.get(job["request_id"])
+        if req is None:
+            return
+        if req.grant_status is GrantStatus.ACTIVE and job["event_type"] == "access_granted":
+            text, blocks = views.granted_dm(req, self.catalog.bastion_account_id)
+        else:
+            text, blocks = views.ended_dm(req, self._people), None
+        self.slack.dm(req.requester_slack, text, blocks, job["event_type"], job["payload"])
+
+    def _job_grant(self, job: Job) -> list[Job]:
+        rid = job["request_id"]
+        req = self.store.get(rid)
+        if req is None or req.grant_status is not GrantStatus.GRANTING:
+            return []  # already granted, failed or ended: a retried job does nothing
+        now = self.now()
+        if now >= req.expires_at:
+            return self._fail_grant(req, "the grant could not be applied before it would have expired")
+        document = pol.grant_policy(req.role_arn, req.expires_at, rid)
+        try:
+            arn = self.grants.grant(
+                iam_user=req.iam_user, request_id=rid, document=document,
+                description=pol.description(rid, req.requester, req.label, req.expires_at),
+                tags={"drawbridge:request-id": rid, "drawbridge:expires-at": iso_z(req.expires_at),
+                      "drawbridge:requester": req.requester},
+            )
+        except GrantLimitReached as exc:
+            return self._fail_grant(req, str(exc))
+        except Exception as exc:
+            self._note_attempt(req, exc)
+            raise
+        after = req.change(grant_status=GrantStatus.ACTIVE, granted_at=now, policy_arn=arn)
+        try:
+            self.store.transition(req, after, event_for(req, after, at=now, actor=SYSTEM,
+                                                        action="granted", reason=f"policy {arn}"))
+        except Conflict:
+            return []  # another worker finished the same grant
+        payload = granted_payload(after)
+        return [_card_job(rid, "access_granted", payload), _dm_job(rid, "access_granted", payload)]
+
+    def _note_attempt(self, req: Request, exc: Exception) -> None:
+        now = self.now()
+        attempts = req.grant_attempts + 1
+        note = f"{type(exc).__name__}: {exc}"[:300]
+        if attempts >= MAX_GRANT_ATTEMPTS:
+            self.run_all(self._fail_grant(req, note, grant_attempts=attempts))
+            return
+        after = req.change(grant_attempts=attempts, note=note)
+        try:
+            self.store.transition(req, after, event_for(req, after, at=now, actor=SYSTEM,
+                                                        action="grant_attempt_failed", reason=note))
+        except Conflict:
+            pass
+
+    def _fail_grant(self, req: Request, why: str, **extra) -> list[Job]:
+        now = self.now()
+        after = req.change(grant_status=GrantStatus.FAILED, ended_at=now, ended_by=SYSTEM, note=why,
+                           **extra)
+        try:
+            self.store.transition(req, after, event_for(req, after, at=now, actor=SYSTEM,
+                                                        action="grant_failed", reason=why))
+        except Conflict:
+            return []
+        # Make sure nothing of a half-made grant is left in IAM.
+        self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
+        payload = {"request_id": req.request_id, "revoked_by": SYSTEM}
+        return [_card_job(req.request_id, "access_revoked", payload),
+                _dm_job(req.request_id, "access_revoked", payload)]
+
+    def _job_end_grant(self, job: Job) -> list[Job]:
+        """Remove the grant from IAM, then record REVOKED (asked for) or EXPIRED (time is up)."""
+        req = self.store.get(job["request_id"])
+        if req is None:
+            return []
+        now = self.now()
+        if req.grant_status is GrantStatus.REVOKING:
+            to, action, event_type = GrantStatus.REVOKED, "revoked", "access_revoked"
+            payload = {"request_id": req.request_id, "revoked_by": req.ended_by}
+            changes = {}
+        elif req.grant_status is GrantStatus.ACTIVE and now >= req.expires_at:
+            to, action, event_type = GrantStatus.EXPIRED, "expired", "access_expired"
+            payload = {"request_id": req.request_id}
+            changes = {"ended_at": now, "ended_by": SYSTEM}
+        else:
+            return []
+        self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
+        after = req.change(grant_status=to, **changes)
+        try:
+            self.store.transition(req, after, event_for(req, after, at=now, actor=req.ended_by or SYSTEM,
+                                                        action=action))
+        except Conflict:
+            return []  # someone else recorded the end; IAM removal above is idempotent
+        return [_card_job(req.request_id, event_type, payload), _dm_job(req.request_id, event_type, payload)]
+
+    # ==== sweep =======================================================================
+    def sweep(self, on_error: Callable[[Job, Exception], None] | None = None) -> SweepReport:
+        now = self.now()
+        report = SweepReport()
+        for req in self.store.due(now):
+            report.looked_at += 1
+            try:
+                jobs = self._sweep_one(req, now, report)
+                self.run_all(jobs, on_error)
+            except Exception as exc:  # noqa: BLE001 - one bad item must not stop the sweep
+                report.errors += 1
+                if on_error is None:
+                    raise
+                on_error({"job": "sweep", "request_id": req.request_id}, exc)
+        return report
+
+    def _sweep_one(self, req: Request, now: datetime, report: SweepReport) -> list[Job]:
+        rid = req.request_id
+        if req.status is RequestStatus.PENDING and now >= req.pending_until:
+            after = req.change(status=RequestStatus.EXPIRED, decided_by=SYSTEM, decided_at=now)
+            try:
+                self.store.transition(req, after, event_for(
+                    req, after, at=now, actor=SYSTEM, action="expired",
+                    reason=f"not approved within {format_duration(int(self.pending_window.total_seconds()))}"))
+            except Conflict:
+                return []
+            report.expired_requests += 1
+            payload = {"request_id": rid}
+            return [_card_job(rid, "access_expired", payload), _dm_job(rid, "access_expired", payload)]
+        if req.grant_status is GrantStatus.ACTIVE and now >= req.expires_at:
+            report.expired_grants += 1
+            return [{"job": "end_grant", "request_id": rid}]
+        if req.grant_status is GrantStatus.GRANTING:
+            report.retried += 1
+            return [{"job": "grant", "request_id": rid}]
+        if req.grant_status is GrantStatus.REVOKING:
+            report.retried += 1
+            return [{"job": "end_grant", "request_id": rid}]
+        return []

@@ -1,0 +1,160 @@
+"""Slack payloads -> typed commands and clicks (pure: stdlib only).
+
+Anything malformed raises ``BadPayload`` (answered with HTTP 400, no effect);
+a well-formed command the grammar does not accept raises ``CommandError``
+whose message is shown to the user as an ephemeral reply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+MAX_REASON = 300
+USAGE = (
+    "Usage:\n"
+    "• `/aws-access <account> <role> <duration> [reason ...]` request access, e.g. "
+    "`/aws-access prod admin 2h fixing incident 4521`\n"
+    "• `/aws-access help` what you may request\n"
+    "• `/aws-access list` your pending and active requests\n"
+    "• `/aws-access revoke <request-id>` end a grant early (requester or approver)\n"
+    "Durations: `30m`, `2h`, `1h30m`, `1d`."
+)
+_REQUEST_ID = re.compile(r"^req-\d{8}-[0-9a-f]{6}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class BadPayload(ValueError):
+    """Not a Slack payload we understand: HTTP 400, nothing happens."""
+
+
+class CommandError(ValueError):
+    """A user mistake in a slash command; the message is shown to them."""
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    user_id: str
+    channel_id: str
+    text: str
+    command: str
+    response_url: str
+
+
+@dataclass(frozen=True)
+class RequestCmd:
+    account: str
+    role: str
+    duration: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HelpCmd:
+    pass
+
+
+@dataclass(frozen=True)
+class ListCmd:
+    pass
+
+
+@dataclass(frozen=True)
+class RevokeCmd:
+    request_id: str
+
+
+Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd
+
+
+@dataclass(frozen=True)
+class Click:
+    action_id: str
+    request_id: str
+    user_id: str
+    channel_id: str
+    message_ts: str
+
+
+def _form(body: bytes) -> dict[str, str]:
+    try:
+        text = body.decode("utf-8")
+        fields = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadPayload("body is not a UTF-8 form") from exc
+    return {k: v[0] for k, v in fields.items()}
+
+
+def parse_slash_command(body: bytes) -> SlashCommand:
+    form = _form(body)
+    user_id = form.get("user_id", "")
+    if not _USER_ID.match(user_id):
+        raise BadPayload("slash command without a valid user_id")
+    return SlashCommand(
+        user_id=user_id,
+        channel_id=form.get("channel_id", ""),
+        text=form.get("text", ""),
+        command=form.get("command", "/aws-access") or "/aws-access",
+        response_url=form.get("response_url", ""),
+    )
+
+
+def parse_command_text(text: str) -> Command:
+    words = text.split()
+    if not words or words[0].lower() in ("help", "-h", "--help"):
+        return HelpCmd()
+    verb = words[0].lower()
+    if verb == "list":
+        if len(words) > 1:
+            raise CommandError("`list` takes no arguments")
+        return ListCmd()
+    if verb == "revoke":
+        if len(words) != 2:
+            raise CommandError("usage: `/aws-access revoke <request-id>` (see `/aws-access list`)")
+        rid = words[1].strip("`").lower()
+        if not _REQUEST_ID.match(rid):
+            raise CommandError(f"'{words[1][:40]}' is not a request id (they look like req-20261112-3fa9c1)")
+        return RevokeCmd(rid)
+    if len(words) < 3:
+        raise CommandError("a request needs an account, a role and a duration.\n" + USAGE)
+    reason = " ".join(words[3:])
+    if len(reason) > MAX_REASON:
+        raise CommandError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
+    return RequestCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
+
+
+def parse_interaction(body: bytes) -> Click | None:
+    """A button click on an approval card; None for interactions we do not handle."""
+    form = _form(body)
+    if "payload" not in form:
+        raise BadPayload("interaction without a payload field")
+    try:
+        payload = json.loads(form["payload"])
+    except ValueError as exc:
+        raise BadPayload("payload is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise BadPayload("payload is not an object")
+    if payload.get("type") != "block_actions":
+        return None
+    actions = payload.get("actions")
+    user = payload.get("user")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict) \
+            or not isinstance(user, dict) or not _USER_ID.match(str(user.get("id", ""))):
+        raise BadPayload("block_actions payload without exactly one action and a user")
+    action = actions[0]
+    channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
+    container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
+    value = action.get("value")
+    return Click(
+        action_id=str(action.get("action_id", "")),
+        request_id=value if isinstance(value, str) else "",
+        user_id=user["id"],
+        channel_id=str(channel.get("id") or container.get("channel_id") or ""),
+        message_ts=str(container.get("message_ts") or ""),
+    )
+
+
+def is_request_id(value: str) -> bool:
+    return bool(_REQUEST_ID.match(value))

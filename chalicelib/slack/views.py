@@ -1,0 +1,191 @@
+"""Block Kit and text for approval cards, DMs and command replies.
+
+Pure rendering: values in, (fallback text, blocks as dicts) out. Every string
+that came from a user (reason) or from outside is escaped with
+``escape_mrkdwn`` so ``<!channel>``, ``<!here>`` or ``<@U…>`` cannot ping anyone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Mapping, Sequence
+from urllib.parse import urlencode
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from ..domain.duration import format_duration
+from ..domain.model import GrantStatus, Request, RequestStatus, hhmm, iso_z
+from .escape import escape_mrkdwn
+
+APPROVE = "approve_request"
+DENY = "deny_request"
+
+
+def _md(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=text)
+
+
+def _mention(people: Mapping[str, str], key: str | None) -> str:
+    slack = people.get(key or "")
+    return f"<@{slack}>" if slack else f"@{key}"
+
+
+def _status_line(req: Request, people: Mapping[str, str]) -> str:
+    who = ", ".join(_mention(people, p) for p in req.approvers)
+    g = req.grant_status
+    if g is GrantStatus.GRANTING:
+        return f":hourglass_flowing_sand: Approved by {who}; granting access now…"
+    if g is GrantStatus.ACTIVE:
+        return f":white_check_mark: Approved by {who}. *Access granted until {hhmm(req.expires_at)}*"
+    if g is GrantStatus.REVOKING:
+        return f":hourglass_flowing_sand: Revoking (asked by {_mention(people, req.ended_by)})…"
+    if g is GrantStatus.REVOKED:
+        return (f":no_entry: Access revoked by {_mention(people, req.ended_by)} "
+                f"at {hhmm(req.ended_at)} (approved by {who})")
+    if g is GrantStatus.EXPIRED:
+        return f":hourglass: Access expired at {hhmm(req.expires_at)} (approved by {who})"
+    if g is GrantStatus.FAILED:
+        return f":x: Approved by {who}, but the grant failed: {escape_mrkdwn(req.note or 'unknown error')}"
+    if req.status is RequestStatus.DENIED:
+        return f":no_entry_sign: Denied by {_mention(people, req.decided_by)} at {hhmm(req.decided_at)}"
+    if req.status is RequestStatus.CANCELLED:
+        return f":wastebasket: Cancelled by {_mention(people, req.decided_by)} at {hhmm(req.decided_at)}"
+    if req.status is RequestStatus.EXPIRED:
+        return f":hourglass: Expired at {hhmm(req.decided_at)} without enough approvals"
+    return f":hourglass_flowing_sand: Waiting for approval (open until {hhmm(req.pending_until)})"
+
+
+def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> tuple[str, list[dict]]:
+    """The approval card, rendered from the table's record.
+
+    ``people`` maps person keys to Slack user ids; ``approvers`` are the
+    role's approvers (mentioned while the request is pending).
+    """
+    prod = " :rotating_light: *production*" if req.production else ""
+    reason = escape_mrkdwn(req.reason) if req.reason else "_none given_"
+    got = ", ".join(_mention(people, p) for p in req.approvers) or "none yet"
+    fields = [
+        _md(f"*Requester*\n{_mention(people, req.requester)} (IAM user `{escape_mrkdwn(req.iam_user)}`)"),
+        _md(f"*Access*\n`{req.label}`{prod}\n`{req.role_arn}`"),
+        _md(f"*Duration*\n{format_duration(req.duration_seconds)}"),
+        _md(f"*Approvals*\n{len(req.approvals)} of {req.approvals_required}: {got}"),
+    ]
+    blocks = [
+        HeaderBlock(text=f"AWS access request {req.request_id}"),
+        SectionBlock(fields=fields),
+        SectionBlock(text=_md(f"*Reason*\n{reason}")),
+        ContextBlock(elements=[_md(_status_line(req, people))]),
+    ]
+    if req.status is RequestStatus.PENDING:
+        who = " ".join(_mention(people, a) for a in approvers if a != req.requester)
+        blocks.append(ContextBlock(elements=[_md(f"Approvers: {who or 'none'}")]))
+        blocks.append(ActionsBlock(block_id=f"decide:{req.request_id}", elements=[
+            ButtonElement(text="Approve", action_id=APPROVE, value=req.request_id, style="primary"),
+            ButtonElement(text="Deny", action_id=DENY, value=req.request_id, style="danger"),
+        ]))
+    text = (f"AWS access request {req.request_id}: {req.requester} wants {req.label} for "
+            f"{format_duration(req.duration_seconds)} ({req.status.value.lower()}"
+            f"{'' if req.grant_status is GrantStatus.NONE else ', ' + req.grant_status.value.lower()})")
+    return text, [b.to_dict() for b in blocks]
+
+
+def switch_role_url(account_id: str, role_name: str, display_name: str) -> str:
+    query = urlencode({"account": account_id, "roleName": role_name, "displayName": display_name})
+    return f"https://signin.aws.amazon.com/switchrole?{query}"
+
+
+def role_name_of(role_arn: str) -> str:
+    return role_arn.split(":role/", 1)[1]
+
+
+def cli_profile(req: Request, bastion_account_id: str) -> str:
+    name = f"{req.account}-{req.role}"
+    return (
+        f"[profile {name}]\n"
+        f"source_profile = bastion\n"
+        f"role_arn = {req.role_arn}\n"
+        f"mfa_serial = arn:aws:iam::{bastion_account_id}:mfa/{req.iam_user}\n"
+        f"role_session_name = {req.iam_user}\n"
+    )
+
+
+def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
+    url = switch_role_url(req.account_id, role_name_of(req.role_arn), f"{req.label}")
+    profile = cli_profile(req, bastion_account_id)
+    until = f"{iso_z(req.expires_at)} ({hhmm(req.expires_at)})"
+    blocks = [
+        SectionBlock(text=_md(
+            f":white_check_mark: *Access granted: `{req.label}`* ({req.request_id})\n"
+            f"You may assume `{req.role_arn}` with MFA until *{until}*. "
+            f"IAM enforces the expiry itself; sessions you start last at most the role's session length.")),
+        SectionBlock(text=_md(f"*Console:* <{url}|Switch role to {req.label}>")),
+        SectionBlock(text=_md(
+            "*AWS CLI / aws-vault* — add to `~/.aws/config` (`bastion` is the profile holding "
+            f"your bastion access keys):\n```{profile}```\n"
+            f"Then `aws-vault exec {req.account}-{req.role} -- aws sts get-caller-identity` "
+            f"or `aws --profile {req.account}-{req.role} sts get-caller-identity`.")),
+        ContextBlock(elements=[_md(
+            ":information_source: IAM can take a moment to apply a new grant; if the first "
+            "AssumeRole is denied, wait a few seconds and retry.")]),
+    ]
+    text = f"Access granted: {req.label} until {iso_z(req.expires_at)} ({req.request_id})"
+    return text, [b.to_dict() for b in blocks]
+
+
+def ended_dm(req: Request, people: Mapping[str, str]) -> str:
+    if req.grant_status is GrantStatus.EXPIRED:
+        return f":hourglass: Your access to `{req.label}` ({req.request_id}) expired at {hhmm(req.expires_at)}."
+    if req.grant_status is GrantStatus.REVOKED:
+        return (f":no_entry: Your access to `{req.label}` ({req.request_id}) was revoked by "
+                f"{_mention(people, req.ended_by)} at {hhmm(req.ended_at)}.")
+    if req.grant_status is GrantStatus.FAILED:
+        return (f":x: Your request {req.request_id} for `{req.label}` was approved, but the grant "
+                f"failed: {escape_mrkdwn(req.note or 'unknown error')}. You have NOT been granted access.")
+    if req.status is RequestStatus.DENIED:
+        return f":no_entry_sign: Your request {req.request_id} for `{req.label}` was denied by {_mention(people, req.decided_by)}."
+    if req.status is RequestStatus.EXPIRED:
+        return f":hourglass: Your request {req.request_id} for `{req.label}` expired without enough approvals."
+    if req.status is RequestStatus.CANCELLED:
+        return f":wastebasket: Your request {req.request_id} for `{req.label}` was cancelled by {_mention(people, req.decided_by)}."
+    return f"Your request {req.request_id} for `{req.label}` is {req.status.value.lower()}."
+
+
+def help_text(person_key: str, roles: Sequence, usage: str) -> str:
+    if not roles:
+        mine = "You may not request any role. Ask an admin to add you to `policies/access.toml`."
+    else:
+        lines = []
+        for r in roles:
+            extra = []
+            extra.append(f"{r.approvals_required} approval{'s' if r.approvals_required > 1 else ''} "
+                         f"from {', '.join('@' + a for a in r.approvers)}")
+            if r.reason_required:
+                extra.append("reason required")
+            if r.production:
+                extra.append("production")
+            lines.append(f"• `{r.label}` up to {format_duration(r.max_duration_seconds)} — {'; '.join(extra)}")
+        mine = f"What you (@{person_key}) may request:\n" + "\n".join(lines)
+    return f"{usage}\n\n{mine}"
+
+
+def list_text(reqs: Sequence[Request], now: datetime) -> str:
+    if not reqs:
+        return "You have no pending or active requests."
+    lines = []
+    for r in sorted(reqs, key=lambda r: r.created_at):
+        if r.status is RequestStatus.PENDING:
+            state = f"pending, {len(r.approvals)} of {r.approvals_required} approvals"
+        elif r.grant_status is GrantStatus.ACTIVE:
+            left = max(0, int((r.expires_at - now).total_seconds()) // 60 * 60)
+            state = f"*active* until {hhmm(r.expires_at)} ({format_duration(left)} left)"
+        else:
+            state = r.grant_status.value.lower()
+        lines.append(f"• `{r.request_id}` `{r.label}` {format_duration(r.duration_seconds)} — {state}")
+    return "Your requests:\n" + "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The one place that reads the environment and builds clients (lazily, cached).
+
+Nothing here runs at import time: ``settings()`` reads the environment when a
+handler needs it, and ``service()`` builds boto3 / WebClient objects on first
+use and reuses them while the settings stay the same (warm Lambda invocations).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+#: the catalog packaged into the Lambda zip (``make package`` copies policies/access.toml here)
+PACKAGED_CATALOG = _HERE / "access.toml"
+REPO_CATALOG = _HERE.parent / "policies" / "access.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalog_path: str
+    table: str
+    signing_secret: str
+    bot_token: str
+    slack_api_url: str
+    pending_window: timedelta
+    in_lambda: bool
+    worker_function: str
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def settings() -> Settings:
+    from .domain.duration import parse_duration
+
+    env = os.environ
+    table = env.get("DRAWBRIDGE_TABLE", "")
+    if not table:
+        raise ConfigError("DRAWBRIDGE_TABLE is not set")
+    default_catalog = PACKAGED_CATALOG if PACKAGED_CATALOG.exists() else REPO_CATALOG
+    function = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    return Settings(
+        catalog_path=env.get("DRAWBRIDGE_CATALOG") or str(default_catalog),
+        table=table,
+        signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+        bot_token=env.get("SLACK_BOT_TOKEN", ""),
+        slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
+        pending_window=timedelta(seconds=parse_duration(env.get("DRAWBRIDGE_PENDING_WINDOW") or "1h")),
+        in_lambda=bool(function),
+        worker_function=env.get("DRAWBRIDGE_WORKER_FUNCTION") or (f"{function}-worker" if function else ""),
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@lru_cache(maxsize=4)
+def _boto_session(endpoint: str | None, region: str | None):
+    import boto3
+
+    return boto3.session.Session()
+
+
+def aws_client(name: str):
+    from botocore.config import Config
+
+    session = _boto_session(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
+    return session.client(name, config=Config(
+        retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=10,
+    ))
+
+
+def slack_client(token: str, base_url: str):
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
+    if not base_url.endswith("/"):
+        base_url += "/"
+    return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ])
+
+
+@lru_cache(maxsize=4)
+def _service(s: Settings, endpoint: str | None, region: str | None):
+    from .adapters.iam import IamGrants
+    from .adapters.slack_notifier import SlackNotifier
+    from .adapters.store import DynamoStore
+    from .catalog import load_catalog
+    from .service import Drawbridge
+
+    catalog = load_catalog(s.catalog_path)
+    return Drawbridge(
+        catalog=catalog,
+        store=DynamoStore(aws_client("dynamodb"), s.table),
+        grants=IamGrants(aws_client("iam"), catalog.bastion_account_id),
+        slack=SlackNotifier(slack_client(s.bot_token, s.slack_api_url)),
+        clock=utcnow,
+        pending_window=s.pending_window,
+    )
+
+
+def service(s: Settings | None = None):
+    """The use cases, wired to real clients. The catalog is re-checked on every call
+    (a stat; it reloads only when the file changed)."""
+    from .catalog import load_catalog
+
+    s = s or settings()
+    svc = _service(s, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
+    svc.catalog = load_catalog(s.catalog_path)
+    return svc
+
+
+def reset() -> None:
+    """Forget cached clients (tests that swap endpoints)."""
+    _service.cache_clear()
+    _boto_session.cache_clear()

@@ -1,0 +1,102 @@
+"""Seed a local AWS (moto, in-process or moto_server) from an access catalog.
+
+Builds what a real installation has: the bastion account's IAM users (one per
+catalog person, with access keys), a service identity for Drawbridge itself,
+the member accounts' target roles (trusting the bastion, MFA required, session
+name = IAM user name), and the table created from policies/table.json.
+Shared by the test suite, ``make demo`` and ``make dev``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE_TEMPLATE = ROOT / "policies" / "table.json"
+SERVICE_USER = "drawbridge-service"
+
+
+@dataclass(frozen=True)
+class Keys:
+    access_key_id: str
+    secret_access_key: str
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
+
+
+@dataclass
+class World:
+    service: Keys  # what Drawbridge runs as (stands in for the Lambda role)
+    people: dict[str, Keys] = field(default_factory=dict)  # person key -> their bastion keys
+    table: str = ""
+
+
+def client(service: str, *, account_id: str | None = None, keys: Keys | None = None,
+           endpoint_url: str | None = None, region: str = "us-east-1"):
+    """A boto3 client; ``account_id`` picks the moto account via moto's own header."""
+    import boto3
+
+    kwargs = {"region_name": region}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    if keys is not None:
+        kwargs.update(aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key)
+    else:
+        kwargs.update(aws_access_key_id="AKIAEXAMPLESEED00001", aws_secret_access_key="seed")
+    c = boto3.client(service, **kwargs)
+    if account_id:
+        def _add_account(request, **_):
+            request.headers["x-moto-account-id"] = account_id
+        c.meta.events.register(f"before-sign.{c.meta.service_model.endpoint_prefix}.*", _add_account)
+    return c
+
+
+def trust_policy(bastion_account_id: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{bastion_account_id}:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                "StringLike": {"sts:RoleSessionName": "${aws:username}"},
+            },
+        }],
+    }
+
+
+def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> World:
+    from chalicelib.adapters.store import create_table_from_template
+
+    bastion = catalog.bastion_account_id
+    iam = client("iam", account_id=bastion, endpoint_url=endpoint_url, region=region)
+
+    def user_with_keys(name: str) -> Keys:
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return Keys(key["AccessKeyId"], key["SecretAccessKey"])
+
+    service = user_with_keys(SERVICE_USER)
+    # Locally the service user may do anything; deployed, the Lambda role is least-privilege
+    # (.chalice/policy-*.json).
+    iam.put_user_policy(UserName=SERVICE_USER, PolicyName="local-admin", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    world = World(service=service, table=table)
+    for person in catalog.people.values():
+        world.people[person.key] = user_with_keys(person.iam_user)
+
+    for account in catalog.accounts.values():
+        member = client("iam", account_id=account.id, endpoint_url=endpoint_url, region=region)
+        for role in account.roles.values():
+            path, _, name = role.role_name.rpartition("/")
+            member.create_role(RoleName=name, Path=f"/{path}/" if path else "/",
+                               AssumeRolePolicyDocument=json.dumps(trust_policy(bastion)),
+                               MaxSessionDuration=3600)
+
+    create_table_from_template(client("dynamodb", keys=service, endpoint_url=endpoint_url, region=region),
+                               table, str(TABLE_TEMPLATE))
+    return world

@@ -1,0 +1,163 @@
+"""Shared fixtures: moto in-process, the Slack stand-in over HTTP, the app under chalice.test.
+
+``stack`` gives an installation seeded from the sample catalog (policies/access.toml):
+bastion IAM users with keys, member-account roles, the table from policies/table.json,
+and Drawbridge running as a service identity. ``slack`` is the local Slack Web API
+stand-in on 127.0.0.1. ``app_client`` is ``chalice.test.Client`` with helpers that
+send correctly signed slash commands and button clicks as catalog people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import load_slack
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = ROOT / "policies" / "access.toml"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-test-token"
+TABLE = "drawbridge-test"
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID",
+                "AWS_LAMBDA_FUNCTION_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLESEED00001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "seed")
+    monkeypatch.setenv("POWERTOOLS_DEV", "false")
+
+
+@pytest.fixture
+def catalog():
+    from chalicelib.catalog import load_catalog
+
+    return load_catalog(CATALOG)
+
+
+@pytest.fixture
+def stack(aws_env, monkeypatch, catalog):
+    """moto in-process, seeded from the sample catalog; env points the app at it."""
+    from moto import mock_aws
+
+    from local.seed import seed
+
+    with mock_aws():
+        world = seed(catalog, TABLE)
+        for k, v in world.service.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("DRAWBRIDGE_TABLE", TABLE)
+        monkeypatch.setenv("DRAWBRIDGE_CATALOG", str(CATALOG))
+        yield world
+
+
+@pytest.fixture
+def slack(monkeypatch):
+    from local.slack_standin import SlackStandin
+
+    with SlackStandin(token=BOT_TOKEN) as standin:
+        monkeypatch.setenv("SLACK_API_URL", standin.url)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+        yield standin
+
+
+def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def slash_body(user_id: str, text: str) -> str:
+    form = dict(load_slack("slash_command"))
+    form.update(user_id=user_id, user_name=user_id.lower(), text=text)
+    return urllib.parse.urlencode(form)
+
+
+def click_body(user_id: str, action_id: str, request_id: str) -> str:
+    payload = load_slack("block_actions_approve")
+    payload["user"].update(id=user_id, username=user_id.lower(), name=user_id.lower())
+    payload["actions"][0].update(action_id=action_id, value=request_id)
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict | str | None
+
+    @property
+    def text(self) -> str:
+        return self.body.get("text", "") if isinstance(self.body, dict) else str(self.body or "")
+
+
+class AppDriver:
+    """Drives the app as Slack would: signed form posts to the two routes."""
+
+    def __init__(self, client, catalog):
+        self.client = client
+        self.catalog = catalog
+
+    def _post(self, path: str, body: str, headers: dict | None = None) -> Reply:
+        resp = self.client.http.post(path, headers=headers if headers is not None else sign(body),
+                                     body=body)
+        try:
+            parsed = json.loads(resp.body) if resp.body else None
+        except ValueError:
+            parsed = resp.body.decode() if isinstance(resp.body, bytes) else resp.body
+        return Reply(resp.status_code, parsed)
+
+    def slack_id(self, person: str) -> str:
+        return self.catalog.people[person].slack_user
+
+    def command(self, person: str, text: str) -> Reply:
+        return self._post("/slack/commands", slash_body(self.slack_id(person), text))
+
+    def click(self, person: str, action: str, request_id: str) -> Reply:
+        return self._post("/slack/interactions", click_body(self.slack_id(person), action, request_id))
+
+    def approve(self, person: str, request_id: str) -> Reply:
+        return self.click(person, "approve_request", request_id)
+
+    def deny(self, person: str, request_id: str) -> Reply:
+        return self.click(person, "deny_request", request_id)
+
+    def sweep(self):
+        return self.client.lambda_.invoke("sweep", self.client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+
+    def raw(self, path: str, body: str, headers: dict) -> Reply:
+        return self._post(path, body, headers)
+
+
+@pytest.fixture
+def app_client(stack, slack, catalog):
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import wiring
+
+    wiring.reset()
+    with Client(app) as client:
+        yield AppDriver(client, catalog)
+    wiring.reset()
+
+
+@pytest.fixture
+def store(stack):
+    from chalicelib import wiring
+    from chalicelib.adapters.store import DynamoStore
+
+    return DynamoStore(wiring.aws_client("dynamodb"), TABLE)

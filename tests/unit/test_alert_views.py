@@ -1,0 +1,218 @@
+"""chalicelib.slack.alert_views: Block Kit for the security channel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from chalicelib.alerts import AlertKind, parse_assumption
+from chalicelib.slack.alert_views import (
+    LOUD_MENTION,
+    alert_blocks,
+    format_event_time,
+    role_assumed_metadata,
+    usage_reply_text,
+)
+from tests.fixtures import load_cloudtrail
+
+BASTION = "111111111111"
+
+GRANT = {
+    "request_id": "req-20261112-0001",
+    "reason": "fix incident 4521",
+    "approvers": ["bob", "carol"],
+    "requester": "alice",
+    "granted_at": "2026-11-12T14:02:15Z",
+    "expires_at": "2026-11-12T16:02:15Z",
+}
+
+
+def assumption(name: str, **detail):
+    event = load_cloudtrail(name)
+    event["detail"].update(detail)
+    a = parse_assumption(event, bastion_account_id=BASTION)
+    assert a is not None
+    return a
+
+
+def texts(node) -> list[str]:
+    """Every "text" string anywhere in a block structure."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += texts(item)
+    return found
+
+
+def render(name: str, kind: AlertKind, **detail):
+    return alert_blocks(
+        assumption(name, **detail),
+        kind,
+        account_key="prod",
+        role_label="admin",
+        grant=GRANT if kind is AlertKind.COVERED else None,
+    )
+
+
+def all_text(fallback: str, blocks: list[dict]) -> str:
+    return "\n".join([fallback, *texts(blocks)])
+
+
+@pytest.mark.parametrize("kind", list(AlertKind))
+def test_blocks_are_valid_block_kit(kind):
+    fallback, blocks = render("assume_role_bastion_copy", kind)
+    assert fallback and blocks
+    json.dumps(blocks)
+    for block in blocks:
+        Block.parse(block).validate_json()  # slack_sdk's own limits (field counts, lengths)
+
+
+def test_covered_shows_the_event_and_the_grant():
+    fallback, blocks = render("assume_role_bastion_copy", AlertKind.COVERED)
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Production role assumed", "emoji": True}}
+    text = all_text(fallback, blocks)
+    for expected in [
+        "arn:aws:iam::111111111111:user/alice",
+        "prod (222222222222) / admin",
+        "2026-11-12 14:03:07 UTC",
+        "203.0.113.10",
+        "AWS CLI",
+        "*MFA*\nyes",
+        "req-20261112-0001",
+        "fix incident 4521",
+        "Approved by bob, carol",
+        "expires 2026-11-12 16:02:15 UTC",
+        "e7e70000-0000-4000-8000-000000000001",
+    ]:
+        assert expected in text, expected
+    assert LOUD_MENTION not in text
+    assert "NO APPROVED GRANT" not in text
+
+
+def test_console_switch_shows_console_client():
+    fallback, blocks = render("assume_role_console_switch", AlertKind.COVERED)
+    text = all_text(fallback, blocks)
+    assert "*Client*\nconsole" in text
+    assert "AWS Internal (console)" in text
+
+
+def test_uncovered_is_loud_and_distinct():
+    fallback, blocks = render("assume_role_with_saml_prod", AlertKind.UNCOVERED)
+    text = all_text(fallback, blocks)
+    assert "NO APPROVED GRANT" in text
+    assert ":rotating_light: *NO APPROVED GRANT*" in text
+    assert "break-glass" in text and "drift" in text and "bypass" in text
+    assert fallback.startswith(LOUD_MENTION)
+    assert "alice@example.com" in text
+    assert blocks[0]["type"] == "header"
+
+
+def test_failed_attempt_is_a_quiet_notice():
+    fallback, blocks = render("assume_role_denied", AlertKind.FAILED_ATTEMPT)
+    text = all_text(fallback, blocks)
+    assert "AccessDenied" in text
+    assert "prod (222222222222) / admin" in text
+    assert "2026-11-12 13:58:41 UTC" in text
+    assert all(b["type"] != "header" for b in blocks)
+    assert "<!" not in text and "<@" not in text
+
+
+@pytest.mark.parametrize("kind", [AlertKind.NOT_PRODUCTION, AlertKind.UNKNOWN_ACCOUNT])
+def test_non_posted_kinds_still_render_quietly(kind):
+    fallback, blocks = render("assume_role_dev_account", kind)
+    assert "<!" not in all_text(fallback, blocks)
+
+
+HOSTILE = "<!channel>"
+
+
+def hostile_assumption():
+    event = load_cloudtrail("assume_role_with_saml_prod")
+    detail = event["detail"]
+    detail["requestParameters"]["roleSessionName"] = HOSTILE
+    detail["responseElements"]["subject"] = "<@U0BOB00001> & <!everyone>"
+    detail["userAgent"] = "<https://evil.example|aws-cli/2>"
+    detail["sourceIPAddress"] = "<!subteam^S123>"
+    detail["errorCode"] = "<!channel>"
+    detail["errorMessage"] = "<!channel> on resource: arn:aws:iam::222222222222:role/admin"
+    a = parse_assumption(event, bastion_account_id=BASTION)
+    assert a is not None and a.session_name == HOSTILE
+    return a
+
+
+@pytest.mark.parametrize("kind", list(AlertKind))
+def test_event_data_can_never_mention_anyone(kind):
+    a = hostile_assumption()
+    fallback, blocks = alert_blocks(
+        a,
+        kind,
+        account_key="prod&<!here>",
+        role_label="<!channel>",
+        grant={**GRANT, "reason": "<!channel> please", "approvers": ["<@U1>"], "expires_at": "<!here>"},
+    )
+    text = all_text(fallback, blocks)
+    for forbidden in ["<!channel>", "<!everyone>", "<@U", "<https://", "<!subteam"]:
+        assert forbidden not in text
+    assert "&lt;!channel&gt;" in text
+    # the only mention anywhere is our own literal one, on the loud alert only
+    expected_here = (fallback.count(LOUD_MENTION) + sum(t.count(LOUD_MENTION) for t in texts(blocks)))
+    assert expected_here == (2 if kind is AlertKind.UNCOVERED else 0)
+    assert HOSTILE not in usage_reply_text(a)
+
+
+def test_long_values_are_truncated_within_slack_limits():
+    a = assumption("assume_role_with_saml_prod", userAgent="x" * 5000)
+    a = a.__class__(**{**a.__dict__, "who": "<" * 5000})
+    for kind in AlertKind:
+        _, blocks = alert_blocks(a, kind, account_key="prod", role_label="admin", grant=GRANT)
+        for block in blocks:
+            Block.parse(block).validate_json()
+
+
+@pytest.mark.parametrize(
+    "name, detail, reply",
+    [
+        ("assume_role_bastion_copy", {}, "used at 14:03 UTC from 203.0.113.10, AWS CLI, MFA"),
+        ("assume_role_console_switch", {}, "used at 14:20 UTC via console switch-role"),
+        ("assume_role_with_saml_prod", {}, "used at 15:05 UTC via SAML console sign-in"),
+        (
+            "assume_role_bastion_copy",
+            {"userAgent": "Boto3/1.44.5 md/Botocore#1.44.5", "sourceIPAddress": "198.51.100.7"},
+            "used at 14:03 UTC from 198.51.100.7, SDK (boto3), MFA",
+        ),
+        ("assume_role_denied", {}, "denied at 13:58 UTC (AccessDenied) from 203.0.113.10"),
+    ],
+)
+def test_usage_reply_text(name, detail, reply):
+    assert usage_reply_text(assumption(name, **detail)) == reply
+
+
+def test_format_event_time():
+    assert format_event_time(assumption("assume_role_bastion_copy").event_time) == "2026-11-12 14:03:07 UTC"
+
+
+def test_role_assumed_metadata_follows_the_contract():
+    a = assumption("assume_role_prod_copy")
+    metadata = role_assumed_metadata(
+        a, AlertKind.COVERED, account_key="prod", role_key="admin", request_id="req-20261112-0001"
+    )
+    assert metadata["event_type"] == "role_assumed"
+    payload = metadata["event_payload"]
+    assert {k: payload[k] for k in ["account", "role", "role_arn", "iam_user", "event_id", "request_id"]} == {
+        "account": "prod",
+        "role": "admin",
+        "role_arn": "arn:aws:iam::222222222222:role/admin",
+        "iam_user": "alice",
+        "event_id": "e7e70000-0000-4000-8000-000000000002",
+        "request_id": "req-20261112-0001",
+    }
+    uncovered = role_assumed_metadata(a, AlertKind.UNCOVERED, account_key="prod", role_key="admin", request_id=None)
+    assert uncovered["event_payload"]["request_id"] is None
