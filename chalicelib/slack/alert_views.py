@@ -37,18 +37,23 @@ __all__ = [
 ]
 
 LOUD_MENTION = "<!here>"  # our literal text, only on UNCOVERED; never built from data
-_MAX_VALUE = 300  # raw characters per value (escaping may grow it 5x: still < Slack's 2,000)
+_MAX_VALUE = 300  # characters per escaped value: keeps every text object under Slack's limits
 _NONE = "—"
 
 
 def _e(value: Any, *, limit: int = _MAX_VALUE) -> str:
-    """Truncate, then escape, one untrusted value; a dash for missing values."""
+    """Escape one untrusted value, then cut it to ``limit`` characters (never inside an
+    entity such as ``&amp;``); a dash for missing values."""
     if value is None or value == "":
         return _NONE
-    text = str(value)
+    text = escape_mrkdwn(str(value))
     if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return escape_mrkdwn(text)
+        cut = text[: limit - 1]
+        amp = cut.rfind("&")
+        if amp != -1 and ";" not in cut[amp:]:
+            cut = cut[:amp]  # drop a half entity
+        text = cut + "…"
+    return text
 
 
 def format_event_time(moment: datetime) -> str:
@@ -120,7 +125,7 @@ def _grant_text(grant: Mapping[str, Any] | None) -> str:
         return "*Covering grant*\n" + _NONE
     approvers = grant.get("approvers")
     if isinstance(approvers, (list, tuple)) and approvers:
-        approved_by = ", ".join(_e(p, limit=64) for p in approvers)
+        approved_by = _e(", ".join(str(p) for p in approvers))
     else:
         approved_by = _NONE
     return (

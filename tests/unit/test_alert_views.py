@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -71,8 +73,7 @@ def test_blocks_are_valid_block_kit(kind):
     fallback, blocks = render("assume_role_bastion_copy", kind)
     assert fallback and blocks
     json.dumps(blocks)
-    for block in blocks:
-        Block.parse(block).validate_json()  # slack_sdk's own limits (field counts, lengths)
+    assert_within_slack_limits(blocks)
 
 
 def test_covered_shows_the_event_and_the_grant():
@@ -168,13 +169,30 @@ def test_event_data_can_never_mention_anyone(kind):
     assert HOSTILE not in usage_reply_text(a)
 
 
+def assert_within_slack_limits(blocks: list[dict]) -> None:
+    for block in blocks:
+        Block.parse(block).validate_json()
+        assert len(block.get("fields", [])) <= 10
+        for field in block.get("fields", []):
+            assert len(field["text"]) <= 2000
+        if block["type"] == "section" and "text" in block:
+            assert len(block["text"]["text"]) <= 3000
+        for element in block.get("elements", []):
+            assert len(element["text"]) <= 3000
+
+
 def test_long_values_are_truncated_within_slack_limits():
-    a = assumption("assume_role_with_saml_prod", userAgent="x" * 5000)
-    a = a.__class__(**{**a.__dict__, "who": "<" * 5000})
+    a = assumption(
+        "assume_role_denied", userAgent="x" * 5000, errorMessage="&" * 5000, errorCode="<" * 5000
+    )
+    a = dataclasses.replace(a, who="<" * 5000, session_name=">" * 5000, source_ip="&" * 5000)
+    grant = {**GRANT, "reason": "<" * 5000, "approvers": ["&" * 64] * 50, "request_id": ">" * 5000}
     for kind in AlertKind:
-        _, blocks = alert_blocks(a, kind, account_key="prod", role_label="admin", grant=GRANT)
-        for block in blocks:
-            Block.parse(block).validate_json()
+        fallback, blocks = alert_blocks(a, kind, account_key="&" * 500, role_label="<" * 500, grant=grant)
+        assert len(fallback) <= 4000
+        assert_within_slack_limits(blocks)
+        assert re.search(r"&(?!amp;|lt;|gt;)", all_text(fallback, blocks)) is None  # no half entity
+    assert len(usage_reply_text(a)) <= 4000
 
 
 @pytest.mark.parametrize(
