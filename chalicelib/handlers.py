@@ -149,3 +149,12 @@ def sweep() -> dict:
     report = wiring.service().sweep(on_error=log_job_error)
     logger().info("sweep done", extra={"report": report.__dict__})
     return report.__dict__
+
+
+def role_assumed(event: dict) -> dict:
+    from . import alerting, wiring
+    from .log import metric
+
+    outcome = alerting.handle(wiring.service(), event, log=logger(), metric=metric)
+    logger().info("role assumption handled", extra={"outcome": outcome.__dict__})
+    return outcome.__dict__

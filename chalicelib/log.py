@@ -15,3 +15,11 @@ def logger():
 
 def new_correlation_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def metric(name: str, value: float = 1) -> None:
+    """One CloudWatch metric (Embedded Metric Format on stdout), namespace Drawbridge."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace="Drawbridge") as m:
+        m.add_dimension(name="service", value="drawbridge")

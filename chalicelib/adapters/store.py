@@ -214,6 +214,10 @@ class DynamoStore:
         return self._put_new({**_key(f"ALERT#{key}", "ALERT"), "doc": _s(json.dumps(record)),
                               "ttl": {"N": str(ttl)}})
 
+    def release_alert(self, key: str) -> None:
+        """Forget a claim whose alert could not be posted, so a retry posts it."""
+        self._db.delete_item(TableName=self._table, Key=_key(f"ALERT#{key}", "ALERT"))
+
     def alert(self, key: str) -> dict | None:
         resp = self._db.get_item(TableName=self._table, Key=_key(f"ALERT#{key}", "ALERT"),
                                  ConsistentRead=True)
