@@ -57,7 +57,7 @@ def describe_outcome(req: Request) -> str:
     if req.grant_status is GrantStatus.REVOKED:
         return f"{rid} was already revoked by @{req.ended_by} at {hhmm(req.ended_at)}"
     if req.grant_status is GrantStatus.EXPIRED:
-        return f"{rid} already expired at {hhmm(req.ended_at or req.expires_at)}"
+        return f"{rid} already expired at {hhmm(req.expires_at or req.ended_at)}"
     if req.grant_status is GrantStatus.FAILED:
         return f"{rid} was approved but the grant failed ({req.note or 'see the card'})"
     if req.grant_status is GrantStatus.REVOKING:

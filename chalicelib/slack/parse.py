@@ -22,8 +22,8 @@ USAGE = (
     "• `/aws-access revoke <request-id>` end a grant early (requester or approver)\n"
     "Durations: `30m`, `2h`, `1h30m`, `1d`."
 )
-_REQUEST_ID = re.compile(r"^req-\d{8}-[0-9a-f]{6}$")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_REQUEST_ID = re.compile(r"req-[0-9]{8}-[0-9a-f]{6}", re.ASCII)
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}", re.ASCII)
 
 
 class BadPayload(ValueError):
@@ -90,7 +90,7 @@ def _form(body: bytes) -> dict[str, str]:
 def parse_slash_command(body: bytes) -> SlashCommand:
     form = _form(body)
     user_id = form.get("user_id", "")
-    if not _USER_ID.match(user_id):
+    if not _USER_ID.fullmatch(user_id):
         raise BadPayload("slash command without a valid user_id")
     return SlashCommand(
         user_id=user_id,
@@ -114,14 +114,14 @@ def parse_command_text(text: str) -> Command:
         if len(words) != 2:
             raise CommandError("usage: `/aws-access revoke <request-id>` (see `/aws-access list`)")
         rid = words[1].strip("`").lower()
-        if not _REQUEST_ID.match(rid):
+        if not _REQUEST_ID.fullmatch(rid):
             raise CommandError(f"'{words[1][:40]}' is not a request id (they look like req-20261112-3fa9c1)")
         return RevokeCmd(rid)
     if len(words) < 3:
         raise CommandError("a request needs an account, a role and a duration.\n" + USAGE)
     reason = " ".join(words[3:])
     if len(reason) > MAX_REASON:
-        raise CommandError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
+        raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
     return RequestCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
 
 
@@ -132,7 +132,7 @@ def parse_interaction(body: bytes) -> Click | None:
         raise BadPayload("interaction without a payload field")
     try:
         payload = json.loads(form["payload"])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadPayload("payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise BadPayload("payload is not an object")
@@ -141,7 +141,7 @@ def parse_interaction(body: bytes) -> Click | None:
     actions = payload.get("actions")
     user = payload.get("user")
     if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict) \
-            or not isinstance(user, dict) or not _USER_ID.match(str(user.get("id", ""))):
+            or not isinstance(user, dict) or not _USER_ID.fullmatch(str(user.get("id", ""))):
         raise BadPayload("block_actions payload without exactly one action and a user")
     action = actions[0]
     channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
@@ -157,4 +157,4 @@ def parse_interaction(body: bytes) -> Click | None:
 
 
 def is_request_id(value: str) -> bool:
-    return bool(_REQUEST_ID.match(value))
+    return bool(_REQUEST_ID.fullmatch(value))

@@ -1,0 +1,369 @@
+"""chalicelib.slack.parse: slash-command text, slash-command bodies and button clicks."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.slack.parse import (
+    MAX_REASON,
+    USAGE,
+    BadPayload,
+    Click,
+    CommandError,
+    HelpCmd,
+    ListCmd,
+    RequestCmd,
+    RevokeCmd,
+    SlashCommand,
+    is_request_id,
+    parse_command_text,
+    parse_interaction,
+    parse_slash_command,
+)
+from tests.fixtures import load_slack
+
+REVOKE_USAGE = "usage: `/aws-access revoke <request-id>` (see `/aws-access list`)"
+
+
+def not_an_id(word: str) -> str:
+    return f"'{word}' is not a request id (they look like req-20261112-3fa9c1)"
+
+
+# ==== parse_command_text =============================================================
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("", HelpCmd(), id="empty"),
+    pytest.param("   \t ", HelpCmd(), id="blank"),
+    pytest.param("help", HelpCmd(), id="help"),
+    pytest.param("HELP", HelpCmd(), id="HELP"),
+    pytest.param("  Help  ", HelpCmd(), id="padded-Help"),
+    pytest.param("--help", HelpCmd(), id="--help"),
+    pytest.param("-h", HelpCmd(), id="-h"),
+    pytest.param("help prod", HelpCmd(), id="help-ignores-args"),
+    pytest.param("list", ListCmd(), id="list"),
+    pytest.param("LIST", ListCmd(), id="LIST"),
+    pytest.param("revoke req-20261112-3fa9c1", RevokeCmd("req-20261112-3fa9c1"), id="revoke"),
+    pytest.param("Revoke REQ-20261112-3FA9C1", RevokeCmd("req-20261112-3fa9c1"), id="revoke-upper-case"),
+    pytest.param("revoke `req-20261112-3fa9c1`", RevokeCmd("req-20261112-3fa9c1"), id="revoke-backticks"),
+    pytest.param("prod admin 2h", RequestCmd("prod", "admin", "2h", ""), id="request-no-reason"),
+    pytest.param("prod admin 2h fix incident 4521", RequestCmd("prod", "admin", "2h", "fix incident 4521"),
+                 id="request-with-reason"),
+    pytest.param("PROD Admin 1H30m  Fix   the <thing> &  now ",
+                 RequestCmd("prod", "admin", "1H30m", "Fix the <thing> & now"),
+                 id="request-keys-lowered-reason-words-kept"),
+    pytest.param("prod admin 2h " + "x" * MAX_REASON, RequestCmd("prod", "admin", "2h", "x" * MAX_REASON),
+                 id="reason-at-limit"),
+    pytest.param("prod admin 2h list", RequestCmd("prod", "admin", "2h", "list"), id="verb-word-in-reason"),
+])
+def test_parse_command_text(text, expected):
+    assert parse_command_text(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("list mine", "`list` takes no arguments", id="list-with-args"),
+    pytest.param("revoke", REVOKE_USAGE, id="revoke-missing-id"),
+    pytest.param("revoke req-20261112-3fa9c1 now", REVOKE_USAGE, id="revoke-extra-args"),
+    pytest.param("revoke req-1", not_an_id("req-1"), id="revoke-bad-id"),
+    pytest.param("revoke req-20261112-3fa9cg", not_an_id("req-20261112-3fa9cg"), id="revoke-non-hex"),
+    pytest.param("revoke req-20261112-3fa9c1a", not_an_id("req-20261112-3fa9c1a"), id="revoke-too-long"),
+    pytest.param("revoke " + "y" * 60, not_an_id("y" * 40), id="revoke-bad-id-shortened-to-40"),
+])
+def test_parse_command_text_errors(text, message):
+    with pytest.raises(CommandError) as err:
+        parse_command_text(text)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("prod", id="one-word"),
+    pytest.param("prod admin", id="two-words"),
+])
+def test_request_needs_three_words(text):
+    with pytest.raises(CommandError) as err:
+        parse_command_text(text)
+    assert str(err.value) == "a request needs an account, a role and a duration.\n" + USAGE
+    assert "/aws-access <account> <role> <duration> [reason ...]" in str(err.value)
+
+
+def test_reason_over_the_limit_is_refused():
+    with pytest.raises(CommandError) as err:
+        parse_command_text("prod admin 2h " + "x" * (MAX_REASON + 1))
+    assert str(err.value) == "the reason is 301 characters; keep it to 300 or fewer"
+
+
+def test_reason_limit_counts_the_joined_words():
+    # 100 two-character words: 299 characters once joined with single spaces
+    words = " ".join(["ab"] * 100)
+    assert parse_command_text(f"prod admin 2h {words}").reason == words
+    with pytest.raises(CommandError):
+        parse_command_text(f"prod admin 2h {words} abcd")
+
+
+# ==== parse_slash_command ============================================================
+def test_parse_slash_command_fixture():
+    body = load_slack("slash_command.txt").encode()
+    assert parse_slash_command(body) == SlashCommand(
+        user_id="U0ALICE001",
+        channel_id="C0APPROVE1",
+        text="prod admin 2h fix incident 4521",
+        command="/aws-access",
+        response_url="https://hooks.slack.com/commands/T0TEAM0001/1111111111111/EXAMPLEresponseURLtoken01",
+    )
+
+
+def test_parse_slash_command_defaults():
+    assert parse_slash_command(b"user_id=W0ENTERPR1&command=") == SlashCommand(
+        user_id="W0ENTERPR1", channel_id="", text="", command="/aws-access", response_url="")
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(b"", id="empty"),
+    pytest.param(b"channel_id=C0APPROVE1&text=help", id="missing-user_id"),
+    pytest.param(b"user_id=&text=help", id="blank-user_id"),
+    pytest.param(b"user_id=alice&text=help", id="user-name-not-id"),
+    pytest.param(b"user_id=C0APPROVE1", id="channel-id-as-user"),
+    pytest.param(b"user_id=U0ALICE001&text=\xff\xfe", id="not-utf8"),
+    pytest.param(b"\xc3\x28", id="invalid-utf8-sequence"),
+    pytest.param(b"user_id", id="field-without-equals"),
+])
+def test_parse_slash_command_bad_payload(body):
+    with pytest.raises(BadPayload):
+        parse_slash_command(body)
+
+
+def test_user_id_with_trailing_newline_is_refused():
+    with pytest.raises(BadPayload):
+        parse_slash_command(b"user_id=U0ALICE001%0A&text=help")
+
+
+# ==== parse_interaction ==============================================================
+def form(payload) -> bytes:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return urllib.parse.urlencode({"payload": text}).encode()
+
+
+@pytest.mark.parametrize(("fixture", "action_id"), [
+    pytest.param("block_actions_approve", "approve_request", id="approve"),
+    pytest.param("block_actions_deny", "deny_request", id="deny"),
+])
+def test_parse_interaction_fixture(fixture, action_id):
+    payload = load_slack(fixture)
+    assert parse_interaction(form(payload)) == Click(
+        action_id=action_id,
+        request_id=payload["actions"][0]["value"],
+        user_id=payload["user"]["id"],
+        channel_id=payload["channel"]["id"],
+        message_ts=payload["container"]["message_ts"],
+    )
+
+
+def test_parse_interaction_approve_fixture_values():
+    assert parse_interaction(form(load_slack("block_actions_approve"))) == Click(
+        action_id="approve_request", request_id="req-20261112-0001", user_id="U0BOB00001",
+        channel_id="C0APPROVE1", message_ts="1794492001.000200")
+
+
+def test_channel_falls_back_to_the_container():
+    payload = load_slack("block_actions_approve")
+    del payload["channel"]
+    payload["container"]["channel_id"] = "C0OTHER001"
+    click = parse_interaction(form(payload))
+    assert (click.channel_id, click.message_ts) == ("C0OTHER001", "1794492001.000200")
+
+
+def test_no_channel_or_container_gives_empty_strings():
+    payload = load_slack("block_actions_approve")
+    payload["channel"] = None
+    payload["container"] = "not an object"
+    click = parse_interaction(form(payload))
+    assert (click.channel_id, click.message_ts, click.request_id) == ("", "", "req-20261112-0001")
+
+
+def test_view_submission_is_ignored():
+    assert parse_interaction(form(load_slack("view_submission"))) is None
+
+
+def test_other_types_are_ignored():
+    assert parse_interaction(form({"type": "shortcut", "user": {"id": "U0ALICE001"}})) is None
+
+
+def _with_actions(actions) -> dict:
+    payload = load_slack("block_actions_approve")
+    payload["actions"] = actions
+    return payload
+
+
+def _with_user(user) -> dict:
+    payload = load_slack("block_actions_approve")
+    payload["user"] = user
+    return payload
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(b"", id="empty-body"),
+    pytest.param(b"token=x&type=block_actions", id="missing-payload"),
+    pytest.param(form("{not json"), id="non-json"),
+    pytest.param(form("[1, 2]"), id="json-list"),
+    pytest.param(form('"block_actions"'), id="json-string"),
+    pytest.param(form("null"), id="json-null"),
+    pytest.param(b"payload=%7B%7D\xff", id="not-utf8"),
+    pytest.param(form(_with_actions({"action_id": "approve_request"})), id="actions-not-a-list"),
+    pytest.param(form(_with_actions(None)), id="actions-missing"),
+    pytest.param(form(_with_actions([])), id="no-action"),
+    pytest.param(form(_with_actions([load_slack("block_actions_approve")["actions"][0]] * 2)),
+                 id="two-actions"),
+    pytest.param(form(_with_actions(["approve_request"])), id="action-not-an-object"),
+    pytest.param(form(_with_user(None)), id="no-user"),
+    pytest.param(form(_with_user({"id": "alice"})), id="user-id-not-an-id"),
+    pytest.param(form(_with_user({"name": "bob"})), id="user-without-id"),
+])
+def test_parse_interaction_bad_payload(body):
+    with pytest.raises(BadPayload):
+        parse_interaction(body)
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(12345, id="number"),
+    pytest.param(None, id="null"),
+    pytest.param(["req-20261112-0001"], id="list"),
+    pytest.param({"request_id": "req-20261112-0001"}, id="object"),
+])
+def test_non_string_button_value_gives_empty_request_id(value):
+    payload = load_slack("block_actions_approve")
+    payload["actions"][0]["value"] = value
+    click = parse_interaction(form(payload))
+    assert click == Click(action_id="approve_request", request_id="", user_id="U0BOB00001",
+                          channel_id="C0APPROVE1", message_ts="1794492001.000200")
+    assert not is_request_id(click.request_id)
+
+
+def test_missing_button_value_gives_empty_request_id():
+    payload = load_slack("block_actions_approve")
+    del payload["actions"][0]["value"]
+    assert parse_interaction(form(payload)).request_id == ""
+
+
+def test_button_value_is_passed_through_unvalidated():
+    # parse does not judge the id; the service checks is_request_id before any lookup
+    payload = load_slack("block_actions_approve")
+    payload["actions"][0]["value"] = "req-20261112-0001; DROP"
+    assert parse_interaction(form(payload)).request_id == "req-20261112-0001; DROP"
+
+
+def test_deeply_nested_payload_is_a_bad_payload():
+    with pytest.raises(BadPayload):
+        parse_interaction(form("[" * 20000))
+
+
+# ==== is_request_id ==================================================================
+@pytest.mark.parametrize(("value", "ok"), [
+    ("req-20261112-0a11ce", True),
+    ("req-20261112-0A11CE", False),
+    ("req-2026111-0a11ce", False),
+    ("req-20261112-0a11c", False),
+    (" req-20261112-0a11ce", False),
+    ("", False),
+])
+def test_is_request_id(value, ok):
+    assert is_request_id(value) is ok
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param("req-20261112-0a11ce\n", id="trailing-newline"),
+    pytest.param("req-\u0662\u0660\u0662\u0666\u0661\u0661\u0661\u0662-0a11ce", id="arabic-indic-digits"),
+])
+def test_is_request_id_refuses_lookalikes(value):
+    assert is_request_id(value) is False
+
+
+# ==== properties =====================================================================
+COMMANDS = (RequestCmd, HelpCmd, ListCmd, RevokeCmd)
+
+
+@settings(max_examples=300)
+@given(st.text())
+def test_any_text_is_a_command_or_a_command_error(text):
+    try:
+        cmd = parse_command_text(text)
+    except CommandError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(cmd, COMMANDS)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(["help", "list", "revoke", "prod", "admin", "2h", "req-20261112-0a11ce",
+                                 " ", "\t", "\n", "x" * 100, "é", "<!channel>"]), max_size=12).map("".join))
+def test_wordy_text_is_a_command_or_a_command_error(text):
+    try:
+        cmd = parse_command_text(text)
+    except CommandError:
+        return
+    assert isinstance(cmd, COMMANDS)
+    if isinstance(cmd, RequestCmd):
+        assert len(cmd.reason) <= MAX_REASON
+        assert cmd.reason == " ".join(text.split()[3:])
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=512))
+def test_any_bytes_to_parse_slash_command(body):
+    try:
+        result = parse_slash_command(body)
+    except BadPayload:
+        return
+    assert isinstance(result, SlashCommand)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=512))
+def test_any_bytes_to_parse_interaction(body):
+    try:
+        result = parse_interaction(body)
+    except BadPayload:
+        return
+    assert result is None or isinstance(result, Click)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children,
+                                                                       max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300)
+@given(st.fixed_dictionaries(
+    {}, optional={"type": st.sampled_from(["block_actions", "view_submission"]) | st.text(max_size=5),
+                  "user": JSONISH | st.fixed_dictionaries({"id": st.sampled_from(["U0BOB00001", "x"])}),
+                  "actions": JSONISH | st.lists(st.dictionaries(
+                      st.sampled_from(["action_id", "value"]), JSONISH), min_size=1, max_size=2),
+                  "channel": JSONISH, "container": JSONISH}))
+def test_any_json_object_to_parse_interaction(payload):
+    try:
+        result = parse_interaction(form(payload))
+    except BadPayload:
+        return
+    assert result is None or isinstance(result, Click)
+    if isinstance(result, Click):
+        assert all(isinstance(v, str) for v in vars(result).values())
+
+
+request_ids = st.builds(
+    lambda d, h: f"req-{d:%Y%m%d}-{h}",
+    st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)),
+    st.text(alphabet="0123456789abcdef", min_size=6, max_size=6),
+)
+
+
+@given(request_ids, st.sampled_from(["{}", "`{}`", "  {}  "]), st.booleans())
+def test_valid_request_ids_round_trip_through_revoke(rid, shape, upper):
+    word = shape.format(rid.upper() if upper else rid)
+    assert parse_command_text(f"revoke {word}") == RevokeCmd(rid)
+    assert is_request_id(rid)
