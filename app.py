@@ -18,7 +18,8 @@ def observe(event, get_response):
 
     kind = "http" if hasattr(event, "raw_body") else type(event).__name__
     payload = getattr(event, "event", None)  # a worker invocation carries the caller's correlation id
-    handlers.begin(app, kind, payload.get("correlation_id") if isinstance(payload, dict) else None)
+    handlers.begin(app, kind, payload.get("correlation_id") if isinstance(payload, dict) else None,
+                   getattr(event, "context", None))
     return get_response(event)
 
 

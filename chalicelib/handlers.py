@@ -26,12 +26,12 @@ def _ephemeral(text: str):
     return _response(200, {"response_type": "ephemeral", "text": text})
 
 
-def begin(app, kind: str, correlation_id: str | None = None) -> str:
+def begin(app, kind: str, correlation_id: str | None = None, context=None) -> str:
     """Start an invocation's log context: correlation id + request id on every line."""
     log = logger()
     cid = correlation_id or new_correlation_id()
     log.set_correlation_id(cid)
-    ctx = app.lambda_context
+    ctx = context or getattr(app, "lambda_context", None)
     request_id = getattr(ctx, "aws_request_id", None)
     if request_id is None and kind == "http":
         request_id = (app.current_request.context or {}).get("requestId")

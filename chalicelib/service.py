@@ -37,6 +37,7 @@ from .domain.model import (
     utc,
 )
 from .slack import views
+from .slack.escape import escape_mrkdwn
 from .slack.parse import (
     USAGE,
     Click,
@@ -89,6 +90,7 @@ class Reply:
 @dataclass
 class SweepReport:
     looked_at: int = 0
+    drift: int = 0
     expired_grants: int = 0
     expired_requests: int = 0
     retried: int = 0
@@ -101,6 +103,10 @@ def _card_job(request_id: str, event_type: str, payload: dict) -> Job:
 
 def _dm_job(request_id: str, event_type: str, payload: dict) -> Job:
     return {"job": "dm", "request_id": request_id, "event_type": event_type, "payload": payload}
+
+
+def _security_job(text: str, event_type: str, payload: dict) -> Job:
+    return {"job": "security", "text": text, "event_type": event_type, "payload": payload}
 
 
 def granted_payload(req: Request) -> dict:
@@ -309,10 +315,14 @@ class Drawbridge:
             "ephemeral": self._job_ephemeral,
             "grant": self._job_grant,
             "end_grant": self._job_end_grant,
+            "security": self._job_security,
         }.get(kind)
         if handler is None:
             raise ValueError(f"unknown job {kind!r}")
         return handler(job) or []
+
+    def _job_security(self, job: Job) -> None:
+        self.slack.post(self.catalog.security_channel, job["text"], None, job["event_type"], job["payload"])
 
     def _job_ephemeral(self, job: Job) -> None:
         self.slack.ephemeral(job["channel"], job["user"], job["text"])
@@ -404,7 +414,10 @@ class Drawbridge:
         self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
         payload = {"request_id": req.request_id, "revoked_by": SYSTEM}
         return [_card_job(req.request_id, "access_revoked", payload),
-                _dm_job(req.request_id, "access_revoked", payload)]
+                _dm_job(req.request_id, "access_revoked", payload),
+                _security_job(f":x: Grant {req.request_id} ({req.requester} → `{req.label}`) failed and "
+                              f"was not applied: {escape_mrkdwn(why)}", "grant_failed",
+                              {"request_id": req.request_id, "reason": why})]
 
     def _job_end_grant(self, job: Job) -> list[Job]:
         """Remove the grant from IAM, then record REVOKED (asked for) or EXPIRED (time is up)."""
@@ -445,7 +458,52 @@ class Drawbridge:
                 if on_error is None:
                     raise
                 on_error({"job": "sweep", "request_id": req.request_id}, exc)
+        try:
+            jobs = self.reconcile(report)
+            self.run_all(jobs, on_error)
+        except Exception as exc:  # noqa: BLE001 - reconcile again next minute
+            report.errors += 1
+            if on_error is None:
+                raise
+            on_error({"job": "reconcile"}, exc)
         return report
+
+    def reconcile(self, report: SweepReport | None = None) -> list[Job]:
+        """Make IAM and the table agree; report every difference to the security channel.
+
+        * a Drawbridge policy (``/drawbridge/drawbridge-<id>``) whose request is not a live
+          grant - restored, copied by hand, or left by a crash - is detached and deleted;
+        * an ACTIVE grant whose policy is no longer attached is marked FAILED.
+        Policies Drawbridge did not create are never looked at, let alone touched.
+        """
+        report = report or SweepReport()
+        jobs: list[Job] = []
+        live = {r.request_id: r for r in self.store.live()}
+        for rid, arn, users in self.grants.drawbridge_policies():
+            req = live.get(rid) or self.store.get(rid)
+            if req is not None and req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING):
+                continue  # in flight: the grant / end_grant jobs own it
+            state = "no record" if req is None else f"record {req.grant_status.value}"
+            if req is not None and req.grant_status is GrantStatus.ACTIVE:
+                strangers = [u for u in users if u != req.iam_user]
+                if not strangers:
+                    continue  # as it should be (or detached by hand: the check below fails it)
+                for user in strangers:  # copied to somebody else: take it back from them only
+                    self.grants.revoke_from(user, rid)
+                what = f"also attached to {', '.join(strangers)}; detached from them"
+            else:
+                self.grants.remove_policy(rid, users)
+                what = f"attached to {', '.join(users) or 'nobody'} with {state}; removed"
+            report.drift += 1
+            jobs.append(_security_job(f":warning: Drift: Drawbridge policy `{arn}` was {what}.",
+                                      "grant_drift",
+                                      {"request_id": rid, "policy_arn": arn, "users": users, "state": state}))
+        for req in live.values():
+            if req.grant_status is not GrantStatus.ACTIVE or self.grants.has_grant(req.iam_user, req.request_id):
+                continue
+            report.drift += 1
+            jobs.extend(self._fail_grant(req, "the grant's IAM policy vanished (removed outside Drawbridge)"))
+        return jobs
 
     def _sweep_one(self, req: Request, now: datetime, report: SweepReport) -> list[Job]:
         rid = req.request_id

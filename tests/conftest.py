@@ -150,7 +150,7 @@ def app_client(stack, slack, catalog):
     from chalicelib import wiring
 
     wiring.reset()
-    with Client(app) as client:
+    with Client(app, stage_name="local") as client:  # no deployed-stage env (SSM params, table names)
         yield AppDriver(client, catalog)
     wiring.reset()
 

@@ -80,3 +80,39 @@ class IamGrants:
 
     def has_grant(self, iam_user: str, request_id: str) -> bool:
         return self.arn(request_id) in self.attached(iam_user)
+
+    def drawbridge_policies(self) -> list[tuple[str, str, list[str]]]:
+        """Every policy Drawbridge created: (request id, policy ARN, users it is attached to)."""
+        out = []
+        for page in self._iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=pol.POLICY_PATH):
+            for p in page["Policies"]:
+                rid = pol.request_id_from_policy_name(p["PolicyName"])
+                if rid is None or p.get("Path") != pol.POLICY_PATH:
+                    continue  # not ours, even if it sits under our path
+                users: list[str] = []
+                for epage in self._iam.get_paginator("list_entities_for_policy").paginate(
+                        PolicyArn=p["Arn"], EntityFilter="User"):
+                    users.extend(u["UserName"] for u in epage["PolicyUsers"])
+                out.append((rid, p["Arn"], users))
+        return out
+
+    def remove_policy(self, request_id: str, users: list[str]) -> None:
+        """Detach a Drawbridge policy from every user given and delete it."""
+        from botocore.exceptions import ClientError
+
+        for user in users:
+            self.revoke_from(user, request_id)
+        try:
+            self._iam.delete_policy(PolicyArn=self.arn(request_id))
+        except ClientError as exc:
+            if _code(exc) != "NoSuchEntity":
+                raise
+
+    def revoke_from(self, iam_user: str, request_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._iam.detach_user_policy(UserName=iam_user, PolicyArn=self.arn(request_id))
+        except ClientError as exc:
+            if _code(exc) != "NoSuchEntity":
+                raise

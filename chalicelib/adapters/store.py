@@ -170,6 +170,15 @@ class DynamoStore:
         )
         return [_request(i) for i in items]
 
+    def live(self) -> list[Request]:
+        """Every request the sweep still tracks (pending, granting, active, revoking)."""
+        items = self._query(
+            IndexName="due",
+            KeyConditionExpression="due_pk = :d",
+            ExpressionAttributeValues={":d": _s("DUE")},
+        )
+        return [_request(i) for i in items]
+
     def grants_ending_after(self, iam_user: str, at: datetime) -> list[Request]:
         """Grants of ``iam_user`` whose usable window ends at or after ``at``."""
         items = self._query(
