@@ -99,7 +99,15 @@ def slack_command(app):
         except BadPayload as exc:
             return _response(400, {"error": str(exc)})
         logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
-        reply = wiring.service().command(cmd)
+        svc = wiring.service()
+        if cmd.trigger_id:  # a redelivered command must not act twice
+            first, earlier = svc.store.first_delivery(f"cmd#{cmd.trigger_id}", svc.now())
+            if not first:
+                logger().info("repeated slash command delivery ignored")
+                return _ephemeral(earlier or "Still working on this command; see the messages above.")
+        reply = svc.command(cmd)
+        if cmd.trigger_id:
+            svc.store.remember_reply(f"cmd#{cmd.trigger_id}", reply.text)
         defer(reply.jobs)
         return _ephemeral(reply.text)
     except Exception:  # noqa: BLE001 - never a stack trace or a 500 to Slack
@@ -121,7 +129,11 @@ def slack_interaction(app):
         if click is not None:
             logger().info("button click", extra={"slack_user": click.user_id, "action": click.action_id[:40],
                                                  "request": click.request_id[:40]})
-            defer(wiring.service().click(click))
+            svc = wiring.service()
+            if click.trigger_id and not svc.store.first_delivery(f"click#{click.trigger_id}", svc.now())[0]:
+                logger().info("repeated interaction delivery ignored")
+                return _response(200, "")
+            defer(svc.click(click))
         return _response(200, "")
     except Exception:  # noqa: BLE001
         return _ephemeral(_unexpected("interaction"))

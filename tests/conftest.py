@@ -14,6 +14,7 @@ import hmac
 import json
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,14 +81,20 @@ def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) 
             "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def slash_body(user_id: str, text: str) -> str:
+def trigger_id() -> str:
+    """Slack gives every invocation its own trigger id (a retried delivery repeats it)."""
+    return f"{int(time.time())}.2222222222.{uuid.uuid4().hex}"
+
+
+def slash_body(user_id: str, text: str, trigger: str | None = None) -> str:
     form = dict(load_slack("slash_command"))
-    form.update(user_id=user_id, user_name=user_id.lower(), text=text)
+    form.update(user_id=user_id, user_name=user_id.lower(), text=text, trigger_id=trigger or trigger_id())
     return urllib.parse.urlencode(form)
 
 
-def click_body(user_id: str, action_id: str, request_id: str) -> str:
+def click_body(user_id: str, action_id: str, request_id: str, trigger: str | None = None) -> str:
     payload = load_slack("block_actions_approve")
+    payload["trigger_id"] = trigger or trigger_id()
     payload["user"].update(id=user_id, username=user_id.lower(), name=user_id.lower())
     payload["actions"][0].update(action_id=action_id, value=request_id)
     return urllib.parse.urlencode({"payload": json.dumps(payload)})

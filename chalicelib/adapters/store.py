@@ -246,6 +246,19 @@ class DynamoStore:
         )
         return [json.loads(i["doc"]["S"]) for i in items]
 
+    # -- idempotent deliveries ------------------------------------------------------
+    def first_delivery(self, key: str, now: datetime) -> tuple[bool, str | None]:
+        """(True, None) the first time ``key`` is seen; afterwards (False, the stored reply)."""
+        ttl = int((utc(now) + timedelta(days=1)).timestamp())
+        if self._put_new({**_key(f"ONCE#{key}", "ONCE"), "ttl": {"N": str(ttl)}}):
+            return True, None
+        resp = self._db.get_item(TableName=self._table, Key=_key(f"ONCE#{key}", "ONCE"), ConsistentRead=True)
+        return False, resp.get("Item", {}).get("reply", {}).get("S")
+
+    def remember_reply(self, key: str, reply: str) -> None:
+        self._db.update_item(TableName=self._table, Key=_key(f"ONCE#{key}", "ONCE"),
+                             UpdateExpression="SET reply = :r", ExpressionAttributeValues={":r": _s(reply)})
+
     def _put_new(self, item: dict) -> bool:
         from botocore.exceptions import ClientError
 

@@ -41,6 +41,7 @@ class SlashCommand:
     text: str
     command: str
     response_url: str
+    trigger_id: str = ""  # unique per invocation; a retried delivery repeats it
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Click:
     user_id: str
     channel_id: str
     message_ts: str
+    trigger_id: str = ""
 
 
 def _form(body: bytes) -> dict[str, str]:
@@ -98,6 +100,7 @@ def parse_slash_command(body: bytes) -> SlashCommand:
         text=form.get("text", ""),
         command=form.get("command", "/aws-access") or "/aws-access",
         response_url=form.get("response_url", ""),
+        trigger_id=form.get("trigger_id", "")[:128],
     )
 
 
@@ -153,6 +156,7 @@ def parse_interaction(body: bytes) -> Click | None:
         user_id=user["id"],
         channel_id=str(channel.get("id") or container.get("channel_id") or ""),
         message_ts=str(container.get("message_ts") or ""),
+        trigger_id=str(payload.get("trigger_id") or "")[:128],
     )
 
 

@@ -129,3 +129,23 @@ def test_request_approve_grant_use_expire(app_client, stack, slack, store):
         ("drawbridge", "granted", "APPROVED/GRANTING", "APPROVED/ACTIVE"),
         ("drawbridge", "expired", "APPROVED/ACTIVE", "APPROVED/EXPIRED"),
     ]
+
+
+def test_redelivered_command_and_click_act_once(app_client, slack, store):
+    from tests.conftest import click_body, sign, slash_body
+
+    body = slash_body("U0ALICE001", "prod readonly 1h checking dashboards", trigger="1.2.retry-me")
+    first = app_client.raw("/slack/commands", body, sign(body))
+    again = app_client.raw("/slack/commands", body, sign(body))  # e.g. X-Slack-Retry-Num: 1
+    assert again.body == first.body
+    assert len(store.open_for("alice")) == 1
+    assert len(slack.find(event_type="access_requested")) == 1
+
+    rid = request_id_from(first.text)
+    click = click_body("U0BOB00001", "approve_request", rid, trigger="1.2.click-once")
+    app_client.raw("/slack/interactions", click, sign(click))
+    app_client.raw("/slack/interactions", click, sign(click))
+    assert store.get(rid).grant_status is GrantStatus.ACTIVE
+    assert len(store.history(rid)) == 3  # requested, approved, granted: the repeat did nothing
+    assert len(slack.dms("U0ALICE001")) == 1
+    assert slack.ephemerals("U0BOB00001") == []
