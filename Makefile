@@ -28,3 +28,13 @@ validate-catalog: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The whole story on an embedded local stack (moto_server + Slack stand-in + chalice local,
+# all on 127.0.0.1), over real HTTP; exits non-zero if any step misbehaves. docs/DEMO.md
+.PHONY: demo dev
+demo: $(STAMP)
+	$(BIN)/python -m local.demo
+
+# The same stack left running for manual use (python -m local.dev --help); Ctrl-C stops it.
+dev: $(STAMP)
+	$(BIN)/python -m local.dev up

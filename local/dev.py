@@ -1,0 +1,279 @@
+"""``make dev``: the local stack left running, and a small CLI to drive it by hand.
+
+    python -m local.dev up                                   # = make dev; Ctrl-C stops everything
+    python -m local.dev send --as alice "/aws-access prod admin 2h fix"
+    python -m local.dev click --as bob approve <request-id>  # approve | deny | any action_id
+    python -m local.dev assume --as alice [role-arn]         # the person's own sts:AssumeRole
+    python -m local.dev cloudtrail <fixture-name-or-path> [--now] [--as alice]
+    python -m local.dev sweep [--at 2026-11-21T12:00:00Z]
+    python -m local.dev messages [--channel C0APPROVE1] [--all] [--json]
+
+``up`` writes the running stack's URLs, keys and signing secret to ``.drawbridge-dev.json``
+(in the repository root, git-ignored; ``--state`` to choose another file) and removes it
+when it stops; the other commands read it. ``cloudtrail`` and ``sweep`` run the handler in
+the CLI's own process with the app's environment, as Lambda would (``chalice local`` serves
+HTTP only); ``sweep --at`` moves only that process's clock (time-machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from local.stack import (
+    ROOT,
+    LocalStack,
+    StackError,
+    StackHandle,
+    iso_z,
+    load_cloudtrail,
+    parse_time,
+    port_open,
+    refresh_cloudtrail,
+)
+
+STATE = ROOT / ".drawbridge-dev.json"
+ACTIONS = {"approve": "approve_request", "deny": "deny_request"}
+DEFAULT_ROLE = "arn:aws:iam::222222222222:role/admin"
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# --------------------------------------------------------------------------- up
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_state(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def up(state_path: Path) -> int:
+    if state_path.is_file():
+        try:
+            old = json.loads(state_path.read_text())
+        except ValueError:
+            old = {}
+        if old.get("driver_pid") and _alive(old["driver_pid"]):
+            _say(f"a dev stack is already running (pid {old['driver_pid']}, {old.get('app_url')}); "
+                 f"stop it with Ctrl-C in its terminal or `kill {old['driver_pid']}`")
+            return 1
+        state_path.unlink()  # left over from a stack that was killed
+    # Ctrl-C must work even when the shell started us with SIGINT ignored (e.g. `make dev &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _say("Starting the local Drawbridge stack (everything on 127.0.0.1) ...")
+    try:
+        with LocalStack(echo=lambda text: _say("  " + text)) as stack:
+            for note in stack.notes:
+                _say(f"  note: {note}")
+            _write_state(state_path, stack.to_state())
+            try:
+                _banner(stack, state_path)
+                while True:
+                    dead = [c for c in stack.children if not c.alive()]
+                    if dead:
+                        c = dead[0]
+                        _say(f"\n{c.name} exited (code {c.popen.returncode}); stopping. Its log ({c.log}):")
+                        _say(c.log_tail())
+                        stack.keep_logs = True
+                        return 1
+                    time.sleep(0.5)
+            finally:
+                _say("\nstopping the local stack ...")
+                if state_path.is_file():
+                    state_path.unlink()
+    except KeyboardInterrupt:
+        pass
+    except StackError as exc:
+        _say(f"the local stack did not start: {exc}")
+        return 2
+    _say("stopped; every local process is gone")
+    return 0
+
+
+def _banner(stack: LocalStack, state_path: Path) -> None:
+    me = "python -m local.dev"
+    people = ", ".join(f"{k} ({p.slack_user})" for k, p in stack.catalog.people.items())
+    lines = [
+        "",
+        "Drawbridge is running locally.",
+        f"  app (Slack routes)  {stack.app_url}/slack/commands   {stack.app_url}/slack/interactions",
+        f"  Slack stand-in      {stack.slack_api_url}   (recorded messages: {stack.slack_base}/_standin/messages)",
+        f"  moto (AWS)          {stack.moto_url}   (IAM enforcement on)",
+        f"  state file          {state_path}",
+        f"  logs                {stack.log_dir}",
+        "",
+        "The app's environment (e.g. to run other tools against the same stack):",
+        *(f"  export {k}={shlex.quote(v)}" for k, v in stack.env.items()),
+        "",
+        f"People: {people}. In another terminal, from {ROOT} with the virtualenv active:",
+        f"  {me} send --as alice \"/aws-access prod admin 2h fixing incident 4521\"",
+        f"  {me} click --as bob approve <request-id>        (then carol)",
+        f"  {me} assume --as alice {DEFAULT_ROLE}",
+        f"  {me} cloudtrail assume_role_bastion_copy --now --as alice",
+        f"  {me} sweep --at <expires_at + 1 min, e.g. 2026-11-21T12:00:00Z>",
+        f"  {me} messages",
+        "",
+        "Slack messages appear below as the app posts them. Ctrl-C stops everything.",
+    ]
+    _say("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- client commands
+
+
+def _handle(state_path: Path) -> StackHandle:
+    if not state_path.is_file():
+        raise SystemExit(f"no running dev stack ({state_path} is missing): start one with `make dev`")
+    state = json.loads(state_path.read_text())
+    pid = state.get("driver_pid")
+    if pid and not _alive(pid):
+        raise SystemExit(f"the dev stack that wrote {state_path} (pid {pid}) is gone: start one with `make dev`")
+    app_port = next((c["port"] for c in state.get("children", []) if c["name"] == "app"), None)
+    if app_port and not port_open(app_port):
+        raise SystemExit(f"the dev stack's app ({state['app_url']}) does not answer")
+    return StackHandle.from_state(state)
+
+
+def _print_reply(reply) -> None:
+    _say(f"HTTP {reply.status}")
+    if reply.text:
+        _say(reply.text)
+
+
+def render(message: dict, names: dict[str, str]) -> str:
+    from local.slack_standin import render_blocks
+
+    channel = message.get("channel", "")
+    if message.get("ephemeral"):
+        where = f"{names.get(channel, channel)} -> only {names.get(message.get('user') or '', message.get('user'))}"
+    elif channel.startswith("D"):
+        user = "U" + channel[1:]
+        where = f"DM {names.get(user, user)}"
+    else:
+        where = names.get(channel, "#" + channel)
+    thread = f", in thread {message['thread_ts']}" if message.get("thread_ts") else ""
+    tag = f"  [{message['event_type']}]" if message.get("event_type") else ""
+    lines = render_blocks(message.get("blocks") or []) or [message.get("text", "")]
+    body = [f"│ {line}" for chunk in lines for line in str(chunk).splitlines() or [""]]
+    return "\n".join([f"┌─ {where}  ({message.get('ts')}{thread}){tag}", *body, "└─"])
+
+
+def _names(handle: StackHandle) -> dict[str, str]:
+    c = handle.catalog
+    return {c.approvals_channel: "#aws-access-approvals", c.security_channel: "#security-alerts",
+            **{p.slack_user: f"@{k}" for k, p in c.people.items()}}
+
+
+def cmd_messages(handle: StackHandle, args) -> int:
+    found = handle.messages(channel=args.channel, include_ephemeral=args.all)
+    if args.json:
+        _say(json.dumps(found, indent=2))
+        return 0
+    names = _names(handle)
+    for m in found:
+        _say(render(m, names))
+    _say(f"({len(found)} message{'s' if len(found) != 1 else ''})")
+    return 0
+
+
+def cmd_cloudtrail(handle: StackHandle, args) -> int:
+    event = load_cloudtrail(args.event)
+    if args.now or args.as_:
+        person = args.as_
+        event = refresh_cloudtrail(
+            event, at=datetime.now(timezone.utc) if args.now else None,
+            iam_user=handle.catalog.people[person].iam_user if person else None,
+            access_key_id=handle.world.people[person].access_key_id if person else None)
+    detail = event.get("detail", {})
+    _say(f"{detail.get('eventName')} by {(detail.get('userIdentity') or {}).get('arn')} "
+         f"on {(detail.get('requestParameters') or {}).get('roleArn')} at {detail.get('eventTime')} "
+         f"(eventID {detail.get('eventID')}) -> on_role_assumed")
+    before = {(m["channel"], m["ts"]) for m in handle.messages()}
+    result = handle.invoke("on_role_assumed", event)
+    _say(f"handler returned {result}")
+    names = _names(handle)
+    for m in handle.messages():
+        if (m["channel"], m["ts"]) not in before:
+            _say(render(m, names))
+    return 0
+
+
+def cmd_sweep(handle: StackHandle, args) -> int:
+    at = parse_time(args.at) if args.at else None
+    if at is not None:
+        _say(f"sweep with this process's clock at {iso_z(at)} (the app server and moto keep real time)")
+    result = handle.sweep(at=at)
+    _say(f"sweep report: {result}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.dev", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--state", type=Path, default=STATE, help=f"state file (default {STATE})")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="start the stack and keep it running (Ctrl-C stops it)")
+    p = sub.add_parser("send", help="a signed slash command, as a catalog person")
+    p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
+    p.add_argument("text", help='e.g. "/aws-access prod admin 2h fix" (the /aws-access is optional)')
+    p = sub.add_parser("click", help="a signed button click on a request's card")
+    p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
+    p.add_argument("action", help="approve, deny, or a raw action_id")
+    p.add_argument("request_id")
+    p = sub.add_parser("assume", help="the person's own sts:AssumeRole against moto")
+    p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
+    p.add_argument("role_arn", nargs="?", default=DEFAULT_ROLE)
+    p = sub.add_parser("cloudtrail", help="deliver a CloudTrail event to on_role_assumed")
+    p.add_argument("event", help="a fixture name (shared/fixtures/cloudtrail) or a path to an event JSON")
+    p.add_argument("--now", action="store_true", help="as a new call made now: eventTime = now, fresh ids")
+    p.add_argument("--as", dest="as_", metavar="PERSON", help="the calling IAM user (fresh ids too)")
+    p = sub.add_parser("sweep", help="run the sweep handler")
+    p.add_argument("--at", help="ISO time to run it at (moves this process's clock only)")
+    p = sub.add_parser("messages", help="what the Slack stand-in holds")
+    p.add_argument("--channel", help="a channel id, or a user id for their DM")
+    p.add_argument("--all", action="store_true", help="include ephemeral messages")
+    p.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "up":
+        return up(args.state)
+    handle = _handle(args.state)
+    if args.cmd == "send":
+        _print_reply(handle.signed_command(args.as_, args.text))
+    elif args.cmd == "click":
+        _print_reply(handle.signed_click(args.as_, ACTIONS.get(args.action, args.action), args.request_id))
+    elif args.cmd == "assume":
+        _say(handle.assume_role(args.as_, args.role_arn))
+    elif args.cmd == "cloudtrail":
+        return cmd_cloudtrail(handle, args)
+    elif args.cmd == "sweep":
+        return cmd_sweep(handle, args)
+    elif args.cmd == "messages":
+        return cmd_messages(handle, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
