@@ -8,7 +8,7 @@ from chalice import Chalice, Rate
 
 from chalicelib.event_pattern import ASSUME_ROLE_PATTERN
 
-app = Chalice(app_name="drawbridge")
+app = Chalice(app_name="drawbridge", configure_logs=False)  # Powertools Logger owns "drawbridge"
 FORM = ["application/x-www-form-urlencoded"]
 
 

@@ -33,7 +33,8 @@ def covering_grant(store, a: Assumption) -> Request | None:
         end = grant_window_end(req)
         if (req.role_arn == a.role_arn and req.granted_at is not None and end is not None
                 and req.grant_status is not GrantStatus.FAILED
-                and covers(req.granted_at, end, a.event_time)):
+                # CloudTrail's eventTime has whole seconds; our times have microseconds
+                and covers(req.granted_at.replace(microsecond=0), end, a.event_time)):
             return req
     return None
 

@@ -138,3 +138,15 @@ def test_every_fixture_is_handled_without_error(app_client, slack):
         out = invoke(app_client, load_cloudtrail(name))
         assert out["kind"] in {"covered", "uncovered", "failed_attempt", "not_production",
                                "unknown_account", "ignored"}, name
+
+
+def test_call_in_the_same_second_as_the_grant_is_covered(app_client, slack, store):
+    # granted_at carries microseconds; CloudTrail's eventTime only whole seconds.
+    with time_machine.travel(T_REQUEST, tick=False) as clock:
+        rid = re.search(r"req-\d{8}-[0-9a-f]{6}", app_client.command("alice", "prod admin 2h fix").text).group(0)
+        app_client.approve("bob", rid)
+        clock.move_to(datetime(2026, 11, 12, 14, 3, 7, 600000, tzinfo=timezone.utc))
+        app_client.approve("carol", rid)
+    assert store.get(rid).granted_at.microsecond == 600000
+    event = load_cloudtrail("assume_role_bastion_copy")  # eventTime 14:03:07, the grant's own second
+    assert invoke(app_client, event)["request_id"] == rid
