@@ -105,7 +105,12 @@ def slack_command(app):
             if not first:
                 logger().info("repeated slash command delivery ignored")
                 return _ephemeral(earlier or "Still working on this command; see the messages above.")
-        reply = svc.command(cmd)
+        try:
+            reply = svc.command(cmd)
+        except Exception:
+            if cmd.trigger_id:  # nothing was decided: let a redelivery try again
+                svc.store.forget_delivery(f"cmd#{cmd.trigger_id}")
+            raise
         if cmd.trigger_id:
             svc.store.remember_reply(f"cmd#{cmd.trigger_id}", reply.text)
         defer(reply.jobs)

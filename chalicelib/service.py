@@ -265,7 +265,10 @@ class Drawbridge:
             decision = decide(req, self._role(req), clicker, now)
             o = rules.Outcome
             if decision.outcome is o.REFUSED:
-                return tell(decision.reason[:1].upper() + decision.reason[1:] + ".")
+                reason = decision.reason
+                if not reason.startswith("req-"):
+                    reason = reason[:1].upper() + reason[1:]
+                return tell(reason + ".")
             if decision.outcome is o.DENIED:
                 after = req.change(status=RequestStatus.DENIED, decided_by=clicker, decided_at=now)
                 action = "denied"

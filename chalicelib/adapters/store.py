@@ -259,6 +259,9 @@ class DynamoStore:
         self._db.update_item(TableName=self._table, Key=_key(f"ONCE#{key}", "ONCE"),
                              UpdateExpression="SET reply = :r", ExpressionAttributeValues={":r": _s(reply)})
 
+    def forget_delivery(self, key: str) -> None:
+        self._db.delete_item(TableName=self._table, Key=_key(f"ONCE#{key}", "ONCE"))
+
     def _put_new(self, item: dict) -> bool:
         from botocore.exceptions import ClientError
 

@@ -113,6 +113,7 @@ def test_parse_slash_command_fixture():
         text="prod admin 2h fix incident 4521",
         command="/aws-access",
         response_url="https://hooks.slack.com/commands/T0TEAM0001/1111111111111/EXAMPLEresponseURLtoken01",
+        trigger_id="1111111111111.2222222222.00000000000000000000000000000a11",
     )
 
 
@@ -159,13 +160,15 @@ def test_parse_interaction_fixture(fixture, action_id):
         user_id=payload["user"]["id"],
         channel_id=payload["channel"]["id"],
         message_ts=payload["container"]["message_ts"],
+        trigger_id=payload["trigger_id"],
     )
 
 
 def test_parse_interaction_approve_fixture_values():
     assert parse_interaction(form(load_slack("block_actions_approve"))) == Click(
         action_id="approve_request", request_id="req-20261112-0001", user_id="U0BOB00001",
-        channel_id="C0APPROVE1", message_ts="1794492001.000200")
+        channel_id="C0APPROVE1", message_ts="1794492001.000200",
+        trigger_id="1111111111111.2222222222.00000000000000000000000000000b02")
 
 
 def test_channel_falls_back_to_the_container():
@@ -238,7 +241,8 @@ def test_non_string_button_value_gives_empty_request_id(value):
     payload["actions"][0]["value"] = value
     click = parse_interaction(form(payload))
     assert click == Click(action_id="approve_request", request_id="", user_id="U0BOB00001",
-                          channel_id="C0APPROVE1", message_ts="1794492001.000200")
+                          channel_id="C0APPROVE1", message_ts="1794492001.000200",
+                          trigger_id=payload["trigger_id"])
     assert not is_request_id(click.request_id)
 
 
