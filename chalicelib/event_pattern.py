@@ -1,7 +1,7 @@
 """The EventBridge pattern for "someone assumed a role": the single source of truth.
 
 Used by ``app.py`` (``@app.on_cw_event``), by the ``--merge-template`` that sets
-the rule state, and mirrored verbatim in ``policies/member-account-forwarding.yaml``
+the rule state, and mirrored verbatim in ``policies/member-account.yaml``
 (``tests/unit/test_event_pattern.py`` fails if the two drift apart).
 
 Deliberate choices:

@@ -47,13 +47,37 @@ def settings() -> Settings:
     return Settings(
         catalog_path=env.get("DRAWBRIDGE_CATALOG") or str(default_catalog),
         table=table,
-        signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
-        bot_token=env.get("SLACK_BOT_TOKEN", ""),
+        signing_secret=_secret("SLACK_SIGNING_SECRET"),
+        bot_token=_secret("SLACK_BOT_TOKEN"),
         slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
         pending_window=timedelta(seconds=parse_duration(env.get("DRAWBRIDGE_PENDING_WINDOW") or "1h")),
         in_lambda=bool(function),
         worker_function=env.get("DRAWBRIDGE_WORKER_FUNCTION") or (f"{function}-worker" if function else ""),
     )
+
+
+#: how long a secret read from SSM is reused before it is fetched again (seconds)
+SECRET_MAX_AGE = 300
+
+
+def _secret(name: str) -> str:
+    """A Slack secret: from SSM Parameter Store when ``<name>_PARAM`` names a parameter
+    (deployed stages), else the plain ``<name>`` variable (local runs and tests).
+
+    Parameter values are decrypted (SecureString) and cached in-process by Powertools
+    Parameters for ``SECRET_MAX_AGE`` seconds, so a warm Lambda makes at most one SSM
+    call per secret per five minutes and picks up a rotated secret within that time.
+    """
+    env = os.environ
+    param = env.get(f"{name}_PARAM", "")
+    if not param:
+        return env.get(name, "")
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_parameter(param, decrypt=True, max_age=SECRET_MAX_AGE)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"SSM parameter {param} (from {name}_PARAM) is empty")
+    return value
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ from chalicelib.event_pattern import ASSUME_ROLE_PATTERN, RULE_STATE, pattern_js
 from tests.fixtures import cloudtrail_names, load_cloudtrail
 
 REPO = Path(__file__).resolve().parents[2]
-FORWARDING_TEMPLATE = REPO / "policies" / "member-account-forwarding.yaml"
+FORWARDING_TEMPLATE = REPO / "policies" / "member-account.yaml"
 
 
 def matches(event: dict) -> bool:
