@@ -9,7 +9,9 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 help:
 	@echo "make demo              the whole flow on an embedded local stack"
 	@echo "make test              the full test suite"
+	@echo "make dev               the local stack left running (python -m local.dev --help)"
 	@echo "make validate-catalog  check policies/access.toml (CATALOG=path to check another file)"
+	@$(MAKE) --no-print-directory help-deploy
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +40,5 @@ demo: $(STAMP)
 # The same stack left running for manual use (python -m local.dev --help); Ctrl-C stops it.
 dev: $(STAMP)
 	$(BIN)/python -m local.dev up
+
+include mk/deploy.mk
