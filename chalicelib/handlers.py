@@ -86,62 +86,71 @@ def log_job_error(job: dict, exc: Exception) -> None:
                        extra={"job": job.get("job"), "request_id": job.get("request_id")})
 
 
-def slack_command(app):
+def _slack_route(app, what: str, parse, act):
+    """Verify, parse, act. Slack gets a 401 (signature), a 400 (malformed) or a 200."""
+    from .slack.parse import BadPayload
+
     try:
         failure, body = _verified(app)
         if failure is not None:
             return failure
-        from . import wiring
-        from .slack.parse import BadPayload, parse_slash_command
-
         try:
-            cmd = parse_slash_command(body)
+            parsed = parse(body)
         except BadPayload as exc:
             return _response(400, {"error": str(exc)})
-        logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
-        svc = wiring.service()
-        if cmd.trigger_id:  # a redelivered command must not act twice
-            first, earlier = svc.store.first_delivery(f"cmd#{cmd.trigger_id}", svc.now())
-            if not first:
-                logger().info("repeated slash command delivery ignored")
-                return _ephemeral(earlier or "Still working on this command; see the messages above.")
-        try:
-            reply = svc.command(cmd)
-        except Exception:
-            if cmd.trigger_id:  # nothing was decided: let a redelivery try again
-                svc.store.forget_delivery(f"cmd#{cmd.trigger_id}")
-            raise
-        if cmd.trigger_id:
-            svc.store.remember_reply(f"cmd#{cmd.trigger_id}", reply.text)
-        defer(reply.jobs)
-        return _ephemeral(reply.text)
+        return act(parsed)
     except Exception:  # noqa: BLE001 - never a stack trace or a 500 to Slack
-        return _ephemeral(_unexpected("slash command"))
+        return _ephemeral(_unexpected(what))
+
+
+def slack_command(app):
+    from .slack.parse import parse_slash_command
+
+    return _slack_route(app, "slash command", parse_slash_command, _command)
 
 
 def slack_interaction(app):
-    try:
-        failure, body = _verified(app)
-        if failure is not None:
-            return failure
-        from . import wiring
-        from .slack.parse import BadPayload, parse_interaction
+    from .slack.parse import parse_interaction
 
-        try:
-            click = parse_interaction(body)
-        except BadPayload as exc:
-            return _response(400, {"error": str(exc)})
-        if click is not None:
-            logger().info("button click", extra={"slack_user": click.user_id, "action": click.action_id[:40],
-                                                 "request": click.request_id[:40]})
-            svc = wiring.service()
-            if click.trigger_id and not svc.store.first_delivery(f"click#{click.trigger_id}", svc.now())[0]:
-                logger().info("repeated interaction delivery ignored")
-                return _response(200, "")
-            defer(svc.click(click))
+    return _slack_route(app, "interaction", parse_interaction, _interaction)
+
+
+def _command(cmd):
+    from . import wiring
+
+    logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
+    svc = wiring.service()
+    key = f"cmd#{cmd.trigger_id}" if cmd.trigger_id else None
+    if key:  # a redelivered command must not act twice
+        first, earlier = svc.store.first_delivery(key, svc.now())
+        if not first:
+            logger().info("repeated slash command delivery ignored")
+            return _ephemeral(earlier or "Still working on this command; see the messages above.")
+    try:
+        reply = svc.command(cmd)
+    except Exception:
+        if key:  # nothing was decided: let a redelivery try again
+            svc.store.forget_delivery(key)
+        raise
+    if key:
+        svc.store.remember_reply(key, reply.text)
+    defer(reply.jobs)
+    return _ephemeral(reply.text)
+
+
+def _interaction(click):
+    from . import wiring
+
+    if click is None:  # an interaction Drawbridge does not handle (e.g. a modal)
         return _response(200, "")
-    except Exception:  # noqa: BLE001
-        return _ephemeral(_unexpected("interaction"))
+    logger().info("button click", extra={"slack_user": click.user_id, "action": click.action_id[:40],
+                                         "request": click.request_id[:40]})
+    svc = wiring.service()
+    if click.trigger_id and not svc.store.first_delivery(f"click#{click.trigger_id}", svc.now())[0]:
+        logger().info("repeated interaction delivery ignored")
+        return _response(200, "")
+    defer(svc.click(click))
+    return _response(200, "")
 
 
 def worker(event: dict) -> dict:
