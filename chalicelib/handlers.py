@@ -132,9 +132,12 @@ def _command(cmd):
         if key:  # nothing was decided: let a redelivery try again
             svc.store.forget_delivery(key)
         raise
-    if key:
-        svc.store.remember_reply(key, reply.text)
     defer(reply.jobs)
+    if key:
+        try:
+            svc.store.remember_reply(key, reply.text)
+        except Exception:  # noqa: BLE001 - the request stands; a redelivery just gets a generic answer
+            logger().warning("could not remember the reply for a redelivery", exc_info=True)
     return _ephemeral(reply.text)
 
 

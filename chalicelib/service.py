@@ -54,6 +54,10 @@ from .slack.parse import (
 Job = dict
 SYSTEM = "drawbridge"
 MAX_GRANT_ATTEMPTS = 3
+#: IAM is eventually consistent: a listing right after an attach may not show it yet. The
+#: sweep's "policy vanished" check leaves a grant alone for this long after it was made
+#: (one sweep period: the next sweep judges it).
+IAM_SETTLE = timedelta(minutes=5)
 _RETRIES = 5  # re-read-and-decide rounds after losing a conditional write
 
 
@@ -65,6 +69,8 @@ class Store(Protocol):
     def due(self, now: datetime, limit: int = ...) -> list: ...
     def save_card(self, request_id: str, channel: str, ts: str) -> bool: ...
     def card(self, request_id: str): ...
+    def claim_message(self, request_id: str, kind: str) -> bool: ...
+    def release_message(self, request_id: str, kind: str) -> None: ...
 
 
 class Grants(Protocol):
@@ -113,6 +119,35 @@ def granted_payload(req: Request) -> dict:
     return {"request_id": req.request_id, "requester": req.requester, "account": req.account,
             "role": req.role, "role_arn": req.role_arn, "expires_at": iso_z(req.expires_at),
             "approvers": list(req.approvers)}
+
+
+def card_event(req: Request, job: Job) -> tuple[str, dict]:
+    """The card's metadata for the record's *current* state (CONTRACT §2 event types).
+
+    The job's own event type and payload are kept when they still describe the record
+    (e.g. ``access_approved`` with the approver who clicked); otherwise they are derived
+    from the record, so the metadata never disagrees with the card's text.
+    """
+    rid, g = req.request_id, req.grant_status
+    if g is GrantStatus.ACTIVE:
+        event_type, payload = "access_granted", granted_payload(req)
+    elif g in (GrantStatus.REVOKING, GrantStatus.REVOKED, GrantStatus.FAILED):
+        event_type, payload = "access_revoked", {"request_id": rid, "revoked_by": req.ended_by}
+    elif g is GrantStatus.EXPIRED or req.status is RequestStatus.EXPIRED:
+        event_type, payload = "access_expired", {"request_id": rid}
+    elif req.status is RequestStatus.DENIED:
+        event_type, payload = "access_denied", {"request_id": rid, "denied_by": req.decided_by}
+    elif req.status is RequestStatus.CANCELLED:
+        event_type, payload = "access_revoked", {"request_id": rid, "revoked_by": req.decided_by}
+    elif req.approvals:  # PENDING with approvals, or APPROVED and GRANTING
+        event_type, payload = "access_approved", {"request_id": rid, "approver": req.approvals[-1].person}
+    else:
+        event_type, payload = "access_requested", {
+            "request_id": rid, "requester": req.requester, "account": req.account, "role": req.role,
+            "duration_seconds": req.duration_seconds, "reason": req.reason}
+    if job.get("event_type") == event_type:
+        return event_type, job["payload"]
+    return event_type, payload
 
 
 class Drawbridge:
@@ -339,13 +374,17 @@ class Drawbridge:
                 return
             role = self._role(req)
             text, blocks = views.card(req, self._people, role.approvers if role else ())
+            # Resilience fix: the metadata follows the record too, not the job. A job that runs
+            # late (a re-invoked worker, or racing a revoke) would otherwise put e.g.
+            # access_granted on a card whose text says revoked.
+            event_type, payload = card_event(req, job)
             ref = self.store.card(rid)
             if ref is None:
                 channel, ts = self.slack.post(self.catalog.approvals_channel, text, blocks,
-                                              job["event_type"], job["payload"])
+                                              event_type, payload)
                 self.store.save_card(rid, channel, ts)
             else:
-                self.slack.update(ref[0], ref[1], text, blocks, job["event_type"], job["payload"])
+                self.slack.update(ref[0], ref[1], text, blocks, event_type, payload)
             latest = self.store.get(rid)
             if latest is None or latest.version == req.version:
                 return  # the card shows the latest state
@@ -354,11 +393,24 @@ class Drawbridge:
         req = self.store.get(job["request_id"])
         if req is None:
             return
-        if req.grant_status is GrantStatus.ACTIVE and job["event_type"] == "access_granted":
+        event_type = job["event_type"]
+        if event_type == "access_granted":
+            if req.grant_status is not GrantStatus.ACTIVE:
+                # Resilience fix: a late "granted" DM (re-invoked worker, or the grant was revoked
+                # or failed meanwhile) says nothing; the ending's own DM tells the truth.
+                return
             text, blocks = views.granted_dm(req, self.catalog.bastion_account_id)
         else:
             text, blocks = views.ended_dm(req, self._people), None
-        self.slack.dm(req.requester_slack, text, blocks, job["event_type"], job["payload"])
+        # Resilience fix: one DM of each kind per request, however often the job runs (Lambda
+        # may deliver the worker's event twice). Claimed before posting, released if it fails.
+        if not self.store.claim_message(req.request_id, f"dm:{event_type}"):
+            return
+        try:
+            self.slack.dm(req.requester_slack, text, blocks, event_type, job["payload"])
+        except Exception:
+            self.store.release_message(req.request_id, f"dm:{event_type}")
+            raise
 
     def _job_grant(self, job: Job) -> list[Job]:
         rid = job["request_id"]
@@ -414,7 +466,13 @@ class Drawbridge:
         except Conflict:
             return []
         # Make sure nothing of a half-made grant is left in IAM.
-        self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
+        # Resilience fix: best effort. If IAM fails here too (it is often why the grant failed),
+        # the card, the DM and #security must still be told; the policy, if any, no longer has
+        # a live record, so the next sweep's reconcile removes it (and reports it).
+        try:
+            self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
+        except Exception as exc:  # noqa: BLE001
+            why = f"{why} (removing what was made failed too: {type(exc).__name__}; the sweep removes it)"
         payload = {"request_id": req.request_id, "revoked_by": SYSTEM}
         return [_card_job(req.request_id, "access_revoked", payload),
                 _dm_job(req.request_id, "access_revoked", payload),
@@ -501,8 +559,16 @@ class Drawbridge:
             jobs.append(_security_job(f":warning: Drift: Drawbridge policy `{arn}` was {what}.",
                                       "grant_drift",
                                       {"request_id": rid, "policy_arn": arn, "users": users, "state": state}))
+        now = self.now()
         for req in live.values():
-            if req.grant_status is not GrantStatus.ACTIVE or self.grants.has_grant(req.iam_user, req.request_id):
+            if req.grant_status is not GrantStatus.ACTIVE or now >= req.expires_at:
+                # Resilience fix: an ACTIVE grant past its expiry is the due loop's (end_grant
+                # records EXPIRED, every minute until it succeeds). If its removal was
+                # interrupted after IAM let go, the policy is gone on purpose: not "vanished".
+                continue
+            if req.granted_at is not None and now - req.granted_at < IAM_SETTLE:
+                continue  # Resilience fix: too fresh to trust a listing without it (see IAM_SETTLE)
+            if self.grants.has_grant(req.iam_user, req.request_id):
                 continue
             report.drift += 1
             jobs.extend(self._fail_grant(req, "the grant's IAM policy vanished (removed outside Drawbridge)"))

@@ -6,6 +6,7 @@ Items (PK / SK):
 * ``REQ#<id> / EVENT#<seq>``   immutable audit events, one per status change
 * ``REQ#<id> / USE#<time>#<event id>``  a recorded use of the grant (CloudTrail)
 * ``REQ#<id> / CARD``          where the approval card lives in Slack
+* ``REQ#<id> / SENT#<kind>``   a one-time message (a DM) was sent: a re-run job sends it once
 * ``ALERT#<key> / ALERT``      one security alert per AssumeRole call (dedupe + audit)
 
 Sparse indexes keep every query proportional to what is live, never to history:
@@ -215,6 +216,16 @@ class DynamoStore:
                                  ConsistentRead=True)
         item = resp.get("Item")
         return (item["channel"]["S"], item["ts"]["S"]) if item else None
+
+    # -- messages sent once ----------------------------------------------------------
+    def claim_message(self, request_id: str, kind: str) -> bool:
+        """Claim the one-time message ``kind`` (e.g. ``dm:access_granted``) of a request;
+        False if it was already sent (a re-run job must not send it again)."""
+        return self._put_new(_key(f"REQ#{request_id}", f"SENT#{kind}"))
+
+    def release_message(self, request_id: str, kind: str) -> None:
+        """Forget a claim whose message could not be sent, so a retry sends it."""
+        self._db.delete_item(TableName=self._table, Key=_key(f"REQ#{request_id}", f"SENT#{kind}"))
 
     # -- security alerts and grant usage -------------------------------------------
     def claim_alert(self, key: str, record: dict, now: datetime, keep_days: int = 400) -> bool:

@@ -74,7 +74,7 @@ def test_active_grant_whose_policy_vanished_is_marked_failed(app_client, slack, 
     with time_machine.travel(T0, tick=False) as clock:
         rid = grant_for_alice(app_client)
         iam.detach_user_policy(UserName="alice", PolicyArn=store.get(rid).policy_arn)
-        clock.shift(timedelta(minutes=1))
+        clock.shift(timedelta(minutes=6))  # past IAM_SETTLE: a fresh grant may not be listed yet
         app_client.sweep()
     req = store.get(rid)
     assert req.grant_status is GrantStatus.FAILED and "vanished" in req.note
