@@ -11,6 +11,7 @@ help:
 	@echo "make test              the full test suite"
 	@echo "make dev               the local stack left running (python -m local.dev --help)"
 	@echo "make validate-catalog  check policies/access.toml (CATALOG=path to check another file)"
+	@echo "make bench             measure cold start, ack latency, calls per lifecycle, scaling (docs/PERFORMANCE.md)"
 	@$(MAKE) --no-print-directory help-deploy
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -42,3 +43,4 @@ dev: $(STAMP)
 	$(BIN)/python -m local.dev up
 
 include mk/deploy.mk
+include mk/bench.mk

@@ -73,7 +73,9 @@ def defer(jobs: list[dict]) -> None:
 
     s = wiring.settings()
     if s.in_lambda:
-        wiring.aws_client("lambda").invoke(
+        import os
+
+        wiring.lambda_client(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION")).invoke(
             FunctionName=s.worker_function, InvocationType="Event",
             Payload=json.dumps({"jobs": jobs, "correlation_id": correlation_id()}).encode(),
         )

@@ -529,26 +529,40 @@ class Drawbridge:
             on_error({"job": "reconcile"}, exc)
         return report
 
-    def reconcile(self, report: SweepReport | None = None) -> list[Job]:
+    def reconcile(self, report: SweepReport | None = None, deep: bool | None = None) -> list[Job]:
         """Make IAM and the table agree; report every difference to the security channel.
 
         * a Drawbridge policy (``/drawbridge/drawbridge-<id>``) whose request is not a live
           grant - restored, copied by hand, or left by a crash - is detached and deleted;
+        * a live grant's policy also attached to somebody else is taken back from them;
         * an ACTIVE grant whose policy is no longer attached is marked FAILED.
         Policies Drawbridge did not create are never looked at, let alone touched.
+
+        Cost per sweep: ``ListPolicies`` (one page per 100 grants); who holds a policy is
+        asked only when its attachment count is off, and for every grant on a *deep* pass
+        (each quarter hour), which also catches a grant moved to another single user.
         """
         report = report or SweepReport()
+        now = self.now()
+        deep = now.minute % 15 == 0 if deep is None else deep
         jobs: list[Job] = []
         live = {r.request_id: r for r in self.store.live()}
-        for rid, arn, users in self.grants.drawbridge_policies():
+        held: dict[str, bool] = {}  # request id -> its owner holds the policy
+        for rid, arn, count in self.grants.drawbridge_policies():
             req = live.get(rid) or self.store.get(rid)
             if req is not None and req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING):
                 continue  # in flight: the grant / end_grant jobs own it
+            active = req is not None and req.grant_status is GrantStatus.ACTIVE
+            if active and (count == 0 or (count == 1 and not deep)):
+                held[rid] = count == 1
+                continue
+            users = self.grants.attached_users(arn)
             state = "no record" if req is None else f"record {req.grant_status.value}"
-            if req is not None and req.grant_status is GrantStatus.ACTIVE:
+            if active:
+                held[rid] = req.iam_user in users
                 strangers = [u for u in users if u != req.iam_user]
                 if not strangers:
-                    continue  # as it should be (or detached by hand: the check below fails it)
+                    continue  # as it should be
                 for user in strangers:  # copied to somebody else: take it back from them only
                     self.grants.revoke_from(user, rid)
                 what = f"also attached to {', '.join(strangers)}; detached from them"
@@ -559,16 +573,15 @@ class Drawbridge:
             jobs.append(_security_job(f":warning: Drift: Drawbridge policy `{arn}` was {what}.",
                                       "grant_drift",
                                       {"request_id": rid, "policy_arn": arn, "users": users, "state": state}))
-        now = self.now()
         for req in live.values():
             if req.grant_status is not GrantStatus.ACTIVE or now >= req.expires_at:
-                # Resilience fix: an ACTIVE grant past its expiry is the due loop's (end_grant
-                # records EXPIRED, every minute until it succeeds). If its removal was
-                # interrupted after IAM let go, the policy is gone on purpose: not "vanished".
+                # An ACTIVE grant past its expiry is the due loop's (end_grant records EXPIRED,
+                # every minute until it succeeds). If its removal was interrupted after IAM let
+                # go, the policy is gone on purpose: not "vanished".
                 continue
             if req.granted_at is not None and now - req.granted_at < IAM_SETTLE:
-                continue  # Resilience fix: too fresh to trust a listing without it (see IAM_SETTLE)
-            if self.grants.has_grant(req.iam_user, req.request_id):
+                continue  # too fresh to trust a listing without it (see IAM_SETTLE)
+            if held.get(req.request_id, False):
                 continue
             report.drift += 1
             jobs.extend(self._fail_grant(req, "the grant's IAM policy vanished (removed outside Drawbridge)"))

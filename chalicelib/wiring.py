@@ -117,6 +117,26 @@ def slack_client(token: str, base_url: str):
     ])
 
 
+class _Lazy:
+    """Builds its object on first use: an ack that never touches IAM or Slack's Web API
+    never pays for their clients (cold start)."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._obj = None
+
+    def __getattr__(self, name):
+        if self._obj is None:
+            self._obj = self._factory()
+        return getattr(self._obj, name)
+
+
+@lru_cache(maxsize=4)
+def lambda_client(endpoint: str | None, region: str | None):
+    """The client that hands jobs to the worker; built once per warm container."""
+    return aws_client("lambda")
+
+
 @lru_cache(maxsize=4)
 def _service(s: Settings, endpoint: str | None, region: str | None):
     from .adapters.iam import IamGrants
@@ -129,8 +149,8 @@ def _service(s: Settings, endpoint: str | None, region: str | None):
     return Drawbridge(
         catalog=catalog,
         store=DynamoStore(aws_client("dynamodb"), s.table),
-        grants=IamGrants(aws_client("iam"), catalog.bastion_account_id),
-        slack=SlackNotifier(slack_client(s.bot_token, s.slack_api_url)),
+        grants=_Lazy(lambda: IamGrants(aws_client("iam"), catalog.bastion_account_id)),
+        slack=_Lazy(lambda: SlackNotifier(slack_client(s.bot_token, s.slack_api_url))),
         clock=utcnow,
         pending_window=s.pending_window,
     )
@@ -151,3 +171,4 @@ def reset() -> None:
     """Forget cached clients (tests that swap endpoints)."""
     _service.cache_clear()
     _boto_session.cache_clear()
+    lambda_client.cache_clear()

@@ -78,23 +78,27 @@ class IamGrants:
             arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
         return arns
 
-    def has_grant(self, iam_user: str, request_id: str) -> bool:
-        return self.arn(request_id) in self.attached(iam_user)
+    def drawbridge_policies(self) -> list[tuple[str, str, int]]:
+        """Every policy Drawbridge created: (request id, policy ARN, how many entities hold it).
 
-    def drawbridge_policies(self) -> list[tuple[str, str, list[str]]]:
-        """Every policy Drawbridge created: (request id, policy ARN, users it is attached to)."""
+        One ``ListPolicies`` page per 100 policies; who holds a policy is a separate call
+        (:meth:`attached_users`), made only when the count alone cannot settle it.
+        """
         out = []
         for page in self._iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=pol.POLICY_PATH):
             for p in page["Policies"]:
                 rid = pol.request_id_from_policy_name(p["PolicyName"])
                 if rid is None or p.get("Path") != pol.POLICY_PATH:
                     continue  # not ours, even if it sits under our path
-                users: list[str] = []
-                for epage in self._iam.get_paginator("list_entities_for_policy").paginate(
-                        PolicyArn=p["Arn"], EntityFilter="User"):
-                    users.extend(u["UserName"] for u in epage["PolicyUsers"])
-                out.append((rid, p["Arn"], users))
+                out.append((rid, p["Arn"], int(p.get("AttachmentCount", 0))))
         return out
+
+    def attached_users(self, policy_arn: str) -> list[str]:
+        users: list[str] = []
+        for page in self._iam.get_paginator("list_entities_for_policy").paginate(
+                PolicyArn=policy_arn, EntityFilter="User"):
+            users.extend(u["UserName"] for u in page["PolicyUsers"])
+        return users
 
     def remove_policy(self, request_id: str, users: list[str]) -> None:
         """Detach a Drawbridge policy from every user given and delete it."""

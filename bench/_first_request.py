@@ -1,0 +1,143 @@
+"""A fresh process's first request, as a cold Lambda handles it (run as a script, not imported).
+
+The parent (bench/coldstart.py) runs moto as a server and the Slack stand-in, seeds
+them, and starts this script with the environment pointing at both, with
+``AWS_LAMBDA_FUNCTION_NAME`` set (so deferred work is one async ``lambda:Invoke``, as
+deployed). Nothing heavy is imported before the clock starts, and the request is
+handed to ``app.app(event, context)`` as the Lambda runtime does (an API Gateway proxy
+event): ``chalice.test.Client`` would import botocore (through chalice.awsclient)
+before the first request and hide that cost. Prints one line: ``BENCH_RESULT {json}``.
+"""
+
+import time
+
+T_START = time.perf_counter()
+
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import urllib.parse  # noqa: E402
+import uuid  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+class Context:
+    """The parts of the Lambda context object the app reads."""
+
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "drawbridge-dev")
+    memory_limit_in_mb = 512
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 10_000
+
+
+def api_gateway_event(path: str, form: dict) -> dict:
+    """A signed Slack form POST as API Gateway (REST, proxy integration) hands it to Lambda."""
+    body = urllib.parse.urlencode(form)
+    ts = str(int(time.time()))
+    secret = os.environ["SLACK_SIGNING_SECRET"].encode()
+    digest = hmac.new(secret, f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Host": "example.execute-api.amazonaws.com",
+               "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+               "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    return {
+        "resource": path, "path": path, "httpMethod": "POST", "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None, "body": body, "isBase64Encoded": False,
+        "requestContext": {"resourcePath": path, "httpMethod": "POST", "path": f"/api{path}", "stage": "api",
+                           "requestId": str(uuid.uuid4()), "identity": {"sourceIp": "203.0.113.7"}},
+    }
+
+
+def rss_mb() -> float:
+    """Current resident set size (Linux), MB."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> None:
+    form = json.loads(os.environ["BENCH_SLASH_FORM"])
+    t0 = time.perf_counter()
+    import app  # noqa: PLC0415 - the point: the app's own import, timed
+
+    t_import = time.perf_counter()
+    rss_import = rss_mb()
+    texts, times = [], []
+    for text in (os.environ["BENCH_FIRST_TEXT"], os.environ["BENCH_SECOND_TEXT"]):
+        trigger = f"{int(time.time())}.2222222222.{uuid.uuid4().hex}"  # unique, as Slack's
+        event = api_gateway_event("/slack/commands", {**form, "text": text, "trigger_id": trigger})
+        t = time.perf_counter()
+        resp = app.app(event, Context())
+        times.append(time.perf_counter() - t)
+        if resp.get("statusCode") != 200:
+            raise SystemExit(f"HTTP {resp.get('statusCode')}: {resp.get('body')!r}")
+        texts.append(json.loads(resp["body"])["text"])
+    import gc  # noqa: PLC0415
+
+    t = time.perf_counter()
+    gc.collect()  # what one full collection of a warm app process costs (a pause any request may meet)
+    gc_full = time.perf_counter() - t
+    result = {
+        "gc_full": gc_full,
+        "startup_to_main": t0 - T_START,
+        "import_app": t_import - t0,
+        "first_command": times[0],
+        "second_command": times[1],
+        "texts": texts,
+        "rss_after_import_mb": rss_import,
+        "rss_mb": rss_mb(),  # (not ru_maxrss: a forked child inherits its parent's high-water mark)
+        "modules": len(sys.modules),
+    }
+    if os.environ.get("BENCH_ALERT_EVENTS"):
+        result["alerts"] = alerts(app, os.environ["BENCH_ALERT_EVENTS"], int(os.environ["BENCH_ALERT_TIMED"]))
+    sys.stdout.flush()
+    print("BENCH_RESULT " + json.dumps(result), flush=True)
+
+
+def alerts(app, path: str, timed: int) -> dict:
+    """Events through ``app.on_role_assumed`` as Lambda calls it: a timed pass, then a
+    tracemalloc pass for what the process keeps per event (nothing else lives here)."""
+    import gc  # noqa: PLC0415
+    import tracemalloc  # noqa: PLC0415
+
+    with open(path) as fh:
+        events = json.load(fh)
+    warm, rest = events[:10], events[10:]
+    timed_events, memory_events = rest[:timed], rest[timed:]
+
+    def handle(batch):
+        for event in batch:
+            out = app.on_role_assumed(event, Context())
+            if not out.get("posted") or not out.get("request_id"):
+                raise SystemExit(f"event not alerted as covered: {out}")
+
+    handle(warm)
+    t = time.perf_counter()
+    handle(timed_events)
+    seconds = time.perf_counter() - t
+    gc.collect()
+    rss0 = rss_mb()
+    tracemalloc.start()
+    gc.collect()
+    before, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    handle(memory_events)
+    gc.collect()
+    after, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"timed": len(timed_events), "seconds": seconds, "memory_events": len(memory_events),
+            "retained_bytes": after - before, "peak_bytes": peak - before,
+            "rss_before_mb": rss0, "rss_after_mb": rss_mb()}
+
+
+if __name__ == "__main__":
+    main()
