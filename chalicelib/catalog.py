@@ -133,6 +133,8 @@ def _names(table: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- file shape (pass 1)
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+#: first words of the command grammar; an account so named could never be requested
+RESERVED_ACCOUNT_KEYS = frozenset({"help", "list", "revoke"})
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
@@ -364,6 +366,8 @@ def _people(check: _Problems, table: dict[str, Any]) -> dict[str, _RawPerson]:
     people: dict[str, _RawPerson] = {}
     for key, value in table.items():
         check.key(key, f"people.{key}")
+        if key == "drawbridge":
+            check.add(f"people.{key}", "'drawbridge' is reserved: audit records use it for the service itself")
         if person := check.model(_RawPerson, value, f"people.{key}"):
             people[key] = person
     check.unique({k: p.slack_user for k, p in people.items()}, "slack_user", "people")
@@ -375,6 +379,8 @@ def _account(check: _Problems, key: str, value: Any, people: dict[str, Any]) -> 
     """One [accounts.X] table; its roles are checked even when the account itself is not valid."""
     where = f"accounts.{key}"
     check.key(key, where)
+    if key in RESERVED_ACCOUNT_KEYS:
+        check.add(where, f"'{key}' is a command word (/aws-access {key}); name the account otherwise")
     roles_value: Any = {}
     if isinstance(value, dict) and "roles" in value:
         value = dict(value)

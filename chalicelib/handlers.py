@@ -89,7 +89,7 @@ def log_job_error(job: dict, exc: Exception) -> None:
 
 
 def _slack_route(app, what: str, parse, act):
-    """Verify, parse, act. Slack gets a 401 (signature), a 400 (malformed) or a 200."""
+    """Verify, parse, act. Slack gets a 401 (bad signature) or a 200 (everything else)."""
     from .slack.parse import BadPayload
 
     try:
@@ -99,7 +99,9 @@ def _slack_route(app, what: str, parse, act):
         try:
             parsed = parse(body)
         except BadPayload as exc:
-            return _response(400, {"error": str(exc)})
+            # Correctly signed but unreadable: still a 200 (CONTRACT §2), refused, no effect.
+            logger().warning("unreadable Slack payload", extra={"problem": str(exc)})
+            return _ephemeral(f"Drawbridge could not read that request ({exc}); nothing was changed.")
         return act(parsed)
     except Exception:  # noqa: BLE001 - never a stack trace or a 500 to Slack
         return _ephemeral(_unexpected(what))
@@ -154,7 +156,14 @@ def _interaction(click):
     if click.trigger_id and not svc.store.first_delivery(f"click#{click.trigger_id}", svc.now())[0]:
         logger().info("repeated interaction delivery ignored")
         return _response(200, "")
-    defer(svc.click(click))
+    try:
+        defer(svc.click(click))
+    except Exception:  # noqa: BLE001 - Slack shows nothing of a click's HTTP body: tell the clicker
+        text = _unexpected("interaction")
+        try:
+            svc.slack.ephemeral(click.channel_id, click.user_id, text)
+        except Exception:  # noqa: BLE001 - already logged with its correlation id
+            pass
     return _response(200, "")
 
 

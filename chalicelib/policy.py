@@ -20,7 +20,10 @@ from datetime import datetime
 
 from .domain.model import iso_z
 
+#: default IAM path of grant policies; each deployed stage uses its own (/drawbridge/<stage>/)
+#: so two installations in one bastion account never see, let alone remove, each other's grants
 POLICY_PATH = "/drawbridge/"
+_PATH = re.compile(r"/drawbridge/(?:[A-Za-z0-9_-]+/)?")
 POLICY_PREFIX = "drawbridge-"
 #: AWS default quota of managed policies attached to one IAM user (adjustable up to 20)
 DEFAULT_MANAGED_POLICIES_PER_USER = 10
@@ -32,8 +35,15 @@ def policy_name(request_id: str) -> str:
     return f"{POLICY_PREFIX}{request_id}"
 
 
-def policy_arn(bastion_account_id: str, request_id: str) -> str:
-    return f"arn:aws:iam::{bastion_account_id}:policy{POLICY_PATH}{policy_name(request_id)}"
+def check_path(path: str) -> str:
+    """A grant policy path: ``/drawbridge/`` or ``/drawbridge/<stage>/``."""
+    if not _PATH.fullmatch(path):
+        raise ValueError(f"grant policy path must be /drawbridge/ or /drawbridge/<stage>/, not {path!r}")
+    return path
+
+
+def policy_arn(bastion_account_id: str, request_id: str, path: str = POLICY_PATH) -> str:
+    return f"arn:aws:iam::{bastion_account_id}:policy{path}{policy_name(request_id)}"
 
 
 def request_id_from_policy_name(name: str) -> str | None:

@@ -132,7 +132,8 @@ def card_event(req: Request, job: Job) -> tuple[str, dict]:
     if g is GrantStatus.ACTIVE:
         event_type, payload = "access_granted", granted_payload(req)
     elif g in (GrantStatus.REVOKING, GrantStatus.REVOKED, GrantStatus.FAILED):
-        event_type, payload = "access_revoked", {"request_id": rid, "revoked_by": req.ended_by}
+        by = None if req.ended_by == SYSTEM else req.ended_by  # person keys only (CONTRACT §2)
+        event_type, payload = "access_revoked", {"request_id": rid, "revoked_by": by, "reason": req.note}
     elif g is GrantStatus.EXPIRED or req.status is RequestStatus.EXPIRED:
         event_type, payload = "access_expired", {"request_id": rid}
     elif req.status is RequestStatus.DENIED:
@@ -473,7 +474,8 @@ class Drawbridge:
             self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
         except Exception as exc:  # noqa: BLE001
             why = f"{why} (removing what was made failed too: {type(exc).__name__}; the sweep removes it)"
-        payload = {"request_id": req.request_id, "revoked_by": SYSTEM}
+        # Nobody revoked it: no person key (CONTRACT §2 keys are people), the reason says why.
+        payload = {"request_id": req.request_id, "revoked_by": None, "reason": why}
         return [_card_job(req.request_id, "access_revoked", payload),
                 _dm_job(req.request_id, "access_revoked", payload),
                 _security_job(f":x: Grant {req.request_id} ({req.requester} → `{req.label}`) failed and "
@@ -496,14 +498,20 @@ class Drawbridge:
             changes = {"ended_at": now, "ended_by": SYSTEM}
         else:
             return []
-        self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
+        strangers = self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id) or []
         after = req.change(grant_status=to, **changes)
         try:
             self.store.transition(req, after, event_for(req, after, at=now, actor=req.ended_by or SYSTEM,
                                                         action=action))
         except Conflict:
             return []  # someone else recorded the end; IAM removal above is idempotent
-        return [_card_job(req.request_id, event_type, payload), _dm_job(req.request_id, event_type, payload)]
+        jobs = [_card_job(req.request_id, event_type, payload), _dm_job(req.request_id, event_type, payload)]
+        if strangers:  # the grant had been copied to other users by hand: taken back, and said
+            jobs.append(_security_job(
+                f":warning: Drift: grant {req.request_id} (`{req.label}`) was also attached to "
+                f"{', '.join(strangers)}; removed from them as it ended.", "grant_drift",
+                {"request_id": req.request_id, "users": strangers, "state": f"record {to.value}"}))
+        return jobs
 
     # ==== sweep =======================================================================
     def sweep(self, on_error: Callable[[Job, Exception], None] | None = None) -> SweepReport:

@@ -29,6 +29,7 @@ class Settings:
     pending_window: timedelta
     in_lambda: bool
     worker_function: str
+    policy_path: str = "/drawbridge/"
 
 
 class ConfigError(RuntimeError):
@@ -53,6 +54,7 @@ def settings() -> Settings:
         pending_window=timedelta(seconds=parse_duration(env.get("DRAWBRIDGE_PENDING_WINDOW") or "1h")),
         in_lambda=bool(function),
         worker_function=env.get("DRAWBRIDGE_WORKER_FUNCTION") or (f"{function}-worker" if function else ""),
+        policy_path=env.get("DRAWBRIDGE_POLICY_PATH") or "/drawbridge/",
     )
 
 
@@ -149,7 +151,7 @@ def _service(s: Settings, endpoint: str | None, region: str | None):
     return Drawbridge(
         catalog=catalog,
         store=DynamoStore(aws_client("dynamodb"), s.table),
-        grants=_Lazy(lambda: IamGrants(aws_client("iam"), catalog.bastion_account_id)),
+        grants=_Lazy(lambda: IamGrants(aws_client("iam"), catalog.bastion_account_id, path=s.policy_path)),
         slack=_Lazy(lambda: SlackNotifier(slack_client(s.bot_token, s.slack_api_url))),
         clock=utcnow,
         pending_window=s.pending_window,

@@ -21,13 +21,14 @@ def _code(exc) -> str:
 
 class IamGrants:
     def __init__(self, client, bastion_account_id: str,
-                 max_attached: int = pol.DEFAULT_MANAGED_POLICIES_PER_USER):
+                 max_attached: int = pol.DEFAULT_MANAGED_POLICIES_PER_USER, path: str = pol.POLICY_PATH):
         self._iam = client
         self._account = bastion_account_id
         self._max_attached = max_attached
+        self._path = pol.check_path(path)
 
     def arn(self, request_id: str) -> str:
-        return pol.policy_arn(self._account, request_id)
+        return pol.policy_arn(self._account, request_id, self._path)
 
     def grant(self, *, iam_user: str, request_id: str, document: dict, description: str,
               tags: dict[str, str]) -> str:
@@ -44,7 +45,7 @@ class IamGrants:
         try:
             self._iam.create_policy(
                 PolicyName=pol.policy_name(request_id),
-                Path=pol.POLICY_PATH,
+                Path=self._path,
                 PolicyDocument=pol.render(document),
                 Description=description,
                 Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
@@ -56,21 +57,26 @@ class IamGrants:
             self._iam.attach_user_policy(UserName=iam_user, PolicyArn=arn)
         return arn
 
-    def revoke(self, *, iam_user: str, request_id: str) -> None:
-        """Detach and delete exactly this grant's policy; already gone counts as done."""
+    def revoke(self, *, iam_user: str, request_id: str) -> list[str]:
+        """Detach and delete exactly this grant's policy; already gone counts as done.
+
+        Returns the *other* users it also had to be detached from (a copy made by hand),
+        so the caller can report them; IAM refuses to delete a policy still attached.
+        """
         from botocore.exceptions import ClientError
 
-        arn = self.arn(request_id)
+        self.revoke_from(iam_user, request_id)
         try:
-            self._iam.detach_user_policy(UserName=iam_user, PolicyArn=arn)
+            self._iam.delete_policy(PolicyArn=self.arn(request_id))
+            return []
         except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
+            if _code(exc) == "NoSuchEntity":
+                return []
+            if _code(exc) != "DeleteConflict":
                 raise
-        try:
-            self._iam.delete_policy(PolicyArn=arn)
-        except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
-                raise
+        strangers = [u for u in self.attached_users(self.arn(request_id)) if u != iam_user]
+        self.remove_policy(request_id, strangers)
+        return strangers
 
     def attached(self, iam_user: str) -> list[str]:
         arns: list[str] = []
@@ -85,10 +91,10 @@ class IamGrants:
         (:meth:`attached_users`), made only when the count alone cannot settle it.
         """
         out = []
-        for page in self._iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=pol.POLICY_PATH):
+        for page in self._iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=self._path):
             for p in page["Policies"]:
                 rid = pol.request_id_from_policy_name(p["PolicyName"])
-                if rid is None or p.get("Path") != pol.POLICY_PATH:
+                if rid is None or p.get("Path") != self._path:
                     continue  # not ours, even if it sits under our path
                 out.append((rid, p["Arn"], int(p.get("AttachmentCount", 0))))
         return out

@@ -16,11 +16,12 @@ from .model import GrantStatus, Request, RequestStatus, hhmm
 
 
 class RoleRules(Protocol):
-    """What the rules need from a catalog role."""
+    """What the rules need from a catalog role (as the catalog says *now*)."""
 
     approvers: Sequence[str]
     approvals_required: int
     self_approval: bool
+    requesters: Sequence[str]
 
 
 class Outcome(str, Enum):
@@ -91,6 +92,10 @@ def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
         return _refuse(f"{req.label} is no longer in the catalog; nobody can approve {req.request_id}")
     if clicker not in role.approvers:
         return _refuse(f"you are not an approver of {req.label}; approvers: {_people(role.approvers)}")
+    if req.requester not in role.requesters:
+        # The catalog changed since the request: approve only what it still allows.
+        return _refuse(f"@{req.requester} may no longer request {req.label} (the catalog changed); "
+                       f"deny {req.request_id} instead")
     if clicker == req.requester and not role.self_approval:
         return _refuse(f"you cannot approve your own request ({req.label} does not allow self-approval)")
     if req.approval_by(clicker) is not None:
@@ -98,10 +103,13 @@ def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
             f"you already approved {req.request_id} "
             f"({len(req.approvals)} of {req.approvals_required} approvals)"
         )
-    count = len(req.approvals) + 1
-    if count >= req.approvals_required:
-        return Decision(Outcome.APPROVED, f"final approval ({count} of {req.approvals_required})")
-    return Decision(Outcome.COUNTED, f"approval {count} of {req.approvals_required}")
+    # Only approvals by people who are approvers *now* count, against the stricter of the
+    # rule at request time and the rule now: a catalog change never loosens a pending request.
+    count = sum(1 for a in req.approvals if a.person in role.approvers) + 1
+    required = max(req.approvals_required, role.approvals_required)
+    if count >= required:
+        return Decision(Outcome.APPROVED, f"final approval ({count} of {required})")
+    return Decision(Outcome.COUNTED, f"approval {count} of {required}")
 
 
 def decide_deny(req: Request, role: RoleRules | None, clicker: str | None,

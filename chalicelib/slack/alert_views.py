@@ -76,7 +76,8 @@ def _mfa_text(mfa: bool | None) -> str:
 
 def _account_role(a: Assumption, account_key: str | None, role_label: str | None) -> str:
     account = f"{_e(account_key)} ({_e(a.account_id)})" if account_key else _e(a.account_id)
-    return f"{account} / {_e(role_label or a.role_name)}"
+    role = role_label.split("/", 1)[1] if role_label and "/" in role_label else (role_label or a.role_name)
+    return f"{account} / {_e(role)}"
 
 
 def _who(a: Assumption) -> str:

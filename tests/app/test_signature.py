@@ -1,8 +1,9 @@
 """Request verification at both Slack routes, malformed bodies, and unexpected errors.
 
 A request without a valid, fresh Slack signature is a 401 and has no effect at all;
-a correctly signed body the app cannot read is a 400; a correctly signed request
-always gets a 200, and an unexpected error shows the user only a correlation id.
+a correctly signed request always gets a 200 (CONTRACT §2) — one the app cannot read is
+refused with an ephemeral message naming the problem — and an unexpected error shows the
+user only a correlation id.
 Each "no effect" check compares the whole table, every Slack call and IAM before/after.
 """
 
@@ -156,23 +157,28 @@ def test_non_utf8_body_is_refused_before_parsing(app_client):
     assert statuses == {"commands": 401, "interactions": 401}
 
 
+def _unreadable(problem: str) -> dict:
+    return {"response_type": "ephemeral",
+            "text": f"Drawbridge could not read that request ({problem}); nothing was changed."}
+
+
 def _unusable_bodies(pending_rid: str) -> dict[str, tuple[str, str | bytes, int, object]]:
     """name -> (path, correctly signed body, expected status, expected reply body; None: don't care)."""
     no_action = {"type": "block_actions", "actions": [], "user": {"id": "U0BOB00001"}}
     return {
-        "commands-non-utf8": ("/slack/commands", NON_UTF8["commands"], 400, None),
-        "interactions-non-utf8": ("/slack/interactions", NON_UTF8["interactions"], 400, None),
-        "payload-not-json": ("/slack/interactions", "payload=not-json", 400, {"error": "payload is not JSON"}),
-        "payload-not-an-object": ("/slack/interactions", "payload=%5B1%2C2%5D", 400,
-                                  {"error": "payload is not an object"}),
-        "no-payload-field": ("/slack/interactions", "token=abc&type=block_actions", 400,
-                             {"error": "interaction without a payload field"}),
+        "commands-non-utf8": ("/slack/commands", NON_UTF8["commands"], 401, None),
+        "interactions-non-utf8": ("/slack/interactions", NON_UTF8["interactions"], 401, None),
+        "payload-not-json": ("/slack/interactions", "payload=not-json", 200, _unreadable("payload is not JSON")),
+        "payload-not-an-object": ("/slack/interactions", "payload=%5B1%2C2%5D", 200,
+                                  _unreadable("payload is not an object")),
+        "no-payload-field": ("/slack/interactions", "token=abc&type=block_actions", 200,
+                             _unreadable("interaction without a payload field")),
         "block-actions-without-action": (
-            "/slack/interactions", "payload=" + urllib.parse.quote(json.dumps(no_action)), 400,
-            {"error": "block_actions payload without exactly one action and a user"}),
+            "/slack/interactions", "payload=" + urllib.parse.quote(json.dumps(no_action)), 200,
+            _unreadable("block_actions payload without exactly one action and a user")),
         "command-without-user": (
             "/slack/commands", urllib.parse.urlencode({"command": "/aws-access", "text": "prod readonly 1h x"}),
-            400, {"error": "slash command without a valid user_id"}),
+            200, _unreadable("slash command without a valid user_id")),
         "view-submission": (
             "/slack/interactions", urllib.parse.urlencode({"payload": json.dumps(load_slack("view_submission"))}),
             200, None),
@@ -180,17 +186,15 @@ def _unusable_bodies(pending_rid: str) -> dict[str, tuple[str, str | bytes, int,
 
 
 def test_correctly_signed_unusable_bodies_have_no_effect(subtests, app_client, stack, slack, pending_rid):
-    """Malformed bodies are a 400 (non-UTF-8: any 4xx, see the xfail above); a view_submission,
-    which Drawbridge does not handle, is a plain 200. None of them changes anything."""
+    """Malformed but signed bodies get a 200 with an ephemeral refusal naming the problem
+    (non-UTF-8 cannot be verified at all: 401); a view_submission, which Drawbridge does not
+    handle, is a plain 200. None of them changes anything."""
     before = state(stack, slack)
     for name, (path, body, status, reply_body) in _unusable_bodies(pending_rid).items():
         with subtests.test(name):
             headers = sign_bytes(body) if isinstance(body, bytes) else sign(body)
             reply = app_client.raw(path, body, headers)
-            if name.endswith("non-utf8"):
-                assert 400 <= reply.status < 500
-            else:
-                assert reply.status == status
+            assert reply.status == status
             if reply_body is not None:
                 assert reply.body == reply_body
             if name == "view-submission":
@@ -248,14 +252,21 @@ def test_unexpected_error_shows_only_a_correlation_id(route_name, method, monkey
     reply = app_client.raw(route.path, body, sign(body))
 
     assert reply.status == 200
-    assert reply.body["response_type"] == "ephemeral"
-    text = reply.text
+    if method == "command":  # the slash command's reply is the ephemeral
+        assert reply.body["response_type"] == "ephemeral"
+        text = reply.text
+    else:  # Slack shows nothing of a click's reply body: the clicker gets a chat.postEphemeral
+        (note,) = slack.ephemerals()
+        text = note.text
     m = re.search(r"ref `([0-9a-f]{12})`", text)
     assert m, text
     cid = m.group(1)
     for secret in ("boom", "Traceback", BOT_TOKEN, "xoxb-", "RuntimeError"):
         assert secret not in text
-    assert state(stack, slack, bookkeeping=False) == before
+    after = state(stack, slack, bookkeeping=False)
+    if method == "click":  # nothing but that one ephemeral
+        after["ephemerals"], after["calls"] = before["ephemerals"], after["calls"][:-1]
+    assert after == before
 
     lines = log_lines()
     assert lines, "nothing was logged"
@@ -287,3 +298,17 @@ def test_every_log_line_is_json_with_a_correlation_id(aws_env):
     assert lines
     for line in lines:
         assert line.startswith("{") and "correlation_id" in json.loads(line), line
+
+
+def test_unexpected_error_on_a_click_is_shown_to_the_clicker(app_client, slack, pending_rid, monkeypatch):
+    # Slack displays nothing of a block_actions response body, so the ref must come as an ephemeral.
+    from chalicelib.service import Drawbridge
+
+    def boom(self, click):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Drawbridge, "click", boom)
+    reply = app_client.approve("bob", pending_rid)
+    assert reply.status == 200
+    (note,) = slack.ephemerals("U0BOB00001")
+    assert re.search(r"ref `[0-9a-f]{12}`", note.text) and "boom" not in note.text

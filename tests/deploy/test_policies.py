@@ -267,7 +267,7 @@ def iam_actions(service: str, method: str) -> set[str]:
 def example_resources(action: str, stage: str) -> list[str]:
     """What the code touches with ``action`` (KeyError: a new action; map it and allow it)."""
     env = render.chalice_config()["stages"][stage]["environment_variables"]
-    policy = f"arn:aws:iam::{ACCOUNT}:policy/drawbridge/drawbridge-r-0001"
+    policy = f"arn:aws:iam::{ACCOUNT}:policy{env['DRAWBRIDGE_POLICY_PATH']}drawbridge-r-0001"
     user = f"arn:aws:iam::{ACCOUNT}:user/alice"
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{env['DRAWBRIDGE_TABLE']}"
     return {
@@ -322,7 +322,9 @@ def _statement(doc: dict, action: str) -> dict:
 @pytest.mark.parametrize("stage", STAGES)
 def test_iam_writes_are_limited_to_drawbridge_policies_and_bounded_users(stage):
     doc = lambda_policy(stage, "grants")
-    ours = f"arn:aws:iam::{ACCOUNT}:policy/drawbridge/*"
+    ours = f"arn:aws:iam::{ACCOUNT}:policy/drawbridge/{stage}/*"
+    env = render.chalice_config()["stages"][stage]["environment_variables"]
+    assert env["DRAWBRIDGE_POLICY_PATH"] == f"/drawbridge/{stage}/"  # the code's path is what the policy allows
     for action in ("iam:CreatePolicy", "iam:DeletePolicy", "iam:TagPolicy"):
         assert as_list(_statement(doc, action)["Resource"]) == [ours]
     attach = _statement(doc, "iam:AttachUserPolicy")["Condition"]
@@ -331,6 +333,8 @@ def test_iam_writes_are_limited_to_drawbridge_policies_and_bounded_users(stage):
         f"arn:aws:iam::{ACCOUNT}:policy/{render.BOUNDARY_POLICY_NAME}"
     assert _statement(doc, "iam:DetachUserPolicy")["Condition"]["ArnLike"]["iam:PolicyARN"] == ours
     assert not allows(doc, "iam:CreatePolicy", f"arn:aws:iam::{ACCOUNT}:policy/{render.BOUNDARY_POLICY_NAME}")
+    other = "prod" if stage == "dev" else "dev"  # stages in one bastion account never touch each other's grants
+    assert not allows(doc, "iam:DeletePolicy", f"arn:aws:iam::{ACCOUNT}:policy/drawbridge/{other}/drawbridge-r-0001")
 
 
 @pytest.mark.parametrize("stage", STAGES)

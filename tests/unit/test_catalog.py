@@ -680,3 +680,18 @@ def test_main_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
         "error: bastion.account_id: '1111' is not a 12-digit AWS account id",
         "error: accounts.prod.roles.admin.aprovers: unknown key",
     ]
+
+
+def test_command_words_and_the_service_name_are_reserved():
+    import re as _re
+
+    from chalicelib.catalog import CatalogError, parse_catalog
+
+    text = (Path(__file__).resolve().parents[2] / "policies" / "access.toml").read_text()
+    text = text.replace("[accounts.dev]", "[accounts.list]").replace("[accounts.dev.roles.admin]", "[accounts.list.roles.admin]")
+    text = text.replace("[people.dave]", "[people.drawbridge]").replace('"dave"', '"drawbridge"')
+    with pytest.raises(CatalogError) as err:
+        parse_catalog(text)
+    problems = "\n".join(err.value.problems)
+    assert _re.search(r"^accounts\.list: 'list' is a command word", problems, _re.M)
+    assert _re.search(r"^people\.drawbridge: 'drawbridge' is reserved", problems, _re.M)

@@ -78,6 +78,7 @@ class Role:
     approvers: tuple[str, ...] = ("bob", "carol")
     approvals_required: int = 2
     self_approval: bool = False
+    requesters: tuple[str, ...] = ("alice", "bob", "carol", "dave")
 
 
 ROLE = Role()
@@ -185,9 +186,17 @@ NOT_APPROVER = "you are not an approver of prod/admin; approvers: @bob, @carol"
     pytest.param(make_request(approvals_required=3), Role(approvers=("bob", "carol", "dave"),
                                                           approvals_required=3), "dave", NOW,
                  Decision(Outcome.COUNTED, "approval 1 of 3"), id="1-of-3-counted"),
+    # A catalog change never loosens a pending request:
     pytest.param(make_request(approvals_required=1), ROLE, "bob", NOW,
-                 Decision(Outcome.APPROVED, "final approval (1 of 1)"),
-                 id="request-count-wins-over-later-catalog-change"),
+                 Decision(Outcome.COUNTED, "approval 1 of 2"),
+                 id="catalog-raised-requirement-applies-to-pending"),
+    pytest.param(make_request(approvals=(Approval(person="dave", at=NOW),)), ROLE, "bob", NOW,
+                 Decision(Outcome.COUNTED, "approval 1 of 2"),
+                 id="approval-by-someone-no-longer-an-approver-does-not-count"),
+    pytest.param(make_request(), Role(requesters=("dave",)), "bob", NOW,
+                 Decision(Outcome.REFUSED, "@alice may no longer request prod/admin (the catalog changed); "
+                                           "deny req-20261112-0a11ce instead"),
+                 id="requester-no-longer-allowed"),
     # the pending window
     pytest.param(make_request(), ROLE, "bob", T0 + timedelta(minutes=59, seconds=59),
                  Decision(Outcome.COUNTED, "approval 1 of 2"), id="one-second-before-pending_until"),
