@@ -375,7 +375,7 @@ class Drawbridge:
                 return
             role = self._role(req)
             text, blocks = views.card(req, self._people, role.approvers if role else ())
-            # Resilience fix: the metadata follows the record too, not the job. A job that runs
+            # The metadata follows the record too, not the job. A job that runs
             # late (a re-invoked worker, or racing a revoke) would otherwise put e.g.
             # access_granted on a card whose text says revoked.
             event_type, payload = card_event(req, job)
@@ -397,13 +397,13 @@ class Drawbridge:
         event_type = job["event_type"]
         if event_type == "access_granted":
             if req.grant_status is not GrantStatus.ACTIVE:
-                # Resilience fix: a late "granted" DM (re-invoked worker, or the grant was revoked
+                # A late "granted" DM (re-invoked worker, or the grant was revoked
                 # or failed meanwhile) says nothing; the ending's own DM tells the truth.
                 return
             text, blocks = views.granted_dm(req, self.catalog.bastion_account_id)
         else:
             text, blocks = views.ended_dm(req, self._people), None
-        # Resilience fix: one DM of each kind per request, however often the job runs (Lambda
+        # One DM of each kind per request, however often the job runs (Lambda
         # may deliver the worker's event twice). Claimed before posting, released if it fails.
         if not self.store.claim_message(req.request_id, f"dm:{event_type}"):
             return
@@ -467,7 +467,7 @@ class Drawbridge:
         except Conflict:
             return []
         # Make sure nothing of a half-made grant is left in IAM.
-        # Resilience fix: best effort. If IAM fails here too (it is often why the grant failed),
+        # Best effort. If IAM fails here too (it is often why the grant failed),
         # the card, the DM and #security must still be told; the policy, if any, no longer has
         # a live record, so the next sweep's reconcile removes it (and reports it).
         try:
