@@ -87,6 +87,8 @@ def handle(svc, event: dict, log=None, metric=None) -> AlertOutcome:
         store.record_use(grant.request_id, a.event_time, a.event_id, record)
         ref = store.card(grant.request_id)
         if ref is not None:
+            # Its own event type: a bot counting `role_assumed` must see each call once.
             reply = alert_views.usage_reply_text(a)
-            svc.slack.post(ref[0], reply, None, meta["event_type"], meta["event_payload"], thread_ts=ref[1])
+            used = alert_views.grant_used_metadata(a, request_id=grant.request_id)
+            svc.slack.post(ref[0], reply, None, used["event_type"], used["event_payload"], thread_ts=ref[1])
     return AlertOutcome(kind=kind.value, request_id=rid, posted=True)

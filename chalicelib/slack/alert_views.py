@@ -32,6 +32,7 @@ __all__ = [
     "LOUD_MENTION",
     "alert_blocks",
     "format_event_time",
+    "grant_used_metadata",
     "role_assumed_metadata",
     "usage_reply_text",
 ]
@@ -238,7 +239,7 @@ def role_assumed_metadata(
     role_key: str | None,
     request_id: str | None,
 ) -> dict:
-    """Slack message metadata ``role_assumed`` (CONTRACT section 2) for the alert.
+    """Slack message metadata ``role_assumed`` (docs/REFERENCE.md, metadata) for the alert.
 
     ``request_id`` is None when no approved grant covers the assumption. Metadata is
     data, not mrkdwn: values are not escaped.
@@ -255,5 +256,22 @@ def role_assumed_metadata(
             "event_time": a.event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "request_id": request_id,
             "kind": kind.value,
+        },
+    }
+
+
+def grant_used_metadata(a: Assumption, *, request_id: str) -> dict:
+    """Slack message metadata ``grant_used`` for the threaded reply on the grant's card.
+
+    The security channel's alert carries ``role_assumed``; the reply must not, or every
+    production assumption would be counted twice by anyone reading the metadata.
+    """
+    return {
+        "event_type": "grant_used",
+        "event_payload": {
+            "request_id": request_id,
+            "event_id": a.event_id,
+            "shared_event_id": a.shared_event_id,
+            "event_time": a.event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
     }

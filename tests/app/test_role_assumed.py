@@ -58,6 +58,8 @@ def test_covered_assumption_names_the_grant_and_threads_on_the_card(app_client, 
     card = slack.find(event_type="access_granted", channel="C0APPROVE1")[0]
     replies = [m for m in slack.messages("C0APPROVE1") if m.thread_ts == card.ts]
     assert len(replies) == 1 and replies[0].text.startswith("used at 14:03 UTC")
+    assert replies[0].event_type == "grant_used"
+    assert replies[0].event_payload["request_id"] == granted
     assert [u["event_id"] for u in store.uses(granted)] == [load_cloudtrail("assume_role_bastion_copy")["detail"]["eventID"]]
 
 
@@ -150,3 +152,22 @@ def test_call_in_the_same_second_as_the_grant_is_covered(app_client, slack, stor
     assert store.get(rid).granted_at.microsecond == 600000
     event = load_cloudtrail("assume_role_bastion_copy")  # eventTime 14:03:07, the grant's own second
     assert invoke(app_client, event)["request_id"] == rid
+
+
+def test_one_role_assumed_per_call_across_every_channel(app_client, slack, granted):
+    """A bot counting production assumptions by metadata sees each call exactly once: the
+    alert in #security is `role_assumed`, the reply in the card's thread is `grant_used`."""
+    bastion, owner = load_cloudtrail("assume_role_bastion_copy"), load_cloudtrail("assume_role_prod_copy")
+    invoke(app_client, bastion)
+    invoke(app_client, owner)  # the other copy of the same call
+    later = load_cloudtrail("assume_role_bastion_copy")  # a second call, a minute later
+    later["detail"].update(eventTime="2026-11-12T14:04:07Z", eventID="0a11ce00-0000-4000-8000-00000000c0de",
+                           sharedEventID="5a5ed000-0000-4000-8000-00000000c0de")
+    invoke(app_client, later)
+    everywhere = slack.messages()
+    assumed = [m for m in everywhere if m.event_type == "role_assumed"]
+    used = [m for m in everywhere if m.event_type == "grant_used"]
+    assert sorted(m.event_payload["event_id"] for m in assumed) == sorted(
+        [bastion["detail"]["eventID"], later["detail"]["eventID"]])
+    assert {m.channel for m in assumed} == {SECURITY}
+    assert len(used) == 2 and all(m.thread_ts and m.event_payload["request_id"] == granted for m in used)
