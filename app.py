@@ -4,9 +4,29 @@ Each handler hands its event to chalicelib.handlers; heavy imports (boto3,
 slack_sdk, pydantic) happen there, on first use, never at import time.
 """
 
+import sys
+
 from chalice import Chalice, Rate
 
 from chalicelib.event_pattern import ASSUME_ROLE_PATTERN
+
+
+def _refuse_bare_chalice_deploy(argv: list[str]) -> None:
+    """``chalice deploy`` / ``chalice package`` run by hand would ship an app without its
+    table, its IAM policies and the AssumeRole rule's state (they come from a merge template
+    that ``make package`` renders). Say which make target to use instead of failing later.
+    Only the chalice CLI gets here: Lambda and the tests never have it as ``argv[0]``."""
+    if not argv or not argv[0].endswith("chalice") or len(argv) < 2:
+        return
+    verb = next((a for a in argv[1:] if not a.startswith("-")), "")
+    if verb == "deploy" or (verb == "package" and "--merge-template" not in argv):
+        stage = argv[argv.index("--stage") + 1] if "--stage" in argv[:-1] else "dev"
+        target = "make deploy STAGE={0} DEPLOY_BUCKET=<bucket>" if verb == "deploy" else "make package STAGE={0}"
+        raise SystemExit(f"drawbridge: use `{target.format(stage)}` instead of `chalice {verb}` "
+                         "(it renders the IAM policies, the table and the rule state; docs/DEPLOY.md)")
+
+
+_refuse_bare_chalice_deploy(sys.argv)
 
 app = Chalice(app_name="drawbridge", configure_logs=False)  # Powertools Logger owns "drawbridge"
 FORM = ["application/x-www-form-urlencoded"]
