@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "policies" / "access.toml"
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"  # the project's own (tests/fixtures/README.md)
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-test-token"
 TABLE = "drawbridge-bench"
@@ -299,11 +299,11 @@ def patched_env(values: dict[str, str | None]) -> Iterator[None]:
 
 # ---- Slack requests as Slack signs them ---------------------------------------------------------
 def load_slack(name: str) -> Any:
-    return json.loads((SHARED_FIXTURES / "slack" / f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads((FIXTURES / "slack" / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def load_cloudtrail(name: str) -> dict:
-    return json.loads((SHARED_FIXTURES / "cloudtrail" / f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads((FIXTURES / "cloudtrail" / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def sign(body: str, secret: str = SIGNING_SECRET) -> dict:

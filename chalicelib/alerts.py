@@ -6,7 +6,7 @@ looks the role's account up in the catalog, looks for a grant that :func:`covers
 the event, asks :func:`decide_alert` what to do and renders the result with
 ``chalicelib.slack.alert_views``. Everything that can be decided without I/O is here.
 
-Facts this relies on (see shared FACTS.md, "CloudTrail -> EventBridge"):
+Facts this relies on (tests/fixtures/README.md, with the fixture for each):
 
 * A cross-account ``AssumeRole`` is logged twice with one ``sharedEventID``: the
   caller's copy (bastion account, ``userIdentity.type`` ``IAMUser``) and the role

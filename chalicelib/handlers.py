@@ -99,7 +99,7 @@ def _slack_route(app, what: str, parse, act):
         try:
             parsed = parse(body)
         except BadPayload as exc:
-            # Correctly signed but unreadable: still a 200 (CONTRACT §2), refused, no effect.
+            # Correctly signed but unreadable: still a 200 (docs/REFERENCE.md), refused, no effect.
             logger().warning("unreadable Slack payload", extra={"problem": str(exc)})
             return _ephemeral(f"Drawbridge could not read that request ({exc}); nothing was changed.")
         return act(parsed)

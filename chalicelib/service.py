@@ -6,7 +6,7 @@ Two halves, so that Slack's 3 seconds never wait on IAM:
   makes at most one conditional write; it returns the reply plus *jobs*;
 * **jobs** (``run``) do the slow part: Slack posts/updates/DMs and IAM. In
   Lambda they run in the async worker; elsewhere in-process before the HTTP
-  response returns (CONTRACT §4). Jobs are small JSON dicts that name a
+  response returns (docs/REFERENCE.md, handlers). Jobs are small JSON dicts that name a
   request id, and re-read the table, so a retried job converges instead of
   repeating itself.
 
@@ -122,7 +122,7 @@ def granted_payload(req: Request) -> dict:
 
 
 def card_event(req: Request, job: Job) -> tuple[str, dict]:
-    """The card's metadata for the record's *current* state (CONTRACT §2 event types).
+    """The card's metadata for the record's *current* state (docs/REFERENCE.md, metadata).
 
     The job's own event type and payload are kept when they still describe the record
     (e.g. ``access_approved`` with the approver who clicked); otherwise they are derived
@@ -132,7 +132,7 @@ def card_event(req: Request, job: Job) -> tuple[str, dict]:
     if g is GrantStatus.ACTIVE:
         event_type, payload = "access_granted", granted_payload(req)
     elif g in (GrantStatus.REVOKING, GrantStatus.REVOKED, GrantStatus.FAILED):
-        by = None if req.ended_by == SYSTEM else req.ended_by  # person keys only (CONTRACT §2)
+        by = None if req.ended_by == SYSTEM else req.ended_by  # person keys only (docs/REFERENCE.md)
         event_type, payload = "access_revoked", {"request_id": rid, "revoked_by": by, "reason": req.note}
     elif g is GrantStatus.EXPIRED or req.status is RequestStatus.EXPIRED:
         event_type, payload = "access_expired", {"request_id": rid}
@@ -474,7 +474,7 @@ class Drawbridge:
             self.grants.revoke(iam_user=req.iam_user, request_id=req.request_id)
         except Exception as exc:  # noqa: BLE001
             why = f"{why} (removing what was made failed too: {type(exc).__name__}; the sweep removes it)"
-        # Nobody revoked it: no person key (CONTRACT §2 keys are people), the reason says why.
+        # Nobody revoked it: no person key (metadata keys name people), the reason says why.
         payload = {"request_id": req.request_id, "revoked_by": None, "reason": why}
         return [_card_job(req.request_id, "access_revoked", payload),
                 _dm_job(req.request_id, "access_revoked", payload),

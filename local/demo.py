@@ -159,7 +159,7 @@ class Story:
         expect(not [b for b in card.get("blocks", []) if b.get("type") == "actions"],
                "no buttons left on the decided card", card.get("blocks"))
         self.expires_at = parse_time(payload["expires_at"])
-        self.granted_by = time.time()  # the grant is in IAM before carol's click is answered (CONTRACT §4)
+        self.granted_by = time.time()  # the grant is in IAM before carol's click is answered (docs/REFERENCE.md)
         attached = self.stack.attached_policies("alice")
         expect(attached == [f"drawbridge-{self.rid}"], f"one grant policy drawbridge-{self.rid} on IAM user alice",
                attached)

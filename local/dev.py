@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
     p.add_argument("role_arn", nargs="?", default=DEFAULT_ROLE)
     p = sub.add_parser("cloudtrail", help="deliver a CloudTrail event to on_role_assumed")
-    p.add_argument("event", help="a fixture name (shared/fixtures/cloudtrail) or a path to an event JSON")
+    p.add_argument("event", help="a fixture name (tests/fixtures/cloudtrail) or a path to an event JSON")
     p.add_argument("--now", action="store_true", help="as a new call made now: eventTime = now, fresh ids")
     p.add_argument("--as", dest="as_", metavar="PERSON", help="the calling IAM user (fresh ids too)")
     p = sub.add_parser("sweep", help="run the sweep handler")

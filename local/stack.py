@@ -57,9 +57,9 @@ from typing import Any, Callable, Iterator, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "policies" / "access.toml"
-# local/stack.py -> local -> repo -> workspace (the same logic as tests/fixtures.py)
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
-CLOUDTRAIL_DIR = SHARED_FIXTURES / "cloudtrail"
+# the project's own fixtures, the same files the tests read (tests/fixtures/README.md)
+FIXTURES_DIR = ROOT / "tests" / "fixtures"
+CLOUDTRAIL_DIR = FIXTURES_DIR / "cloudtrail"
 REGION = "us-east-1"
 HOST = "127.0.0.1"  # loopback only, never all interfaces
 DEFAULT_TABLE = "drawbridge-local"
@@ -131,7 +131,7 @@ def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]
 
 
 def load_cloudtrail(name_or_path: str) -> dict:
-    """A whole EventBridge event: a file path, or a fixture name from shared/fixtures/cloudtrail."""
+    """A whole EventBridge event: a file path, or a fixture name from tests/fixtures/cloudtrail."""
     path = Path(name_or_path)
     if not path.is_file():
         path = CLOUDTRAIL_DIR / name_or_path

@@ -1,7 +1,7 @@
 """Request verification at both Slack routes, malformed bodies, and unexpected errors.
 
 A request without a valid, fresh Slack signature is a 401 and has no effect at all;
-a correctly signed request always gets a 200 (CONTRACT §2) — one the app cannot read is
+a correctly signed request always gets a 200 (docs/REFERENCE.md) — one the app cannot read is
 refused with an ephemeral message naming the problem — and an unexpected error shows the
 user only a correlation id.
 Each "no effect" check compares the whole table, every Slack call and IAM before/after.
