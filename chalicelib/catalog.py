@@ -8,21 +8,31 @@ Loading happens in two passes, so one run reports every problem at once:
 
 1. shape: each table is checked on its own by a strict private pydantic model
    (unknown keys, missing keys, types, id formats, durations);
-2. references: approvers/requesters exist, ids are unique, every requester can
-   actually be approved.
+2. references: approvers/requesters exist, ids are unique, approvals_required
+   fits the approvers. A table that fails its shape check is still cross-checked
+   on the keys that passed it, so one run shows everything.
 
-Only a catalog without problems becomes a :class:`Catalog`.
+Problems are errors (the catalog is refused, :class:`CatalogError`) or warnings
+(the catalog loads, :attr:`Catalog.warnings`). A listed requester who can never
+collect enough approvals is only a warning: the service refuses that person's
+request up front with :func:`approval_blocker`'s reason, and one mistake in one
+role must not take everyone's access tool down. With ``requesters`` absent
+(every person may request), the role's own approvers being unable to approve
+themselves is normal and not reported (only a role nobody at all could get is).
+
+Only a catalog without errors becomes a :class:`Catalog`.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Sequence
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
@@ -33,10 +43,15 @@ MAX_ROLE_DURATION = 7 * DAY
 
 
 class CatalogError(Exception):
-    """The catalog cannot be used. ``problems`` are ``"dotted.key: problem"`` lines."""
+    """The catalog cannot be used.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``problems`` are the errors, ``"dotted.key: problem; how to fix"`` lines;
+    ``warnings`` are the warnings found in the same run (same format), for the validator.
+    """
+
+    def __init__(self, problems: list[str], warnings: Sequence[str] = ()) -> None:
         self.problems = list(problems)
+        self.warnings = tuple(warnings)
         super().__init__("\n".join(self.problems))
 
 
@@ -92,6 +107,8 @@ class Catalog(_Frozen):
     security_channel: str
     people: dict[str, Person]
     accounts: dict[str, Account]
+    #: ``"dotted.key: problem; how to fix"`` lines that did not stop the catalog loading
+    warnings: tuple[str, ...] = ()
 
     def person_by_slack(self, slack_user: str) -> Person | None:
         return next((p for p in self.people.values() if p.slack_user == slack_user), None)
@@ -123,7 +140,85 @@ class Catalog(_Frozen):
         return sorted(found, key=lambda r: r.label)
 
     def requestable_by(self, person_key: str) -> list[Role]:
-        return [r for r in self.roles() if person_key in r.requesters]
+        """Roles ``person_key`` may request *and* could get approved, sorted by label.
+
+        A role that lists them among its requesters but whose approvers could never
+        approve them (see :func:`approval_blocker`) is left out, so ``help`` never
+        offers a role that cannot be granted.
+        """
+        return [
+            r for r in self.roles() if person_key in r.requesters and approval_blocker(r, person_key) is None
+        ]
+
+
+# --------------------------------------------------------------------------- who can be approved
+
+
+def _shortfall(
+    approvers: Sequence[str], needed: int, self_approval: bool, person: str
+) -> tuple[list[str], list[str]] | None:
+    """None if ``person`` could collect ``needed`` approvals; else (who could approve them, fixes).
+
+    Everyone in ``approvers`` may approve, except ``person`` themself unless
+    ``self_approval`` (the rule chalicelib.domain.decide enforces on each click).
+    """
+    eligible = [a for a in dict.fromkeys(approvers) if a != person or self_approval]
+    missing = needed - len(eligible)
+    if missing <= 0:
+        return None
+    if approvers:
+        add = "add another approver" if missing == 1 else f"add {missing} more approvers"
+    else:
+        add = "add an approver" if missing == 1 else f"add {missing} approvers"
+    fixes = [add]
+    if needed > 1:
+        fixes.append("lower approvals_required")
+    if person in approvers and not self_approval:
+        fixes.append("set self_approval = true")
+    return eligible, fixes
+
+
+def _either(options: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
+
+
+def _approvals(n: int) -> str:
+    return f"{n} approval{'' if n == 1 else 's'}"
+
+
+def approval_blocker(role: Role, person_key: str) -> str | None:
+    """Why ``person_key`` could never collect the approvals ``role`` needs; None if they could.
+
+    Only approvals are judged, not whether they may request it (``role.requesters``).
+    A person may be approved by every approver of the role except themself (unless
+    ``role.self_approval``), and needs ``role.approvals_required`` of them. The
+    reason is addressed to that person, fit for an ephemeral Slack reply, and says
+    what to ask for, e.g.::
+
+        prod/readonly needs 1 approval and you are its only approver, so nobody can
+        approve your request; ask an admin to add another approver or set
+        self_approval = true for prod/readonly in the access catalog
+
+    Pure: the service calls it to refuse such a request before recording anything.
+    """
+    short = _shortfall(role.approvers, role.approvals_required, role.self_approval, person_key)
+    if short is None:
+        return None
+    eligible, fixes = short
+    needed = _approvals(role.approvals_required)
+    names = ", ".join(f"@{a}" for a in eligible)
+    own = person_key in role.approvers and not role.self_approval  # they count themselves out
+    if own and not eligible:
+        why = f"needs {needed} and you are its only approver, so nobody can approve your request"
+    elif own:
+        why = f"needs {needed} and only {len(eligible)} of its approvers ({names}) can approve your request"
+    elif eligible:
+        count = len(eligible)
+        why = f"needs {needed} but has only {count} approver{'' if count == 1 else 's'} ({names})"
+    else:
+        why = f"needs {needed} but has no approvers"
+    return f"{role.label} {why}; ask an admin to {_either(fixes)} for {role.label} in the access catalog"
 
 
 def _names(table: dict[str, Any]) -> str:
@@ -181,7 +276,10 @@ def _max_duration(value: Any) -> int:
     try:
         seconds = parse_duration(value)
     except DurationError as exc:
-        raise ValueError(str(exc)) from None
+        problem = str(exc)
+        if "use e.g." not in problem and "at most" not in problem:
+            problem += "; use e.g. 30m, 2h, 1h30m or 1d"
+        raise ValueError(problem) from None
     if seconds > MAX_ROLE_DURATION:
         raise ValueError(f"'{value}' is too long; at most {format_duration(MAX_ROLE_DURATION)}")
     return seconds
@@ -194,8 +292,16 @@ def _at_least_one(value: int) -> int:
 
 
 _AccountId = Annotated[str, BeforeValidator(_account_id)]
-_ChannelId = _matching(_SLACK_CHANNEL, "'{value}' is not a Slack channel id (like C0APPROVE1)")
-_SlackUser = _matching(_SLACK_USER, "'{value}' is not a Slack user id (like U0ALICE001, not a name)")
+_ChannelId = _matching(
+    _SLACK_CHANNEL,
+    "'{value}' is not a Slack channel id (like C0APPROVE1); "
+    "copy it from the bottom of the channel's About tab, not the #name",
+)
+_SlackUser = _matching(
+    _SLACK_USER,
+    "'{value}' is not a Slack user id (like U0ALICE001, not a name); "
+    "copy it from the person's Slack profile: Copy member ID",
+)
 _IamUser = _matching(_IAM_USER, "'{value}' is not an IAM user name (1-64 of letters, digits, +=,.@_-)")
 
 
@@ -243,6 +349,15 @@ _TYPE_PROBLEMS = {
     "dict_type": "must be a table",
     "model_type": "must be a table",
 }
+#: what to write for a missing required key
+_EXAMPLES = {
+    "account_id": '"111111111111"',
+    "approvals_channel": '"C0APPROVE1"',
+    "security_channel": '"C0SECURIT1"',
+    "slack_user": '"U0ALICE001"',
+    "iam_user": '"alice"',
+    "id": '"222222222222"',
+}
 
 
 def _dotted(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -252,26 +367,62 @@ def _dotted(prefix: str, loc: tuple[int | str, ...]) -> str:
     return path.lstrip(".")
 
 
+def _unknown_key(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]}?"
+    return f"unknown key; remove it (keys here: {', '.join(known)})"
+
+
+def _plural(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 class _Problems:
-    """Collects ``"dotted.key: problem"`` lines while the catalog is checked."""
+    """Collects ``"dotted.key: problem; how to fix"`` lines while the catalog is checked:
+    errors (``lines``) and warnings."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.warnings: list[str] = []
 
     def add(self, where: str, problem: str) -> None:
         self.lines.append(f"{where}: {problem}")
 
-    def model(self, model: type[_Raw], value: Any, where: str) -> Any:
+    def warn(self, where: str, problem: str) -> None:
+        self.warnings.append(f"{where}: {problem}")
+
+    def model(
+        self, model: type[_Raw], value: Any, where: str, extra_keys: Sequence[str] = ()
+    ) -> tuple[Any, set[str]]:
+        """Validate one table: (the model or None, the names of its keys that failed).
+
+        When only some keys fail, the model is built again from the keys that passed
+        (absent ones taking their defaults) if it can be, so the cross-checks still
+        run on them; callers must not trust the failed keys' defaults.
+        """
         try:
-            return model.model_validate(value)
+            return model.model_validate(value), set()
         except ValidationError as exc:
-            for error in exc.errors():
-                if error["type"] == "value_error":
-                    problem = str(error["ctx"]["error"])
-                else:
-                    problem = _TYPE_PROBLEMS.get(error["type"], error["msg"])
-                self.add(_dotted(where, error["loc"]), problem)
-            return None
+            errors = exc.errors()
+        known = [*model.model_fields, *extra_keys]
+        for error in errors:
+            if error["type"] == "value_error":
+                problem = str(error["ctx"]["error"])
+            elif error["type"] == "extra_forbidden":
+                problem = _unknown_key(str(error["loc"][-1]), known)
+            elif error["type"] == "missing" and (name := error["loc"][-1]) in _EXAMPLES:
+                problem = f"missing required key; add e.g. {name} = {_EXAMPLES[name]}"
+            else:
+                problem = _TYPE_PROBLEMS.get(error["type"], error["msg"])
+            self.add(_dotted(where, error["loc"]), problem)
+        if not isinstance(value, dict):
+            return None, set()
+        bad = {str(e["loc"][0]) for e in errors if e["loc"]}
+        try:
+            return model.model_validate({k: v for k, v in value.items() if k not in bad}), bad
+        except ValidationError:  # a required key failed: no model, but say which keys are usable
+            return None, bad
 
     def table(self, value: Any, where: str) -> dict[str, Any]:
         if isinstance(value, dict):
@@ -289,7 +440,8 @@ class _Problems:
         for key, value in values.items():
             norm = value.lower() if fold else value
             if norm in seen:
-                self.add(f"{table}.{key}.{field}", f"'{value}' is also the {field} of {table}.{seen[norm]}")
+                self.add(f"{table}.{key}.{field}",
+                         f"'{value}' is also the {field} of {table}.{seen[norm]}; each must have its own")
             else:
                 seen[norm] = key
 
@@ -298,85 +450,140 @@ class _Problems:
         listed: list[str] = []
         for i, key in enumerate(keys):
             if key not in people:
-                self.add(f"{where}[{i}]", f"'{key}' is not a person in [people]")
+                self.add(f"{where}[{i}]",
+                         f"'{key}' is not a person in [people]; add [people.{key}] or fix the name")
             elif key in listed:
-                self.add(f"{where}[{i}]", f"'{key}' is listed twice")
+                self.add(f"{where}[{i}]", f"'{key}' is listed twice; remove the repeat")
             if key not in listed:
                 listed.append(key)
         return listed
+
+
+def _valid_strings(table: dict[str, Any], field: str, checked: dict[str, set[str]]) -> dict[str, str]:
+    """``{key: table[key][field]}`` for the entries whose ``field`` passed its shape check.
+
+    Only for fields whose validated value is the raw string (ids and names)."""
+    return {
+        key: value[field]
+        for key, value in table.items()
+        if key in checked and field not in checked[key] and isinstance(value, dict)
+        and isinstance(value.get(field), str)
+    }
 
 
 # --------------------------------------------------------------------------- references (pass 2)
 
 
 def _check_role(
-    check: _Problems, where: str, role: _RawRole, production: bool, people: dict[str, Any]
+    check: _Problems, where: str, role: _RawRole, bad: set[str], production: bool, people: dict[str, Any]
 ) -> None:
-    """Listed people exist, and every requester can collect enough approvals."""
-    approvers = check.people_list(role.approvers, f"{where}.approvers", people)
-    requesters = list(people)
+    """Listed people exist, the approvals can be collected, and every listed requester
+    could be approved (a warning if not). Keys in ``bad`` failed their shape check and
+    are left out, but every check that does not depend on them still runs."""
+    approvers = None if "approvers" in bad else check.people_list(role.approvers, f"{where}.approvers", people)
+    requesters: list[str] | None = None  # None: every person (the default), or not known
     if "requesters" in role.model_fields_set:
         requesters = check.people_list(role.requesters, f"{where}.requesters", people)
         if not requesters:
             check.add(f"{where}.requesters", "is empty, so nobody may request this role; "
                       "remove the key to let every person request it")
+    if approvers is None:
+        return
     if not approvers:
         why = "a production role nobody can approve" if production else "nobody could approve any request"
-        check.add(f"{where}.approvers", f"no approvers: {why}")
+        check.add(f"{where}.approvers",
+                  f'no approvers: {why}; list at least one person, e.g. approvers = ["bob"]')
+        return
+    if "approvals_required" in bad:
         return
     needed = role.approvals_required
     if needed > len(approvers):
-        check.add(f"{where}.approvals_required", f"is {needed} but there are only {len(approvers)} approvers")
+        check.add(f"{where}.approvals_required",
+                  f"is {needed} but there {'is' if len(approvers) == 1 else 'are'} only "
+                  f"{_plural(len(approvers), 'approver')}; lower it or add approvers")
         return
-    for requester in requesters:
-        eligible = [a for a in approvers if a != requester or role.self_approval]
-        if len(eligible) < needed:
-            plural = "s" if needed > 1 else ""
-            names = ", ".join(eligible) or "none"
-            check.add(where, f"requester '{requester}' can never be approved "
-                      f"(needs {needed} approval{plural}; eligible approvers: {names})")
+    if "requesters" in bad or "self_approval" in bad:
+        return
+    if requesters is not None:
+        for i, requester in enumerate(role.requesters):
+            if requester not in people or requester in role.requesters[:i]:
+                continue  # already an error
+            short = _shortfall(approvers, needed, role.self_approval, requester)
+            if short is not None:
+                eligible, fixes = short
+                check.warn(f"{where}.requesters[{i}]", _never_approved(requester, needed, eligible, approvers)
+                           + f"; {_either([*fixes, f'remove {requester!r} from requesters'])}")
+    elif people and all(_shortfall(approvers, needed, role.self_approval, p) for p in people):
+        # Every person is an approver, and nobody may approve their own request.
+        _, fixes = _shortfall(approvers, needed, role.self_approval, approvers[0]) or ([], [])
+        check.warn(where, f"nobody can ever be approved for it: it needs {_approvals(needed)} and every "
+                   f"person is one of its approvers, who may not approve their own requests; "
+                   f"{_either(fixes)}")
 
 
-_Account = tuple[_RawAccount, dict[str, _RawRole]]
+def _never_approved(person: str, needed: int, eligible: list[str], approvers: list[str]) -> str:
+    """Why a listed requester can never be approved, said about them (for the validator)."""
+    head = f"'{person}' can never be approved: the role needs {_approvals(needed)}"
+    if person in approvers and not eligible:
+        return f"{head} and {person} is its only approver"
+    if person in approvers:
+        names = ", ".join(eligible)
+        return f"{head} and only {len(eligible)} of its approvers ({names}) may approve {person}'s request"
+    return f"{head} but has only {_plural(len(eligible), 'approver')}"
 
 
 def _build(data: dict[str, Any]) -> Catalog:
     check = _Problems()
     for key in data:
         if key not in _TOP_LEVEL:
-            check.add(key, "unknown key")
-    bastion = check.model(_RawBastion, data.get("bastion", {}), "bastion")
-    slack = check.model(_RawSlack, data.get("slack", {}), "slack")
+            check.add(key, _unknown_key(key, _TOP_LEVEL))
+    bastion, _ = check.model(_RawBastion, data.get("bastion", {}), "bastion")
+    slack, _ = check.model(_RawSlack, data.get("slack", {}), "slack")
     people_table = check.table(data.get("people", {}), "people")
     people = _people(check, people_table)
+    accounts_table = check.table(data.get("accounts", {}), "accounts")
     accounts: dict[str, _Account] = {}
-    for key, value in check.table(data.get("accounts", {}), "accounts").items():
-        if account := _account(check, key, value, people_table):
+    id_checked: dict[str, set[str]] = {}
+    for key, value in accounts_table.items():
+        account, bad = _account(check, key, value, people_table)
+        id_checked[key] = bad
+        if account:
             accounts[key] = account
-    check.unique({k: a.id for k, (a, _) in accounts.items()}, "id", "accounts")
-    for key, (account, _) in accounts.items():
-        if bastion and account.id == bastion.account_id:
-            check.add(f"accounts.{key}.id", f"'{account.id}' is the bastion account, not a member account")
+    ids = _valid_strings(accounts_table, "id", id_checked)
+    check.unique(ids, "id", "accounts")
+    for key, account_id in ids.items():
+        if bastion and account_id == bastion.account_id:
+            check.add(f"accounts.{key}.id", f"'{account_id}' is the bastion account, not a member account; "
+                      "remove it from [accounts] or fix the id")
     if check.lines:
-        raise CatalogError(check.lines)
-    return _resolve(bastion, slack, people, accounts)
+        raise CatalogError(check.lines, check.warnings)
+    return _resolve(bastion, slack, people, accounts, check.warnings)
 
 
 def _people(check: _Problems, table: dict[str, Any]) -> dict[str, _RawPerson]:
     people: dict[str, _RawPerson] = {}
+    checked: dict[str, set[str]] = {}
     for key, value in table.items():
         check.key(key, f"people.{key}")
         if key == "drawbridge":
-            check.add(f"people.{key}", "'drawbridge' is reserved: audit records use it for the service itself")
-        if person := check.model(_RawPerson, value, f"people.{key}"):
+            check.add(f"people.{key}", "'drawbridge' is reserved: audit records use it for the service itself; "
+                      "name the person otherwise")
+        person, checked[key] = check.model(_RawPerson, value, f"people.{key}")
+        if person:
             people[key] = person
-    check.unique({k: p.slack_user for k, p in people.items()}, "slack_user", "people")
-    check.unique({k: p.iam_user for k, p in people.items()}, "iam_user", "people", fold=True)
+    check.unique(_valid_strings(table, "slack_user", checked), "slack_user", "people")
+    check.unique(_valid_strings(table, "iam_user", checked), "iam_user", "people", fold=True)
     return people
 
 
-def _account(check: _Problems, key: str, value: Any, people: dict[str, Any]) -> _Account | None:
-    """One [accounts.X] table; its roles are checked even when the account itself is not valid."""
+_Account = tuple[_RawAccount, dict[str, _RawRole]]
+
+
+def _account(
+    check: _Problems, key: str, value: Any, people: dict[str, Any]
+) -> tuple[_Account | None, set[str]]:
+    """One [accounts.X] table: (the account if valid, its keys that failed their shape check).
+    Its roles are checked even when the account itself is not valid."""
     where = f"accounts.{key}"
     check.key(key, where)
     if key in RESERVED_ACCOUNT_KEYS:
@@ -385,23 +592,23 @@ def _account(check: _Problems, key: str, value: Any, people: dict[str, Any]) -> 
     if isinstance(value, dict) and "roles" in value:
         value = dict(value)
         roles_value = value.pop("roles")
-    account = check.model(_RawAccount, value, where)
-    production = bool(account and account.production)
+    account, bad = check.model(_RawAccount, value, where, extra_keys=["roles"])
+    production = isinstance(value, dict) and value.get("production") is True
     roles: dict[str, _RawRole] = {}
+    names: dict[str, str] = {}
     for rkey, rvalue in check.table(roles_value, f"{where}.roles").items():
         rwhere = f"{where}.roles.{rkey}"
         check.key(rkey, rwhere)
-        if role := check.model(_RawRole, rvalue, rwhere):
+        role, rbad = check.model(_RawRole, rvalue, rwhere)
+        if role is None:
+            continue
+        if not rbad:
             roles[rkey] = role
-            _check_role(check, rwhere, role, production, people)
-        else:  # still name the unknown people in whichever lists are well-formed
-            for field in ("approvers", "requesters"):
-                listed = rvalue.get(field) if isinstance(rvalue, dict) else None
-                if isinstance(listed, list) and all(isinstance(k, str) for k in listed):
-                    check.people_list(listed, f"{rwhere}.{field}", people)
-    names = {k: _resolved_name(k, r) for k, r in roles.items()}
+        if "role_name" not in rbad:
+            names[rkey] = _resolved_name(rkey, role)
+        _check_role(check, rwhere, role, rbad, production, people)
     check.unique(names, "role_name", f"{where}.roles", fold=True)
-    return (account, roles) if account else None
+    return ((account, roles) if account and not bad else None), bad
 
 
 def _resolved_name(key: str, role: _RawRole) -> str:
@@ -413,6 +620,7 @@ def _resolve(
     slack: _RawSlack,
     people: dict[str, _RawPerson],
     accounts: dict[str, _Account],
+    warnings: Sequence[str] = (),
 ) -> Catalog:
     everyone = tuple(sorted(people))
 
@@ -446,6 +654,7 @@ def _resolve(
             )
             for akey, (account, roles) in accounts.items()
         },
+        warnings=tuple(warnings),
     )
 
 
@@ -496,13 +705,20 @@ def main(argv: list[str] | None = None) -> int:
     except CatalogError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
+        for warning in exc.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         return 1
+    for warning in catalog.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     roles = catalog.roles()
     production = sum(r.production for r in roles)
-    print(
-        f"OK: {args.path}: {len(catalog.people)} people, {len(catalog.accounts)} accounts, "
-        f"{len(roles)} roles ({production} production)"
+    summary = (
+        f"OK: {args.path}: {_plural(len(catalog.people), 'person', 'people')}, "
+        f"{_plural(len(catalog.accounts), 'account')}, {_plural(len(roles), 'role')} ({production} production)"
     )
+    if catalog.warnings:
+        summary += f", {_plural(len(catalog.warnings), 'warning')}"
+    print(summary)
     return 0
 
 

@@ -6,6 +6,8 @@ import copy
 import json
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from chalicelib.catalog import (
     CatalogError,
     Catalog,
+    approval_blocker,
     load_catalog,
     main,
     parse_catalog,
@@ -195,9 +198,9 @@ def test_role_name_with_path() -> None:
 def test_empty_catalog_sections_reported_as_missing_keys() -> None:
     found = problems({})
     assert found == [
-        "bastion.account_id: missing required key",
-        "slack.approvals_channel: missing required key",
-        "slack.security_channel: missing required key",
+        'bastion.account_id: missing required key; add e.g. account_id = "111111111111"',
+        'slack.approvals_channel: missing required key; add e.g. approvals_channel = "C0APPROVE1"',
+        'slack.security_channel: missing required key; add e.g. security_channel = "C0SECURIT1"',
     ]
 
 
@@ -205,29 +208,49 @@ def test_empty_catalog_sections_reported_as_missing_keys() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "where"),
+    ("path", "where", "keys"),
     [
-        ((), "colour"),
-        (("bastion",), "bastion.colour"),
-        (("slack",), "slack.colour"),
-        (("people", "alice"), "people.alice.colour"),
-        (("accounts", "prod"), "accounts.prod.colour"),
-        (("accounts", "prod", "roles", "admin"), "accounts.prod.roles.admin.colour"),
+        ((), "colour", "bastion, slack, people, accounts"),
+        (("bastion",), "bastion.colour", "account_id"),
+        (("slack",), "slack.colour", "approvals_channel, security_channel"),
+        (("people", "alice"), "people.alice.colour", "slack_user, iam_user"),
+        (("accounts", "prod"), "accounts.prod.colour", "id, production, roles"),
+        (
+            ("accounts", "prod", "roles", "admin"),
+            "accounts.prod.roles.admin.colour",
+            "role_name, max_duration, approvers, approvals_required, requesters, self_approval, reason_required",
+        ),
     ],
 )
-def test_unknown_keys(path: tuple[str, ...], where: str) -> None:
+def test_unknown_keys(path: tuple[str, ...], where: str, keys: str) -> None:
     data = sample()
     table = data
     for part in path:
         table = table[part]
     table["colour"] = "blue"
-    assert problem_at(data, where) == "unknown key"
+    assert problem_at(data, where) == f"unknown key; remove it (keys here: {keys})"
 
 
-def test_misspelt_key_is_named() -> None:
+@pytest.mark.parametrize(
+    ("path", "typo", "meant"),
+    [
+        (("accounts", "prod", "roles", "admin"), "aprovers", "approvers"),
+        (("accounts", "prod", "roles", "admin"), "requestors", "requesters"),
+        (("accounts", "prod", "roles", "admin"), "approval_required", "approvals_required"),
+        (("accounts", "prod"), "prodution", "production"),
+        (("bastion",), "acount_id", "account_id"),
+        (("people", "alice"), "slack_id", "slack_user"),
+        ((), "account", "accounts"),
+    ],
+)
+def test_misspelt_key_is_named_with_the_likely_key(path: tuple[str, ...], typo: str, meant: str) -> None:
     data = sample()
-    prod_admin(data)["aprovers"] = ["bob"]
-    assert "accounts.prod.roles.admin.aprovers: unknown key" in problems(data)
+    table = data
+    for part in path:
+        table = table[part]
+    table[typo] = ["bob"]
+    where = ".".join([*path, typo])
+    assert f"{where}: unknown key; did you mean {meant}?" in problems(data)
 
 
 @pytest.mark.parametrize(
@@ -247,7 +270,7 @@ def test_missing_required_keys(path: tuple[str, ...], where: str) -> None:
     for part in path[:-1]:
         table = table[part]
     del table[path[-1]]
-    assert problem_at(data, where) == "missing required key"
+    assert problem_at(data, where).startswith(f"missing required key; add e.g. {path[-1]} = ")
 
 
 @pytest.mark.parametrize("bad", ["12345678901", "1234567890123", "12345678901a", " 222222222222", ""])
@@ -285,7 +308,10 @@ def test_workspace_user_ids_are_accepted() -> None:
 def test_channel_ids(bad: str) -> None:
     data = sample()
     data["slack"]["security_channel"] = bad
-    assert problem_at(data, "slack.security_channel") == f"'{bad}' is not a Slack channel id (like C0APPROVE1)"
+    assert problem_at(data, "slack.security_channel") == (
+        f"'{bad}' is not a Slack channel id (like C0APPROVE1); "
+        "copy it from the bottom of the channel's About tab, not the #name"
+    )
 
 
 @pytest.mark.parametrize("bad", ["al ice", "alice/admin", "a" * 65, "", "alicé"])
@@ -345,7 +371,7 @@ def test_role_name_last_segment_at_most_64() -> None:
     ("value", "message"),
     [
         ("4x", "'4x' is not a duration; use e.g. 30m, 2h, 1h30m or 1d"),
-        ("0m", "duration must be positive"),
+        ("0m", "duration must be positive; use e.g. 30m, 2h, 1h30m or 1d"),
         ("7d1m", "'7d1m' is too long; at most 7d"),
         ("8d", "'8d' is too long; at most 7d"),
         ("400d", "'400d' is too long; at most 365d"),
@@ -406,13 +432,17 @@ def test_tables_must_be_tables() -> None:
 def test_approvers_must_be_people() -> None:
     data = sample()
     prod_admin(data)["approvers"] = ["bob", "dave2", "carol"]
-    assert problem_at(data, "accounts.prod.roles.admin.approvers[1]") == "'dave2' is not a person in [people]"
+    assert problem_at(data, "accounts.prod.roles.admin.approvers[1]") == (
+        "'dave2' is not a person in [people]; add [people.dave2] or fix the name"
+    )
 
 
 def test_requesters_must_be_people() -> None:
     data = sample()
     prod_admin(data)["requesters"] = ["alice", "eve"]
-    assert problem_at(data, "accounts.prod.roles.admin.requesters[1]") == "'eve' is not a person in [people]"
+    assert problem_at(data, "accounts.prod.roles.admin.requesters[1]") == (
+        "'eve' is not a person in [people]; add [people.eve] or fix the name"
+    )
 
 
 def test_unknown_people_are_named_even_when_the_role_has_other_problems() -> None:
@@ -420,7 +450,8 @@ def test_unknown_people_are_named_even_when_the_role_has_other_problems() -> Non
     prod_admin(data)["max_duration"] = "4x"
     prod_admin(data)["approvers"] = ["bob", "dave2"]
     found = problems(data)
-    assert "accounts.prod.roles.admin.approvers[1]: 'dave2' is not a person in [people]" in found
+    assert "accounts.prod.roles.admin.approvers[1]: 'dave2' is not a person in [people]; " \
+        "add [people.dave2] or fix the name" in found
     assert any(p.startswith("accounts.prod.roles.admin.max_duration: ") for p in found)
 
 
@@ -429,7 +460,7 @@ def test_no_duplicates_in_people_lists(field: str) -> None:
     data = sample()
     prod_admin(data)[field] = ["bob", "carol", "bob"]
     prod_admin(data)["approvals_required"] = 1
-    assert problem_at(data, f"accounts.prod.roles.admin.{field}[2]") == "'bob' is listed twice"
+    assert problem_at(data, f"accounts.prod.roles.admin.{field}[2]") == "'bob' is listed twice; remove the repeat"
 
 
 def test_approvals_required_at_least_one() -> None:
@@ -442,47 +473,59 @@ def test_approvals_required_at_most_the_approvers() -> None:
     data = sample()
     prod_admin(data)["approvals_required"] = 3
     assert problem_at(data, "accounts.prod.roles.admin.approvals_required") == (
-        "is 3 but there are only 2 approvers"
+        "is 3 but there are only 2 approvers; lower it or add approvers"
+    )
+    prod_admin(data)["approvers"] = ["bob"]
+    assert problem_at(data, "accounts.prod.roles.admin.approvals_required") == (
+        "is 3 but there is only 1 approver; lower it or add approvers"
     )
 
 
 def test_duplicate_slack_user() -> None:
     data = sample()
     data["people"]["dave"]["slack_user"] = "U0BOB00001"
-    assert problem_at(data, "people.dave.slack_user") == "'U0BOB00001' is also the slack_user of people.bob"
+    assert problem_at(data, "people.dave.slack_user") == (
+        "'U0BOB00001' is also the slack_user of people.bob; each must have its own"
+    )
 
 
 def test_duplicate_iam_user_ignores_case_like_iam() -> None:
     data = sample()
     data["people"]["dave"]["iam_user"] = "Carol"
-    assert problem_at(data, "people.dave.iam_user") == "'Carol' is also the iam_user of people.carol"
+    assert problem_at(data, "people.dave.iam_user") == (
+        "'Carol' is also the iam_user of people.carol; each must have its own"
+    )
 
 
 def test_duplicate_account_id() -> None:
     data = sample()
     data["accounts"]["dev"]["id"] = "222222222222"
-    assert problem_at(data, "accounts.dev.id") == "'222222222222' is also the id of accounts.prod"
+    assert problem_at(data, "accounts.dev.id") == (
+        "'222222222222' is also the id of accounts.prod; each must have its own"
+    )
 
 
 def test_duplicate_role_name_in_one_account() -> None:
     data = sample()
     data["accounts"]["prod"]["roles"]["readonly"]["role_name"] = "admin"
     assert problem_at(data, "accounts.prod.roles.readonly.role_name") == (
-        "'admin' is also the role_name of accounts.prod.roles.admin"
+        "'admin' is also the role_name of accounts.prod.roles.admin; each must have its own"
     )
 
 
 def test_bastion_is_not_a_member_account() -> None:
     data = sample()
     data["accounts"]["dev"]["id"] = "111111111111"
-    assert problem_at(data, "accounts.dev.id") == "'111111111111' is the bastion account, not a member account"
+    assert problem_at(data, "accounts.dev.id") == (
+        "'111111111111' is the bastion account, not a member account; remove it from [accounts] or fix the id"
+    )
 
 
 def test_production_role_without_approvers() -> None:
     data = sample()
     prod_admin(data)["approvers"] = []
     assert problem_at(data, "accounts.prod.roles.admin.approvers") == (
-        "no approvers: a production role nobody can approve"
+        'no approvers: a production role nobody can approve; list at least one person, e.g. approvers = ["bob"]'
     )
 
 
@@ -490,33 +533,8 @@ def test_non_production_role_without_approvers() -> None:
     data = sample()
     del data["accounts"]["dev"]["roles"]["admin"]["approvers"]
     assert problem_at(data, "accounts.dev.roles.admin.approvers") == (
-        "no approvers: nobody could approve any request"
+        'no approvers: nobody could approve any request; list at least one person, e.g. approvers = ["bob"]'
     )
-
-
-def test_requester_who_can_never_be_approved() -> None:
-    data = sample()
-    prod_admin(data)["requesters"] = ["alice", "bob"]
-    assert problems(data) == [
-        "accounts.prod.roles.admin: requester 'bob' can never be approved "
-        "(needs 2 approvals; eligible approvers: carol)"
-    ]
-
-
-def test_default_requesters_include_the_approvers() -> None:
-    data = sample()
-    data["accounts"]["prod"]["roles"]["readonly"]["approvers"] = ["bob"]
-    assert problems(data) == [
-        "accounts.prod.roles.readonly: requester 'bob' can never be approved "
-        "(needs 1 approval; eligible approvers: none)"
-    ]
-
-
-def test_self_approval_makes_an_approver_eligible_for_themself() -> None:
-    data = sample()
-    prod_admin(data)["requesters"] = ["alice", "bob"]
-    prod_admin(data)["self_approval"] = True
-    assert parse_catalog(to_toml(data)).find_role("prod", "admin").self_approval is True
 
 
 def test_empty_requesters_list_is_refused() -> None:
@@ -545,6 +563,261 @@ def test_all_problems_are_reported_together() -> None:
         "accounts.dev.roles.admin.approvers[1]",
     ]
     assert str(caught.value) == "\n".join(found)
+
+
+# --------------------------------------------------------------------------- who can be approved (issue #10)
+
+ONLY_APPROVER = (
+    "prod/readonly needs 1 approval and you are its only approver, so nobody can approve your request; "
+    "ask an admin to add another approver or set self_approval = true for prod/readonly in the access catalog"
+)
+
+
+def one_approver_catalog() -> dict[str, Any]:
+    """The most common catalog: one approver, no ``requesters`` key (everyone may request)."""
+    data = sample()
+    data["accounts"]["prod"]["roles"]["readonly"]["approvers"] = ["bob"]
+    assert "requesters" not in data["accounts"]["prod"]["roles"]["readonly"]
+    return data
+
+
+def test_one_approver_with_default_requesters_loads_without_warnings() -> None:
+    catalog = parse_catalog(to_toml(one_approver_catalog()))
+    role = catalog.find_role("prod", "readonly")
+    assert role.approvers == ("bob",)
+    assert role.requesters == ("alice", "bob", "carol", "dave")
+    assert catalog.warnings == ()
+    assert approval_blocker(role, "bob") == ONLY_APPROVER
+    assert [p for p in catalog.people if approval_blocker(role, p) is None] == ["alice", "carol", "dave"]
+
+
+def test_the_sample_has_no_warnings(catalog: Catalog) -> None:
+    assert catalog.warnings == ()
+    assert all(approval_blocker(r, p) is None for r in catalog.roles() for p in r.requesters)
+
+
+@pytest.mark.parametrize(
+    ("approvers", "required", "self_approval", "person", "expected"),
+    [
+        (["bob"], 1, False, "bob", ONLY_APPROVER),
+        (["bob"], 1, False, "alice", None),
+        (["bob"], 1, True, "bob", None),
+        (["bob", "carol"], 1, False, "bob", None),
+        (
+            ["bob", "carol"], 2, False, "bob",
+            "prod/readonly needs 2 approvals and only 1 of its approvers (@carol) can approve your request; "
+            "ask an admin to add another approver, lower approvals_required or set self_approval = true "
+            "for prod/readonly in the access catalog",
+        ),
+        (["bob", "carol"], 2, False, "alice", None),
+        (["bob", "carol"], 2, True, "carol", None),
+        (
+            ["bob", "carol", "dave"], 3, False, "carol",
+            "prod/readonly needs 3 approvals and only 2 of its approvers (@bob, @dave) can approve your request; "
+            "ask an admin to add another approver, lower approvals_required or set self_approval = true "
+            "for prod/readonly in the access catalog",
+        ),
+        # roles no valid catalog has, but the function must still be right about them
+        (
+            ["bob"], 2, False, "alice",
+            "prod/readonly needs 2 approvals but has only 1 approver (@bob); "
+            "ask an admin to add another approver or lower approvals_required for prod/readonly in the access catalog",
+        ),
+        (
+            [], 1, False, "alice",
+            "prod/readonly needs 1 approval but has no approvers; "
+            "ask an admin to add an approver for prod/readonly in the access catalog",
+        ),
+        (
+            ["bob", "carol"], 4, False, "carol",
+            "prod/readonly needs 4 approvals and only 1 of its approvers (@bob) can approve your request; "
+            "ask an admin to add 3 more approvers, lower approvals_required or set self_approval = true "
+            "for prod/readonly in the access catalog",
+        ),
+    ],
+)
+def test_approval_blocker(
+    catalog: Catalog, approvers: list[str], required: int, self_approval: bool, person: str, expected: str | None
+) -> None:
+    role = catalog.find_role("prod", "readonly").model_copy(
+        update={"approvers": tuple(approvers), "approvals_required": required, "self_approval": self_approval}
+    )
+    assert approval_blocker(role, person) == expected
+
+
+@pytest.mark.parametrize(
+    ("person", "labels"),
+    [
+        ("alice", ["dev/admin", "prod/admin", "prod/readonly"]),
+        ("bob", ["dev/admin"]),  # listed (by default) for prod/readonly, but its only approver
+        ("carol", ["dev/admin", "prod/readonly"]),
+        ("eve", []),
+    ],
+)
+def test_requestable_by_leaves_out_roles_the_person_cannot_be_approved_for(person: str, labels: list[str]) -> None:
+    catalog = parse_catalog(to_toml(one_approver_catalog()))
+    assert [r.label for r in catalog.requestable_by(person)] == labels
+
+
+@pytest.mark.parametrize(
+    ("role_key", "role", "person", "warning"),
+    [
+        (
+            "admin", {"requesters": ["alice", "bob"]}, "bob",
+            "accounts.prod.roles.admin.requesters[1]: 'bob' can never be approved: the role needs 2 approvals "
+            "and only 1 of its approvers (carol) may approve bob's request; add another approver, "
+            "lower approvals_required, set self_approval = true or remove 'bob' from requesters",
+        ),
+        (
+            "readonly", {"approvers": ["bob"], "requesters": ["bob", "alice"]}, "bob",
+            "accounts.prod.roles.readonly.requesters[0]: 'bob' can never be approved: the role needs 1 approval "
+            "and bob is its only approver; add another approver, set self_approval = true "
+            "or remove 'bob' from requesters",
+        ),
+    ],
+)
+def test_listed_requester_who_can_never_be_approved_is_a_warning(
+    role_key: str, role: dict[str, Any], person: str, warning: str
+) -> None:
+    data = sample()
+    data["accounts"]["prod"]["roles"][role_key].update(role)
+    catalog = parse_catalog(to_toml(data))  # loads: one person's mistake takes nobody's access down
+    assert catalog.warnings == (warning,)
+    found = catalog.find_role("prod", role_key)
+    assert person in found.requesters
+    assert approval_blocker(found, person) is not None
+    assert found.label not in [r.label for r in catalog.requestable_by(person)]
+    assert found.label in [r.label for r in catalog.requestable_by("alice")]
+
+
+def test_self_approval_makes_an_approver_eligible_for_themself() -> None:
+    data = sample()
+    prod_admin(data)["requesters"] = ["alice", "bob"]
+    prod_admin(data)["self_approval"] = True
+    catalog = parse_catalog(to_toml(data))
+    assert catalog.warnings == ()
+    assert "prod/admin" in [r.label for r in catalog.requestable_by("bob")]
+
+
+def test_role_nobody_at_all_can_be_approved_for_is_a_warning() -> None:
+    data = sample()
+    readonly = data["accounts"]["prod"]["roles"]["readonly"]
+    readonly["approvers"] = ["alice", "bob", "carol", "dave"]
+    readonly["approvals_required"] = 4
+    catalog = parse_catalog(to_toml(data))
+    assert catalog.warnings == (
+        "accounts.prod.roles.readonly: nobody can ever be approved for it: it needs 4 approvals and every "
+        "person is one of its approvers, who may not approve their own requests; add another approver, "
+        "lower approvals_required or set self_approval = true",
+    )
+    assert all("prod/readonly" not in [r.label for r in catalog.requestable_by(p)] for p in catalog.people)
+
+
+def test_warnings_travel_with_the_errors() -> None:
+    data = sample()
+    prod_admin(data)["requesters"] = ["alice", "bob"]
+    data["bastion"]["account_id"] = "1111"
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(to_toml(data))
+    assert caught.value.problems == ["bastion.account_id: '1111' is not a 12-digit AWS account id"]
+    assert [w.split(": ", 1)[0] for w in caught.value.warnings] == ["accounts.prod.roles.admin.requesters[1]"]
+    assert str(caught.value) == "bastion.account_id: '1111' is not a 12-digit AWS account id"
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (  # a bad approvals_required used to hide the empty requesters list
+            {"approvals_required": 0, "requesters": []},
+            [
+                "accounts.prod.roles.admin.approvals_required: must be at least 1, not 0",
+                "accounts.prod.roles.admin.requesters: is empty, so nobody may request this role; "
+                "remove the key to let every person request it",
+            ],
+        ),
+        (  # a bad max_duration used to hide the missing approvers
+            {"max_duration": "4x", "approvers": []},
+            [
+                "accounts.prod.roles.admin.max_duration: '4x' is not a duration; use e.g. 30m, 2h, 1h30m or 1d",
+                "accounts.prod.roles.admin.approvers: no approvers: a production role nobody can approve; "
+                'list at least one person, e.g. approvers = ["bob"]',
+            ],
+        ),
+        (  # ... and approvals_required exceeding the approvers
+            {"self_approval": "no", "approvals_required": 3},
+            [
+                "accounts.prod.roles.admin.self_approval: must be true or false",
+                "accounts.prod.roles.admin.approvals_required: is 3 but there are only 2 approvers; "
+                "lower it or add approvers",
+            ],
+        ),
+        (  # an unknown key hides nothing either
+            {"colour": "blue", "requesters": ["alice", "eve", "alice"]},
+            [
+                "accounts.prod.roles.admin.colour: unknown key; remove it (keys here: role_name, max_duration, "
+                "approvers, approvals_required, requesters, self_approval, reason_required)",
+                "accounts.prod.roles.admin.requesters[1]: 'eve' is not a person in [people]; "
+                "add [people.eve] or fix the name",
+                "accounts.prod.roles.admin.requesters[2]: 'alice' is listed twice; remove the repeat",
+            ],
+        ),
+        (  # a bad role_name still leaves the other role's name to compare
+            {"role_name": "ops//admin", "approvers": ["bob", "dave2"]},
+            [
+                "accounts.prod.roles.admin.role_name: 'ops//admin' is not an IAM role name: letters, digits and "
+                "+=,.@_- only, optionally after a path like ops/admin",
+                "accounts.prod.roles.admin.approvers[1]: 'dave2' is not a person in [people]; "
+                "add [people.dave2] or fix the name",
+            ],
+        ),
+    ],
+)
+def test_a_shape_error_in_a_role_does_not_skip_its_cross_checks(role: dict[str, Any], expected: list[str]) -> None:
+    data = sample()
+    prod_admin(data).update(role)
+    assert problems(data) == expected
+
+
+def test_a_shape_error_in_an_account_or_person_does_not_skip_their_cross_checks() -> None:
+    data = sample()
+    data["accounts"]["dev"]["production"] = "yes"
+    data["accounts"]["dev"]["id"] = "111111111111"  # the bastion
+    data["people"]["dave"]["slack_user"] = "dave"
+    data["people"]["dave"]["iam_user"] = "BOB"
+    assert problems(data) == [
+        "people.dave.slack_user: 'dave' is not a Slack user id (like U0ALICE001, not a name); "
+        "copy it from the person's Slack profile: Copy member ID",
+        "people.dave.iam_user: 'BOB' is also the iam_user of people.bob; each must have its own",
+        "accounts.dev.production: must be true or false",
+        "accounts.dev.id: '111111111111' is the bastion account, not a member account; "
+        "remove it from [accounts] or fix the id",
+    ]
+
+
+def test_errors_and_warnings_are_all_reported_in_one_run() -> None:
+    data = sample()
+    data["slack"]["approvals_channel"] = "#approvals"
+    prod_admin(data)["approvals_required"] = 0
+    prod_admin(data)["approvers"] = ["bob", "dave2"]
+    readonly = data["accounts"]["prod"]["roles"]["readonly"]
+    readonly["approvers"] = ["carol"]
+    readonly["requesters"] = ["alice", "carol"]
+    data["accounts"]["dev"]["roles"]["admin"]["requesters"] = ["bob"]
+    data["accounts"]["dev"]["roles"]["admin"]["approvers"] = ["bob"]
+    data["accounts"]["dev"]["roles"]["admin"]["self_approval"] = False
+    data["accounts"]["dev"]["roles"]["admin"]["max_duration"] = "8d"
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(to_toml(data))
+    assert [p.split(": ", 1)[0] for p in caught.value.problems] == [
+        "slack.approvals_channel",
+        "accounts.prod.roles.admin.approvals_required",
+        "accounts.prod.roles.admin.approvers[1]",
+        "accounts.dev.roles.admin.max_duration",
+    ]
+    assert [w.split(": ", 1)[0] for w in caught.value.warnings] == [
+        "accounts.prod.roles.readonly.requesters[1]",
+        "accounts.dev.roles.admin.requesters[0]",
+    ]
 
 
 def test_toml_syntax_error_names_source_and_line() -> None:
@@ -671,6 +944,7 @@ def test_main_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     data = sample()
     data["bastion"]["account_id"] = "1111"
     prod_admin(data)["aprovers"] = ["bob"]
+    prod_admin(data)["requesters"] = ["alice", "bob"]
     path = tmp_path / "bad.toml"
     path.write_text(to_toml(data))
     assert main([str(path)]) == 1
@@ -678,8 +952,98 @@ def test_main_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert out == ""
     assert err.splitlines() == [
         "error: bastion.account_id: '1111' is not a 12-digit AWS account id",
-        "error: accounts.prod.roles.admin.aprovers: unknown key",
+        "error: accounts.prod.roles.admin.aprovers: unknown key; did you mean approvers?",
+        "warning: accounts.prod.roles.admin.requesters[1]: 'bob' can never be approved: the role needs "
+        "2 approvals and only 1 of its approvers (carol) may approve bob's request; add another approver, "
+        "lower approvals_required, set self_approval = true or remove 'bob' from requesters",
     ]
+
+
+def test_main_warnings_only_exits_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = sample()
+    prod_admin(data)["requesters"] = ["alice", "bob"]
+    path = tmp_path / "warn.toml"
+    path.write_text(to_toml(data))
+    assert main([str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"OK: {path}: 4 people, 2 accounts, 3 roles (2 production), 1 warning\n"
+    assert err.splitlines() == [
+        "warning: accounts.prod.roles.admin.requesters[1]: 'bob' can never be approved: the role needs "
+        "2 approvals and only 1 of its approvers (carol) may approve bob's request; add another approver, "
+        "lower approvals_required, set self_approval = true or remove 'bob' from requesters",
+    ]
+
+
+def tiny_catalog(people: int, accounts: int, roles: int, self_approval: bool = True) -> dict[str, Any]:
+    data = sample()
+    names = ["alice", "bob", "carol", "dave"][:people]
+    data["people"] = {k: v for k, v in data["people"].items() if k in names}
+    data["accounts"] = {
+        f"acct{a}": {
+            "id": f"{a + 4}" * 12,
+            "roles": {f"role{r}": {"approvers": names[:1], "self_approval": self_approval} for r in range(roles)},
+        }
+        for a in range(accounts)
+    }
+    return data
+
+
+@pytest.mark.parametrize(
+    ("people", "accounts", "roles", "self_approval", "summary"),
+    [
+        (1, 1, 1, True, "1 person, 1 account, 1 role (0 production)"),
+        (2, 1, 1, True, "2 people, 1 account, 1 role (0 production)"),
+        (1, 2, 2, True, "1 person, 2 accounts, 4 roles (0 production)"),
+        (2, 0, 0, True, "2 people, 0 accounts, 0 roles (0 production)"),
+        (1, 1, 1, False, "1 person, 1 account, 1 role (0 production), 1 warning"),
+        (1, 1, 2, False, "1 person, 1 account, 2 roles (0 production), 2 warnings"),
+    ],
+)
+def test_main_ok_line_counts_in_words(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    people: int,
+    accounts: int,
+    roles: int,
+    self_approval: bool,
+    summary: str,
+) -> None:
+    path = tmp_path / "tiny.toml"
+    path.write_text(to_toml(tiny_catalog(people, accounts, roles, self_approval)))
+    assert main([str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"OK: {path}: {summary}\n"
+    assert len(err.splitlines()) == (0 if self_approval else roles)
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "stdout", "stderr"),
+    [
+        ({}, 0, "OK: ", []),
+        ({"requesters": ["alice", "bob"]}, 0, "OK: ", ["warning: accounts.prod.roles.admin.requesters[1]: "]),
+        (
+            {"requesters": ["alice", "bob"], "max_duration": "4x"},
+            1,
+            "",
+            ["error: accounts.prod.roles.admin.max_duration: ", "warning: accounts.prod.roles.admin.requesters[1]: "],
+        ),
+    ],
+)
+def test_command_line_exit_codes(
+    tmp_path: Path, change: dict[str, Any], code: int, stdout: str, stderr: list[str]
+) -> None:
+    data = sample()
+    prod_admin(data).update(change)
+    path = tmp_path / "access.toml"
+    path.write_text(to_toml(data))
+    run = subprocess.run(
+        [sys.executable, "-m", "chalicelib.catalog", str(path)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == code, run.stderr
+    assert run.stdout.startswith(stdout) and (stdout or run.stdout == "")
+    lines = run.stderr.splitlines()
+    assert len(lines) == len(stderr)
+    assert all(line.startswith(prefix) for line, prefix in zip(lines, stderr))
 
 
 def test_command_words_and_the_service_name_are_reserved():
