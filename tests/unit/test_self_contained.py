@@ -19,12 +19,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+_SHARED = "sha" + "red"
+_PROMISES = "CONT" + "RACT"
+_QUOTE = chr(34)
 NEEDLES = (
-    ".." + "/shared",          # a folder beside the repository
-    "shared" + "/fixtures",    # the fixtures that used to live there
-    '"' + 'shared' + '"',      # the same path built with pathlib: parent / "shared"
-    "CONTRACT" + ".md",        # documents that are not part of the repository
-    "CONTRACT" + " §",
+    "../" + _SHARED,                 # a folder beside the repository
+    _SHARED + "/fixtures",           # the fixtures that used to live there
+    _QUOTE + _SHARED + _QUOTE,       # the same folder as a pathlib part (parent / <it>)
+    _PROMISES + ".md",               # documents that are not part of the repository
+    _PROMISES + " §",
     "FACTS" + ".md",
     "STYLE" + ".md",
 )
@@ -76,9 +79,9 @@ def test_no_file_reaches_or_cites_outside_the_repository():
 
 
 @pytest.mark.parametrize("line", [
-    'FIXTURES = ROOT.parent / "shared" / "fixtures"',
-    "see ../shared/fixtures/README.md",
-    "(CONTRACT" + " §4)",
+    "FIXTURES = ROOT.parent / " + _QUOTE + _SHARED + _QUOTE + ' / "fixtures"',
+    "see ../" + _SHARED + "/fixtures/README.md",
+    "(" + _PROMISES + " §4)",
     "the facts in FACTS" + ".md",
     "as STYLE" + ".md says",
 ])
