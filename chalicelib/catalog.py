@@ -66,6 +66,7 @@ class Person(_Frozen):
     key: str
     slack_user: str
     iam_user: str
+    mfa_serial: str | None = None  # named in the DM's CLI profile; default: looked up in IAM
 
 
 class Role(_Frozen):
@@ -303,6 +304,13 @@ _SlackUser = _matching(
     "copy it from the person's Slack profile: Copy member ID",
 )
 _IamUser = _matching(_IAM_USER, "'{value}' is not an IAM user name (1-64 of letters, digits, +=,.@_-)")
+#: what IAM accepts as an MFA SerialNumber: a device ARN, or a hardware token's serial
+_MFA_SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}", re.ASCII)
+_MfaSerial = _matching(
+    _MFA_SERIAL,
+    "'{value}' is not an MFA device serial; use the device ARN, like "
+    "arn:aws:iam::111111111111:mfa/alice (aws iam list-mfa-devices --user-name <user>), or remove the key",
+)
 
 
 class _Raw(BaseModel):
@@ -321,6 +329,7 @@ class _RawSlack(_Raw):
 class _RawPerson(_Raw):
     slack_user: _SlackUser
     iam_user: _IamUser
+    mfa_serial: _MfaSerial | None = None
 
 
 class _RawAccount(_Raw):  # its [roles] table is checked role by role
@@ -644,7 +653,7 @@ def _resolve(
         bastion_account_id=bastion.account_id,
         approvals_channel=slack.approvals_channel,
         security_channel=slack.security_channel,
-        people={k: Person(key=k, slack_user=p.slack_user, iam_user=p.iam_user) for k, p in people.items()},
+        people={k: Person(key=k, slack_user=p.slack_user, iam_user=p.iam_user, mfa_serial=p.mfa_serial) for k, p in people.items()},
         accounts={
             akey: Account(
                 key=akey,

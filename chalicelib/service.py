@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Protocol
 
 from . import policy as pol
+from .catalog import approval_blocker
 from .adapters.iam import GrantLimitReached
 from .adapters.store import Conflict
 from .domain import decide as rules
-from .domain.duration import DurationError, format_duration, parse_duration
+from .domain.duration import DurationError, DurationTooLong, format_duration, parse_duration
 from .domain.model import (
     Approval,
     GrantStatus,
@@ -76,6 +77,7 @@ class Store(Protocol):
 class Grants(Protocol):
     def grant(self, *, iam_user, request_id, document, description, tags) -> str: ...
     def revoke(self, *, iam_user, request_id) -> None: ...
+    def mfa_serial(self, iam_user: str) -> str | None: ...
 
 
 class Notifier(Protocol):
@@ -203,8 +205,12 @@ class Drawbridge:
             return Reply(str(exc.args[0] if exc.args else exc))
         if person.key not in role.requesters:
             return Reply(f"you may not request `{role.label}`; see `/aws-access help` for what you may request")
+        if (blocked := approval_blocker(role, person.key)) is not None:
+            return Reply(blocked)  # nobody could ever approve it: no card, nothing stored
         try:
             seconds = parse_duration(cmd.duration)
+        except DurationTooLong:
+            seconds = role.max_duration_seconds + 1  # say the role's cap, not the parser's
         except DurationError as exc:
             return Reply(str(exc))
         if seconds > role.max_duration_seconds:
@@ -434,7 +440,8 @@ class Drawbridge:
         except Exception as exc:
             self._note_attempt(req, exc)
             raise
-        after = req.change(grant_status=GrantStatus.ACTIVE, granted_at=now, policy_arn=arn)
+        after = req.change(grant_status=GrantStatus.ACTIVE, granted_at=now, policy_arn=arn,
+                           mfa_serial=self._mfa_serial(req))
         try:
             self.store.transition(req, after, event_for(req, after, at=now, actor=SYSTEM,
                                                         action="granted", reason=f"policy {arn}"))
@@ -442,6 +449,18 @@ class Drawbridge:
             return []  # another worker finished the same grant
         payload = granted_payload(after)
         return [_card_job(rid, "access_granted", payload), _dm_job(rid, "access_granted", payload)]
+
+    def _mfa_serial(self, req: Request) -> str | None:
+        """The MFA device the DM's CLI profile names: the catalog's ``mfa_serial`` for the
+        person if set, else the device IAM lists for the user. Best effort: the grant
+        stands without it (the DM then says to fill in the serial)."""
+        person = self.catalog.people.get(req.requester)
+        if person is not None and person.mfa_serial:
+            return person.mfa_serial
+        try:
+            return self.grants.mfa_serial(req.iam_user)
+        except Exception:  # noqa: BLE001 - a nicety for the DM, never a reason to fail a grant
+            return None
 
     def _note_attempt(self, req: Request, exc: Exception) -> None:
         now = self.now()

@@ -78,6 +78,14 @@ class IamGrants:
         self.remove_policy(request_id, strangers)
         return strangers
 
+    def mfa_serial(self, iam_user: str) -> str | None:
+        """The serial (ARN) of the user's MFA device, for the DM's CLI profile; None if the
+        user has none. With several devices, the one enabled first (the one people set up
+        when they joined; the profile is a suggestion, IAM accepts any of their devices)."""
+        devices = self._iam.list_mfa_devices(UserName=iam_user).get("MFADevices", [])
+        devices = sorted(devices, key=lambda d: (str(d.get("EnableDate", "")), d.get("SerialNumber", "")))
+        return devices[0]["SerialNumber"] if devices else None
+
     def attached(self, iam_user: str) -> list[str]:
         arns: list[str] = []
         for page in self._iam.get_paginator("list_attached_user_policies").paginate(UserName=iam_user):

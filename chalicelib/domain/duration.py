@@ -22,6 +22,11 @@ class DurationError(ValueError):
     """A duration the user typed cannot be used; ``str()`` is fit to show them."""
 
 
+class DurationTooLong(DurationError):
+    """Well-formed but longer than anything Drawbridge grants; callers that know a
+    tighter cap (a role's ``max_duration``) say that cap instead."""
+
+
 def parse_duration(text: str) -> int:
     """Return the number of seconds in ``text`` (see the module docstring)."""
     if not isinstance(text, str):
@@ -35,7 +40,7 @@ def parse_duration(text: str) -> int:
     if seconds <= 0:
         raise DurationError("duration must be positive")
     if seconds > MAX_SECONDS:
-        raise DurationError(f"'{cleaned}' is too long; at most {format_duration(MAX_SECONDS)}")
+        raise DurationTooLong(f"'{cleaned}' is too long; at most {format_duration(MAX_SECONDS)}")
     return seconds
 
 

@@ -101,6 +101,7 @@ class Request(BaseModel):
     ended_at: datetime | None = None  # revoked / expired / failed
     ended_by: str | None = None
     policy_arn: str | None = None
+    mfa_serial: str | None = None  # the requester's MFA device, for the DM (looked up at grant time)
     grant_attempts: int = 0
     note: str | None = None  # last failure, for humans
     version: int = 1

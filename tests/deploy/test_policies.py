@@ -274,6 +274,7 @@ def example_resources(action: str, stage: str) -> list[str]:
         "iam:CreatePolicy": [policy], "iam:DeletePolicy": [policy], "iam:TagPolicy": [policy],
         "iam:GetPolicy": [policy], "iam:ListEntitiesForPolicy": [policy], "iam:ListPolicyVersions": [policy],
         "iam:AttachUserPolicy": [user], "iam:DetachUserPolicy": [user], "iam:ListAttachedUserPolicies": [user],
+        "iam:ListMFADevices": [user],
         "iam:ListPolicies": ["*"],
         "dynamodb:GetItem": [table], "dynamodb:PutItem": [table], "dynamodb:UpdateItem": [table],
         "dynamodb:DeleteItem": [table],

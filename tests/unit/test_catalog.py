@@ -213,7 +213,7 @@ def test_empty_catalog_sections_reported_as_missing_keys() -> None:
         ((), "colour", "bastion, slack, people, accounts"),
         (("bastion",), "bastion.colour", "account_id"),
         (("slack",), "slack.colour", "approvals_channel, security_channel"),
-        (("people", "alice"), "people.alice.colour", "slack_user, iam_user"),
+        (("people", "alice"), "people.alice.colour", "slack_user, iam_user, mfa_serial"),
         (("accounts", "prod"), "accounts.prod.colour", "id, production, roles"),
         (
             ("accounts", "prod", "roles", "admin"),
@@ -495,6 +495,16 @@ def test_duplicate_iam_user_ignores_case_like_iam() -> None:
     assert problem_at(data, "people.dave.iam_user") == (
         "'Carol' is also the iam_user of people.carol; each must have its own"
     )
+
+
+def test_mfa_serial_override_is_optional_and_checked() -> None:
+    data = sample()
+    data["people"]["alice"]["mfa_serial"] = "arn:aws:iam::111111111111:mfa/alice-yubikey"
+    catalog = parse_catalog(to_toml(data))
+    assert catalog.people["alice"].mfa_serial == "arn:aws:iam::111111111111:mfa/alice-yubikey"
+    assert catalog.people["bob"].mfa_serial is None
+    data["people"]["alice"]["mfa_serial"] = "my phone"
+    assert problem_at(data, "people.alice.mfa_serial").startswith("'my phone' is not an MFA device serial")
 
 
 def test_duplicate_account_id() -> None:
