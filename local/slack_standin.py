@@ -22,8 +22,18 @@ need that ``D...`` id (a user id gets ``channel_not_found``, as Slack documents)
 ``chat.update`` keeps text/blocks/attachments/metadata that the call omits (as Slack
 documents); the previous version is appended to ``Message.updates``.
 
-Inspection over HTTP (for tests in another process): ``GET /_standin/messages``,
-``POST /_standin/reset``. Run: ``python -m local.slack_standin --port 0 [--ready-file PATH]``.
+Text as Slack treats it. Slack sends what a person typed with ``&``, ``<`` and ``>``
+escaped (:func:`slack_escape`; everything here that plays a person typing uses it), and
+shows mrkdwn the other way round: ``<...>`` control sequences become mentions and links,
+then ``&amp;``/``&lt;``/``&gt;`` are shown as ``&``/``<``/``>`` (:func:`display_mrkdwn`).
+``Message.displayed_text()`` is what a person sees; ``Message.mentions()`` lists the
+raw ``<!channel>``/``<!here>``/``<!everyone>``/``<@U…>``/``<!subteam^…>`` sequences in its
+mrkdwn, i.e. who it would ping. ``Message.all_text()`` stays the raw wire text. The
+printed transcript shows displayed text (links as ``label (url)``).
+
+Inspection over HTTP (for tests in another process): ``GET /_standin/messages`` (each
+message with ``all_text``, ``displayed_text`` and ``mentions``), ``POST /_standin/reset``.
+Run: ``python -m local.slack_standin --port 0 [--ready-file PATH]``.
 """
 from __future__ import annotations
 
@@ -32,6 +42,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -74,11 +85,32 @@ class Message:
         return (self.metadata or {}).get("event_payload") or {}
 
     def all_text(self) -> str:
-        """The text plus every text in blocks/attachments (sections, fields, context, buttons)."""
+        """The text plus every text in blocks/attachments (sections, fields, context, buttons),
+        raw, as sent (mrkdwn escapes and control sequences included)."""
         return "\n".join([self.text, *_texts(self.blocks), *_texts(self.attachments)]).strip()
 
+    def displayed_text(self, names: Optional[dict[str, str]] = None) -> str:
+        """What Slack shows in the conversation: the blocks (the text only when there are
+        none) and attachments, mrkdwn displayed (``&lt;`` shows as ``<``, ``<@U1>`` as
+        ``@U1`` or its name from ``names``, ``<url|label>`` as ``label``); plain_text as is."""
+        parts = [text if kind == "plain_text" else display_mrkdwn(text, names)
+                 for kind, text in _text_objects(self.blocks)]
+        if not self.blocks:
+            parts.insert(0, display_mrkdwn(self.text, names))
+        parts += [text if kind == "plain_text" else display_mrkdwn(text, names)
+                  for kind, text in _text_objects(self.attachments)]
+        return "\n".join(parts).strip()
+
+    def mentions(self) -> list[str]:
+        """Every raw mention or broadcast in the message's mrkdwn (top-level text included,
+        as it drives notifications), in order: whom posting it would ping."""
+        texts = [self.text] + [t for kind, t in _text_objects([self.blocks, self.attachments])
+                               if kind != "plain_text"]
+        return [m.group(0) for t in texts for m in _MENTION.finditer(t)]
+
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "event_type": self.event_type, "all_text": self.all_text()}
+        return {**dataclasses.asdict(self), "event_type": self.event_type, "all_text": self.all_text(),
+                "displayed_text": self.displayed_text(), "mentions": self.mentions()}
 
 
 class Call(NamedTuple):
@@ -104,6 +136,64 @@ def dm_channel(channel: str) -> str:
     return "D" + channel[1:] if channel.startswith("U") else channel
 
 
+# ---- text as Slack treats it ---------------------------------------------------------------
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+_CONTROL = re.compile(r"<([^<>]*)>")  # in mrkdwn every raw <...> is a control sequence
+_MENTION = re.compile(r"<(?:@[UW][A-Z0-9]+|!(?:channel|here|everyone|subteam\^[A-Z0-9]+))(?:\|[^<>]*)?>")
+
+
+def slack_escape(text: str) -> str:
+    """Typed text as Slack sends it to an app (slash command ``text``): ``&``, ``<`` and
+    ``>`` escaped, nothing else. Use it wherever a test or tool plays a person typing."""
+    return str(text).translate(_SLACK_ESCAPES)
+
+
+def display_mrkdwn(text: str, names: Optional[dict[str, str]] = None, *, show_urls: bool = False) -> str:
+    """What Slack shows for mrkdwn ``text``: control sequences rendered (``<@U1>`` -> ``@U1``
+    or ``names[U1]``, ``<!here>`` -> ``@here``, ``<#C1>`` -> ``#C1``, ``<url|label>`` ->
+    ``label``, or ``label (url)`` with ``show_urls``), then ``&amp;``/``&lt;``/``&gt;``
+    shown as ``&``/``<``/``>`` (once: ``&amp;lt;`` shows as ``&lt;``)."""
+    names = names or {}
+
+    def control(m: re.Match) -> str:
+        target, _, label = m.group(1).partition("|")
+        if target.startswith(("@", "#")):
+            ident = target[1:]
+            if names.get(ident):
+                return names[ident]
+            return label if label.startswith(("@", "#")) else target[0] + (label or ident)
+        if target.startswith("!"):
+            word = target[1:]
+            if word.startswith("date^"):
+                return label or word
+            return label or "@" + word.split("^", 1)[0]
+        if not label:
+            return target
+        return f"{label} ({target})" if show_urls else label
+
+    shown = _CONTROL.sub(control, text or "")
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], shown)
+
+
+def _text_objects(obj: Any) -> list[tuple[Optional[str], str]]:
+    """(type, text) of every text object (a dict with a string "text") under ``obj``, depth
+    first; type is "mrkdwn", "plain_text" or None (an attachment's own text: mrkdwn)."""
+    out: list[tuple[Optional[str], str]] = []
+    if isinstance(obj, dict):
+        if isinstance(obj.get("text"), str):
+            kind = obj.get("type")
+            out.append((kind if kind in ("mrkdwn", "plain_text") else None, obj["text"]))
+        for key, value in obj.items():
+            if not (key == "text" and isinstance(value, str)):
+                out.extend(_text_objects(value))
+    elif isinstance(obj, list):
+        for item in obj:
+            out.extend(_text_objects(item))
+    return out
+
+
 def _texts(obj: Any) -> list[str]:
     """Every string under a "text" key, depth first, in document order."""
     out: list[str] = []
@@ -119,31 +209,35 @@ def _texts(obj: Any) -> list[str]:
     return out
 
 
-def _element(e: dict) -> str:
+def _element(e: dict, names: Optional[dict[str, str]] = None) -> str:
     kind = e.get("type")
     if kind == "button":
         return f"[ {(e.get('text') or {}).get('text', '')} ]"
-    if kind in ("plain_text", "mrkdwn"):
+    if kind == "plain_text":
         return e.get("text", "")
+    if kind == "mrkdwn":
+        return display_mrkdwn(e.get("text", ""), names, show_urls=True)
     if kind == "image":
         return f"(image: {e.get('alt_text', '')})"
     return f"[ {(e.get('placeholder') or {}).get('text', kind)} ▾ ]"
 
 
-def render_blocks(blocks: list[dict]) -> list[str]:
-    """Blocks as readable lines: mrkdwn as-is, fields side by side, buttons as [ Label ]."""
+def render_blocks(blocks: list[dict], names: Optional[dict[str, str]] = None) -> list[str]:
+    """Blocks as readable lines, as Slack shows them: mrkdwn displayed (escapes undone,
+    mentions as @name via ``names``, links as ``label (url)``), fields side by side,
+    buttons as [ Label ]."""
     lines: list[str] = []
     for b in blocks:
         kind = b.get("type")
         if kind in ("section", "header"):
             if b.get("text"):
-                lines.append(_element(b["text"]))
+                lines.append(_element(b["text"], names))
             if b.get("fields"):
-                lines.append("   ".join(_element(f).replace("\n", " ") for f in b["fields"]))
+                lines.append("   ".join(_element(f, names).replace("\n", " ") for f in b["fields"]))
             if b.get("accessory"):
-                lines.append(_element(b["accessory"]))
+                lines.append(_element(b["accessory"], names))
         elif kind in ("context", "actions"):
-            lines.append("  ".join(_element(e) for e in b.get("elements") or []))
+            lines.append("  ".join(_element(e, names) for e in b.get("elements") or []))
         elif kind == "divider":
             lines.append("─" * 20)
         else:
@@ -392,9 +486,11 @@ class SlackStandin:
         else:
             where = self._name(msg.channel)
         tag = f"  [{msg.event_type}]" if msg.event_type else ""
-        lines = render_blocks(msg.blocks) or [msg.text]
+        names = self.channel_names
+        lines = render_blocks(msg.blocks, names) or [display_mrkdwn(msg.text, names, show_urls=True)]
         for att in msg.attachments:
-            lines += render_blocks(att.get("blocks") or []) + ([att["text"]] if att.get("text") else [])
+            lines += render_blocks(att.get("blocks") or [], names) + (
+                [display_mrkdwn(att["text"], names, show_urls=True)] if att.get("text") else [])
         body = [f"│ {line}" for chunk in lines for line in str(chunk).splitlines() or [""]]
         self.printer("\n".join([f"┌─ {where}  ({what}){tag}", *body, "└─"]))
 

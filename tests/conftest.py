@@ -4,7 +4,8 @@
 bastion IAM users with keys, member-account roles, the table from policies/table.json,
 and Drawbridge running as a service identity. ``slack`` is the local Slack Web API
 stand-in on 127.0.0.1. ``app_client`` is ``chalice.test.Client`` with helpers that
-send correctly signed slash commands and button clicks as catalog people.
+send correctly signed slash commands (the typed text escaped as Slack sends it) and
+button clicks as catalog people.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from local.slack_standin import slack_escape
 from tests.fixtures import load_slack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +89,11 @@ def trigger_id() -> str:
 
 
 def slash_body(user_id: str, text: str, trigger: str | None = None) -> str:
+    """The form Slack posts when ``user_id`` types ``/aws-access <text>``: the typed text
+    with ``&``, ``<`` and ``>`` escaped, as Slack sends it."""
     form = dict(load_slack("slash_command"))
-    form.update(user_id=user_id, user_name=user_id.lower(), text=text, trigger_id=trigger or trigger_id())
+    form.update(user_id=user_id, user_name=user_id.lower(), text=slack_escape(text),
+                trigger_id=trigger or trigger_id())
     return urllib.parse.urlencode(form)
 
 

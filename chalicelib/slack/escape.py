@@ -8,7 +8,10 @@ mention, broadcast or disguised link can be formed from data.
 
 Every string that comes from outside (CloudTrail fields, Slack user input, even
 catalog values) goes through :func:`escape_mrkdwn` exactly once, right where it is
-put into a message. Bare ``@channel`` / ``@here`` words are only turned into
+put into a message. Slack user input is raw by then: Slack sends typed text already
+escaped, and ``parse.decode_entities`` decodes it once where the payload is parsed, so
+the table holds what the person typed (``R&D``) and the card escapes it once
+(``R&amp;D``, which Slack shows as ``R&D``). Bare ``@channel`` / ``@here`` words are only turned into
 broadcasts when a message is posted with ``link_names=true``; this app never sets it.
 """
 

@@ -3,6 +3,14 @@
 Anything malformed raises ``BadPayload`` (answered with HTTP 400, no effect);
 a well-formed command the grammar does not accept raises ``CommandError``
 whose message is shown to the user as an ephemeral reply.
+
+Text boundary: Slack sends what a person typed with exactly three characters
+escaped (``&`` -> ``&amp;``, ``<`` -> ``&lt;``, ``>`` -> ``&gt;``). The slash
+command's ``text`` is decoded here, once (:func:`decode_entities`), so every
+``SlashCommand`` and everything parsed from it carries what the person typed; the
+table and message metadata keep that raw text, and rendering escapes it exactly
+once (``escape.escape_mrkdwn``). ``CommandError`` messages are mrkdwn: a typed word
+quoted in one is escaped there.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-MAX_REASON = 300
+from .escape import escape_mrkdwn
+
+MAX_REASON = 300  # characters of the reason as typed (decoded), not as Slack sent it
 USAGE = (
     "Usage:\n"
     "• `/aws-access <account> <role> <duration> [reason ...]` request access, e.g. "
@@ -22,6 +32,7 @@ USAGE = (
     "• `/aws-access revoke <request-id>` end a grant early (requester or approver)\n"
     "Durations: `30m`, `2h`, `1h30m`, `1d`."
 )
+_MARKUP = frozenset("&<>")  # never part of an account, role (catalog keys) or duration
 _REQUEST_ID = re.compile(r"req-[0-9]{8}-[0-9a-f]{6}", re.ASCII)
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}", re.ASCII)
 
@@ -80,6 +91,15 @@ class Click:
     trigger_id: str = ""
 
 
+def decode_entities(text: str) -> str:
+    """What the person typed, from the text Slack sent: ``&lt;`` -> ``<``, ``&gt;`` -> ``>``,
+    then ``&amp;`` -> ``&`` (last, so a typed ``&lt;`` -- sent as ``&amp;lt;`` -- stays ``&lt;``).
+
+    Apply once, where the payload is parsed; the inverse of what Slack's client does.
+    """
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def _form(body: bytes) -> dict[str, str]:
     try:
         text = body.decode("utf-8")
@@ -97,7 +117,7 @@ def parse_slash_command(body: bytes) -> SlashCommand:
     return SlashCommand(
         user_id=user_id,
         channel_id=form.get("channel_id", ""),
-        text=form.get("text", ""),
+        text=decode_entities(form.get("text", "")),
         command=form.get("command", "/aws-access") or "/aws-access",
         response_url=form.get("response_url", ""),
         trigger_id=form.get("trigger_id", "")[:128],
@@ -105,6 +125,7 @@ def parse_slash_command(body: bytes) -> SlashCommand:
 
 
 def parse_command_text(text: str) -> Command:
+    """Parse what the person typed (already decoded, see :func:`decode_entities`)."""
     words = text.split()
     if not words or words[0].lower() in ("help", "-h", "--help"):
         return HelpCmd()
@@ -118,10 +139,18 @@ def parse_command_text(text: str) -> Command:
             raise CommandError("usage: `/aws-access revoke <request-id>` (see `/aws-access list`)")
         rid = words[1].strip("`").lower()
         if not _REQUEST_ID.fullmatch(rid):
-            raise CommandError(f"'{words[1][:40]}' is not a request id (they look like req-20261112-3fa9c1)")
+            raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "
+                               "(they look like req-20261112-3fa9c1)")
         return RevokeCmd(rid)
     if len(words) < 3:
         raise CommandError("a request needs an account, a role and a duration.\n" + USAGE)
+    for what, word in zip(("account", "role", "duration"), words[:3]):
+        # These words are echoed in later replies (unknown account 'x', 'x' is not a
+        # duration) that do not escape them: refuse markup here, where it is escaped.
+        if _MARKUP & set(word):
+            raise CommandError(f"'{escape_mrkdwn(word[:40])}' is not a{'n' if what == 'account' else ''} "
+                               f"{what}: accounts, roles and durations never contain "
+                               "`&amp;`, `&lt;` or `&gt;`")
     reason = " ".join(words[3:])
     if len(reason) > MAX_REASON:
         raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")

@@ -1,8 +1,12 @@
 """Block Kit and text for approval cards, DMs and command replies.
 
 Pure rendering: values in, (fallback text, blocks as dicts) out. Every string
-that came from a user (reason) or from outside is escaped with
-``escape_mrkdwn`` so ``<!channel>``, ``<!here>`` or ``<@U…>`` cannot ping anyone.
+that came from a user (reason) or from outside (an IAM error in ``note``) is raw
+(what was typed or returned) and is escaped here, exactly once, with
+``escape_mrkdwn`` so ``<!channel>``, ``<!here>`` or ``<@U…>`` cannot ping anyone and
+``<https://evil|label>`` cannot disguise a link. Text objects that hold such a value
+are ``verbatim`` so Slack does not turn a bare URL or ``#channel`` in it into a link
+either (explicit ``<@U…>`` mentions of our own still work in them).
 """
 
 from __future__ import annotations
@@ -32,9 +36,15 @@ def _md(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
 
+def _verbatim(text: str) -> MarkdownTextObject:
+    """mrkdwn holding user or outside text (already escaped): no auto-linking of bare
+    URLs, channel names or @words in it."""
+    return MarkdownTextObject(text=text, verbatim=True)
+
+
 def _mention(people: Mapping[str, str], key: str | None) -> str:
     slack = people.get(key or "")
-    return f"<@{slack}>" if slack else f"@{key}"
+    return f"<@{slack}>" if slack else f"@{escape_mrkdwn(key)}"
 
 
 def _status_line(req: Request, people: Mapping[str, str]) -> str:
@@ -72,7 +82,7 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
     reason = escape_mrkdwn(req.reason) if req.reason else "_none given_"
     got = ", ".join(_mention(people, p) for p in req.approvers) or "none yet"
     fields = [
-        _md(f"*Requester*\n{_mention(people, req.requester)} (IAM user `{escape_mrkdwn(req.iam_user)}`)"),
+        _verbatim(f"*Requester*\n{_mention(people, req.requester)} (IAM user `{escape_mrkdwn(req.iam_user)}`)"),
         _md(f"*Access*\n`{req.label}`{prod}\n`{req.role_arn}`"),
         _md(f"*Duration*\n{format_duration(req.duration_seconds)}"),
         _md(f"*Approvals*\n{len(req.approvals)} of {req.approvals_required}: {got}"),
@@ -80,8 +90,8 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
     blocks = [
         HeaderBlock(text=f"AWS access request {req.request_id}"),
         SectionBlock(fields=fields),
-        SectionBlock(text=_md(f"*Reason*\n{reason}")),
-        ContextBlock(elements=[_md(_status_line(req, people))]),
+        SectionBlock(text=_verbatim(f"*Reason*\n{reason}")),
+        ContextBlock(elements=[_verbatim(_status_line(req, people))]),  # may hold an IAM error
     ]
     if req.status is RequestStatus.PENDING:
         who = " ".join(_mention(people, a) for a in approvers if a != req.requester)
@@ -158,6 +168,7 @@ def ended_dm(req: Request, people: Mapping[str, str]) -> str:
 
 
 def help_text(person_key: str, roles: Sequence, usage: str) -> str:
+    """``usage`` goes in as is (``parse.USAGE``, our own mrkdwn); catalog values are escaped here."""
     if not roles:
         mine = "You may not request any role. Ask an admin to add you to `policies/access.toml`."
     else:
@@ -165,13 +176,13 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
         for r in roles:
             extra = []
             extra.append(f"{r.approvals_required} approval{'s' if r.approvals_required > 1 else ''} "
-                         f"from {', '.join('@' + a for a in r.approvers)}")
+                         f"from {', '.join('@' + escape_mrkdwn(a) for a in r.approvers)}")
             if r.reason_required:
                 extra.append("reason required")
             if r.production:
                 extra.append("production")
             lines.append(f"• `{r.label}` up to {format_duration(r.max_duration_seconds)} — {'; '.join(extra)}")
-        mine = f"What you (@{person_key}) may request:\n" + "\n".join(lines)
+        mine = f"What you (@{escape_mrkdwn(person_key)}) may request:\n" + "\n".join(lines)
     return f"{usage}\n\n{mine}"
 
 

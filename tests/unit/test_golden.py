@@ -59,6 +59,8 @@ EXPIRED_REQUEST = ONE_APPROVAL.change(status=RequestStatus.EXPIRED, decided_by="
                                       decided_at=t(15, 0, 30))
 EXPIRED_GRANT = ACTIVE.change(grant_status=GrantStatus.EXPIRED, ended_by="drawbridge", ended_at=t(16, 3))
 REVOKED = ACTIVE.change(grant_status=GrantStatus.REVOKED, ended_by="alice", ended_at=t(15, 10, 5))
+# The reason as typed (what the table holds): escaped once on the card, in a verbatim text object
+TYPED = PENDING.change(reason="R&D <ops> <!channel> https://example.com/x &amp;lt;")
 
 CARDS = {
     "card_pending": PENDING,
@@ -68,6 +70,7 @@ CARDS = {
     "card_expired_request": EXPIRED_REQUEST,
     "card_expired_grant": EXPIRED_GRANT,
     "card_revoked": REVOKED,
+    "card_typed_reason": TYPED,
 }
 
 
@@ -196,7 +199,8 @@ def test_decided_cards_have_no_buttons(name):
 ])
 def test_card_status_line(name, status):
     _, blocks = card(CARDS[name], PEOPLE, APPROVERS)
-    assert blocks[3] == {"type": "context", "elements": [{"type": "mrkdwn", "text": status}]}
+    # verbatim: the line may carry an IAM error (outside text); our own <@U…> mentions still work
+    assert blocks[3] == {"type": "context", "elements": [{"type": "mrkdwn", "text": status, "verbatim": True}]}
 
 
 HOSTILE = "<!channel> <!here> <@U0EVIL0001> & <https://evil|x>"
@@ -207,12 +211,28 @@ def test_hostile_reason_is_escaped_in_the_card():
     text, blocks = card(req, PEOPLE, APPROVERS)
     everything = json.dumps({"text": text, "blocks": blocks}, ensure_ascii=False)
     reason = blocks[2]
-    assert reason == {"type": "section", "text": {"type": "mrkdwn", "text": (
+    assert reason == {"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": (
         "*Reason*\n&lt;!channel&gt; &lt;!here&gt; &lt;@U0EVIL0001&gt; &amp; &lt;https://evil|x&gt;")}}
     for raw in ("<!channel>", "<!here>", "<@U0EVIL0001>", "<https://evil", "<!"):
         assert raw not in everything
     # the card's own mentions (approvers) are intended and still there
     assert "<@U0BOB00001>" in everything and "<@U0CAROL001>" in everything
+
+
+def test_typed_reason_is_escaped_exactly_once():
+    _, blocks = card(TYPED, PEOPLE, APPROVERS)
+    assert blocks[2]["text"] == {
+        "type": "mrkdwn", "verbatim": True,
+        "text": "*Reason*\nR&amp;D &lt;ops&gt; &lt;!channel&gt; https://example.com/x &amp;amp;lt;"}
+
+
+def test_failed_grant_note_is_escaped_and_verbatim():
+    req = ACTIVE.change(grant_status=GrantStatus.FAILED, note="<!here> see https://x.example/?a=1&b=2")
+    _, blocks = card(req, PEOPLE, APPROVERS)
+    assert blocks[3]["elements"] == [{
+        "type": "mrkdwn", "verbatim": True,
+        "text": ":x: Approved by <@U0BOB00001>, <@U0CAROL001>, but the grant failed: "
+                "&lt;!here&gt; see https://x.example/?a=1&amp;b=2"}]
 
 
 def test_hostile_iam_user_is_escaped_in_the_card():

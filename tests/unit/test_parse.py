@@ -21,11 +21,13 @@ from chalicelib.slack.parse import (
     RequestCmd,
     RevokeCmd,
     SlashCommand,
+    decode_entities,
     is_request_id,
     parse_command_text,
     parse_interaction,
     parse_slash_command,
 )
+from local.slack_standin import slack_escape
 from tests.fixtures import load_slack
 
 REVOKE_USAGE = "usage: `/aws-access revoke <request-id>` (see `/aws-access list`)"
@@ -371,3 +373,73 @@ def test_valid_request_ids_round_trip_through_revoke(rid, shape, upper):
     word = shape.format(rid.upper() if upper else rid)
     assert parse_command_text(f"revoke {word}") == RevokeCmd(rid)
     assert is_request_id(rid)
+
+
+# ==== typed text: Slack escapes & < >, parse decodes once ===========================
+@pytest.mark.parametrize(("sent", "typed"), [
+    pytest.param("R&amp;D &lt;ops&gt;", "R&D <ops>", id="all-three"),
+    pytest.param("&amp;lt;", "&lt;", id="typed-entity-stays-literal"),
+    pytest.param("&amp;amp;", "&amp;", id="typed-amp-entity"),
+    pytest.param("&amp;gt;&lt;", "&gt;<", id="mixed"),
+    pytest.param("&lt;!channel&gt; &lt;@U0EVIL0001&gt;", "<!channel> <@U0EVIL0001>", id="mentions-as-text"),
+    pytest.param("&lt;https://evil|x&gt;", "<https://evil|x>", id="link-syntax-as-text"),
+    pytest.param("prod admin 2h fix incident 4521", "prod admin 2h fix incident 4521", id="plain"),
+    pytest.param("a & b; &quot; &#39; &nbsp;", "a & b; &quot; &#39; &nbsp;", id="other-entities-untouched"),
+    pytest.param("", "", id="empty"),
+])
+def test_decode_entities(sent, typed):
+    assert decode_entities(sent) == typed
+
+
+@settings(max_examples=500)
+@given(st.text() | st.lists(st.sampled_from(["&", "<", ">", "amp;", "lt;", "gt;", "&amp;", "&lt;", "x", " "]),
+                            max_size=20).map("".join))
+def test_decode_undoes_what_slack_sends(typed):
+    assert decode_entities(slack_escape(typed)) == typed
+
+
+def slash(text_as_sent: str) -> bytes:
+    return urllib.parse.urlencode({"user_id": "U0ALICE001", "text": text_as_sent}).encode()
+
+
+def test_slash_command_text_is_what_the_person_typed():
+    body = slash(slack_escape("prod readonly 1h R&D <ops> <!channel> &lt; https://example.com/x"))
+    assert body == (b"user_id=U0ALICE001&text=prod+readonly+1h+R%26amp%3BD+%26lt%3Bops%26gt%3B+"
+                    b"%26lt%3B%21channel%26gt%3B+%26amp%3Blt%3B+https%3A%2F%2Fexample.com%2Fx")
+    cmd = parse_slash_command(body)
+    assert cmd.text == "prod readonly 1h R&D <ops> <!channel> &lt; https://example.com/x"
+    assert parse_command_text(cmd.text) == RequestCmd(
+        "prod", "readonly", "1h", "R&D <ops> <!channel> &lt; https://example.com/x")
+
+
+def test_text_is_decoded_once_not_twice():
+    # what Slack sends when someone types the characters "&amp;" -- they must get "&amp;" back
+    assert parse_slash_command(slash("fix &amp;amp; check")).text == "fix &amp; check"
+
+
+def test_reason_limit_counts_the_typed_characters_not_the_escaped_ones():
+    typed = "<" * MAX_REASON  # 1,200 characters as Slack sends it
+    sent = slack_escape(f"prod admin 2h {typed}")
+    assert len(sent) > 4 * MAX_REASON
+    assert parse_command_text(parse_slash_command(slash(sent)).text).reason == typed
+    with pytest.raises(CommandError, match="the reason is 301 characters"):
+        parse_command_text(parse_slash_command(slash(slack_escape(f"prod admin 2h {typed}&"))).text)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("<!channel> admin 2h", "'&lt;!channel&gt;' is not an account", id="account"),
+    pytest.param("prod <https://evil|admin> 2h", "'&lt;https://evil|admin&gt;' is not a role", id="role"),
+    pytest.param("prod admin 2h&", "'2h&amp;' is not a duration", id="duration"),
+])
+def test_markup_in_account_role_or_duration_is_refused_escaped(text, message):
+    # later replies quote these words unescaped (unknown account 'x'), so they never get there
+    with pytest.raises(CommandError) as err:
+        parse_command_text(text)
+    assert str(err.value).startswith(message + ": accounts, roles and durations never contain")
+    assert "<" not in str(err.value).replace("`", "")
+
+
+def test_revoke_quotes_a_bad_id_escaped():
+    with pytest.raises(CommandError) as err:
+        parse_command_text("revoke <!here>")
+    assert str(err.value) == not_an_id("&lt;!here&gt;")

@@ -20,7 +20,7 @@ from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, 
                                      SectionBlock)
 from slack_sdk.models.metadata import Metadata
 
-from local.slack_standin import SlackStandin
+from local.slack_standin import Message, SlackStandin, display_mrkdwn, slack_escape
 
 TOKEN = "xoxb-test-token"
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,3 +247,72 @@ def test_runs_as_a_process(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---- text as Slack treats it ------------------------------------------------------------
+def test_slack_escape_is_exactly_the_three_characters() -> None:
+    assert slack_escape("R&D <ops> <!channel>") == "R&amp;D &lt;ops&gt; &lt;!channel&gt;"
+    assert slack_escape("&lt; \"quoted\" it's é 🚀") == "&amp;lt; \"quoted\" it's é 🚀"
+
+
+@pytest.mark.parametrize(("mrkdwn", "shown"), [
+    pytest.param("R&amp;D &lt;ops&gt; &lt;!channel&gt;", "R&D <ops> <!channel>", id="escapes-undone"),
+    pytest.param("&amp;lt;", "&lt;", id="once-only"),
+    pytest.param("hi <@U0BOB00001> and <@U0CAROL001|carol>", "hi @bob and @carol", id="user-mentions"),
+    pytest.param("<!here> <!channel> <!everyone>", "@here @channel @everyone", id="broadcasts"),
+    pytest.param("<!subteam^S0OPS|@ops> <#C0APPROVE1> <#C0OTHER01|general>", "@ops #aws-access-approvals #general",
+                 id="groups-and-channels"),
+    pytest.param("<https://x.example/?a=1&amp;b=2|Switch role> <https://y.example>",
+                 "Switch role https://y.example", id="links"),
+    pytest.param("R&D (raw &, tolerated)", "R&D (raw &, tolerated)", id="raw-ampersand"),
+])
+def test_display_mrkdwn(mrkdwn: str, shown: str) -> None:
+    names = {"U0BOB00001": "@bob", "C0APPROVE1": "#aws-access-approvals"}
+    assert display_mrkdwn(mrkdwn, names) == shown
+
+
+def test_display_mrkdwn_can_show_link_targets() -> None:
+    assert display_mrkdwn("<https://x.example/?a=1&amp;b=2|Switch>", show_urls=True) == \
+        "Switch (https://x.example/?a=1&b=2)"
+
+
+def hostile_card() -> list:
+    return [
+        SectionBlock(text=MarkdownTextObject(text="*Reason*\nR&amp;D &lt;!channel&gt; <!here>", verbatim=True)),
+        ContextBlock(elements=[MarkdownTextObject(text="Approvers: <@U0BOB00001>")]),
+        ActionsBlock(elements=[ButtonElement(text="<!everyone> & co", action_id="a", value="v")]),
+    ]
+
+
+def test_displayed_text_and_mentions(standin: SlackStandin, client: WebClient) -> None:
+    client.chat_postMessage(channel="C0APPROVE1", text="card <!channel>", blocks=hostile_card())
+    [msg] = standin.messages()
+    # with blocks, Slack shows the blocks (the text is for notifications); plain_text as is
+    assert msg.displayed_text() == "*Reason*\nR&D <!channel> @here\nApprovers: @U0BOB00001\n<!everyone> & co"
+    assert msg.displayed_text({"U0BOB00001": "@bob"}).endswith("Approvers: @bob\n<!everyone> & co")
+    # raw sequences in mrkdwn ping (the fallback text too); escaped ones and plain_text do not
+    assert msg.mentions() == ["<!channel>", "<!here>", "<@U0BOB00001>"]
+    assert "&lt;!channel&gt;" in msg.all_text()  # all_text stays the raw wire text
+
+
+def test_displayed_text_without_blocks_is_the_text() -> None:
+    msg = Message(channel="C1", ts="1.0", text="only you: &lt;x&gt; <#C0APPROVE1>",
+                  attachments=[{"text": "att &amp; <@W0ENT0001|ent>"}])
+    assert msg.displayed_text() == "only you: <x> #C0APPROVE1\natt & @ent"
+    assert msg.mentions() == ["<@W0ENT0001|ent>"]
+    assert Message(channel="C1", ts="1.0", text="&lt;!here&gt; <#C1> <https://x|y>").mentions() == []
+
+
+def test_printer_and_inspection_show_displayed_text(standin: SlackStandin, client: WebClient,
+                                                    printed: list[str]) -> None:
+    client.chat_postMessage(channel="C0APPROVE1", text="x", blocks=[
+        SectionBlock(text="R&amp;D &lt;ops&gt; <https://x.example/?a=1&amp;b=2|Switch> <@U0ALICE001>")])
+    client.chat_postEphemeral(channel="C0APPROVE1", user="U0ALICE001", text="&lt;!channel&gt; as typed")
+    card, eph = printed
+    assert "│ R&D <ops> Switch (https://x.example/?a=1&b=2) @U0ALICE001" in card
+    assert "│ <!channel> as typed" in eph
+    base = standin.url.replace("/api/", "/_standin/")
+    with urllib.request.urlopen(base + "messages") as resp:
+        first, second = json.load(resp)["messages"]
+    assert first["displayed_text"] == "R&D <ops> Switch @U0ALICE001" and first["mentions"] == ["<@U0ALICE001>"]
+    assert second["displayed_text"] == "<!channel> as typed" and second["mentions"] == []
