@@ -2,6 +2,7 @@
 
     python -m local.dev up                                   # = make dev; Ctrl-C stops everything
     python -m local.dev send --as alice "/aws-access prod admin 2h fix"
+    python -m local.dev send --as-slack-id U0STRANGER "/aws-access help"  # someone not in the catalog
     python -m local.dev click --as bob approve <request-id>  # approve | deny | any action_id
     python -m local.dev assume --as alice [role-arn]         # the person's own sts:AssumeRole
     python -m local.dev cloudtrail <fixture-name-or-path> [--now] [--as alice]
@@ -13,6 +14,14 @@
 when it stops; the other commands read it. ``cloudtrail`` and ``sweep`` run the handler in
 the CLI's own process with the app's environment, as Lambda would (``chalice local`` serves
 HTTP only); ``sweep --at`` moves only that process's clock (time-machine).
+
+Who acts: ``--as`` takes a catalog person (``alice``); ``send`` and ``click`` also take a
+raw Slack user id there, or explicitly ``--as-slack-id U0STRANGER``, to act as a Slack
+user who is not in the catalog. A name that is neither is refused with one line that
+lists the known people (exit code 2). ``send`` sends the text as Slack does (``&``, ``<``
+and ``>`` escaped) and prints the private reply as Slack would show it; ``click`` prints
+the private (ephemeral) answer the clicker got, or, when there is none (the click
+counted), the card as it now stands.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from local.stack import (
+    CATALOG,
     ROOT,
     LocalStack,
     StackError,
@@ -38,6 +48,7 @@ from local.stack import (
     port_open,
     refresh_cloudtrail,
 )
+from local.stack import _SLACK_USER_ID as SLACK_USER_ID
 
 STATE = ROOT / ".drawbridge-dev.json"
 ACTIONS = {"approve": "approve_request", "deny": "deny_request"}
@@ -129,7 +140,8 @@ def _banner(stack: LocalStack, state_path: Path) -> None:
         "",
         f"People: {people}. In another terminal, from {ROOT} with the virtualenv active:",
         f"  {me} send --as alice \"/aws-access prod admin 2h fixing incident 4521\"",
-        f"  {me} click --as bob approve <request-id>        (then carol)",
+        f"  {me} click --as bob approve <request-id>        (then carol; prints what bob is told privately)",
+        f"  {me} send --as-slack-id U0STRANGER \"/aws-access help\"   (a Slack user not in the catalog)",
         f"  {me} assume --as alice {DEFAULT_ROLE}",
         f"  {me} cloudtrail assume_role_bastion_copy --now --as alice",
         f"  {me} sweep --at <expires_at + 1 min, e.g. 2026-11-21T12:00:00Z>",
@@ -156,14 +168,59 @@ def _handle(state_path: Path) -> StackHandle:
     return StackHandle.from_state(state)
 
 
-def _print_reply(reply) -> None:
+# --------------------------------------------------------------------------- who acts
+
+
+class CliError(Exception):
+    """A mistake on the command line: one line on stderr, exit code 2, no traceback."""
+
+
+def _catalog_path(state_path: Path) -> Path:
+    """The catalog of the running stack (from its state file), else the project's."""
+    try:
+        return Path(json.loads(state_path.read_text())["catalog"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return CATALOG
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def resolve_actor(args, catalog, catalog_path: Path = CATALOG) -> str | None:
+    """Who ``args`` says acts: a catalog person key, or (``send``/``click`` only) a raw Slack
+    user id from ``--as-slack-id`` or ``--as``. None when the command names nobody."""
+    slack_id = getattr(args, "as_slack_id", None)
+    if slack_id is not None:
+        if not SLACK_USER_ID.fullmatch(slack_id):
+            raise CliError(f"--as-slack-id {slack_id!r} is not a Slack user id "
+                           "(U or W, then capital letters and digits, e.g. U0STRANGER)")
+        return slack_id
+    person = getattr(args, "as_", None)
+    if person is None or person in catalog.people:
+        return person
+    stranger_ok = args.cmd in ("send", "click")
+    if stranger_ok and SLACK_USER_ID.fullmatch(person):
+        return person
+    known = ", ".join(catalog.people)
+    hint = ("; to act as someone not in the catalog: --as-slack-id U0STRANGER" if stranger_ok
+            else f"; {args.cmd} needs a catalog person (their IAM user)")
+    raise CliError(f"{person!r} is not a person in {_shown(catalog_path)} (known: {known}){hint}")
+
+
+def _print_reply(reply, names: dict[str, str] | None = None) -> None:
+    from local.slack_standin import display_mrkdwn
+
     _say(f"HTTP {reply.status}")
     if reply.text:
-        _say(reply.text)
+        _say(display_mrkdwn(reply.text, names, show_urls=True))  # as Slack shows the private reply
 
 
 def render(message: dict, names: dict[str, str]) -> str:
-    from local.slack_standin import render_blocks
+    from local.slack_standin import display_mrkdwn, render_blocks
 
     channel = message.get("channel", "")
     if message.get("ephemeral"):
@@ -175,7 +232,8 @@ def render(message: dict, names: dict[str, str]) -> str:
         where = names.get(channel, "#" + channel)
     thread = f", in thread {message['thread_ts']}" if message.get("thread_ts") else ""
     tag = f"  [{message['event_type']}]" if message.get("event_type") else ""
-    lines = render_blocks(message.get("blocks") or []) or [message.get("text", "")]
+    lines = (render_blocks(message.get("blocks") or [], names)
+             or [display_mrkdwn(message.get("text", ""), names, show_urls=True)])
     body = [f"│ {line}" for chunk in lines for line in str(chunk).splitlines() or [""]]
     return "\n".join([f"┌─ {where}  ({message.get('ts')}{thread}){tag}", *body, "└─"])
 
@@ -184,6 +242,34 @@ def _names(handle: StackHandle) -> dict[str, str]:
     c = handle.catalog
     return {c.approvals_channel: "#aws-access-approvals", c.security_channel: "#security-alerts",
             **{p.slack_user: f"@{k}" for k, p in c.people.items()}}
+
+
+def cmd_send(handle: StackHandle, actor: str, text: str) -> int:
+    _print_reply(handle.signed_command(actor, text), _names(handle))
+    return 0
+
+
+def cmd_click(handle: StackHandle, actor: str, action: str, request_id: str) -> int:
+    """Click, then show what the clicker was told privately (or the card, if nothing)."""
+    user = handle.slack_id(actor)
+
+    def private() -> list[dict]:
+        return [m for m in handle.messages(include_ephemeral=True)
+                if m.get("ephemeral") and m.get("user") == user]
+
+    seen = {(m.get("channel"), m.get("ts")) for m in private()}
+    reply = handle.signed_click(actor, ACTIONS.get(action, action), request_id)
+    _say(f"HTTP {reply.status}" + (f" {reply.text}" if reply.text else ""))
+    names = _names(handle)
+    answers = [m for m in private() if (m.get("channel"), m.get("ts")) not in seen]
+    for m in answers:
+        _say(render(m, names))
+    if not answers:
+        card = handle.card(request_id)
+        _say("(no private answer: the click counted)" + ("; the card now:" if card else ""))
+        if card:
+            _say(render(card, names))
+    return 0
 
 
 def cmd_messages(handle: StackHandle, args) -> int:
@@ -235,11 +321,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=STATE, help=f"state file (default {STATE})")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="start the stack and keep it running (Ctrl-C stops it)")
-    p = sub.add_parser("send", help="a signed slash command, as a catalog person")
-    p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
-    p.add_argument("text", help='e.g. "/aws-access prod admin 2h fix" (the /aws-access is optional)')
-    p = sub.add_parser("click", help="a signed button click on a request's card")
-    p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
+    as_help = "a catalog person (e.g. alice), or a raw Slack user id"
+    slack_help = "act as this Slack user id (e.g. U0STRANGER), who need not be in the catalog"
+    p = sub.add_parser("send", help="a signed slash command, as a catalog person or any Slack user")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--as", dest="as_", metavar="PERSON", help=as_help)
+    who.add_argument("--as-slack-id", metavar="USER_ID", help=slack_help)
+    p.add_argument("text", help='e.g. "/aws-access prod admin 2h fix" (the /aws-access is optional); '
+                                "sent as Slack sends typed text (& < > escaped)")
+    p = sub.add_parser("click", help="a signed button click on a request's card; prints the private answer")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--as", dest="as_", metavar="PERSON", help=as_help)
+    who.add_argument("--as-slack-id", metavar="USER_ID", help=slack_help)
     p.add_argument("action", help="approve, deny, or a raw action_id")
     p.add_argument("request_id")
     p = sub.add_parser("assume", help="the person's own sts:AssumeRole against moto")
@@ -259,11 +352,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "up":
         return up(args.state)
+    actor = None
+    if getattr(args, "as_", None) is not None or getattr(args, "as_slack_id", None) is not None:
+        from chalicelib.catalog import load_catalog
+
+        catalog_path = _catalog_path(args.state)
+        try:  # before connecting: a wrong name is an error whether or not a stack runs
+            actor = resolve_actor(args, load_catalog(catalog_path), catalog_path)
+        except CliError as exc:
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr, flush=True)
+            return 2
     handle = _handle(args.state)
     if args.cmd == "send":
-        _print_reply(handle.signed_command(args.as_, args.text))
+        return cmd_send(handle, actor, args.text)
     elif args.cmd == "click":
-        _print_reply(handle.signed_click(args.as_, ACTIONS.get(args.action, args.action), args.request_id))
+        return cmd_click(handle, actor, args.action, args.request_id)
     elif args.cmd == "assume":
         _say(handle.assume_role(args.as_, args.role_arn))
     elif args.cmd == "cloudtrail":

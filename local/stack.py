@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -212,6 +213,21 @@ class Reply:
 # --------------------------------------------------------------------------- the client half
 
 
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a raw Slack user id, as the app's parser takes it
+
+
+class UnknownPerson(KeyError):
+    """``--as`` named nobody: not a catalog person and not a Slack user id."""
+
+    def __init__(self, person: str, catalog_path: str, known: list[str]) -> None:
+        super().__init__(person)
+        self.person, self.catalog_path, self.known = person, catalog_path, known
+
+    def __str__(self) -> str:
+        return (f"{self.person!r} is not a person in {self.catalog_path} (known: {', '.join(self.known)}; "
+                "or a Slack user id such as U0STRANGER for someone not in the catalog)")
+
+
 class StackHandle:
     """Everything needed to talk to a running local stack (no processes of its own)."""
 
@@ -239,13 +255,15 @@ class StackHandle:
         return self.slack_api_url.rsplit("/api/", 1)[0]
 
     def slack_id(self, person: str) -> str:
-        if person.startswith(("U", "W")) and person[1:].isupper():
+        """The Slack user id of a catalog person (``alice``); a raw Slack user id
+        (``U0STRANGER``, ``W…``) is returned as is, to act as someone not in the catalog.
+        Anything else raises :class:`UnknownPerson` (a ``KeyError``) naming who is known."""
+        if _SLACK_USER_ID.fullmatch(person):
             return person
         try:
             return self.catalog.people[person].slack_user
         except KeyError:
-            raise KeyError(f"{person!r} is not a person in {self.catalog_path} "
-                           f"(known: {', '.join(self.catalog.people)})") from None
+            raise UnknownPerson(person, self.catalog_path, list(self.catalog.people)) from None
 
     # ---- Slack -> app, over real HTTP, signed like Slack ------------------------------
     def post_signed(self, path: str, body: str, *, secret: str | None = None) -> Reply:
@@ -258,10 +276,14 @@ class StackHandle:
         return Reply(status, parsed)
 
     def signed_command(self, person: str, text: str, *, channel: str | None = None) -> Reply:
-        """``person`` types ``/aws-access <text>`` (a leading ``/aws-access`` is dropped)."""
+        """``person`` types ``/aws-access <text>`` (a leading ``/aws-access`` is dropped).
+        ``text`` is what they type; it is sent as Slack sends it (``&``, ``<``, ``>`` escaped)."""
+        from local.slack_standin import slack_escape
+
         text = text.strip()
         if text.split(" ", 1)[0] == COMMAND:
             text = text[len(COMMAND):].strip()
+        text = slack_escape(text)
         user = self.slack_id(person)
         channel = channel or self.catalog.approvals_channel
         form = {
