@@ -68,6 +68,7 @@ class Store(Protocol):
     def get(self, request_id: str): ...
     def open_for(self, person: str) -> list: ...
     def due(self, now: datetime, limit: int = ...) -> list: ...
+    def live(self) -> list: ...
     def save_card(self, request_id: str, channel: str, ts: str) -> bool: ...
     def card(self, request_id: str): ...
     def claim_message(self, request_id: str, kind: str) -> bool: ...
@@ -193,7 +194,9 @@ class Drawbridge:
         if isinstance(parsed, HelpCmd):
             return Reply(views.help_text(person.key, self.catalog.requestable_by(person.key), USAGE))
         if isinstance(parsed, ListCmd):
-            return Reply(views.list_text(self.store.open_for(person.key), self.now()))
+            now = self.now()
+            return Reply(views.list_text(self.store.open_for(person.key), now,
+                                         waiting=self._waiting_for(person.key, now)))
         if isinstance(parsed, RevokeCmd):
             return self._revoke(person.key, parsed.request_id)
         return self._request(person, parsed)
@@ -217,7 +220,7 @@ class Drawbridge:
             return Reply(f"{role.label} allows at most {format_duration(role.max_duration_seconds)}")
         if role.reason_required and not cmd.reason.strip():
             kind = "production requests" if role.production else f"{role.label} requests"
-            return Reply(f"{kind} need a reason: `/aws-access {cmd.account} {cmd.role} {cmd.duration} <reason>`")
+            return Reply(f"{kind} need a reason: `/aws-access {cmd.account} {cmd.role} {cmd.duration} &lt;reason&gt;`")
         open_reqs = self.store.open_for(person.key)
         same = [r for r in open_reqs if r.role_arn == role.role_arn]
         if same:
@@ -256,6 +259,14 @@ class Drawbridge:
                 f"for approval in <#{self.catalog.approvals_channel}>: needs {role.approvals_required} "
                 f"of {approvers}. I'll DM you when access is granted.")
         return Reply(text, [_card_job(req.request_id, "access_requested", payload)])
+
+    def _waiting_for(self, person: str, now: datetime) -> list[Request]:
+        """Pending requests this person could approve right now (the same decision a click
+        would get). Only people who approve some role pay for the query."""
+        if not any(person in r.approvers for r in self.catalog.roles()):
+            return []
+        return [r for r in self.store.live() if r.status is RequestStatus.PENDING
+                and rules.decide_approval(r, self._role(r), person, now).allowed]
 
     def _revoke(self, actor: str, request_id: str) -> Reply:
         for _ in range(_RETRIES):

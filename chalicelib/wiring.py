@@ -166,7 +166,21 @@ def service(s: Settings | None = None):
     s = s or settings()
     svc = _service(s, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
     svc.catalog = load_catalog(s.catalog_path)
+    _warn_once(svc.catalog)
     return svc
+
+
+_WARNED: set[int] = set()
+
+
+def _warn_once(catalog) -> None:
+    """Log a loaded catalog's warnings once per load (they also print at validation time)."""
+    if catalog.warnings and id(catalog) not in _WARNED:
+        from .log import logger
+
+        _WARNED.add(id(catalog))
+        for line in catalog.warnings:
+            logger().warning("catalog warning", extra={"warning": line})
 
 
 def reset() -> None:

@@ -1,7 +1,7 @@
 """Seed a local AWS (moto, in-process or moto_server) from an access catalog.
 
 Builds what a real installation has: the bastion account's IAM users (one per
-catalog person, with access keys), a service identity for Drawbridge itself,
+catalog person, with access keys and an MFA device), a service identity for Drawbridge itself,
 the member accounts' target roles (trusting the bastion, MFA required, session
 name = IAM user name), and the table created from policies/table.json.
 Shared by the test suite, ``make demo`` and ``make dev``.
@@ -88,6 +88,11 @@ def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = 
     world = World(service=service, table=table)
     for person in catalog.people.values():
         world.people[person.key] = user_with_keys(person.iam_user)
+        # Every person has enrolled a virtual MFA device named after their user, as the
+        # deploy guide asks; the "access granted" DM names it (moto accepts any codes).
+        serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=person.iam_user)["VirtualMFADevice"]
+        iam.enable_mfa_device(UserName=person.iam_user, SerialNumber=serial["SerialNumber"],
+                              AuthenticationCode1="123456", AuthenticationCode2="654321")
 
     for account in catalog.accounts.values():
         member = client("iam", account_id=account.id, endpoint_url=endpoint_url, region=region)

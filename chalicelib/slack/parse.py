@@ -25,12 +25,12 @@ from .escape import escape_mrkdwn
 MAX_REASON = 300  # characters of the reason as typed (decoded), not as Slack sent it
 USAGE = (
     "Usage:\n"
-    "• `/aws-access <account> <role> <duration> [reason ...]` request access, e.g. "
+    "• `/aws-access &lt;account&gt; &lt;role&gt; &lt;duration&gt; [reason ...]` request access, e.g. "
     "`/aws-access prod admin 2h fixing incident 4521`\n"
     "• `/aws-access help` what you may request\n"
     "• `/aws-access list` your pending and active requests\n"
-    "• `/aws-access revoke <request-id>` end a grant early (requester or approver)\n"
-    "Durations: `30m`, `2h`, `1h30m`, `1d`."
+    "• `/aws-access revoke &lt;request-id&gt;` end a grant early (requester or approver)\n"
+    "Durations: `30m`, `2h`, `1h30m`, `1d`. A reason may be up to 300 characters."
 )
 _MARKUP = frozenset("&<>")  # never part of an account, role (catalog keys) or duration
 _REQUEST_ID = re.compile(r"req-[0-9]{8}-[0-9a-f]{6}", re.ASCII)
@@ -136,7 +136,7 @@ def parse_command_text(text: str) -> Command:
         return ListCmd()
     if verb == "revoke":
         if len(words) != 2:
-            raise CommandError("usage: `/aws-access revoke <request-id>` (see `/aws-access list`)")
+            raise CommandError("usage: `/aws-access revoke &lt;request-id&gt;` (see `/aws-access list`)")
         rid = words[1].strip("`").lower()
         if not _REQUEST_ID.fullmatch(rid):
             raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "

@@ -115,20 +115,26 @@ def role_name_of(role_arn: str) -> str:
     return role_arn.split(":role/", 1)[1]
 
 
-def cli_profile(req: Request, bastion_account_id: str) -> str:
+#: stands in the CLI profile when IAM lists no MFA device for the person
+NO_MFA_DEVICE = "YOUR-MFA-DEVICE-ARN"
+
+
+def cli_profile(req: Request) -> str:
+    """The ``~/.aws/config`` profile, naming the MFA device recorded at grant time (the
+    catalog's ``mfa_serial`` or the device IAM lists for the user), never a guessed ARN."""
     name = f"{req.account}-{req.role}"
     return (
         f"[profile {name}]\n"
         f"source_profile = bastion\n"
         f"role_arn = {req.role_arn}\n"
-        f"mfa_serial = arn:aws:iam::{bastion_account_id}:mfa/{req.iam_user}\n"
+        f"mfa_serial = {req.mfa_serial or NO_MFA_DEVICE}\n"
         f"role_session_name = {req.iam_user}\n"
     )
 
 
 def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
     url = switch_role_url(req.account_id, role_name_of(req.role_arn), f"{req.label}")
-    profile = cli_profile(req, bastion_account_id)
+    profile = cli_profile(req)
     until = f"{iso_z(req.expires_at)} ({hhmm(req.expires_at)})"
     blocks = [
         SectionBlock(text=_md(
@@ -145,6 +151,11 @@ def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
             ":information_source: IAM can take a moment to apply a new grant; if the first "
             "AssumeRole is denied, wait a few seconds and retry.")]),
     ]
+    if not req.mfa_serial:
+        blocks.insert(3, SectionBlock(text=_md(
+            f":warning: IAM lists no MFA device for your user `{escape_mrkdwn(req.iam_user)}`, and the "
+            "grant works only with MFA: enrol one (IAM console → Security credentials → Assign MFA "
+            f"device), then put its ARN in place of `{NO_MFA_DEVICE}`.")))
     text = f"Access granted: {req.label} until {iso_z(req.expires_at)} ({req.request_id})"
     return text, [b.to_dict() for b in blocks]
 
@@ -175,8 +186,10 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
         lines = []
         for r in roles:
             extra = []
+            # Only who could approve *this person's* request: never themselves without self_approval.
+            who = [a for a in r.approvers if a != person_key or r.self_approval]
             extra.append(f"{r.approvals_required} approval{'s' if r.approvals_required > 1 else ''} "
-                         f"from {', '.join('@' + escape_mrkdwn(a) for a in r.approvers)}")
+                         f"from {', '.join('@' + escape_mrkdwn(a) for a in who)}")
             if r.reason_required:
                 extra.append("reason required")
             if r.production:
@@ -186,7 +199,21 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
     return f"{usage}\n\n{mine}"
 
 
-def list_text(reqs: Sequence[Request], now: datetime) -> str:
+def list_text(reqs: Sequence[Request], now: datetime, waiting: Sequence[Request] = ()) -> str:
+    """``reqs``: the person's own open requests; ``waiting``: pending requests of others
+    that they could approve right now."""
+    mine = _own_requests(reqs, now)
+    if not waiting:
+        return mine
+    lines = []
+    for r in sorted(waiting, key=lambda r: r.created_at):
+        lines.append(f"• `{r.request_id}` @{escape_mrkdwn(r.requester)} wants `{r.label}` for "
+                     f"{format_duration(r.duration_seconds)}, {len(r.approvals)} of {r.approvals_required} "
+                     f"approvals, open until {hhmm(r.pending_until)}")
+    return f"{mine}\n\nWaiting for your approval (on the cards in the approvals channel):\n" + "\n".join(lines)
+
+
+def _own_requests(reqs: Sequence[Request], now: datetime) -> str:
     if not reqs:
         return "You have no pending or active requests."
     lines = []

@@ -57,3 +57,34 @@ def test_help_does_not_offer_what_cannot_be_approved(one_approver):
     alice = one_approver.command("alice", "help").text
     assert "`prod/readonly`" not in bob and "`dev/admin`" in bob
     assert "`prod/readonly`" in alice
+
+
+# ---- what a new user bumps into: help and list say what is true for *them* -----------------
+def test_help_names_only_approvers_who_could_approve_the_asker(app_client):
+    bob = app_client.command("bob", "help").text  # bob approves prod/readonly himself, no self_approval
+    assert "`prod/readonly` up to 8h — 1 approval from @carol;" in bob
+    dev = app_client.command("bob", "help").text  # dev/admin allows self-approval: bob is listed
+    assert "`dev/admin` up to 1d — 1 approval from @bob, @carol" in dev
+    alice = app_client.command("alice", "help").text
+    assert "`prod/readonly` up to 8h — 1 approval from @bob, @carol;" in alice
+
+
+def test_list_shows_an_approver_what_waits_for_them(app_client):
+    reply = app_client.command("alice", "prod readonly 1h checking dashboards")
+    rid = re.search(r"req-\d{8}-[0-9a-f]{6}", reply.text).group(0)
+    own = app_client.command("bob", "prod readonly 1h checking dashboards").text
+    bobs = re.search(r"req-\d{8}-[0-9a-f]{6}", own).group(0)
+
+    carol = app_client.command("carol", "list").text
+    assert "You have no pending or active requests." in carol
+    assert "Waiting for your approval" in carol and rid in carol and bobs in carol
+    assert "@alice wants `prod/readonly` for 1h, 0 of 1 approvals" in carol
+
+    bob = app_client.command("bob", "list").text
+    assert "Waiting for your approval" in bob and rid in bob
+    waiting = bob.split("Waiting for your approval", 1)[1]
+    assert bobs not in waiting  # his own request is not his to approve
+    assert "Waiting for your approval" not in app_client.command("alice", "list").text  # approves nothing
+
+    app_client.approve("carol", rid)
+    assert rid not in app_client.command("bob", "list").text.split("Waiting for your approval")[-1]

@@ -177,7 +177,7 @@ CASES = [
     Case("absurd-duration", no_setup, "alice", "cmd", "prod admin 400d fixing it",
          "prod/admin allows at most 4h"),  # the role's cap, not the parser's 365d
     Case("missing-reason", no_setup, "alice", "cmd", "prod admin 2h",
-         "production requests need a reason: `/aws-access prod admin 2h <reason>`"),
+         "production requests need a reason: `/aws-access prod admin 2h &lt;reason&gt;`"),
     Case("reason-too-long", no_setup, "alice", "cmd", "prod admin 2h " + "x" * 301,
          "the reason is 301 characters; keep it", exact=False),
     Case("not-a-requester", no_setup, "carol", "cmd", "prod admin 1h fixing it",
@@ -198,9 +198,9 @@ CASES = [
     Case("list-with-args", no_setup, "alice", "cmd", "list all", "`list` takes no arguments"),
     # -- revoke ---------------------------------------------------------------------
     Case("revoke-without-id", no_setup, "alice", "cmd", "revoke",
-         "usage: `/aws-access revoke <request-id>` (see `/aws-access list`)"),
+         "usage: `/aws-access revoke &lt;request-id&gt;` (see `/aws-access list`)"),
     Case("revoke-two-ids", no_setup, "alice", "cmd", f"revoke {UNKNOWN_RID} {UNKNOWN_RID}",
-         "usage: `/aws-access revoke <request-id>` (see `/aws-access list`)"),
+         "usage: `/aws-access revoke &lt;request-id&gt;` (see `/aws-access list`)"),
     Case("revoke-malformed-id", no_setup, "alice", "cmd", "revoke req-123",
          "'req-123' is not a request id (they look like req-20261112-3fa9c1)"),
     Case("revoke-unknown-id", no_setup, "alice", "cmd", f"revoke {UNKNOWN_RID}",

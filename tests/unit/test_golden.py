@@ -53,7 +53,8 @@ ONE_APPROVAL = PENDING.change(approvals=(BOB,))
 GRANTED = dict(status=RequestStatus.APPROVED, approvals=(BOB, CAROL), decided_by="carol",
                decided_at=CAROL.at, expires_at=EXPIRES)
 ACTIVE = PENDING.change(**GRANTED, grant_status=GrantStatus.ACTIVE, granted_at=t(14, 2, 17),
-                        policy_arn=f"arn:aws:iam::{BASTION}:policy/drawbridge/drawbridge-{RID}")
+                        policy_arn=f"arn:aws:iam::{BASTION}:policy/drawbridge/drawbridge-{RID}",
+                        mfa_serial=f"arn:aws:iam::{BASTION}:mfa/alice-phone")
 DENIED = ONE_APPROVAL.change(status=RequestStatus.DENIED, decided_by="carol", decided_at=t(14, 3, 40))
 EXPIRED_REQUEST = ONE_APPROVAL.change(status=RequestStatus.EXPIRED, decided_by="drawbridge",
                                       decided_at=t(15, 0, 30))
@@ -164,6 +165,11 @@ def test_card_golden(name):
 def test_granted_dm_golden():
     text, blocks = granted_dm(ACTIVE, BASTION)
     check_golden("dm_granted", {"text": text, "blocks": blocks})
+
+
+def test_granted_dm_without_an_mfa_device_golden():
+    text, blocks = granted_dm(ACTIVE.change(mfa_serial=None), BASTION)
+    check_golden("dm_granted_no_mfa_device", {"text": text, "blocks": blocks})
 
 
 def _actions(blocks: list[dict]) -> list[dict]:

@@ -30,7 +30,7 @@ from chalicelib.slack.parse import (
 from local.slack_standin import slack_escape
 from tests.fixtures import load_slack
 
-REVOKE_USAGE = "usage: `/aws-access revoke <request-id>` (see `/aws-access list`)"
+REVOKE_USAGE = "usage: `/aws-access revoke &lt;request-id&gt;` (see `/aws-access list`)"
 
 
 def not_an_id(word: str) -> str:
@@ -89,7 +89,7 @@ def test_request_needs_three_words(text):
     with pytest.raises(CommandError) as err:
         parse_command_text(text)
     assert str(err.value) == "a request needs an account, a role and a duration.\n" + USAGE
-    assert "/aws-access <account> <role> <duration> [reason ...]" in str(err.value)
+    assert "/aws-access &lt;account&gt; &lt;role&gt; &lt;duration&gt; [reason ...]" in str(err.value)
 
 
 def test_reason_over_the_limit_is_refused():
