@@ -1,8 +1,8 @@
 """Glue between Chalice events and the use cases: verify, parse, call, reply, defer.
 
 Every HTTP answer to a correctly signed request is a 200 within Slack's 3 s
-(a refusal is an ephemeral message). A bad signature is a 401, a malformed
-body a 400, and neither changes anything. An unexpected error is logged with a
+(a refusal is an ephemeral message, and so is a signed body Drawbridge cannot read).
+A bad signature is a 401; neither changes anything. An unexpected error is logged with a
 correlation id and the user sees only that id.
 """
 

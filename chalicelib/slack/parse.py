@@ -1,6 +1,7 @@
 """Slack payloads -> typed commands and clicks (pure: stdlib only).
 
-Anything malformed raises ``BadPayload`` (answered with HTTP 400, no effect);
+Anything malformed raises ``BadPayload`` (a signed one is answered with an ephemeral
+refusal and has no effect);
 a well-formed command the grammar does not accept raises ``CommandError``
 whose message is shown to the user as an ephemeral reply.
 
@@ -38,7 +39,7 @@ _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}", re.ASCII)
 
 
 class BadPayload(ValueError):
-    """Not a Slack payload we understand: HTTP 400, nothing happens."""
+    """Not a Slack payload we understand: refused (ephemerally, when signed), nothing happens."""
 
 
 class CommandError(ValueError):
