@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Protocol
 
 from . import policy as pol
-from .catalog import approval_blocker
+from .domain.eligibility import approval_blocker
 from .adapters.iam import GrantLimitReached
 from .adapters.store import Conflict
 from .domain import decide as rules
