@@ -36,7 +36,7 @@ from typing import Annotated, Any, Sequence
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from chalicelib.domain.eligibility import _either, _shortfall, approval_blocker  # noqa: F401 (re-exported)
+from chalicelib.domain.eligibility import _approvals, _either, _shortfall, approval_blocker  # noqa: F401 (re-exported)
 from chalicelib.domain.duration import DAY, HOUR, DurationError, format_duration, parse_duration
 
 DEFAULT_PATH = "policies/access.toml"
