@@ -20,20 +20,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import hashlib
-import hmac
 import io
 import json
 import os
 import statistics
 import time
-import urllib.parse
-import uuid
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from local import slack_client
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "policies" / "access.toml"
@@ -297,49 +295,9 @@ def patched_env(values: dict[str, str | None]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-# ---- Slack requests as Slack signs them ---------------------------------------------------------
-def load_slack(name: str) -> Any:
-    return json.loads((FIXTURES / "slack" / f"{name}.json").read_text(encoding="utf-8"))
-
-
+# ---- fixtures -----------------------------------------------------------------------------------
 def load_cloudtrail(name: str) -> dict:
     return json.loads((FIXTURES / "cloudtrail" / f"{name}.json").read_text(encoding="utf-8"))
-
-
-def sign(body: str, secret: str = SIGNING_SECRET) -> dict:
-    ts = str(int(time.time()))
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
-
-
-_SLASH = None
-_CLICK = None
-
-
-def trigger_id() -> str:
-    """Slack gives every invocation its own trigger id (a redelivery repeats it)."""
-    return f"{int(time.time())}.2222222222.{uuid.uuid4().hex}"
-
-
-def slash_body(user_id: str, text: str) -> str:
-    global _SLASH
-    if _SLASH is None:
-        _SLASH = load_slack("slash_command")
-    form = dict(_SLASH)
-    form.update(user_id=user_id, user_name=user_id.lower(), text=text, trigger_id=trigger_id())
-    return urllib.parse.urlencode(form)
-
-
-def click_body(user_id: str, action_id: str, request_id: str) -> str:
-    global _CLICK
-    if _CLICK is None:
-        _CLICK = load_slack("block_actions_approve")
-    payload = copy.deepcopy(_CLICK)
-    payload["trigger_id"] = trigger_id()
-    payload["user"].update(id=user_id, username=user_id.lower(), name=user_id.lower())
-    payload["actions"][0].update(action_id=action_id, value=request_id)
-    return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
 
 # ---- the in-process stack ----------------------------------------------------------------------
@@ -357,7 +315,7 @@ class Stack:
         return self.catalog.people[person].slack_user
 
     def _post(self, path: str, body: str) -> tuple[int, Any]:
-        resp = self.client.http.post(path, headers=sign(body), body=body)
+        resp = self.client.http.post(path, headers=slack_client.sign(body, SIGNING_SECRET), body=body)
         try:
             parsed = json.loads(resp.body) if resp.body else None
         except ValueError:
@@ -365,10 +323,10 @@ class Stack:
         return resp.status_code, parsed
 
     def command(self, person: str, text: str) -> tuple[int, Any]:
-        return self._post("/slack/commands", slash_body(self.slack_id(person), text))
+        return self._post("/slack/commands", slack_client.slash_body(self.slack_id(person), text))
 
     def click(self, person: str, action: str, request_id: str) -> tuple[int, Any]:
-        return self._post("/slack/interactions", click_body(self.slack_id(person), action, request_id))
+        return self._post("/slack/interactions", slack_client.click_body(self.slack_id(person), action, request_id))
 
     def approve(self, person: str, request_id: str) -> tuple[int, Any]:
         return self.click(person, "approve_request", request_id)

@@ -18,8 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .harness import (BOT_TOKEN, CATALOG, FUNCTION, ROOT, TABLE, base_env, create_worker_function, load_slack,
-                      patched_env)
+from .harness import BOT_TOKEN, CATALOG, FUNCTION, ROOT, TABLE, base_env, create_worker_function, patched_env
 
 CHILD = ROOT / "bench" / "_first_request.py"
 
@@ -56,12 +55,11 @@ class ServerStack:
 
     def child(self, **extra: str) -> tuple[dict, float]:
         """Run the Lambda-like child; returns its BENCH_RESULT and the process's wall time."""
-        slash = load_slack("slash_command")
-        slash.update(user_id=self.catalog.people["alice"].slack_user, user_name="alice")
+        alice = {"user_id": self.catalog.people["alice"].slack_user, "user_name": "alice"}  # who types
         env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
         env.update(self.world.service.env(), AWS_ENDPOINT_URL=self.url, SLACK_API_URL=self.slack.url,
                    AWS_LAMBDA_FUNCTION_NAME=FUNCTION, PYTHONDONTWRITEBYTECODE="1",
-                   BENCH_SLASH_FORM=json.dumps(slash), BENCH_FIRST_TEXT="prod admin 1h cold start",
+                   BENCH_SLASH_USER=json.dumps(alice), BENCH_FIRST_TEXT="prod admin 1h cold start",
                    BENCH_SECOND_TEXT="prod readonly 1h warm")
         env.update(extra)
         t0 = time.perf_counter()

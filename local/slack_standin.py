@@ -23,9 +23,10 @@ need that ``D...`` id (a user id gets ``channel_not_found``, as Slack documents)
 documents); the previous version is appended to ``Message.updates``.
 
 Text as Slack treats it. Slack sends what a person typed with ``&``, ``<`` and ``>``
-escaped (:func:`slack_escape`; everything here that plays a person typing uses it), and
-shows mrkdwn the other way round: ``<...>`` control sequences become mentions and links,
-then ``&amp;``/``&lt;``/``&gt;`` are shown as ``&``/``<``/``>`` (:func:`display_mrkdwn`).
+escaped (:func:`slack_escape`, re-exported from ``local/slack_client.py``, which builds
+every request "Slack" sends to the app), and shows mrkdwn the other way round: ``<...>``
+control sequences become mentions and links, then ``&amp;``/``&lt;``/``&gt;`` are shown
+as ``&``/``<``/``>`` (:func:`display_mrkdwn`).
 ``Message.displayed_text()`` is what a person sees; ``Message.mentions()`` lists the
 raw ``<!channel>``/``<!here>``/``<!everyone>``/``<@U…>``/``<!subteam^…>`` sequences in its
 mrkdwn, i.e. who it would ping. ``Message.all_text()`` stays the raw wire text. The
@@ -52,8 +53,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import parse_qsl, urlsplit
 
+from local.slack_client import TEAM_ID, slack_escape  # noqa: F401 - slack_escape is re-exported here
+
 Printer = Callable[[str], None]
-BOT_USER_ID, BOT_ID, TEAM_ID = "U0DRAWBRDG", "B0DRAWBRDG", "T0STANDIN"
+BOT_USER_ID, BOT_ID = "U0DRAWBRDG", "B0DRAWBRDG"  # the workspace: TEAM_ID, as the Slack client sends it
 _JSON_ARGS = {"blocks": "invalid_blocks_format", "attachments": "invalid_attachments",
               "metadata": "invalid_metadata_format"}  # argument -> Slack error when malformed
 
@@ -137,17 +140,10 @@ def dm_channel(channel: str) -> str:
 
 
 # ---- text as Slack treats it ---------------------------------------------------------------
-_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _ENTITY = re.compile(r"&(amp|lt|gt);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
 _CONTROL = re.compile(r"<([^<>]*)>")  # in mrkdwn every raw <...> is a control sequence
 _MENTION = re.compile(r"<(?:@[UW][A-Z0-9]+|!(?:channel|here|everyone|subteam\^[A-Z0-9]+))(?:\|[^<>]*)?>")
-
-
-def slack_escape(text: str) -> str:
-    """Typed text as Slack sends it to an app (slash command ``text``): ``&``, ``<`` and
-    ``>`` escaped, nothing else. Use it wherever a test or tool plays a person typing."""
-    return str(text).translate(_SLACK_ESCAPES)
 
 
 def display_mrkdwn(text: str, names: Optional[dict[str, str]] = None, *, show_urls: bool = False) -> str:

@@ -10,19 +10,13 @@ button clicks as catalog people.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
-import urllib.parse
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from local.slack_standin import slack_escape
-from tests.fixtures import load_slack
+from local import slack_client
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "policies" / "access.toml"
@@ -76,33 +70,22 @@ def slack(monkeypatch):
         yield standin
 
 
-def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
-
-
-def trigger_id() -> str:
-    """Slack gives every invocation its own trigger id (a retried delivery repeats it)."""
-    return f"{int(time.time())}.2222222222.{uuid.uuid4().hex}"
+# Slack's requests: built and signed by local/slack_client.py (the one Slack client of
+# tests, bench and the local stack); these wrappers only fill in the tests' signing secret.
+def sign(body: str | bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict:
+    """Slack's v0 signature headers for ``body`` (signed now, or at ``timestamp``)."""
+    return slack_client.sign(body, secret, timestamp)
 
 
 def slash_body(user_id: str, text: str, trigger: str | None = None) -> str:
     """The form Slack posts when ``user_id`` types ``/aws-access <text>``: the typed text
-    with ``&``, ``<`` and ``>`` escaped, as Slack sends it."""
-    form = dict(load_slack("slash_command"))
-    form.update(user_id=user_id, user_name=user_id.lower(), text=slack_escape(text),
-                trigger_id=trigger or trigger_id())
-    return urllib.parse.urlencode(form)
+    with ``&``, ``<`` and ``>`` escaped, as Slack sends it. ``trigger``: replay a delivery."""
+    return slack_client.slash_body(user_id, text, trigger=trigger)
 
 
 def click_body(user_id: str, action_id: str, request_id: str, trigger: str | None = None) -> str:
-    payload = load_slack("block_actions_approve")
-    payload["trigger_id"] = trigger or trigger_id()
-    payload["user"].update(id=user_id, username=user_id.lower(), name=user_id.lower())
-    payload["actions"][0].update(action_id=action_id, value=request_id)
-    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+    """The block_actions payload Slack posts when ``user_id`` clicks ``action_id`` on a card."""
+    return slack_client.click_body(user_id, action_id, request_id, trigger=trigger)
 
 
 @dataclass

@@ -9,8 +9,6 @@ Each "no effect" check compares the whole table, every Slack call and IAM before
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -23,20 +21,20 @@ from typing import Callable
 import pytest
 
 from chalicelib.domain.model import RequestStatus
+from local import slack_client
 from local.seed import client as aws
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TABLE, click_body, sign, slash_body
 from tests.fixtures import load_slack
 
-FORM = "application/x-www-form-urlencoded"
+FORM = slack_client.FORM
 PEOPLE = ("alice", "bob", "carol", "dave")
 RID = re.compile(r"req-\d{8}-[0-9a-f]{6}")
 
 
 def sign_bytes(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None,
                content_type: str = FORM) -> dict:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    """Signed as Slack would sign these exact bytes (even ones that are not UTF-8)."""
+    return slack_client.sign(body, secret, timestamp, content_type=content_type)
 
 
 def table_items(stack, bookkeeping: bool = True) -> list[dict]:

@@ -27,6 +27,11 @@ class FixedClock(Clock):
 CLOCK = FixedClock(NOW)
 
 
+# Deliberately NOT local/slack_client.py's signature(): this test checks the app's verifier
+# against a signature computed independently, straight from Slack's documented recipe (and
+# pinned to Slack's own worked example below). Were both sides to share one helper, the
+# same mistake in it would pass unnoticed; tests/unit/test_slack_client.py checks that the
+# shared client agrees with the verifier.
 def signature(body: bytes, timestamp: int | str, secret: str = SECRET) -> str:
     base = b"v0:" + str(timestamp).encode() + b":" + body
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()

@@ -1,0 +1,134 @@
+"""Slack's side of the wire: requests to the app signed and shaped the way Slack sends them.
+
+The one place tests, benchmarks and the local stack build Slack requests::
+
+    body = slash_body("U0ALICE001", "prod admin 2h R&D <ops>")        # /aws-access <typed text>
+    body = click_body("U0BOB00001", "approve_request", request_id)      # a button on the card
+    headers = sign(body, signing_secret)                                # v0 HMAC-SHA256 + timestamp
+
+* :func:`sign`: Slack's v0 scheme, ``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}``
+  under the app's signing secret, in ``X-Slack-Signature``, with the timestamp in
+  ``X-Slack-Request-Timestamp``; ``Content-Type`` is the form type Slack posts.
+* :func:`slash_form` / :func:`slash_body`: every field Slack posts for a slash command,
+  the typed text escaped as Slack escapes it (:func:`slack_escape`).
+* :func:`click_payload` / :func:`click_body`: a ``block_actions`` interaction
+  (``payload=<JSON>``) for one button: user, channel, container, message, the action.
+* :func:`trigger_id`: a fresh trigger id (Slack gives each invocation its own; a
+  redelivery repeats it, so pass ``trigger=`` to replay one).
+
+The workspace is the Slack stand-in's (``local/slack_standin.py``): team ``T0STANDIN``,
+app ``A0DRAWBRDG``, approvals channel ``C0APPROVE1``. Stdlib only, importing nothing a
+fresh process would not already need to sign a request (``bench/_first_request.py``
+times a cold start after importing this), and nothing from ``chalicelib``.
+"""
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+import uuid
+
+FORM = "application/x-www-form-urlencoded"
+COMMAND = "/aws-access"
+TEAM_ID, TEAM_DOMAIN = "T0STANDIN", "standin"
+API_APP_ID = "A0DRAWBRDG"
+VERIFICATION_TOKEN = "local-standin-verification-token"  # the deprecated token Slack still sends
+APPROVALS_CHANNEL, APPROVALS_CHANNEL_NAME = "C0APPROVE1", "aws-access-approvals"
+RESPONSE_URL_BASE = "https://hooks.slack.com"  # never called by the app; the local stack points it at the stand-in
+
+_STYLES = {"approve_request": "primary", "deny_request": "danger"}  # the card's buttons, as Slack echoes them
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def slack_escape(text: str) -> str:
+    """Typed text as Slack sends it to an app (slash command ``text``): ``&``, ``<`` and
+    ``>`` escaped, nothing else. Use it wherever a test or tool plays a person typing."""
+    return str(text).translate(_SLACK_ESCAPES)
+
+
+# ---- signing ---------------------------------------------------------------------------------
+def signature(body: str | bytes, secret: str, timestamp: int | str) -> str:
+    """``v0=<hex HMAC-SHA256 of v0:{timestamp}:{body}>`` (body as sent: str is UTF-8 encoded)."""
+    raw = body.encode() if isinstance(body, str) else bytes(body)
+    base = b"v0:" + str(timestamp).encode() + b":" + raw
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def sign(body: str | bytes, secret: str, timestamp: int | None = None, *,
+         content_type: str = FORM) -> dict[str, str]:
+    """The headers Slack sends with ``body``: signed now (or at ``timestamp``, Unix seconds)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature(body, secret, ts)}
+
+
+# ---- ids -------------------------------------------------------------------------------------
+def _digits(n: int) -> str:
+    return f"{uuid.uuid4().int % 10**n:0{n}d}"
+
+
+def trigger_id() -> str:
+    """A fresh trigger id, shaped like Slack's (``<seconds>.<digits>.<32 hex>``)."""
+    return f"{int(time.time())}.{_digits(10)}.{uuid.uuid4().hex}"
+
+
+def response_url(kind: str = "commands", base: str = RESPONSE_URL_BASE, team_id: str = TEAM_ID) -> str:
+    """A fresh response_url (``kind``: "commands" or "actions"), as Slack's are shaped."""
+    return f"{base.rstrip('/')}/{kind}/{team_id}/{_digits(13)}/{uuid.uuid4().hex[:24]}"
+
+
+# ---- bodies ----------------------------------------------------------------------------------
+def slash_form(user_id: str, text: str, *, user_name: str | None = None,
+               channel_id: str = APPROVALS_CHANNEL, channel_name: str = APPROVALS_CHANNEL_NAME,
+               command: str = COMMAND, trigger: str | None = None,
+               response_url_base: str = RESPONSE_URL_BASE) -> dict[str, str]:
+    """The form Slack posts when ``user_id`` types ``<command> <text>``; ``text`` is what
+    they typed, sent escaped (``&``, ``<``, ``>``) as Slack sends it."""
+    return {
+        "token": VERIFICATION_TOKEN, "team_id": TEAM_ID, "team_domain": TEAM_DOMAIN,
+        "channel_id": channel_id, "channel_name": channel_name,
+        "user_id": user_id, "user_name": user_name or user_id.lower(),
+        "command": command, "text": slack_escape(text), "api_app_id": API_APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url("commands", response_url_base),
+        "trigger_id": trigger or trigger_id(),
+    }
+
+
+def slash_body(user_id: str, text: str, **fields) -> str:
+    """:func:`slash_form`, form-encoded: the body to sign and post to ``/slack/commands``."""
+    return urllib.parse.urlencode(slash_form(user_id, text, **fields))
+
+
+def click_payload(user_id: str, action_id: str, value: str, *, user_name: str | None = None,
+                  channel_id: str = APPROVALS_CHANNEL, channel_name: str = APPROVALS_CHANNEL_NAME,
+                  message_ts: str | None = None, message_text: str = "", blocks: list | None = None,
+                  block_id: str = "req_actions", trigger: str | None = None,
+                  response_url_base: str = RESPONSE_URL_BASE) -> dict:
+    """The ``block_actions`` payload Slack posts when ``user_id`` clicks the button
+    ``action_id`` (carrying ``value``) on the message ``message_ts`` in ``channel_id``."""
+    name = user_name or user_id.lower()
+    ts = message_ts or f"{int(time.time())}.000100"
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": name, "name": name, "team_id": TEAM_ID},
+        "api_app_id": API_APP_ID, "token": VERIFICATION_TOKEN,
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False},
+        "trigger_id": trigger or trigger_id(),
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN}, "enterprise": None, "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": channel_name},
+        "message": {"type": "message", "ts": ts, "text": message_text, "blocks": list(blocks or [])},
+        "state": {"values": {}},
+        "response_url": response_url("actions", response_url_base),
+        "actions": [{"action_id": action_id, "block_id": block_id,
+                     "text": {"type": "plain_text", "text": action_id.split("_")[0].title(), "emoji": True},
+                     "value": value, **({"style": _STYLES[action_id]} if action_id in _STYLES else {}),
+                     "type": "button", "action_ts": f"{time.time():.6f}"}],
+    }
+
+
+def click_body(user_id: str, action_id: str, value: str, **fields) -> str:
+    """:func:`click_payload` as Slack posts it (``payload=<JSON>``, form-encoded) to
+    ``/slack/interactions``."""
+    return urllib.parse.urlencode({"payload": json.dumps(click_payload(user_id, action_id, value, **fields))})
