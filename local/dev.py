@@ -36,6 +36,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from local.handle import SLACK_USER_ID
 from local.stack import (
     CATALOG,
     ROOT,
@@ -48,7 +49,6 @@ from local.stack import (
     port_open,
     refresh_cloudtrail,
 )
-from local.stack import _SLACK_USER_ID as SLACK_USER_ID
 
 STATE = ROOT / ".drawbridge-dev.json"
 ACTIONS = {"approve": "approve_request", "deny": "deny_request"}

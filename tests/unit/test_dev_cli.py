@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.slack.parse import parse_command_text, parse_slash_command
+from chalicelib.slack.parse import parse_command_text, parse_interaction, parse_slash_command
 from local import dev
 from local.slack_standin import slack_escape
 from local.stack import CATALOG, Reply, StackHandle, UnknownPerson
@@ -131,6 +131,20 @@ def test_signed_command_sends_typed_text_as_slack_does(handle):
     cmd = parse_slash_command(body.encode())
     assert cmd.text == typed
     assert parse_command_text(cmd.text).reason == "R&D <ops> <!channel> &lt; https://example.com/x"
+
+
+def test_signed_click_names_the_cards_message(handle, monkeypatch):
+    h, posted = handle
+    card = {"channel": "C0APPROVE1", "ts": "1794492001.000200", "text": "card", "blocks": [],
+            "metadata": {"event_payload": {"request_id": "req-20261112-0a11ce"}}}
+    monkeypatch.setattr(h, "messages", lambda **kw: [card])
+    h.signed_click("bob", "approve_request", "req-20261112-0a11ce")
+    [(path, body)] = posted
+    click = parse_interaction(body.encode())
+    assert path == "/slack/interactions"
+    assert (click.user_id, click.action_id, click.request_id) == ("U0BOB00001", "approve_request",
+                                                                  "req-20261112-0a11ce")
+    assert (click.channel_id, click.message_ts) == ("C0APPROVE1", "1794492001.000200")
 
 
 def test_slack_id(handle):
