@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
-from chalicelib.domain.model import Approval, GrantStatus, Request, RequestStatus
+from chalicelib.domain.model import Approval, GrantStatus, Principal, Request, RequestStatus
 
 PROD_ADMIN = "arn:aws:iam::222222222222:role/admin"
 _ENDINGS = [  # (status, grant status) of ended records, cycled
@@ -37,7 +37,7 @@ def _rid(at: datetime, serial: int) -> str:
 def _base(rid: str, who: tuple[str, str, str], created: datetime, *, hours: int = 1,
           reason: str = "bench") -> dict:
     key, slack, iam_user = who
-    return dict(request_id=rid, requester=key, requester_slack=slack, iam_user=iam_user,
+    return dict(request_id=rid, requester=key, requester_slack=slack, principal=Principal.iam_user(iam_user),
                 account="prod", account_id="222222222222", role="admin", role_arn=PROD_ADMIN,
                 production=True, duration_seconds=hours * 3600, reason=reason, approvals_required=2,
                 created_at=created, pending_until=created + timedelta(hours=1))
@@ -117,7 +117,7 @@ def grant_in_iam(iam, bastion_account_id: str, requests: Iterable[Request]) -> i
             iam.create_user(UserName=req.iam_user)
         except iam.exceptions.EntityAlreadyExistsException:
             pass
-        grants.grant(iam_user=req.iam_user, request_id=req.request_id,
+        grants.grant(principal=req.principal, request_id=req.request_id,
                      document=pol.grant_policy(req.role_arn, req.expires_at, req.request_id),
                      description=pol.description(req.request_id, req.requester, req.label, req.expires_at),
                      tags={"drawbridge:request-id": req.request_id})

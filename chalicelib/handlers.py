@@ -65,11 +65,12 @@ def _verified(app) -> tuple[Any, bytes] | tuple[Any, None]:
     return None, body
 
 
-def defer(jobs: list[dict]) -> None:
+def defer(jobs: list) -> None:
     """Run follow-up work: in Lambda by the async worker, elsewhere right here."""
     if not jobs:
         return
     from . import wiring
+    from .usecases.jobs import to_wire
 
     s = wiring.settings()
     if s.in_lambda:
@@ -77,15 +78,16 @@ def defer(jobs: list[dict]) -> None:
 
         wiring.lambda_client(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION")).invoke(
             FunctionName=s.worker_function, InvocationType="Event",
-            Payload=json.dumps({"jobs": jobs, "correlation_id": correlation_id()}).encode(),
+            Payload=json.dumps({"jobs": [to_wire(j) for j in jobs], "correlation_id": correlation_id()}).encode(),
         )
         return
     wiring.service(s).run_all(jobs, on_error=log_job_error)
 
 
-def log_job_error(job: dict, exc: Exception) -> None:
-    logger().exception("job failed; the sweep will retry what it can",
-                       extra={"job": job.get("job"), "request_id": job.get("request_id")})
+def log_job_error(job, exc: Exception) -> None:
+    from .usecases.jobs import describe
+
+    logger().exception("job failed; the sweep will retry what it can", extra=describe(job))
 
 
 def _slack_route(app, what: str, parse, act):
@@ -121,47 +123,38 @@ def slack_interaction(app):
 
 def _command(cmd):
     from . import wiring
+    from .usecases.deliveries import Repeated
 
     logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
     svc = wiring.service()
-    key = f"cmd#{cmd.trigger_id}" if cmd.trigger_id else None
-    if key:  # a redelivered command must not act twice
-        first, earlier = svc.store.first_delivery(key, svc.now())
-        if not first:
-            logger().info("repeated slash command delivery ignored")
-            return _ephemeral(earlier or "Still working on this command; see the messages above.")
     try:
-        reply = svc.command(cmd)
-    except Exception:
-        if key:  # nothing was decided: let a redelivery try again
-            svc.store.forget_delivery(key)
-        raise
+        reply = svc.command(cmd, delivery=cmd.trigger_id, on_remember_error=lambda _: logger().warning(
+            "could not remember the reply for a redelivery", exc_info=True))
+    except Repeated as repeat:  # a redelivered command must not act twice
+        logger().info("repeated slash command delivery ignored")
+        return _ephemeral(repeat.reply or "Still working on this command; see the messages above.")
     defer(reply.jobs)
-    if key:
-        try:
-            svc.store.remember_reply(key, reply.text)
-        except Exception:  # noqa: BLE001 - the request stands; a redelivery just gets a generic answer
-            logger().warning("could not remember the reply for a redelivery", exc_info=True)
     return _ephemeral(reply.text)
 
 
 def _interaction(click):
     from . import wiring
+    from .usecases.deliveries import Repeated
+    from .usecases.jobs import Ephemeral
 
     if click is None:  # an interaction Drawbridge does not handle (e.g. a modal)
         return _response(200, "")
     logger().info("button click", extra={"slack_user": click.user_id, "action": click.action_id[:40],
                                          "request": click.request_id[:40]})
     svc = wiring.service()
-    if click.trigger_id and not svc.store.first_delivery(f"click#{click.trigger_id}", svc.now())[0]:
-        logger().info("repeated interaction delivery ignored")
-        return _response(200, "")
     try:
-        defer(svc.click(click))
+        defer(svc.click(click, delivery=click.trigger_id))
+    except Repeated:
+        logger().info("repeated interaction delivery ignored")
     except Exception:  # noqa: BLE001 - Slack shows nothing of a click's HTTP body: tell the clicker
         text = _unexpected("interaction")
         try:
-            svc.slack.ephemeral(click.channel_id, click.user_id, text)
+            svc.run(Ephemeral(click.channel_id, click.user_id, text))
         except Exception:  # noqa: BLE001 - already logged with its correlation id
             pass
     return _response(200, "")
@@ -169,6 +162,7 @@ def _interaction(click):
 
 def worker(event: dict) -> dict:
     from . import wiring
+    from .usecases.jobs import describe
 
     jobs = event.get("jobs") if isinstance(event, dict) else None
     if not isinstance(jobs, list):
@@ -177,7 +171,7 @@ def worker(event: dict) -> dict:
 
     def on_error(job, exc):
         log_job_error(job, exc)
-        failures.append(str(job.get("job")))
+        failures.append(str(describe(job)["job"]))
 
     wiring.service().run_all(jobs, on_error=on_error)
     return {"jobs": len(jobs), "failed": failures}
@@ -192,9 +186,9 @@ def sweep() -> dict:
 
 
 def role_assumed(event: dict) -> dict:
-    from . import alerting, wiring
+    from . import wiring
     from .log import metric
 
-    outcome = alerting.handle(wiring.service(), event, log=logger(), metric=metric)
+    outcome = wiring.service().role_assumed(event, log=logger(), metric=metric)
     logger().info("role assumption handled", extra={"outcome": outcome.__dict__})
     return outcome.__dict__

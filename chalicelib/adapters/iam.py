@@ -1,22 +1,33 @@
 """IAM grants in the bastion account: one managed policy per grant under /drawbridge/.
 
+The adapter for principals of kind ``iam_user`` (the only kind today): the policy is
+attached to the IAM user. Another kind of principal would be another adapter behind the
+same port (:class:`chalicelib.ports.Grants`).
+
 Every operation is idempotent so a retried worker or sweep converges:
 creating a policy that exists reuses it, removing one that is gone succeeds.
 Only policies under ``/drawbridge/`` named ``drawbridge-<request id>`` are ever
-touched (see chalicelib/policy.py).
+touched (see chalicelib/policy.py). IAM's errors are translated into the domain's
+(:class:`GrantLimitReached`); anything else is a transient failure to the caller.
 """
 
 from __future__ import annotations
 
 from .. import policy as pol
+from ..domain.errors import GrantLimitReached
+from ..domain.model import Principal
 
-
-class GrantLimitReached(Exception):
-    """The user already has as many managed policies attached as IAM allows."""
+__all__ = ["GrantLimitReached", "IamGrants"]
 
 
 def _code(exc) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def _user(principal: Principal) -> str:
+    if principal.kind != Principal.IAM_USER:
+        raise ValueError(f"IamGrants attaches grants to IAM users, not {principal.kind}")
+    return principal.name
 
 
 class IamGrants:
@@ -30,16 +41,17 @@ class IamGrants:
     def arn(self, request_id: str) -> str:
         return pol.policy_arn(self._account, request_id, self._path)
 
-    def grant(self, *, iam_user: str, request_id: str, document: dict, description: str,
+    def grant(self, *, principal: Principal, request_id: str, document: dict, description: str,
               tags: dict[str, str]) -> str:
         """Create the grant's policy (or reuse it) and attach it to the user."""
         from botocore.exceptions import ClientError
 
+        user = _user(principal)
         arn = self.arn(request_id)
-        attached = self.attached(iam_user)
+        attached = self.attached(user)
         if arn not in attached and len(attached) >= self._max_attached:
             raise GrantLimitReached(
-                f"IAM user {iam_user} already has {len(attached)} managed policies attached "
+                f"IAM user {user} already has {len(attached)} managed policies attached "
                 f"(the limit is {self._max_attached}); revoke a grant first"
             )
         try:
@@ -54,10 +66,10 @@ class IamGrants:
             if _code(exc) != "EntityAlreadyExists":
                 raise
         if arn not in attached:
-            self._iam.attach_user_policy(UserName=iam_user, PolicyArn=arn)
+            self._iam.attach_user_policy(UserName=user, PolicyArn=arn)
         return arn
 
-    def revoke(self, *, iam_user: str, request_id: str) -> list[str]:
+    def revoke(self, *, principal: Principal, request_id: str) -> list[Principal]:
         """Detach and delete exactly this grant's policy; already gone counts as done.
 
         Returns the *other* users it also had to be detached from (a copy made by hand),
@@ -65,7 +77,7 @@ class IamGrants:
         """
         from botocore.exceptions import ClientError
 
-        self.revoke_from(iam_user, request_id)
+        self.revoke_from(principal, request_id)
         try:
             self._iam.delete_policy(PolicyArn=self.arn(request_id))
             return []
@@ -74,15 +86,15 @@ class IamGrants:
                 return []
             if _code(exc) != "DeleteConflict":
                 raise
-        strangers = [u for u in self.attached_users(self.arn(request_id)) if u != iam_user]
+        strangers = [p for p in self.attached_principals(self.arn(request_id)) if p != principal]
         self.remove_policy(request_id, strangers)
         return strangers
 
-    def mfa_serial(self, iam_user: str) -> str | None:
+    def mfa_serial(self, principal: Principal) -> str | None:
         """The serial (ARN) of the user's MFA device, for the DM's CLI profile; None if the
         user has none. With several devices, the one enabled first (the one people set up
         when they joined; the profile is a suggestion, IAM accepts any of their devices)."""
-        devices = self._iam.list_mfa_devices(UserName=iam_user).get("MFADevices", [])
+        devices = self._iam.list_mfa_devices(UserName=_user(principal)).get("MFADevices", [])
         devices = sorted(devices, key=lambda d: (str(d.get("EnableDate", "")), d.get("SerialNumber", "")))
         return devices[0]["SerialNumber"] if devices else None
 
@@ -96,7 +108,7 @@ class IamGrants:
         """Every policy Drawbridge created: (request id, policy ARN, how many entities hold it).
 
         One ``ListPolicies`` page per 100 policies; who holds a policy is a separate call
-        (:meth:`attached_users`), made only when the count alone cannot settle it.
+        (:meth:`attached_principals`), made only when the count alone cannot settle it.
         """
         out = []
         for page in self._iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=self._path):
@@ -107,30 +119,30 @@ class IamGrants:
                 out.append((rid, p["Arn"], int(p.get("AttachmentCount", 0))))
         return out
 
-    def attached_users(self, policy_arn: str) -> list[str]:
-        users: list[str] = []
+    def attached_principals(self, policy_arn: str) -> list[Principal]:
+        users: list[Principal] = []
         for page in self._iam.get_paginator("list_entities_for_policy").paginate(
                 PolicyArn=policy_arn, EntityFilter="User"):
-            users.extend(u["UserName"] for u in page["PolicyUsers"])
+            users.extend(Principal.iam_user(u["UserName"]) for u in page["PolicyUsers"])
         return users
 
-    def remove_policy(self, request_id: str, users: list[str]) -> None:
-        """Detach a Drawbridge policy from every user given and delete it."""
+    def remove_policy(self, request_id: str, principals: list[Principal]) -> None:
+        """Detach a Drawbridge policy from every principal given and delete it."""
         from botocore.exceptions import ClientError
 
-        for user in users:
-            self.revoke_from(user, request_id)
+        for principal in principals:
+            self.revoke_from(principal, request_id)
         try:
             self._iam.delete_policy(PolicyArn=self.arn(request_id))
         except ClientError as exc:
             if _code(exc) != "NoSuchEntity":
                 raise
 
-    def revoke_from(self, iam_user: str, request_id: str) -> None:
+    def revoke_from(self, principal: Principal, request_id: str) -> None:
         from botocore.exceptions import ClientError
 
         try:
-            self._iam.detach_user_policy(UserName=iam_user, PolicyArn=self.arn(request_id))
+            self._iam.detach_user_policy(UserName=_user(principal), PolicyArn=self.arn(request_id))
         except ClientError as exc:
             if _code(exc) != "NoSuchEntity":
                 raise

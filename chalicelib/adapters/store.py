@@ -13,7 +13,7 @@ Sparse indexes keep every query proportional to what is live, never to history:
 
 * ``open_by_person``  (open_pk = OPEN#<person>)   pending requests and live grants, for ``list``
 * ``due``             (due_pk = DUE, due_at)       what the sweep must look at, by time
-* ``grants_by_user``  (grant_pk = GRANT#<iam user>, grant_sk = <end>#<id>)  alert correlation
+* ``grants_by_user``  (grant_pk = GRANT#<principal key>, grant_sk = <end>#<id>)  alert correlation
 
 Every status change is one transaction: a Put of the record conditioned on the
 version it was read at, plus a Put of its audit event that may not exist yet.
@@ -25,16 +25,11 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-from ..domain.model import AuditEvent, GrantStatus, Request, RequestStatus, iso_z, utc
+from ..domain.errors import Conflict
+from ..domain.model import AuditEvent, Principal, Request, iso_z, utc
+from ..domain.timing import due_at, grant_window_end
 
-#: how long after the final approval a GRANTING request is retried by the sweep
-GRANT_RETRY_AFTER = timedelta(minutes=2)
-#: how long after a revoke was asked for a REVOKING request is retried by the sweep
-REVOKE_RETRY_AFTER = timedelta(minutes=1)
-
-
-class Conflict(Exception):
-    """A conditional write lost: somebody changed the item first. Re-read and re-decide."""
+__all__ = ["Conflict", "DynamoStore", "create_table_from_template", "event_item", "request_item"]
 
 
 def _s(value: str) -> dict:
@@ -45,32 +40,10 @@ def _key(pk: str, sk: str) -> dict:
     return {"PK": _s(pk), "SK": _s(sk)}
 
 
-def due_at(req: Request) -> datetime | None:
-    """When the sweep must next look at this request (None: never again)."""
-    if req.status is RequestStatus.PENDING:
-        return req.pending_until
-    if req.grant_status is GrantStatus.GRANTING:
-        return (req.decided_at or req.created_at) + GRANT_RETRY_AFTER
-    if req.grant_status is GrantStatus.ACTIVE:
-        return req.expires_at
-    if req.grant_status is GrantStatus.REVOKING:
-        return (req.ended_at or req.created_at) + REVOKE_RETRY_AFTER
-    return None
-
-
-def grant_window_end(req: Request) -> datetime | None:
-    """The end of the time the grant could be used (for alert correlation)."""
-    if req.granted_at is None or req.expires_at is None:
-        return None
-    if req.grant_status in (GrantStatus.REVOKED, GrantStatus.REVOKING) and req.ended_at:
-        return min(req.ended_at, req.expires_at)
-    return req.expires_at
-
-
 def request_item(req: Request) -> dict:
     item: dict[str, Any] = {
         **_key(f"REQ#{req.request_id}", "REQUEST"),
-        "doc": _s(req.model_dump_json()),
+        "doc": _s(req.to_json()),
         "status": _s(req.status.value),
         "grant_status": _s(req.grant_status.value),
         "version": {"N": str(req.version)},
@@ -82,7 +55,7 @@ def request_item(req: Request) -> dict:
         item["due_pk"] = _s("DUE")
         item["due_at"] = _s(iso_z(due))
     if (end := grant_window_end(req)) is not None:
-        item["grant_pk"] = _s(f"GRANT#{req.iam_user}")
+        item["grant_pk"] = _s(f"GRANT#{req.principal.key}")
         item["grant_sk"] = _s(f"{iso_z(end)}#{req.request_id}")
     return item
 
@@ -90,12 +63,12 @@ def request_item(req: Request) -> dict:
 def event_item(event: AuditEvent) -> dict:
     return {
         **_key(f"REQ#{event.request_id}", f"EVENT#{event.seq:06d}"),
-        "doc": _s(event.model_dump_json()),
+        "doc": _s(event.to_json()),
     }
 
 
 def _request(item: dict) -> Request:
-    return Request.model_validate_json(item["doc"]["S"])
+    return Request.from_json(item["doc"]["S"])
 
 
 class DynamoStore:
@@ -150,7 +123,7 @@ class DynamoStore:
             ExpressionAttributeValues={":pk": _s(f"REQ#{request_id}"), ":sk": _s("EVENT#")},
             ConsistentRead=True,
         )
-        return [AuditEvent.model_validate_json(i["doc"]["S"]) for i in items]
+        return [AuditEvent.from_json(i["doc"]["S"]) for i in items]
 
     def open_for(self, person: str) -> list[Request]:
         """Pending requests and live grants of one person (sparse index)."""
@@ -180,12 +153,12 @@ class DynamoStore:
         )
         return [_request(i) for i in items]
 
-    def grants_ending_after(self, iam_user: str, at: datetime) -> list[Request]:
-        """Grants of ``iam_user`` whose usable window ends at or after ``at``."""
+    def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
+        """Grants of ``principal`` whose usable window ends at or after ``at``."""
         items = self._query(
             IndexName="grants_by_user",
             KeyConditionExpression="grant_pk = :g AND grant_sk >= :t",
-            ExpressionAttributeValues={":g": _s(f"GRANT#{iam_user}"), ":t": _s(iso_z(at))},
+            ExpressionAttributeValues={":g": _s(f"GRANT#{principal.key}"), ":t": _s(iso_z(at))},
         )
         return [_request(i) for i in items]
 

@@ -1,4 +1,4 @@
-"""Approval, denial and revocation rules as pure decisions.
+"""Request, approval, denial and revocation rules as pure decisions.
 
 Each ``decide_*`` returns a :class:`Decision` carrying its reason, fit to show
 in Slack. The caller executes it (conditional write, then side effects); the
@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol, Sequence
 
+from .duration import DurationError, DurationTooLong, format_duration, parse_duration
+from .eligibility import approval_blocker
 from .model import GrantStatus, Request, RequestStatus, hhmm
 
 
@@ -141,3 +143,65 @@ def decide_revoke(req: Request, role: RoleRules | None, actor: str | None,
     if req.grant_status is GrantStatus.GRANTING:
         return _refuse(f"{req.request_id} is being granted right now; try again in a moment")
     return _refuse(describe_outcome(req))
+
+
+# --------------------------------------------------------------------------- requesting
+
+
+class RequestableRole(RoleRules, Protocol):
+    """What the request rules need from a catalog role."""
+
+    label: str
+    role_arn: str
+    production: bool
+    max_duration_seconds: int
+    reason_required: bool
+
+
+@dataclass(frozen=True)
+class RequestDecision:
+    allowed: bool
+    reason: str  # why it is refused; empty when allowed
+    seconds: int = 0  # the duration asked for, when it parsed
+
+
+def _refuse_request(reason: str) -> RequestDecision:
+    return RequestDecision(False, reason)
+
+
+def decide_request(person: str, role: RequestableRole, *, duration: str, reason: str,
+                   open_requests: Sequence[Request], max_open: int,
+                   typed: tuple[str, str] | None = None) -> RequestDecision:
+    """May ``person`` request ``role`` for ``duration`` with ``reason``, given the requests
+    they already hold open? The same rules, in the same order, for every entry point.
+
+    ``typed`` is the (account, role) words as the person typed them, for the example in
+    the missing-reason refusal.
+    """
+    if person not in role.requesters:
+        return _refuse_request(f"you may not request `{role.label}`; see `/aws-access help` for what you may request")
+    if (blocked := approval_blocker(role, person)) is not None:
+        return _refuse_request(blocked)  # nobody could ever approve it
+    try:
+        seconds = parse_duration(duration)
+    except DurationTooLong:
+        seconds = role.max_duration_seconds + 1  # say the role's cap, not the parser's
+    except DurationError as exc:
+        return _refuse_request(str(exc))
+    if seconds > role.max_duration_seconds:
+        return _refuse_request(f"{role.label} allows at most {format_duration(role.max_duration_seconds)}")
+    if role.reason_required and not reason.strip():
+        kind = "production requests" if role.production else f"{role.label} requests"
+        account, role_word = typed or tuple(role.label.split("/", 1))
+        return _refuse_request(f"{kind} need a reason: `/aws-access {account} {role_word} {duration} &lt;reason&gt;`")
+    same = [r for r in open_requests if r.role_arn == role.role_arn]
+    if same:
+        r = same[0]
+        state = f"active until {hhmm(r.expires_at)}" if r.grant_status is GrantStatus.ACTIVE else r.info.label
+        return _refuse_request(f"you already have `{r.request_id}` for `{role.label}` ({state}); "
+                               f"revoke it first with `/aws-access revoke {r.request_id}`")
+    if len(open_requests) >= max_open:
+        return _refuse_request(f"you already have {len(open_requests)} pending or active requests, the most one "
+                               f"person may hold at once ({max_open}, IAM's managed-policy limit per user); "
+                               "revoke one first")
+    return RequestDecision(True, "", seconds)

@@ -1,4 +1,4 @@
-"""The request record and its audit events: pure values (stdlib + pydantic).
+"""The request record, its audit events and the people it names: pure values (stdlib only).
 
 A request has two independent statuses, as in common-fate/glide:
 
@@ -9,39 +9,34 @@ A request has two independent statuses, as in common-fate/glide:
                             -> EXPIRED
           GRANTING -> FAILED
 
-Every change of either status bumps ``version`` and appends exactly one
-``AuditEvent``; the store writes both in one conditional transaction, so the
-history can never disagree with the record.
+Which moves exist, and what each is called, is written once, in
+:mod:`chalicelib.domain.lifecycle`; this module holds the values. Every change of
+either status bumps ``version`` and comes with exactly one :class:`AuditEvent`; the
+store writes both in one conditional transaction, so the history can never disagree
+with the record.
+
+Values are frozen dataclasses (docs/decisions/0005-model-library.md); ``to_json`` /
+``from_json`` (:mod:`chalicelib.domain.codec`) are the one codec the store uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-
-from pydantic import BaseModel, ConfigDict, field_validator
-
-
-class RequestStatus(str, Enum):
-    PENDING = "PENDING"
-    APPROVED = "APPROVED"
-    DENIED = "DENIED"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"
+from typing import Any
 
 
-class GrantStatus(str, Enum):
-    NONE = "NONE"
-    GRANTING = "GRANTING"
-    ACTIVE = "ACTIVE"
-    REVOKING = "REVOKING"
-    REVOKED = "REVOKED"
-    EXPIRED = "EXPIRED"
-    FAILED = "FAILED"
 
+from .errors import IllegalTransition
+from .lifecycle import LIVE_GRANT, MOVES, STATES, GrantStatus, RequestStatus, StateInfo
 
-#: grant statuses in which Drawbridge may hold (or be about to hold) an IAM grant
-LIVE_GRANT = frozenset({GrantStatus.GRANTING, GrantStatus.ACTIVE, GrantStatus.REVOKING})
+__all__ = ["LIVE_GRANT", "SYSTEM", "Approval", "AuditEvent", "GrantStatus", "Principal",
+           "Request", "RequestStatus", "event_for", "hhmm", "iso_z", "parse_iso", "state_of", "utc"]
+
+#: the actor recorded when Drawbridge itself changes a request (never a catalog person)
+SYSTEM = "drawbridge"
 
 
 def utc(dt: datetime) -> datetime:
@@ -52,7 +47,7 @@ def utc(dt: datetime) -> datetime:
 
 
 def iso_z(dt: datetime) -> str:
-    """ISO 8601, second precision, UTC with a trailing Z (the contract's format)."""
+    """ISO 8601, second precision, UTC with a trailing Z (the format messages carry)."""
     return utc(dt).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
@@ -64,33 +59,70 @@ def hhmm(dt: datetime) -> str:
     return utc(dt).strftime("%H:%M UTC")
 
 
-class Approval(BaseModel):
-    model_config = ConfigDict(frozen=True)
+# --------------------------------------------------------------------------- principals
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a grant is for, as the bastion account knows them.
+
+    Today every person is an IAM user (``kind = "iam_user"``); another identity kind
+    (e.g. a federated role session) would be a new kind plus one grants adapter that
+    knows how to attach a policy to it. ``key`` is the stable string used in the
+    table's indexes: the bare name for IAM users (what earlier records used), and
+    ``<kind>:<name>`` for any other kind.
+    """
+
+    kind: str
+    name: str
+
+    IAM_USER = "iam_user"
+
+    @classmethod
+    def iam_user(cls, name: str) -> "Principal":
+        return cls(cls.IAM_USER, name)
+
+    @property
+    def key(self) -> str:
+        return self.name if self.kind == self.IAM_USER else f"{self.kind}:{self.name}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Approval:
     person: str
     at: datetime
 
-    _utc = field_validator("at")(lambda cls, v: utc(v))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", utc(self.at))
 
 
-class Request(BaseModel):
+_TIMES = ("created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at")
+
+
+@dataclass(frozen=True)
+class Request:
     """One access request and, once approved, its grant."""
-
-    model_config = ConfigDict(frozen=True)
 
     request_id: str
     requester: str  # catalog person key
     requester_slack: str
-    iam_user: str
+    principal: Principal  # who in the bastion receives the grant
     account: str  # catalog account key
     account_id: str
     role: str  # catalog role key
     role_arn: str
     production: bool
     duration_seconds: int
-    reason: str = ""
     approvals_required: int
     created_at: datetime
     pending_until: datetime
+    reason: str = ""
     status: RequestStatus = RequestStatus.PENDING
     grant_status: GrantStatus = GrantStatus.NONE
     approvals: tuple[Approval, ...] = ()
@@ -106,17 +138,24 @@ class Request(BaseModel):
     note: str | None = None  # last failure, for humans
     version: int = 1
 
-    @field_validator(
-        "created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at"
-    )
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else utc(v)
+    def __post_init__(self) -> None:
+        for name in _TIMES:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value))
+        object.__setattr__(self, "status", RequestStatus(self.status))
+        object.__setattr__(self, "grant_status", GrantStatus(self.grant_status))
+        object.__setattr__(self, "approvals", tuple(self.approvals))
 
     # -- derived views -----------------------------------------------------
     @property
     def label(self) -> str:
         return f"{self.account}/{self.role}"
+
+    @property
+    def iam_user(self) -> str:
+        """The IAM user name, for the one principal kind that has one (messages, alerts)."""
+        return self.principal.name
 
     @property
     def approvers(self) -> tuple[str, ...]:
@@ -128,21 +167,101 @@ class Request(BaseModel):
     @property
     def is_open(self) -> bool:
         """Shown by ``list``: still pending, or holding (or about to hold) a grant."""
-        return self.status is RequestStatus.PENDING or self.grant_status in LIVE_GRANT
+        return self.info.open
 
     @property
     def duration(self) -> timedelta:
         return timedelta(seconds=self.duration_seconds)
 
-    def change(self, **fields) -> "Request":
-        """A copy with ``fields`` changed and the version bumped."""
-        return self.model_copy(update={**fields, "version": self.version + 1})
+    @property
+    def state(self) -> tuple[RequestStatus, GrantStatus]:
+        return self.status, self.grant_status
+
+    @property
+    def info(self) -> StateInfo:
+        """What the state machine says about this state (label, card event type, open, due)."""
+        return STATES[self.state]
+
+    def change(self, **fields: Any) -> "Request":
+        """A copy with ``fields`` changed and the version bumped (transitions use it)."""
+        return dataclasses.replace(self, **fields, version=self.version + 1)
+
+    # -- transitions: each returns (the new record, its audit event) or refuses ----------
+    def move(self, name: str, *, at: datetime, actor: str, reason: str = "",
+             **fields: Any) -> tuple["Request", "AuditEvent"]:
+        """Make the move ``name`` of :data:`~chalicelib.domain.lifecycle.MOVES` with ``fields``
+        changed; :class:`IllegalTransition` if this state does not allow it."""
+        move = MOVES[name]
+        if self.state not in move.sources:
+            raise IllegalTransition(f"{self.request_id} is {self.info.label}: '{name}' is not a move from there")
+        if move.target is not None:
+            fields = {**fields, "status": move.target[0], "grant_status": move.target[1]}
+        after = self.change(**fields)
+        return after, event_for(self, after, at=at, actor=actor, action=move.action, reason=reason)
+
+    def count_approval(self, at: datetime, by: str, reason: str = ""):
+        return self.move("count_approval", at=at, actor=by, reason=reason,
+                         approvals=self.approvals + (Approval(by, at),))
+
+    def approve(self, at: datetime, by: str, reason: str = ""):
+        """The final approval: the grant's clock starts now."""
+        return self.move("approve", at=at, actor=by, reason=reason, approvals=self.approvals + (Approval(by, at),),
+                         decided_by=by, decided_at=at, expires_at=at + self.duration)
+
+    def deny(self, at: datetime, by: str, reason: str = ""):
+        return self.move("deny", at=at, actor=by, reason=reason, decided_by=by, decided_at=at)
+
+    def cancel(self, at: datetime, by: str, reason: str = ""):
+        return self.move("cancel", at=at, actor=by, reason=reason, decided_by=by, decided_at=at)
+
+    def expire_pending(self, at: datetime, reason: str = ""):
+        return self.move("expire_pending", at=at, actor=SYSTEM, reason=reason, decided_by=SYSTEM, decided_at=at)
+
+    def granted(self, at: datetime, policy_arn: str, mfa_serial: str | None = None):
+        return self.move("granted", at=at, actor=SYSTEM, reason=f"policy {policy_arn}", granted_at=at,
+                         policy_arn=policy_arn, mfa_serial=mfa_serial)
+
+    def grant_attempt_failed(self, at: datetime, note: str):
+        return self.move("grant_attempt_failed", at=at, actor=SYSTEM, reason=note,
+                         grant_attempts=self.grant_attempts + 1, note=note)
+
+    def grant_failed(self, at: datetime, why: str, attempts: int | None = None):
+        extra = {} if attempts is None else {"grant_attempts": attempts}
+        return self.move("grant_failed", at=at, actor=SYSTEM, reason=why, ended_at=at, ended_by=SYSTEM,
+                         note=why, **extra)
+
+    def revoke(self, at: datetime, by: str, reason: str = ""):
+        """Asked for: REVOKING until the grant is out of IAM (then :meth:`revoked`)."""
+        return self.move("revoke", at=at, actor=by, reason=reason, ended_by=by, ended_at=at)
+
+    def revoked(self, at: datetime):
+        return self.move("revoked", at=at, actor=self.ended_by or SYSTEM)
+
+    def expire_grant(self, at: datetime):
+        return self.move("expire_grant", at=at, actor=SYSTEM, ended_at=at, ended_by=SYSTEM)
+
+    @classmethod
+    def requested(cls, at: datetime, **fields: Any) -> tuple["Request", "AuditEvent"]:
+        """A new request (PENDING) and its first audit event."""
+        req = cls(created_at=at, **fields)
+        return req, event_for(None, req, at=at, actor=req.requester, action="requested", reason=req.reason)
+
+    # -- the store's codec ------------------------------------------------------
+    def to_json(self) -> str:
+        from .codec import to_json
+
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Request":
+        from .codec import request_from_json
+
+        return request_from_json(text)
 
 
-class AuditEvent(BaseModel):
+@dataclass(frozen=True)
+class AuditEvent:
     """An immutable entry in a request's history (actor, from -> to, when, why)."""
-
-    model_config = ConfigDict(frozen=True)
 
     request_id: str
     seq: int  # the request version this event produced
@@ -153,7 +272,19 @@ class AuditEvent(BaseModel):
     to_status: str
     reason: str = ""
 
-    _utc = field_validator("at")(lambda cls, v: utc(v))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", utc(self.at))
+
+    def to_json(self) -> str:
+        from .codec import to_json
+
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, text: str) -> "AuditEvent":
+        from .codec import event_from_json
+
+        return event_from_json(text)
 
 
 def state_of(req: Request) -> str:

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import policy as pol
 from chalicelib.adapters.iam import IamGrants
+from chalicelib.domain.model import Principal
 from local.seed import client as aws
 
 EXPIRES = datetime(2026, 11, 12, 16, 2, 15, tzinfo=timezone.utc)
@@ -39,7 +40,7 @@ def like_real_iam(client):
 
 
 def grant(grants: IamGrants, user: str, rid: str) -> str:
-    return grants.grant(iam_user=user, request_id=rid,
+    return grants.grant(principal=Principal.iam_user(user), request_id=rid,
                         document=pol.grant_policy("arn:aws:iam::222222222222:role/admin", EXPIRES, rid),
                         description="test", tags={"drawbridge:request-id": rid})
 
@@ -49,7 +50,8 @@ def test_revoke_takes_a_copied_grant_back_from_everyone(iam):
     arn = grant(grants, "alice", "req-20261112-0a11ce")
     iam.attach_user_policy(UserName="dave", PolicyArn=arn)  # copied by hand
 
-    assert grants.revoke(iam_user="alice", request_id="req-20261112-0a11ce") == ["dave"]
+    assert grants.revoke(principal=Principal.iam_user("alice"), request_id="req-20261112-0a11ce") == [
+        Principal.iam_user("dave")]
     for user in ("alice", "dave"):
         assert iam.list_attached_user_policies(UserName=user)["AttachedPolicies"] == []
     assert iam.list_policies(Scope="Local")["Policies"] == []
@@ -76,5 +78,5 @@ def test_grant_is_idempotent_and_revoke_of_nothing_succeeds(iam):
     first = grant(grants, "alice", "req-20261112-0a11ce")
     assert grant(grants, "alice", "req-20261112-0a11ce") == first  # a retried worker
     assert len(iam.list_attached_user_policies(UserName="alice")["AttachedPolicies"]) == 1
-    grants.revoke(iam_user="alice", request_id="req-20261112-0a11ce")
-    assert grants.revoke(iam_user="alice", request_id="req-20261112-0a11ce") == []  # already gone
+    grants.revoke(principal=Principal.iam_user("alice"), request_id="req-20261112-0a11ce")
+    assert grants.revoke(principal=Principal.iam_user("alice"), request_id="req-20261112-0a11ce") == []  # already gone

@@ -233,8 +233,9 @@ def install(monkeypatch, injector: Injector) -> None:
     from moto.core.botocore_stubber import BotocoreStubber
     import slack_sdk.http_retry.handler as slack_handler
 
-    from chalicelib import alerting, wiring
-    from chalicelib.service import Drawbridge
+    from chalicelib import wiring
+    from chalicelib.usecases import alert, dispatch, sweep
+    from chalicelib.usecases.jobs import as_job
 
     real_aws, real_slack = wiring.aws_client, wiring.slack_client
 
@@ -273,14 +274,17 @@ def install(monkeypatch, injector: Injector) -> None:
                 injector.phase, injector.phase_instance = before
         return wrapper
 
-    def job_name(self, job):
-        kind = str(job.get("job"))
-        return f"{kind}:{job['event_type']}" if job.get("event_type") and kind in ("card", "dm") else kind
+    def job_name(deps, job):
+        job = as_job(job)
+        event_type = getattr(job, "event_type", "")
+        return f"{job.kind}:{event_type}" if event_type and job.kind in ("card", "dm") else job.kind
 
-    monkeypatch.setattr(Drawbridge, "run", phased(job_name, Drawbridge.run))
-    monkeypatch.setattr(Drawbridge, "sweep", phased(lambda *a, **k: "sweep", Drawbridge.sweep))
-    monkeypatch.setattr(Drawbridge, "reconcile", phased(lambda *a, **k: "reconcile", Drawbridge.reconcile))
-    monkeypatch.setattr(alerting, "handle", phased(lambda *a, **k: "alert", alerting.handle))
+    # The use cases call each other through these module attributes, so patching them
+    # labels every run of a job, a sweep, a reconcile and an alert.
+    monkeypatch.setattr(dispatch, "run", phased(job_name, dispatch.run))
+    monkeypatch.setattr(sweep, "sweep", phased(lambda *a, **k: "sweep", sweep.sweep))
+    monkeypatch.setattr(sweep, "reconcile", phased(lambda *a, **k: "reconcile", sweep.reconcile))
+    monkeypatch.setattr(alert, "handle", phased(lambda *a, **k: "alert", alert.handle))
 
 
 # --------------------------------------------------------------------------- observing

@@ -32,13 +32,18 @@ def ack_click(person_slack: str, rid: str, action: str = "approve_request") -> l
     """The ack path of a click, without running its jobs: what the worker is invoked with."""
     from chalicelib.slack.parse import Click
 
-    return service().click(Click(action, rid, person_slack, h.APPROVALS, "1.1"))
+    from chalicelib.usecases.jobs import to_wire
+
+    return [to_wire(j) for j in service().click(Click(action, rid, person_slack, h.APPROVALS, "1.1"))]
 
 
 def ack_command(person_slack: str, text: str):
     from chalicelib.slack.parse import SlashCommand
+    from chalicelib.usecases.jobs import to_wire
 
-    return service().command(SlashCommand(person_slack, "C0CMD00001", text, "/aws-access", "https://x.invalid"))
+    reply = service().command(SlashCommand(person_slack, "C0CMD00001", text, "/aws-access", "https://x.invalid"))
+    reply.jobs = [to_wire(j) for j in reply.jobs]  # what the worker is invoked with
+    return reply
 
 
 def worker(app_client, jobs: list) -> dict:

@@ -29,6 +29,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.domain.model import GrantStatus
+from chalicelib.usecases.jobs import describe
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.resilience import harness as h
 
@@ -143,7 +144,7 @@ def fresh_service(clock=None):
     svc = wiring._service.__wrapped__(  # noqa: SLF001 - uncached: one per thread
         wiring.settings(), os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
     if clock is not None:
-        svc._clock = clock  # noqa: SLF001 - the clock is injected; every Lambda reads the same time
+        svc.clock = clock  # the clock is injected; every Lambda reads the same time
     return svc
 
 
@@ -180,7 +181,7 @@ def click(w, run, person, action="approve_request"):
 
     def act(svc):
         jobs = svc.click(Click(action, run.rid, w.catalog.people[person].slack_user, h.APPROVALS, "1.1"))
-        svc.run_all(jobs, on_error=lambda job, exc: run.errors.append(f"{person}: {job.get('job')}: {exc!r}"))
+        svc.run_all(jobs, on_error=lambda job, exc: run.errors.append(f"{person}: {describe(job)['job']}: {exc!r}"))
     return act
 
 
@@ -194,13 +195,13 @@ def revoke(w, run, person="alice", when_active=False):
                 time.sleep(0.002)
         reply = svc.command(SlashCommand(w.catalog.people[person].slack_user, "C0CMD00001", f"revoke {run.rid}",
                                          "/aws-access", "https://hooks.slack.invalid/x"))
-        svc.run_all(reply.jobs, on_error=lambda job, exc: run.errors.append(f"revoke: {job.get('job')}: {exc!r}"))
+        svc.run_all(reply.jobs, on_error=lambda job, exc: run.errors.append(f"revoke: {describe(job)['job']}: {exc!r}"))
     return act
 
 
 def sweep(run):
     def act(svc):
-        svc.sweep(on_error=lambda job, exc: run.errors.append(f"sweep: {job.get('job')}: {exc!r}"))
+        svc.sweep(on_error=lambda job, exc: run.errors.append(f"sweep: {describe(job)['job']}: {exc!r}"))
     return act
 
 
@@ -335,7 +336,7 @@ def test_two_sweeps_at_once_end_the_grant_once(race_world):
 
 def test_both_cloudtrail_copies_at_once_alert_once(race_world):
     """The caller's and the role owner's copy of one AssumeRole arrive at the same moment."""
-    from chalicelib import alerting
+    from chalicelib.usecases import alert as alerting
     from tests.fixtures import load_cloudtrail
 
     w = race_world

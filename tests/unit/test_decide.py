@@ -19,7 +19,7 @@ from chalicelib.domain.decide import (
     decide_revoke,
     describe_outcome,
 )
-from chalicelib.domain.model import Approval, GrantStatus, Request, RequestStatus
+from chalicelib.domain.model import Approval, GrantStatus, Principal, Request, RequestStatus
 
 RID = "req-20261112-0a11ce"
 T0 = datetime(2026, 11, 12, 14, 0, tzinfo=timezone.utc)  # request created
@@ -38,7 +38,7 @@ def make_request(**fields) -> Request:
         request_id=RID,
         requester="alice",
         requester_slack="U0ALICE001",
-        iam_user="alice",
+        principal=Principal.iam_user("alice"),
         account="prod",
         account_id="222222222222",
         role="admin",
@@ -316,7 +316,7 @@ def test_decide_revoke(req, role, actor, expected):
 
 def test_decisions_do_not_change_the_request():
     req = make_request(approvals=approvals("bob"))
-    before = req.model_dump()
+    before = req.to_json()
     for decide in (decide_approval, decide_deny, decide_revoke):
         decide(req, ROLE, "carol", NOW)
-    assert req.model_dump() == before
+    assert req.to_json() == before

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.domain.model import Approval, GrantStatus, Request, RequestStatus
+from chalicelib.domain.model import Approval, GrantStatus, Principal, Request, RequestStatus
 from chalicelib.policy import (
     DEFAULT_MANAGED_POLICIES_PER_USER,
     MANAGED_POLICY_MAX_CHARS,
@@ -44,7 +44,7 @@ CAROL = Approval(person="carol", at=t(14, 2, 15))
 EXPIRES = t(16, 2, 15)  # the clock starts at the final approval (carol, 14:02:15)
 
 PENDING = Request(
-    request_id=RID, requester="alice", requester_slack="U0ALICE001", iam_user="alice",
+    request_id=RID, requester="alice", requester_slack="U0ALICE001", principal=Principal.iam_user("alice"),
     account="prod", account_id="222222222222", role="admin", role_arn=ROLE_ARN, production=True,
     duration_seconds=7200, reason="fix incident 4521 (db <primary> & replica)", approvals_required=2,
     created_at=t(14, 0), pending_until=t(15, 0),
@@ -242,7 +242,7 @@ def test_failed_grant_note_is_escaped_and_verbatim():
 
 
 def test_hostile_iam_user_is_escaped_in_the_card():
-    req = PENDING.change(iam_user="<!channel>")
+    req = PENDING.change(principal=Principal.iam_user("<!channel>"))
     _, blocks = card(req, PEOPLE, APPROVERS)
     assert blocks[1]["fields"][0]["text"] == "*Requester*\n<@U0ALICE001> (IAM user `&lt;!channel&gt;`)"
 

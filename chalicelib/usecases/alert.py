@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .alerts import AlertKind, Assumption, covers, decide_alert, parse_assumption
-from .adapters.store import grant_window_end
-from .domain.model import GrantStatus, Request, iso_z
-from .slack import alert_views
+from ..alerts import AlertKind, Assumption, covers, decide_alert, parse_assumption
+from ..domain.lifecycle import GrantStatus
+from ..domain.model import Principal, Request, iso_z
+from ..domain.timing import grant_window_end
+from ..slack import alert_views
+from .deps import Deps
 
 
 @dataclass
@@ -29,7 +31,7 @@ def covering_grant(store, a: Assumption) -> Request | None:
     """The approved grant whose usable window contains the event time, if any."""
     if not a.iam_user or a.failed:
         return None
-    for req in store.grants_ending_after(a.iam_user, a.event_time):
+    for req in store.grants_ending_after(Principal.iam_user(a.iam_user), a.event_time):
         end = grant_window_end(req)
         if (req.role_arn == a.role_arn and req.granted_at is not None and end is not None
                 and req.grant_status is not GrantStatus.FAILED
@@ -39,8 +41,8 @@ def covering_grant(store, a: Assumption) -> Request | None:
     return None
 
 
-def handle(svc, event: dict, log=None, metric=None) -> AlertOutcome:
-    catalog, store = svc.catalog, svc.store
+def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
+    catalog, store = deps.catalog, deps.store
     a = parse_assumption(event, bastion_account_id=catalog.bastion_account_id)
     if a is None:
         return AlertOutcome(kind="ignored")
@@ -67,7 +69,7 @@ def handle(svc, event: dict, log=None, metric=None) -> AlertOutcome:
         "source_ip": a.source_ip, "user_agent": a.user_agent, "mfa": a.mfa,
         "error_code": a.error_code, "request_id": rid, "copy": a.copy,
     }
-    if not store.claim_alert(a.dedupe_key, record, svc.now()):
+    if not store.claim_alert(a.dedupe_key, record, deps.now()):
         return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
     try:
         grant_view = None
@@ -79,7 +81,7 @@ def handle(svc, event: dict, log=None, metric=None) -> AlertOutcome:
                                                 role_label=role.label if role else None, grant=grant_view)
         meta = alert_views.role_assumed_metadata(a, kind, account_key=account_key, role_key=role_key,
                                                  request_id=rid)
-        svc.slack.post(catalog.security_channel, text, blocks, meta["event_type"], meta["event_payload"])
+        deps.slack.post(catalog.security_channel, text, blocks, meta["event_type"], meta["event_payload"])
     except Exception:
         store.release_alert(a.dedupe_key)  # let the retry post it
         raise
@@ -90,5 +92,5 @@ def handle(svc, event: dict, log=None, metric=None) -> AlertOutcome:
             # Its own event type: a bot counting `role_assumed` must see each call once.
             reply = alert_views.usage_reply_text(a)
             used = alert_views.grant_used_metadata(a, request_id=grant.request_id)
-            svc.slack.post(ref[0], reply, None, used["event_type"], used["event_payload"], thread_ts=ref[1])
+            deps.slack.post(ref[0], reply, None, used["event_type"], used["event_payload"], thread_ts=ref[1])
     return AlertOutcome(kind=kind.value, request_id=rid, posted=True)

@@ -1,0 +1,109 @@
+"""The request state machine, written once (pure data, stdlib only).
+
+A request's state is the pair (decision status, grant status). :data:`STATES` says, for
+every state that can exist, what it is called (``label``, used by ``list`` and replies),
+which Slack metadata event type a card in that state carries (``event_type``), whether it
+is still open (``list`` shows it, it counts against the per-person limit) and when the
+sweep must next look at it (``due``). :data:`MOVES` says which moves leave which states
+and where they lead; :meth:`chalicelib.domain.model.Request.move` refuses any other
+move with :class:`~chalicelib.domain.errors.IllegalTransition`.
+
+Views, the store, the sweep and the use cases read these tables; none of them spells
+out the state machine again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+
+
+class RequestStatus(str, Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DENIED = "DENIED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+class GrantStatus(str, Enum):
+    NONE = "NONE"
+    GRANTING = "GRANTING"
+    ACTIVE = "ACTIVE"
+    REVOKING = "REVOKING"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+    FAILED = "FAILED"
+
+
+R, G = RequestStatus, GrantStatus
+State = tuple[RequestStatus, GrantStatus]
+
+#: grant statuses in which Drawbridge may hold (or be about to hold) an IAM grant
+LIVE_GRANT = frozenset({G.GRANTING, G.ACTIVE, G.REVOKING})
+
+#: how long after the final approval a GRANTING request is retried by the sweep
+GRANT_RETRY_AFTER = timedelta(minutes=2)
+#: how long after a revoke was asked for a REVOKING request is retried by the sweep
+REVOKE_RETRY_AFTER = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    label: str  # what people read: "pending", "active", ...
+    event_type: str  # the card's Slack metadata event type in this state
+    open: bool  # shown by `list`, counts against the per-person limit
+    #: (record field, delay): the sweep looks again at ``record.<field> + delay``; None: never
+    due: tuple[str, timedelta] | None = None
+
+
+STATES: dict[State, StateInfo] = {
+    (R.PENDING, G.NONE): StateInfo("pending", "access_requested", True, ("pending_until", timedelta(0))),
+    (R.APPROVED, G.GRANTING): StateInfo("granting", "access_approved", True, ("decided_at", GRANT_RETRY_AFTER)),
+    (R.APPROVED, G.ACTIVE): StateInfo("active", "access_granted", True, ("expires_at", timedelta(0))),
+    (R.APPROVED, G.REVOKING): StateInfo("revoking", "access_revoked", True, ("ended_at", REVOKE_RETRY_AFTER)),
+    (R.APPROVED, G.REVOKED): StateInfo("revoked", "access_revoked", False),
+    (R.APPROVED, G.EXPIRED): StateInfo("expired", "access_expired", False),
+    (R.APPROVED, G.FAILED): StateInfo("failed", "access_revoked", False),
+    (R.DENIED, G.NONE): StateInfo("denied", "access_denied", False),
+    (R.CANCELLED, G.NONE): StateInfo("cancelled", "access_revoked", False),
+    (R.EXPIRED, G.NONE): StateInfo("expired", "access_expired", False),
+}
+
+
+@dataclass(frozen=True)
+class Move:
+    action: str  # the audit event's action
+    sources: frozenset[State]
+    target: State | None  # None: the state does not change (an approval that is not the last)
+
+
+def _move(action: str, sources: set[State], target: State | None) -> Move:
+    return Move(action, frozenset(sources), target)
+
+
+PENDING = (R.PENDING, G.NONE)
+GRANTING = (R.APPROVED, G.GRANTING)
+ACTIVE = (R.APPROVED, G.ACTIVE)
+REVOKING = (R.APPROVED, G.REVOKING)
+
+#: every move a request can make, by method name on Request
+MOVES: dict[str, Move] = {
+    "count_approval": _move("approved", {PENDING}, None),
+    "approve": _move("approved", {PENDING}, GRANTING),
+    "deny": _move("denied", {PENDING}, (R.DENIED, G.NONE)),
+    "cancel": _move("cancelled", {PENDING}, (R.CANCELLED, G.NONE)),
+    "expire_pending": _move("expired", {PENDING}, (R.EXPIRED, G.NONE)),
+    "granted": _move("granted", {GRANTING}, ACTIVE),
+    "grant_attempt_failed": _move("grant_attempt_failed", {GRANTING}, None),
+    # a grant whose policy vanished from IAM while ACTIVE fails too (drift)
+    "grant_failed": _move("grant_failed", {GRANTING, ACTIVE}, (R.APPROVED, G.FAILED)),
+    "revoke": _move("revoke_requested", {ACTIVE}, REVOKING),
+    "revoked": _move("revoked", {REVOKING}, (R.APPROVED, G.REVOKED)),
+    "expire_grant": _move("expired", {ACTIVE}, (R.APPROVED, G.EXPIRED)),
+}
+
+
+def info(state: State) -> StateInfo:
+    return STATES[state]

@@ -1,0 +1,88 @@
+"""Outcomes of commands and clicks, and security notices, in words (pure rendering).
+
+The use cases return values (``chalicelib/usecases/outcomes.py``); this module is the one
+place that phrases them for Slack. Refusal reasons come from the domain's decisions as
+they are, ready to show.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..domain.duration import format_duration
+from ..domain.model import Request
+from ..usecases import outcomes as o
+from .escape import escape_mrkdwn
+from .parse import USAGE
+from .views import help_text, list_text
+
+
+def command_reply(outcome: o.Outcome) -> str:
+    """The ephemeral answer to a slash command."""
+    if isinstance(outcome, (o.Refused, o.Unreadable)):
+        return outcome.reason
+    if isinstance(outcome, o.NotInCatalog):
+        return (f"You are not in the Drawbridge catalog (Slack user `{outcome.slack_user}`); "
+                "ask an admin to add you to `policies/access.toml`.")
+    if isinstance(outcome, o.Help):
+        return help_text(outcome.person, outcome.roles, USAGE)
+    if isinstance(outcome, o.Listing):
+        return list_text(outcome.own, outcome.now, waiting=outcome.waiting)
+    if isinstance(outcome, o.UnknownRequest):
+        return f"unknown request `{outcome.request_id}` (see `/aws-access list`)"
+    if isinstance(outcome, o.TooBusy):
+        return f"`{outcome.request_id}` is changing too fast; try again"
+    if isinstance(outcome, o.Requested):
+        req = outcome.req
+        approvers = ", ".join(f"@{escape_mrkdwn(a)}" for a in outcome.approvers)
+        return (f"Request `{req.request_id}` for `{req.label}` ({format_duration(req.duration_seconds)}) is "
+                f"waiting for approval in <#{outcome.approvals_channel}>: needs {req.approvals_required} "
+                f"of {approvers}. I'll DM you when access is granted.")
+    if isinstance(outcome, o.Cancelled):
+        return f"Cancelled `{outcome.req.request_id}` (`{outcome.req.label}`)."
+    if isinstance(outcome, o.Revoking):
+        return f"Revoking `{outcome.req.request_id}` (`{outcome.req.label}`) now; the card and a DM will confirm."
+    raise TypeError(f"no reply for {outcome!r}")
+
+
+def click_reply(outcome: o.Outcome) -> str | None:
+    """The private answer to a button click; None when the click counted (the card shows it)."""
+    if isinstance(outcome, o.ClickDone):
+        return None
+    if isinstance(outcome, o.UnknownButton):
+        return "That button is not one Drawbridge knows; nothing was changed."
+    if isinstance(outcome, o.BadButtonValue):
+        return "That button does not carry a valid request id; nothing was changed."
+    if isinstance(outcome, o.UnknownRequest):
+        return f"Unknown request `{outcome.request_id}`; nothing was changed."
+    if isinstance(outcome, o.TooBusy):
+        return f"`{outcome.request_id}` is changing too fast; try again."
+    if isinstance(outcome, o.Refused):
+        reason = outcome.reason
+        if not reason.startswith("req-"):
+            reason = reason[:1].upper() + reason[1:]
+        return reason + "."
+    raise TypeError(f"no reply for {outcome!r}")
+
+
+def security_text(event_type: str, payload: Mapping[str, Any], req: Request | None) -> str:
+    """A notice for the security channel, from its metadata (and the record, when there is one)."""
+    rid = payload.get("request_id")
+    if event_type == "grant_failed":
+        who = f" ({req.requester} → `{req.label}`)" if req else ""
+        return f":x: Grant {rid}{who} failed and was not applied: {escape_mrkdwn(str(payload.get('reason')))}"
+    if event_type == "grant_drift":
+        users = [str(u) for u in payload.get("users") or []]
+        action = payload.get("action")
+        if action == "taken_back_at_end":
+            label = f" (`{req.label}`)" if req else ""
+            return (f":warning: Drift: grant {rid}{label} was also attached to {', '.join(users)}; "
+                    "removed from them as it ended.")
+        arn = payload.get("policy_arn")
+        if action == "detached":
+            owner = req.principal.key if req else None
+            strangers = [u for u in users if u != owner]
+            return f":warning: Drift: Drawbridge policy `{arn}` was also attached to {', '.join(strangers)}; detached from them."
+        return (f":warning: Drift: Drawbridge policy `{arn}` was attached to {', '.join(users) or 'nobody'} "
+                f"with {payload.get('state')}; removed.")
+    raise ValueError(f"no security notice for {event_type!r}")

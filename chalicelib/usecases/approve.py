@@ -1,0 +1,50 @@
+"""Use case: an approver clicks Approve or Deny on a card.
+
+Re-read the record, decide (pure: ``decide_approval`` / ``decide_deny`` against the
+catalog as it is *now*), write conditionally; on a lost write, re-read and decide again,
+so two approvers at once end as one clean outcome.
+"""
+
+from __future__ import annotations
+
+from ..domain import decide as rules
+from ..domain.errors import Conflict
+from ..slack.parse import Click, is_request_id
+from . import jobs
+from .deps import RETRIES, Deps
+from ..slack.views import APPROVE, DENY
+from .outcomes import Answer, BadButtonValue, ClickDone, Refused, TooBusy, UnknownButton, UnknownRequest
+
+
+def decide_click(deps: Deps, click: Click) -> Answer:
+    if click.action_id not in (APPROVE, DENY):
+        return Answer(UnknownButton())
+    if not is_request_id(click.request_id):
+        return Answer(BadButtonValue())
+    person = deps.catalog.person_by_slack(click.user_id)
+    clicker = person.key if person else None
+    decide = rules.decide_approval if click.action_id == APPROVE else rules.decide_deny
+    for _ in range(RETRIES):
+        req = deps.store.get(click.request_id)
+        if req is None:
+            return Answer(UnknownRequest(click.request_id))
+        now = deps.now()
+        decision = decide(req, deps.role_of(req), clicker, now)
+        o = rules.Outcome
+        if decision.outcome is o.REFUSED:
+            return Answer(Refused(decision.reason))
+        move = {o.DENIED: req.deny, o.APPROVED: req.approve, o.COUNTED: req.count_approval}[decision.outcome]
+        after, event = move(now, clicker, decision.reason)
+        try:
+            deps.store.transition(req, after, event)
+        except Conflict:
+            continue  # somebody else clicked first: re-read and decide again
+        rid = req.request_id
+        if decision.outcome is o.DENIED:
+            payload = {"request_id": rid, "denied_by": clicker}
+            return Answer(ClickDone(), [jobs.Card(rid, "access_denied", payload), jobs.Dm(rid, "access_denied", payload)])
+        follow: list[jobs.Job] = [jobs.Card(rid, "access_approved", {"request_id": rid, "approver": clicker})]
+        if decision.outcome is o.APPROVED:
+            follow.append(jobs.Grant(rid))
+        return Answer(ClickDone(), follow)
+    return Answer(TooBusy(click.request_id))

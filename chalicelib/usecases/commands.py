@@ -1,0 +1,45 @@
+"""Use case: a slash command, end to end on the ack path.
+
+Who is asking (the catalog), what they typed (the grammar), then one of: help, list,
+revoke, request. A redelivered command (Slack repeats ``trigger_id``) acts once: the
+delivery is claimed before anything is decided and released if deciding fails.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..domain import decide as rules
+from ..domain.model import Request, RequestStatus
+from ..slack.parse import CommandError, HelpCmd, ListCmd, RevokeCmd, SlashCommand, parse_command_text
+from .deps import Deps
+from .outcomes import Answer, Help, Listing, NotInCatalog, Unreadable
+from .request import request_access
+from .revoke import revoke
+
+
+def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
+    person = deps.catalog.person_by_slack(cmd.user_id)
+    try:
+        parsed = parse_command_text(cmd.text)
+    except CommandError as exc:
+        return Answer(Unreadable(str(exc)))
+    if person is None:
+        return Answer(NotInCatalog(cmd.user_id))
+    if isinstance(parsed, HelpCmd):
+        return Answer(Help(person.key, deps.catalog.requestable_by(person.key)))
+    if isinstance(parsed, ListCmd):
+        now = deps.now()
+        return Answer(Listing(deps.store.open_for(person.key), waiting_for(deps, person.key, now), now))
+    if isinstance(parsed, RevokeCmd):
+        return revoke(deps, person.key, parsed.request_id)
+    return request_access(deps, person, parsed)
+
+
+def waiting_for(deps: Deps, person: str, now: datetime) -> list[Request]:
+    """Pending requests this person could approve right now (the same decision a click
+    would get). Only people who approve some role pay for the query."""
+    if not any(person in r.approvers for r in deps.catalog.roles()):
+        return []
+    return [r for r in deps.store.live() if r.status is RequestStatus.PENDING
+            and rules.decide_approval(r, deps.role_of(r), person, now).allowed]

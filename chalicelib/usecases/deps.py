@@ -1,0 +1,52 @@
+"""What every use case is handed: the catalog as it is now, the three ports and the clock."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from ..domain.model import Principal, Request, utc
+from ..domain.timing import DEFAULT_PENDING_WINDOW
+from ..policy import DEFAULT_MANAGED_POLICIES_PER_USER
+from ..ports import Clock, Grants, Notifier, Store
+
+#: re-read-and-decide rounds after losing a conditional write
+RETRIES = 5
+
+
+def _new_id(now: datetime) -> str:
+    return f"req-{now:%Y%m%d}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Deps:
+    catalog: object  # chalicelib.catalog.Catalog (reloaded when the file changes)
+    store: Store
+    grants: Grants
+    slack: Notifier
+    clock: Clock
+    pending_window: timedelta = DEFAULT_PENDING_WINDOW
+    max_open_per_user: int = DEFAULT_MANAGED_POLICIES_PER_USER
+    new_id: Callable[[datetime], str] = field(default=_new_id)
+
+    def now(self) -> datetime:
+        return utc(self.clock())
+
+    def role_of(self, req: Request):
+        """The request's role as the catalog says *now*; None if it is gone."""
+        try:
+            return self.catalog.find_role(req.account, req.role)
+        except LookupError:
+            return None
+
+    @property
+    def people(self) -> dict[str, str]:
+        """Person key -> Slack user id (for mentions)."""
+        return {k: p.slack_user for k, p in self.catalog.people.items()}
+
+
+def principal_of(person) -> Principal:
+    """The bastion identity a catalog person's grants go to."""
+    return Principal.iam_user(person.iam_user)

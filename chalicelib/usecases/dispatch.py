@@ -1,0 +1,41 @@
+"""Run jobs: one dispatcher from job type to the use case that does it."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from . import jobs
+from .deps import Deps
+
+OnError = Callable[[object, Exception], None]
+
+
+def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
+    """Run one job (typed, or its wire form from the worker's event); return what follows."""
+    from .grant import end_grant, make_grant
+    from .notify import post_card, send_dm, send_ephemeral, tell_security
+
+    job = jobs.as_job(job)
+    handler = {
+        jobs.Card: post_card,
+        jobs.Dm: send_dm,
+        jobs.Ephemeral: send_ephemeral,
+        jobs.Grant: make_grant,
+        jobs.EndGrant: end_grant,
+        jobs.Security: tell_security,
+    }[type(job)]
+    return handler(deps, job) or []
+
+
+def run_all(deps: Deps, queue: Iterable[jobs.Job | dict], on_error: OnError | None = None) -> None:
+    """Run jobs and the jobs they produce, depth first. With ``on_error``, one failure is
+    reported and does not stop the rest; without it, the first failure is raised."""
+    pending = list(queue)
+    while pending:
+        job = pending.pop(0)
+        try:
+            pending[0:0] = run(deps, job)
+        except Exception as exc:  # noqa: BLE001 - reported, the sweep repairs
+            if on_error is None:
+                raise
+            on_error(job, exc)

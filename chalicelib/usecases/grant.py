@@ -1,0 +1,128 @@
+"""Jobs that change IAM: make an approved grant, and end one (revoked or expired).
+
+Each re-reads the record first and does nothing when the record says the work is done
+or no longer wanted, so a retried job (worker redelivery, the sweep) converges. IAM
+calls are idempotent (see the grants adapter).
+"""
+
+from __future__ import annotations
+
+from .. import policy as pol
+from ..domain.errors import Conflict, GrantLimitReached
+from ..domain.lifecycle import GrantStatus
+from ..domain.model import Request, iso_z
+from . import jobs
+from .deps import Deps
+from .notify import granted_payload
+
+#: attempts at an IAM grant before it is given up as FAILED (the sweep retries in between)
+MAX_GRANT_ATTEMPTS = 3
+
+
+def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
+    rid = job.request_id
+    req = deps.store.get(rid)
+    if req is None or req.grant_status is not GrantStatus.GRANTING:
+        return []  # already granted, failed or ended: a retried job does nothing
+    now = deps.now()
+    if now >= req.expires_at:
+        return fail_grant(deps, req, "the grant could not be applied before it would have expired")
+    document = pol.grant_policy(req.role_arn, req.expires_at, rid)
+    try:
+        arn = deps.grants.grant(
+            principal=req.principal, request_id=rid, document=document,
+            description=pol.description(rid, req.requester, req.label, req.expires_at),
+            tags={"drawbridge:request-id": rid, "drawbridge:expires-at": iso_z(req.expires_at),
+                  "drawbridge:requester": req.requester},
+        )
+    except GrantLimitReached as exc:
+        return fail_grant(deps, req, str(exc))
+    except Exception as exc:
+        _note_attempt(deps, req, exc)
+        raise
+    after, event = req.granted(now, arn, _mfa_serial(deps, req))
+    try:
+        deps.store.transition(req, after, event)
+    except Conflict:
+        return []  # another worker finished the same grant
+    payload = granted_payload(after)
+    return [jobs.Card(rid, "access_granted", payload), jobs.Dm(rid, "access_granted", payload)]
+
+
+def _mfa_serial(deps: Deps, req: Request) -> str | None:
+    """The MFA device the DM's CLI profile names: the catalog's ``mfa_serial`` for the
+    person if set, else the device IAM lists for them. Best effort: the grant stands
+    without it (the DM then says to fill in the serial)."""
+    person = deps.catalog.people.get(req.requester)
+    if person is not None and person.mfa_serial:
+        return person.mfa_serial
+    try:
+        return deps.grants.mfa_serial(req.principal)
+    except Exception:  # noqa: BLE001 - a nicety for the DM, never a reason to fail a grant
+        return None
+
+
+def _note_attempt(deps: Deps, req: Request, exc: Exception) -> None:
+    from .dispatch import run_all
+
+    now = deps.now()
+    note = f"{type(exc).__name__}: {exc}"[:300]
+    if req.grant_attempts + 1 >= MAX_GRANT_ATTEMPTS:
+        run_all(deps, fail_grant(deps, req, note, attempts=req.grant_attempts + 1))
+        return
+    after, event = req.grant_attempt_failed(now, note)
+    try:
+        deps.store.transition(req, after, event)
+    except Conflict:
+        pass
+
+
+def fail_grant(deps: Deps, req: Request, why: str, attempts: int | None = None) -> list[jobs.Job]:
+    now = deps.now()
+    after, event = req.grant_failed(now, why, attempts)
+    try:
+        deps.store.transition(req, after, event)
+    except Conflict:
+        return []
+    # Make sure nothing of a half-made grant is left in IAM. Best effort: if IAM fails
+    # here too (it is often why the grant failed), the card, the DM and #security must
+    # still be told; the policy, if any, no longer has a live record, so the next
+    # sweep's reconcile removes it (and reports it).
+    try:
+        deps.grants.revoke(principal=req.principal, request_id=req.request_id)
+    except Exception as exc:  # noqa: BLE001
+        why = f"{why} (removing what was made failed too: {type(exc).__name__}; the sweep removes it)"
+    # Nobody revoked it: no person key (metadata names people only), the reason says why.
+    payload = {"request_id": req.request_id, "revoked_by": None, "reason": why}
+    return [jobs.Card(req.request_id, "access_revoked", payload),
+            jobs.Dm(req.request_id, "access_revoked", payload),
+            jobs.Security("grant_failed", {"request_id": req.request_id, "reason": why})]
+
+
+def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
+    """Remove the grant from IAM, then record REVOKED (asked for) or EXPIRED (time is up)."""
+    req = deps.store.get(job.request_id)
+    if req is None:
+        return []
+    now = deps.now()
+    if req.grant_status is GrantStatus.REVOKING:
+        event_type, payload = "access_revoked", {"request_id": req.request_id, "revoked_by": req.ended_by}
+        move = req.revoked
+    elif req.grant_status is GrantStatus.ACTIVE and now >= req.expires_at:
+        event_type, payload = "access_expired", {"request_id": req.request_id}
+        move = req.expire_grant
+    else:
+        return []
+    strangers = deps.grants.revoke(principal=req.principal, request_id=req.request_id) or []
+    after, event = move(now)
+    try:
+        deps.store.transition(req, after, event)
+    except Conflict:
+        return []  # someone else recorded the end; IAM removal above is idempotent
+    follow: list[jobs.Job] = [jobs.Card(req.request_id, event_type, payload),
+                              jobs.Dm(req.request_id, event_type, payload)]
+    if strangers:  # the grant had been copied to other users by hand: taken back, and said
+        follow.append(jobs.Security("grant_drift", {
+            "request_id": req.request_id, "users": [p.key for p in strangers],
+            "state": f"record {after.grant_status.value}", "action": "taken_back_at_end"}))
+    return follow

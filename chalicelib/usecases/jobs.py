@@ -1,0 +1,104 @@
+"""Work deferred past the Slack ack: typed jobs, and their wire form for the worker Lambda.
+
+A job names a request (or carries what it needs) and re-reads the table when it runs, so
+a retried or late job converges instead of repeating itself. In Lambda the jobs travel to
+the async worker as JSON (``{"job": "<kind>", ...}``); elsewhere they run in-process.
+:func:`chalicelib.usecases.dispatch.run` runs one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+
+@dataclass(frozen=True)
+class Card:
+    """Post the approval card, or update it in place, from the record's current state."""
+
+    kind: ClassVar[str] = "card"
+    request_id: str
+    event_type: str = ""
+    payload: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dm:
+    """Tell the requester (granted, denied, ended...), once per kind of message."""
+
+    kind: ClassVar[str] = "dm"
+    request_id: str
+    event_type: str
+    payload: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    """A private answer to whoever clicked a button."""
+
+    kind: ClassVar[str] = "ephemeral"
+    channel: str
+    user: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Make the IAM grant of an approved request."""
+
+    kind: ClassVar[str] = "grant"
+    request_id: str
+
+
+@dataclass(frozen=True)
+class EndGrant:
+    """Take the grant out of IAM and record REVOKED (asked for) or EXPIRED (time is up)."""
+
+    kind: ClassVar[str] = "end_grant"
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Security:
+    """A notice for the security channel (a failed grant, drift); ``event_type`` and
+    ``payload`` are its message metadata, and the text is rendered from them."""
+
+    kind: ClassVar[str] = "security"
+    event_type: str
+    payload: dict = field(default_factory=dict)
+
+
+Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, Security]
+KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, Security)}
+
+
+class BadJob(ValueError):
+    """A worker payload that is not a job Drawbridge knows."""
+
+
+def to_wire(job: Job) -> dict[str, Any]:
+    return {"job": job.kind, **dataclasses.asdict(job)}
+
+
+def from_wire(data: Any) -> Job:
+    if not isinstance(data, dict) or data.get("job") not in KINDS:
+        kind = data.get("job") if isinstance(data, dict) else data
+        raise BadJob(f"unknown job {kind!r}")
+    cls = KINDS[data["job"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise BadJob(f"bad {data['job']} job: {exc}") from None
+
+
+def as_job(job: Job | dict) -> Job:
+    return from_wire(job) if isinstance(job, dict) else job
+
+
+def describe(job: Job | dict) -> dict[str, Any]:
+    """For logs: the kind and the request id, whatever form the job is in."""
+    if isinstance(job, dict):
+        return {"job": job.get("job"), "request_id": job.get("request_id")}
+    return {"job": job.kind, "request_id": getattr(job, "request_id", None)}

@@ -1,0 +1,110 @@
+"""Jobs that talk to people: the approval card, DMs, private answers, security notices.
+
+Everything is rendered from the table's record *when the job runs* (``slack/views.py``),
+never from what the job was told when it was queued: a late job says what is true now.
+"""
+
+from __future__ import annotations
+
+from ..domain.lifecycle import GrantStatus, RequestStatus
+from ..domain.model import SYSTEM, Request, iso_z
+from ..slack import replies, views
+from . import jobs
+from .deps import Deps
+
+
+def granted_payload(req: Request) -> dict:
+    return {"request_id": req.request_id, "requester": req.requester, "account": req.account,
+            "role": req.role, "role_arn": req.role_arn, "expires_at": iso_z(req.expires_at),
+            "approvers": list(req.approvers)}
+
+
+def card_event(req: Request, job: jobs.Card) -> tuple[str, dict]:
+    """The card's metadata for the record's *current* state (the state table's event type).
+
+    The job's own payload is kept when its event type still describes the record (e.g.
+    ``access_approved`` with the approver who clicked); otherwise the payload is derived
+    from the record, so the metadata never disagrees with the card's text.
+    """
+    rid = req.request_id
+    event_type = req.info.event_type
+    if event_type == "access_requested" and req.approvals:
+        event_type = "access_approved"  # pending, with approvals so far
+    if event_type == "access_granted":
+        payload = granted_payload(req)
+    elif event_type == "access_revoked" and req.status is RequestStatus.CANCELLED:
+        payload = {"request_id": rid, "revoked_by": req.decided_by}
+    elif event_type == "access_revoked":
+        by = None if req.ended_by == SYSTEM else req.ended_by  # person keys only
+        payload = {"request_id": rid, "revoked_by": by, "reason": req.note}
+    elif event_type == "access_expired":
+        payload = {"request_id": rid}
+    elif event_type == "access_denied":
+        payload = {"request_id": rid, "denied_by": req.decided_by}
+    elif event_type == "access_approved":
+        payload = {"request_id": rid, "approver": req.approvals[-1].person}
+    else:
+        payload = {"request_id": rid, "requester": req.requester, "account": req.account, "role": req.role,
+                   "duration_seconds": req.duration_seconds, "reason": req.reason}
+    if job.event_type == event_type:
+        return event_type, job.payload
+    return event_type, payload
+
+
+def post_card(deps: Deps, job: jobs.Card) -> None:
+    """Post the card, or update it in place, from the table's current record."""
+    rid = job.request_id
+    for _ in range(3):
+        req = deps.store.get(rid)
+        if req is None:
+            return
+        role = deps.role_of(req)
+        text, blocks = views.card(req, deps.people, role.approvers if role else ())
+        # The metadata follows the record too, not the job: a job that runs late (a
+        # re-invoked worker, or racing a revoke) would otherwise put access_granted on a
+        # card whose text says revoked.
+        event_type, payload = card_event(req, job)
+        ref = deps.store.card(rid)
+        if ref is None:
+            channel, ts = deps.slack.post(deps.catalog.approvals_channel, text, blocks, event_type, payload)
+            deps.store.save_card(rid, channel, ts)
+        else:
+            deps.slack.update(ref[0], ref[1], text, blocks, event_type, payload)
+        latest = deps.store.get(rid)
+        if latest is None or latest.version == req.version:
+            return  # the card shows the latest state
+
+
+def send_dm(deps: Deps, job: jobs.Dm) -> None:
+    req = deps.store.get(job.request_id)
+    if req is None:
+        return
+    if job.event_type == "access_granted":
+        if req.grant_status is not GrantStatus.ACTIVE:
+            # A late "granted" DM (re-invoked worker, or the grant was revoked or failed
+            # meanwhile) says nothing; the ending's own DM tells the truth.
+            return
+        text, blocks = views.granted_dm(req, deps.catalog.bastion_account_id)
+    else:
+        text, blocks = views.ended_dm(req, deps.people), None
+    # One DM of each kind per request, however often the job runs (Lambda may deliver the
+    # worker's event twice). Claimed before posting, released if it fails.
+    kind = f"dm:{job.event_type}"
+    if not deps.store.claim_message(req.request_id, kind):
+        return
+    try:
+        deps.slack.dm(req.requester_slack, text, blocks, job.event_type, job.payload)
+    except Exception:
+        deps.store.release_message(req.request_id, kind)
+        raise
+
+
+def send_ephemeral(deps: Deps, job: jobs.Ephemeral) -> None:
+    deps.slack.ephemeral(job.channel, job.user, job.text)
+
+
+def tell_security(deps: Deps, job: jobs.Security) -> None:
+    rid = job.payload.get("request_id")
+    req = deps.store.get(rid) if isinstance(rid, str) else None
+    text = replies.security_text(job.event_type, job.payload, req)
+    deps.slack.post(deps.catalog.security_channel, text, None, job.event_type, job.payload)

@@ -1,0 +1,99 @@
+"""What a slash command or a click came to, as values: the use cases return these, and
+``chalicelib/slack/replies.py`` turns them into words. No use case phrases Slack text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Sequence, Union
+
+from ..domain.model import Request
+from .jobs import Job
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Refused with a reason fit to show the person (from a domain decision)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The command's words do not parse (``reason`` says how to write them)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotInCatalog:
+    slack_user: str
+
+
+@dataclass(frozen=True)
+class UnknownRequest:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class TooBusy:
+    """The record kept changing under us; try again."""
+
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Requested:
+    req: Request
+    approvers: tuple[str, ...]  # who could approve it (never the requester without self-approval)
+    approvals_channel: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    req: Request
+
+
+@dataclass(frozen=True)
+class Revoking:
+    req: Request
+
+
+@dataclass(frozen=True)
+class Help:
+    person: str
+    roles: Sequence[Any]  # catalog roles this person may request and could get approved
+
+
+@dataclass(frozen=True)
+class Listing:
+    own: Sequence[Request]
+    waiting: Sequence[Request]  # others' pending requests this person could approve now
+    now: datetime
+
+
+@dataclass(frozen=True)
+class ClickDone:
+    """A click that counted (approval, final approval or denial)."""
+
+
+@dataclass(frozen=True)
+class UnknownButton:
+    pass
+
+
+@dataclass(frozen=True)
+class BadButtonValue:
+    pass
+
+
+Outcome = Union[Refused, Unreadable, NotInCatalog, UnknownRequest, TooBusy, Requested, Cancelled, Revoking,
+                Help, Listing, ClickDone, UnknownButton, BadButtonValue]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An outcome and the jobs that follow it."""
+
+    outcome: Outcome
+    jobs: list[Job] = field(default_factory=list)

@@ -1,0 +1,49 @@
+"""Use case: a person asks for a role (``/aws-access <account> <role> <duration> [reason]``).
+
+Read the catalog and the person's open requests, decide (pure: ``decide_request``), and
+store the new request with one conditional write. The card is posted by a job.
+"""
+
+from __future__ import annotations
+
+from ..domain.decide import decide_request
+from ..domain.errors import Conflict
+from ..domain.model import Request
+from ..slack.parse import RequestCmd
+from . import jobs
+from .deps import RETRIES, Deps, principal_of
+from .outcomes import Answer, Refused, Requested
+
+
+def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
+    try:
+        role = deps.catalog.find_role(cmd.account, cmd.role)
+    except LookupError as exc:
+        return Answer(Refused(str(exc.args[0] if exc.args else exc)))
+    open_requests = deps.store.open_for(person.key)
+    decision = decide_request(person.key, role, duration=cmd.duration, reason=cmd.reason,
+                              open_requests=open_requests, max_open=deps.max_open_per_user,
+                              typed=(cmd.account, cmd.role))
+    if not decision.allowed:
+        return Answer(Refused(decision.reason))
+    now = deps.now()
+    for _ in range(RETRIES):
+        req, event = Request.requested(
+            now, request_id=deps.new_id(now), requester=person.key, requester_slack=person.slack_user,
+            principal=principal_of(person), account=role.account_key, account_id=role.account_id,
+            role=role.key, role_arn=role.role_arn, production=role.production,
+            duration_seconds=decision.seconds, reason=cmd.reason.strip(),
+            approvals_required=role.approvals_required, pending_until=now + deps.pending_window,
+        )
+        try:
+            deps.store.create(req, event)
+            break
+        except Conflict:
+            continue  # id collision: draw another
+    else:
+        raise RuntimeError("could not allocate a request id")
+    payload = {"request_id": req.request_id, "requester": req.requester, "account": req.account,
+               "role": req.role, "duration_seconds": req.duration_seconds, "reason": req.reason}
+    approvers = tuple(a for a in role.approvers if a != person.key or role.self_approval)
+    return Answer(Requested(req, approvers, deps.catalog.approvals_channel),
+                  [jobs.Card(req.request_id, "access_requested", payload)])

@@ -1,0 +1,136 @@
+"""Use case: the sweep (every minute).
+
+Ends grants past expiry, expires stale pending requests, retries grants or revocations
+a crashed worker left behind (all from the sparse ``due`` index, so the cost follows what
+is live, not history), then reconciles IAM with the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..domain.duration import format_duration
+from ..domain.errors import Conflict
+from ..domain.lifecycle import GrantStatus, RequestStatus
+from ..domain.model import Request
+from ..domain.timing import IAM_SETTLE
+from . import jobs
+from .deps import Deps
+from .dispatch import OnError, run_all
+from .grant import fail_grant
+
+
+@dataclass
+class SweepReport:
+    looked_at: int = 0
+    drift: int = 0
+    expired_grants: int = 0
+    expired_requests: int = 0
+    retried: int = 0
+    errors: int = 0
+
+
+def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
+    now = deps.now()
+    report = SweepReport()
+    for req in deps.store.due(now):
+        report.looked_at += 1
+        try:
+            run_all(deps, _sweep_one(deps, req, now, report), on_error)
+        except Exception as exc:  # noqa: BLE001 - one bad item must not stop the sweep
+            report.errors += 1
+            if on_error is None:
+                raise
+            on_error({"job": "sweep", "request_id": req.request_id}, exc)
+    try:
+        run_all(deps, reconcile(deps, report), on_error)
+    except Exception as exc:  # noqa: BLE001 - reconcile again next minute
+        report.errors += 1
+        if on_error is None:
+            raise
+        on_error({"job": "reconcile"}, exc)
+    return report
+
+
+def _sweep_one(deps: Deps, req: Request, now: datetime, report: SweepReport) -> list[jobs.Job]:
+    rid = req.request_id
+    if req.status is RequestStatus.PENDING and now >= req.pending_until:
+        waited = format_duration(int(deps.pending_window.total_seconds()))
+        after, event = req.expire_pending(now, f"not approved within {waited}")
+        try:
+            deps.store.transition(req, after, event)
+        except Conflict:
+            return []
+        report.expired_requests += 1
+        payload = {"request_id": rid}
+        return [jobs.Card(rid, "access_expired", payload), jobs.Dm(rid, "access_expired", payload)]
+    if req.grant_status is GrantStatus.ACTIVE and now >= req.expires_at:
+        report.expired_grants += 1
+        return [jobs.EndGrant(rid)]
+    if req.grant_status is GrantStatus.GRANTING:
+        report.retried += 1
+        return [jobs.Grant(rid)]
+    if req.grant_status is GrantStatus.REVOKING:
+        report.retried += 1
+        return [jobs.EndGrant(rid)]
+    return []
+
+
+def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None = None) -> list[jobs.Job]:
+    """Make IAM and the table agree; report every difference to the security channel.
+
+    * a Drawbridge policy (``/drawbridge/drawbridge-<id>``) whose request is not a live
+      grant - restored, copied by hand, or left by a crash - is detached and deleted;
+    * a live grant's policy also attached to somebody else is taken back from them;
+    * an ACTIVE grant whose policy is no longer attached is marked FAILED.
+    Policies Drawbridge did not create are never looked at, let alone touched.
+
+    Cost per sweep: ``ListPolicies`` (one page per 100 grants); who holds a policy is
+    asked only when its attachment count is off, and for every grant on a *deep* pass
+    (each quarter hour), which also catches a grant moved to another single user.
+    """
+    report = report or SweepReport()
+    now = deps.now()
+    deep = now.minute % 15 == 0 if deep is None else deep
+    follow: list[jobs.Job] = []
+    live = {r.request_id: r for r in deps.store.live()}
+    held: dict[str, bool] = {}  # request id -> its owner holds the policy
+    for rid, arn, count in deps.grants.drawbridge_policies():
+        req = live.get(rid) or deps.store.get(rid)
+        if req is not None and req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING):
+            continue  # in flight: the grant / end_grant jobs own it
+        active = req is not None and req.grant_status is GrantStatus.ACTIVE
+        if active and (count == 0 or (count == 1 and not deep)):
+            held[rid] = count == 1
+            continue
+        holders = deps.grants.attached_principals(arn)
+        state = "no record" if req is None else f"record {req.grant_status.value}"
+        if active:
+            held[rid] = req.principal in holders
+            strangers = [p for p in holders if p != req.principal]
+            if not strangers:
+                continue  # as it should be
+            for principal in strangers:  # copied to somebody else: take it back from them only
+                deps.grants.revoke_from(principal, rid)
+            action = "detached"
+        else:
+            deps.grants.remove_policy(rid, holders)
+            action = "removed"
+        report.drift += 1
+        follow.append(jobs.Security("grant_drift", {
+            "request_id": rid, "policy_arn": arn, "users": [p.key for p in holders],
+            "state": state, "action": action}))
+    for req in live.values():
+        if req.grant_status is not GrantStatus.ACTIVE or now >= req.expires_at:
+            # An ACTIVE grant past its expiry is the due loop's (end_grant records EXPIRED,
+            # every minute until it succeeds). If its removal was interrupted after IAM let
+            # go, the policy is gone on purpose: not "vanished".
+            continue
+        if req.granted_at is not None and now - req.granted_at < IAM_SETTLE:
+            continue  # too fresh to trust a listing without it (see IAM_SETTLE)
+        if held.get(req.request_id, False):
+            continue
+        report.drift += 1
+        follow.extend(fail_grant(deps, req, "the grant's IAM policy vanished (removed outside Drawbridge)"))
+    return follow
