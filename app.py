@@ -1,7 +1,7 @@
 """Drawbridge: just-in-time AWS access through Slack (Chalice entry points only).
 
 Each handler hands its event to chalicelib.handlers; heavy imports (boto3,
-slack_sdk, pydantic) happen there, on first use, never at import time.
+slack_sdk, Powertools) happen there, on first use, never at import time.
 """
 
 import sys

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from chalicelib.domain.duration import format_duration
 from chalicelib.domain.eligibility import approval_blocker
+from chalicelib.domain.model import Principal
 
 
 class CatalogError(Exception):
@@ -33,6 +34,11 @@ class Person:
     slack_user: str
     iam_user: str
     mfa_serial: str | None = None  # named in the DM's CLI profile; default: looked up in IAM
+
+    @property
+    def principal(self) -> Principal:
+        """Who receives this person's grants in the bastion (an IAM user today)."""
+        return Principal.iam_user(self.iam_user)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -224,6 +224,6 @@ def _own_requests(reqs: Sequence[Request], now: datetime) -> str:
             left = max(0, int((r.expires_at - now).total_seconds()) // 60 * 60)
             state = f"*active* until {hhmm(r.expires_at)} ({format_duration(left)} left)"
         else:
-            state = r.grant_status.value.lower()
+            state = r.info.label  # the state table's name for it
         lines.append(f"• `{r.request_id}` `{r.label}` {format_duration(r.duration_seconds)} — {state}")
     return "Your requests:\n" + "\n".join(lines)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from ..domain.model import Principal, Request, utc
+from ..domain.model import Request, utc
 from ..domain.timing import DEFAULT_PENDING_WINDOW
 from ..policy import DEFAULT_MANAGED_POLICIES_PER_USER
 from ..ports import Clock, Grants, Notifier, Store
@@ -45,8 +45,3 @@ class Deps:
     def people(self) -> dict[str, str]:
         """Person key -> Slack user id (for mentions)."""
         return {k: p.slack_user for k, p in self.catalog.people.items()}
-
-
-def principal_of(person) -> Principal:
-    """The bastion identity a catalog person's grants go to."""
-    return Principal.iam_user(person.iam_user)

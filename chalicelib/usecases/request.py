@@ -11,7 +11,7 @@ from ..domain.errors import Conflict
 from ..domain.model import Request
 from ..slack.parse import RequestCmd
 from . import jobs
-from .deps import RETRIES, Deps, principal_of
+from .deps import RETRIES, Deps
 from .outcomes import Answer, Refused, Requested
 
 
@@ -30,7 +30,7 @@ def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
     for _ in range(RETRIES):
         req, event = Request.requested(
             now, request_id=deps.new_id(now), requester=person.key, requester_slack=person.slack_user,
-            principal=principal_of(person), account=role.account_key, account_id=role.account_id,
+            principal=person.principal, account=role.account_key, account_id=role.account_id,
             role=role.key, role_arn=role.role_arn, production=role.production,
             duration_seconds=decision.seconds, reason=cmd.reason.strip(),
             approvals_required=role.approvals_required, pending_until=now + deps.pending_window,

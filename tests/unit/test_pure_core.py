@@ -143,13 +143,23 @@ PURE = sorted(
     [dotted(p) for p in (ROOT / PACKAGE / "domain").glob("*.py")]
     + [f"{PACKAGE}.policy", f"{PACKAGE}.slack.parse", f"{PACKAGE}.slack.escape", f"{PACKAGE}.alerts"]
 )
-VIEWS = [f"{PACKAGE}.slack.views", f"{PACKAGE}.slack.alert_views"]
+VIEWS = [f"{PACKAGE}.slack.views", f"{PACKAGE}.slack.alert_views", f"{PACKAGE}.slack.replies"]
+#: the use cases sequence I/O only through the ports: they import no client library either
+USE_CASES = sorted([dotted(p) for p in (ROOT / PACKAGE / "usecases").glob("*.py")] + [f"{PACKAGE}.ports"])
 
 
 # ==== the checks =====================================================================
 @pytest.mark.parametrize("module", PURE)
 def test_pure_core_imports_nothing_heavy_and_reads_no_environment(module):
     assert violations(ROOT, [module]) == []
+
+
+@pytest.mark.parametrize("module", USE_CASES)
+def test_use_cases_reach_the_world_only_through_ports(module):
+    """No boto3, chalice or WebClient in a use case (Block Kit models via the views only),
+    and no environment: everything comes in through Deps."""
+    assert violations(ROOT, [module], allowed=lambda m: m == "slack_sdk.models"
+                      or m.startswith("slack_sdk.models.")) == []
 
 
 @pytest.mark.parametrize("module", VIEWS)
@@ -159,8 +169,10 @@ def test_views_import_only_slack_sdk_models(module):
 
 
 def test_the_module_lists_are_real():
-    assert {"chalicelib.domain.model", "chalicelib.domain.decide", "chalicelib.domain.duration"} <= set(PURE)
-    for name in PURE + VIEWS:
+    assert {"chalicelib.domain.model", "chalicelib.domain.decide", "chalicelib.domain.duration",
+            "chalicelib.domain.lifecycle"} <= set(PURE)
+    assert {"chalicelib.usecases.request", "chalicelib.usecases.sweep", "chalicelib.ports"} <= set(USE_CASES)
+    for name in PURE + VIEWS + USE_CASES:
         assert module_file(ROOT, name) is not None, name
 
 
