@@ -15,6 +15,7 @@ from chalicelib.domain.decide import (
     Decision,
     Outcome,
     decide_approval,
+    decide_request,
     decide_deny,
     decide_revoke,
     describe_outcome,
@@ -320,3 +321,71 @@ def test_decisions_do_not_change_the_request():
     for decide in (decide_approval, decide_deny, decide_revoke):
         decide(req, ROLE, "carol", NOW)
     assert req.to_json() == before
+
+
+# ==== decide_request: may this person ask for this role, now? ===========================
+@dataclass(frozen=True)
+class RequestableRole(Role):
+    """Stand-in for catalog.Role with what the request rules read."""
+
+    label: str = "prod/admin"
+    role_arn: str = "arn:aws:iam::222222222222:role/admin"
+    production: bool = True
+    max_duration_seconds: int = 4 * 3600
+    reason_required: bool = True
+
+
+PROD_ADMIN = RequestableRole(requesters=("alice", "dave"))
+DEV_ADMIN = RequestableRole(label="dev/admin", role_arn="arn:aws:iam::333333333333:role/admin", production=False,
+                            reason_required=False, approvals_required=1, self_approval=True,
+                            max_duration_seconds=86400)
+ONE_APPROVER = RequestableRole(label="prod/readonly", role_arn="arn:aws:iam::222222222222:role/readonly",
+                               approvers=("bob",), approvals_required=1)
+OTHER_ROLES = [make_request(request_id=f"req-20261112-00000{i}", role_arn=f"arn:aws:iam::222222222222:role/r{i}")
+               for i in range(10)]
+SAME_PENDING = [make_request()]
+SAME_ACTIVE = [ACTIVE]
+
+
+@pytest.mark.parametrize("person, role, duration, reason, holding, allowed, expected", [
+    pytest.param("alice", PROD_ADMIN, "2h", "incident 4521", [], True, "", id="allowed"),
+    pytest.param("bob", DEV_ADMIN, "1d", "", [], True, "", id="allowed-no-reason-needed"),
+    pytest.param("carol", PROD_ADMIN, "2h", "x", [], False,
+                 "you may not request `prod/admin`; see `/aws-access help` for what you may request",
+                 id="not-a-requester"),
+    pytest.param("bob", ONE_APPROVER, "1h", "x", [], False,
+                 "prod/readonly needs 1 approval and you are its only approver, so nobody can approve your "
+                 "request; ask an admin to add another approver or set self_approval = true for prod/readonly "
+                 "in the access catalog", id="nobody-could-approve"),
+    pytest.param("alice", PROD_ADMIN, "2x", "x", [], False,
+                 "'2x' is not a duration; use e.g. 30m, 2h, 1h30m or 1d", id="bad-duration"),
+    pytest.param("alice", PROD_ADMIN, "5h", "x", [], False, "prod/admin allows at most 4h", id="over-the-cap"),
+    pytest.param("alice", PROD_ADMIN, "400d", "x", [], False, "prod/admin allows at most 4h",
+                 id="absurd-duration-names-the-cap"),
+    pytest.param("alice", PROD_ADMIN, "2h", "  ", [], False,
+                 "production requests need a reason: `/aws-access prod admin 2h &lt;reason&gt;`",
+                 id="reason-required"),
+    pytest.param("alice", PROD_ADMIN, "2h", "x", SAME_PENDING, False,
+                 f"you already have `{RID}` for `prod/admin` (pending); revoke it first with "
+                 f"`/aws-access revoke {RID}`", id="already-pending"),
+    pytest.param("alice", PROD_ADMIN, "2h", "x", SAME_ACTIVE, False,
+                 f"you already have `{RID}` for `prod/admin` (active until 16:02 UTC); revoke it first with "
+                 f"`/aws-access revoke {RID}`", id="already-active"),
+    pytest.param("alice", PROD_ADMIN, "2h", "x", OTHER_ROLES, False,
+                 "you already have 10 pending or active requests, the most one person may hold at once (10, "
+                 "IAM's managed-policy limit per user); revoke one first", id="at-the-limit"),
+    pytest.param("alice", PROD_ADMIN, "2h", "x", OTHER_ROLES[:9], True, "", id="one-below-the-limit"),
+])
+def test_decide_request(person, role, duration, reason, holding, allowed, expected):
+    decision = decide_request(person, role, duration=duration, reason=reason, open_requests=holding,
+                              max_open=10, typed=("prod", "admin"))
+    assert (decision.allowed, decision.reason) == (allowed, expected)
+    if allowed:
+        assert decision.seconds == {"2h": 7200, "1d": 86400}[duration]
+
+
+def test_decide_request_checks_in_a_fixed_order():
+    """A request wrong in every way gets the first rule's reason: who may ask comes first."""
+    decision = decide_request("carol", PROD_ADMIN, duration="9h", reason="", open_requests=OTHER_ROLES,
+                              max_open=10)
+    assert decision.reason.startswith("you may not request `prod/admin`")
