@@ -272,7 +272,7 @@ def example_resources(action: str, stage: str) -> list[str]:
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{env['DRAWBRIDGE_TABLE']}"
     return {
         "iam:CreatePolicy": [policy], "iam:DeletePolicy": [policy], "iam:TagPolicy": [policy],
-        "iam:GetPolicy": [policy], "iam:ListEntitiesForPolicy": [policy], "iam:ListPolicyVersions": [policy],
+        "iam:GetPolicy": [policy], "iam:GetPolicyVersion": [policy], "iam:ListEntitiesForPolicy": [policy], "iam:ListPolicyVersions": [policy],
         "iam:AttachUserPolicy": [user], "iam:DetachUserPolicy": [user], "iam:ListAttachedUserPolicies": [user],
         "iam:ListMFADevices": [user],
         "iam:ListPolicies": ["*"],
