@@ -1,0 +1,603 @@
+"""In-memory fakes of the three ports (``chalicelib/ports.py``), a settable clock, and
+``make_service`` that wires them into the real facade (``chalicelib.service.Drawbridge``).
+
+The fakes behave like the real adapters, not like mocks: they keep state and answer from
+it, so tests assert what the world looks like afterwards (records, history, IAM policies,
+Slack messages), never which method was called.
+
+* :class:`InMemoryStore` - :class:`~chalicelib.adapters.store.DynamoStore`'s semantics:
+  ``create`` / ``transition`` are conditional (domain ``Conflict``) and write the record
+  and its audit event together; the queries follow the table's sparse indexes, keyed
+  and ordered as DynamoDB keys them (second-precision ISO strings from ``iso_z``, built
+  with the same ``due_at`` / ``grant_window_end`` / ``Request.is_open``); claims are
+  True the first time and False afterwards. Records go through the domain's JSON codec
+  on the way in and out, as they do in DynamoDB. ``tests/service/test_fakes_contract.py``
+  runs the same assertions against this and the real adapter on moto.
+* :class:`FakeGrants` - :class:`~chalicelib.adapters.iam.IamGrants` for principals of kind
+  ``iam_user``: managed policies with their documents and attached users, the per-user
+  limit (``GrantLimitReached``), idempotent create/attach/detach/delete, IAM's
+  ``DeleteConflict`` for a policy still attached, MFA devices.
+* :class:`FakeNotifier` - Slack's Web API as the notifier uses it: posts, in-place updates
+  (earlier versions kept in ``history``), ephemerals, DMs (a post to a user id lands in
+  the DM channel ``"D" + user[1:]``, as Slack answers it).
+
+Every fake takes ``fail_next(method, exc, times=1)`` (the next call(s) of a port method
+raise ``exc`` before doing anything) and ``before_next(method, action)`` (run ``action()``
+just before the next call does its work: e.g. let another approver's click land between a
+read and a conditional write, so the write loses for real).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from chalicelib import policy as pol
+from chalicelib.domain import errors as _errors
+from chalicelib.domain.errors import Conflict, GrantLimitReached
+from chalicelib.domain.model import AuditEvent, Principal, Request, iso_z, utc
+from chalicelib.domain.timing import due_at, grant_window_end
+
+__all__ = ["SAMPLE_CATALOG", "T0", "DeleteConflict", "FakeClock", "FakeGrants", "FakeNotifier",
+           "FakePolicy", "InMemoryStore", "Message", "MessageNotFound", "NoSuchEntity",
+           "make_service", "sequential_ids"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CATALOG = ROOT / "policies" / "access.toml"
+#: the day the fixtures tell their story on (tests/fixtures/README.md)
+T0 = datetime(2026, 11, 12, 14, 0, 0, tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------- failure injection
+
+
+class _Faults:
+    """``fail_next`` / ``before_next`` for the public methods of a fake."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[str, list[BaseException | Callable[[], Any]]] = {}
+
+    def fail_next(self, method: str, exc: BaseException, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` raise ``exc`` and change nothing."""
+        self._known(method)
+        self._hooks.setdefault(method, []).extend([exc] * times)
+
+    def before_next(self, method: str, action: Callable[[], Any]) -> None:
+        """Run ``action()`` when ``method`` is next called, before it does anything
+        (``action`` may call this fake again; it does not trigger itself)."""
+        self._known(method)
+        self._hooks.setdefault(method, []).append(action)
+
+    def pending_faults(self) -> dict[str, int]:
+        """Injected faults and actions not used yet (a test may assert none are left)."""
+        return {m: len(q) for m, q in self._hooks.items() if q}
+
+    def _known(self, method: str) -> None:
+        if method.startswith("_") or not callable(getattr(self, method, None)):
+            raise AttributeError(f"{type(self).__name__} has no port method {method!r}")
+
+    def _hook(self, method: str) -> None:
+        queue = self._hooks.get(method)
+        if not queue:
+            return
+        item = queue.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        item()
+
+
+# --------------------------------------------------------------------------- clock
+
+
+class FakeClock:
+    """A clock that stands still until told: aware UTC, settable and advanceable."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = utc(now)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, when: datetime) -> datetime:
+        self.now = utc(when)
+        return self.now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        """``advance(timedelta(minutes=2))`` or ``advance(minutes=2)``."""
+        self.now = self.now + (delta if delta is not None else timedelta(**kwargs))
+        return self.now
+
+
+# --------------------------------------------------------------------------- store
+
+
+class InMemoryStore(_Faults):
+    """The table, in memory (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._requests: dict[str, str] = {}  # request id -> Request JSON (the item's ``doc``)
+        self._events: dict[tuple[str, int], str] = {}  # (request id, seq) -> AuditEvent JSON
+        self._cards: dict[str, tuple[str, str]] = {}
+        self._sent: set[tuple[str, str]] = set()
+        self._alerts: dict[str, dict] = {}  # key -> {"doc": JSON, "ttl": epoch seconds}
+        self._once: dict[str, dict] = {}  # key -> {"ttl": ..., "reply": ...}
+        self._uses: dict[tuple[str, str], str] = {}  # (request id, sort key) -> JSON
+
+    # -- requests ---------------------------------------------------------------
+    def create(self, req: Request, event: AuditEvent) -> None:
+        self._hook("create")
+        if req.request_id in self._requests or (event.request_id, event.seq) in self._events:
+            raise Conflict(f"{req.request_id} already exists")
+        self._write(req, event)
+
+    def transition(self, before: Request, after: Request, event: AuditEvent) -> None:
+        self._hook("transition")
+        if after.version != before.version + 1:
+            raise ValueError("a transition must bump the version by one")
+        stored = self._requests.get(after.request_id)
+        if stored is None or Request.from_json(stored).version != before.version:
+            raise Conflict(f"{after.request_id} changed since version {before.version} was read")
+        if (event.request_id, event.seq) in self._events:
+            raise Conflict(f"{event.request_id} already has event {event.seq}")
+        self._write(after, event)
+
+    def _write(self, req: Request, event: AuditEvent) -> None:
+        # Both items or neither, like the adapter's transaction (both encoded before either lands).
+        doc, ev = req.to_json(), event.to_json()
+        self._requests[req.request_id] = doc
+        self._events[(event.request_id, event.seq)] = ev
+
+    def get(self, request_id: str) -> Request | None:
+        self._hook("get")
+        doc = self._requests.get(request_id)
+        return Request.from_json(doc) if doc is not None else None
+
+    def history(self, request_id: str) -> list[AuditEvent]:
+        self._hook("history")
+        return [AuditEvent.from_json(doc) for (rid, _), doc in sorted(self._events.items()) if rid == request_id]
+
+    def _all(self) -> list[Request]:
+        return [Request.from_json(doc) for doc in self._requests.values()]
+
+    # The sparse indexes: an item is in an index only when the adapter's request_item()
+    # gives it that index's keys; results come in the index's sort-key order (ties: by id).
+    def open_for(self, person: str) -> list[Request]:
+        self._hook("open_for")
+        found = [r for r in self._all() if r.is_open and r.requester == person]
+        return sorted(found, key=lambda r: (iso_z(r.created_at), r.request_id))
+
+    def due(self, now: datetime, limit: int = 500) -> list[Request]:
+        self._hook("due")
+        cutoff = iso_z(now)
+        return [r for key, r in self._due_index() if key <= cutoff][:limit]
+
+    def live(self) -> list[Request]:
+        self._hook("live")
+        return [r for _, r in self._due_index()]
+
+    def _due_index(self) -> list[tuple[str, Request]]:
+        keyed = [(iso_z(at), r) for r in self._all() if (at := due_at(r)) is not None]
+        return sorted(keyed, key=lambda kr: (kr[0], kr[1].request_id))
+
+    def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
+        self._hook("grants_ending_after")
+        keyed = [(f"{iso_z(end)}#{r.request_id}", r) for r in self._all()
+                 if r.principal.key == principal.key and (end := grant_window_end(r)) is not None]
+        return [r for sk, r in sorted(keyed, key=lambda kr: kr[0]) if sk >= iso_z(at)]
+
+    # -- the approval card --------------------------------------------------------
+    def save_card(self, request_id: str, channel: str, ts: str) -> bool:
+        self._hook("save_card")
+        if request_id in self._cards:
+            return False
+        self._cards[request_id] = (channel, ts)
+        return True
+
+    def card(self, request_id: str) -> tuple[str, str] | None:
+        self._hook("card")
+        return self._cards.get(request_id)
+
+    # -- one-time claims ------------------------------------------------------------
+    def claim_message(self, request_id: str, kind: str) -> bool:
+        self._hook("claim_message")
+        if (request_id, kind) in self._sent:
+            return False
+        self._sent.add((request_id, kind))
+        return True
+
+    def release_message(self, request_id: str, kind: str) -> None:
+        self._hook("release_message")
+        self._sent.discard((request_id, kind))
+
+    def claim_alert(self, key: str, record: dict, now: datetime, keep_days: int = 400) -> bool:
+        self._hook("claim_alert")
+        doc = json.dumps(record)  # the adapter stores it as JSON: unserialisable records fail here too
+        if key in self._alerts:
+            return False
+        self._alerts[key] = {"doc": doc, "ttl": int((utc(now) + timedelta(days=keep_days)).timestamp())}
+        return True
+
+    def release_alert(self, key: str) -> None:
+        self._hook("release_alert")
+        self._alerts.pop(key, None)
+
+    def alert(self, key: str) -> dict | None:
+        self._hook("alert")
+        item = self._alerts.get(key)
+        return json.loads(item["doc"]) if item else None
+
+    def first_delivery(self, key: str, now: datetime) -> tuple[bool, str | None]:
+        self._hook("first_delivery")
+        if key not in self._once:
+            self._once[key] = {"ttl": int((utc(now) + timedelta(days=1)).timestamp())}
+            return True, None
+        return False, self._once[key].get("reply")
+
+    def remember_reply(self, key: str, reply: str) -> None:
+        self._hook("remember_reply")
+        self._once.setdefault(key, {})["reply"] = reply  # UpdateItem creates a missing item
+
+    def forget_delivery(self, key: str) -> None:
+        self._hook("forget_delivery")
+        self._once.pop(key, None)
+
+    # -- uses of a grant ----------------------------------------------------------------
+    def record_use(self, request_id: str, event_time: datetime, event_id: str, record: dict) -> bool:
+        self._hook("record_use")
+        key = (request_id, f"USE#{iso_z(event_time)}#{event_id}")
+        doc = json.dumps(record)
+        if key in self._uses:
+            return False
+        self._uses[key] = doc
+        return True
+
+    def uses(self, request_id: str) -> list[dict]:
+        self._hook("uses")
+        return [json.loads(doc) for (rid, _), doc in sorted(self._uses.items()) if rid == request_id]
+
+    # -- for tests: the whole table at a glance (no port has these) ------------------------
+    def requests(self) -> list[Request]:
+        """Every stored request, by id."""
+        return sorted(self._all(), key=lambda r: r.request_id)
+
+    def alerts(self) -> dict[str, dict]:
+        return {k: json.loads(v["doc"]) for k, v in self._alerts.items()}
+
+    def snapshot(self) -> dict:
+        """Everything stored, for 'nothing changed' assertions."""
+        return copy.deepcopy({"requests": self._requests, "events": self._events, "cards": self._cards,
+                              "sent": self._sent, "alerts": self._alerts, "once": self._once,
+                              "uses": self._uses})
+
+
+# --------------------------------------------------------------------------- IAM grants
+
+
+#: the adapter refuses to reuse a policy whose document differs (when this version of the
+#: domain has that error; the fake follows whichever adapter it is tested against)
+_GrantMismatch = getattr(_errors, "GrantMismatch", None)
+
+
+class NoSuchEntity(LookupError):
+    """IAM's NoSuchEntity (the real adapter lets it through as a ClientError)."""
+
+
+class DeleteConflict(RuntimeError):
+    """IAM refuses to delete a managed policy still attached to somebody."""
+
+
+@dataclass
+class FakePolicy:
+    name: str
+    path: str
+    arn: str
+    document: dict
+    description: str = ""
+    tags: dict = field(default_factory=dict)
+    users: list[str] = field(default_factory=list)  # IAM user names, in attachment order
+
+
+def _user(principal: Principal) -> str:
+    if principal.kind != Principal.IAM_USER:
+        raise ValueError(f"IamGrants attaches grants to IAM users, not {principal.kind}")
+    return principal.name
+
+
+class FakeGrants(_Faults):
+    """The bastion account's customer-managed policies and MFA devices (see the module docstring)."""
+
+    def __init__(self, bastion_account_id: str = "111111111111",
+                 max_attached: int = pol.DEFAULT_MANAGED_POLICIES_PER_USER, path: str = pol.POLICY_PATH) -> None:
+        super().__init__()
+        self.account = bastion_account_id
+        self.max_attached = max_attached
+        self.path = pol.check_path(path)
+        self.policies: dict[str, FakePolicy] = {}  # by ARN, in creation order
+        self.mfa_devices: dict[str, list[tuple[str, str]]] = {}  # IAM user -> [(enable date, serial)]
+
+    def arn(self, request_id: str) -> str:
+        return pol.policy_arn(self.account, request_id, self.path)
+
+    def _request_id(self, p: FakePolicy) -> str | None:
+        """The request id a policy of this stage is named after (None: not one of ours)."""
+        prefix = self.arn("").rsplit("/", 1)[1]  # the name a grant policy of this stage starts with
+        if p.path != self.path or not p.name.startswith(prefix) or len(p.name) == len(prefix):
+            return None
+        return p.name[len(prefix):]
+
+    # -- the port ---------------------------------------------------------------------
+    def grant(self, *, principal: Principal, request_id: str, document: dict, description: str,
+              tags: dict[str, str]) -> str:
+        self._hook("grant")
+        user = _user(principal)
+        arn = self.arn(request_id)
+        attached = self.attached(user)
+        if arn not in attached and len(attached) >= self.max_attached:
+            raise GrantLimitReached(
+                f"IAM user {user} already has {len(attached)} managed policies attached "
+                f"(the limit is {self.max_attached}); revoke a grant first"
+            )
+        if arn not in self.policies:
+            pol.render(document)  # what IAM would be sent: must be JSON
+            self.policies[arn] = FakePolicy(arn.rsplit("/", 1)[1], self.path, arn, copy.deepcopy(document),
+                                            description, dict(tags))
+        elif _GrantMismatch is not None and self.policies[arn].document != document:
+            # EntityAlreadyExists: a retried grant reuses its own policy, never another document
+            raise _GrantMismatch(f"IAM already holds a policy named {self.policies[arn].name} "
+                                 "with another document; it was not reused")
+        if user not in self.policies[arn].users:
+            self.policies[arn].users.append(user)
+        return arn
+
+    def revoke(self, *, principal: Principal, request_id: str) -> list[Principal]:
+        self._hook("revoke")
+        arn = self.arn(request_id)
+        self._detach(_user(principal), arn)
+        found = self.policies.get(arn)
+        if found is None:
+            return []
+        strangers = [Principal.iam_user(u) for u in found.users]
+        for p in strangers:
+            self._detach(p.name, arn)
+        del self.policies[arn]
+        return strangers
+
+    def mfa_serial(self, principal: Principal) -> str | None:
+        self._hook("mfa_serial")
+        devices = sorted(self.mfa_devices.get(_user(principal), []))
+        return devices[0][1] if devices else None
+
+    def drawbridge_policies(self) -> list[tuple[str, str, int]]:
+        self._hook("drawbridge_policies")
+        return [(rid, p.arn, len(p.users)) for p in self.policies.values()
+                if (rid := self._request_id(p)) is not None]
+
+    def attached_principals(self, policy_arn: str) -> list[Principal]:
+        self._hook("attached_principals")
+        if policy_arn not in self.policies:
+            raise NoSuchEntity(f"policy {policy_arn} does not exist")
+        return [Principal.iam_user(u) for u in self.policies[policy_arn].users]
+
+    def revoke_from(self, principal: Principal, request_id: str) -> None:
+        self._hook("revoke_from")
+        self._detach(_user(principal), self.arn(request_id))
+
+    def remove_policy(self, request_id: str, principals: list[Principal]) -> None:
+        self._hook("remove_policy")
+        arn = self.arn(request_id)
+        for p in principals:
+            self._detach(_user(p), arn)
+        found = self.policies.get(arn)
+        if found is None:
+            return
+        if found.users:
+            raise DeleteConflict(f"{arn} is still attached to {', '.join(found.users)}")
+        del self.policies[arn]
+
+    def _detach(self, user: str, arn: str) -> None:
+        found = self.policies.get(arn)
+        if found is not None and user in found.users:
+            found.users.remove(user)
+
+    # -- for tests: IAM as people change it by hand (no port has these) ------------------
+    def attached(self, user: str | Principal) -> list[str]:
+        """Every managed policy ARN attached to the IAM user (Drawbridge's and others)."""
+        name = user.name if isinstance(user, Principal) else user
+        return [p.arn for p in self.policies.values() if name in p.users]
+
+    def policy(self, request_id: str) -> FakePolicy | None:
+        """The grant policy of a request, if IAM holds it."""
+        return self.policies.get(self.arn(request_id))
+
+    def holders(self, request_id: str) -> list[str]:
+        found = self.policy(request_id)
+        return list(found.users) if found else []
+
+    def create_policy(self, name: str, path: str = "/", document: dict | None = None,
+                      attach_to: Iterable[str] = ()) -> str:
+        """A policy made by hand (or restored from a backup), attached to ``attach_to``."""
+        arn = f"arn:aws:iam::{self.account}:policy{path}{name}"
+        if arn in self.policies:
+            raise RuntimeError(f"EntityAlreadyExists: {arn}")
+        self.policies[arn] = FakePolicy(name, path, arn, document or {"Version": "2012-10-17", "Statement": []})
+        for user in attach_to:
+            self.attach(arn, user)
+        return arn
+
+    def attach(self, arn_or_request_id: str, user: str) -> None:
+        """Attach by hand, e.g. a grant copied to somebody else."""
+        arn = arn_or_request_id if arn_or_request_id.startswith("arn:") else self.arn(arn_or_request_id)
+        if user not in self.policies[arn].users:
+            self.policies[arn].users.append(user)
+
+    def detach(self, arn_or_request_id: str, user: str) -> None:
+        arn = arn_or_request_id if arn_or_request_id.startswith("arn:") else self.arn(arn_or_request_id)
+        self._detach(user, arn)
+
+    def delete(self, request_id: str) -> None:
+        """The grant policy removed outside Drawbridge (detached from everyone, deleted)."""
+        self.policies.pop(self.arn(request_id), None)
+
+    def set_mfa(self, user: str, *serials: str, enabled: str = "2026-01-01T00:00:00Z") -> None:
+        """The user's MFA devices (replacing any); all enabled at ``enabled``."""
+        self.mfa_devices[user] = [(enabled, s) for s in serials]
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+class MessageNotFound(LookupError):
+    """Slack's ``message_not_found`` (chat.update of a message that does not exist)."""
+
+
+@dataclass
+class Message:
+    kind: str  # "post" or "ephemeral"
+    channel: str
+    ts: str | None
+    text: str
+    blocks: list[dict] | None = None
+    event_type: str | None = None
+    payload: dict | None = None
+    thread_ts: str | None = None
+    user: str | None = None  # an ephemeral's recipient
+    history: list["Message"] = field(default_factory=list)  # earlier versions, oldest first
+
+    @property
+    def metadata(self) -> dict | None:
+        if self.event_type is None:
+            return None
+        return {"event_type": self.event_type, "event_payload": self.payload}
+
+    def all_text(self) -> str:
+        """The fallback text and every string inside the blocks."""
+        out = [self.text]
+
+        def walk(node: Any) -> None:
+            if isinstance(node, str):
+                out.append(node)
+            elif isinstance(node, dict):
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+
+        walk(self.blocks or [])
+        return "\n".join(out)
+
+    @property
+    def has_buttons(self) -> bool:
+        return any(b.get("type") == "actions" for b in self.blocks or [])
+
+
+def _as_json(value: Any) -> Any:
+    """What Slack receives is JSON: refuse what is not, and keep a private copy."""
+    return json.loads(json.dumps(value))
+
+
+class FakeNotifier(_Faults):
+    """Slack's Web API as the notifier uses it (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[Message] = []  # posts (channel, DMs, thread replies) and ephemerals
+        self._ts = itertools.count(1)
+
+    # -- the port ---------------------------------------------------------------------
+    def post(self, channel: str, text: str, blocks: list[dict] | None, event_type: str, payload: dict,
+             thread_ts: str | None = None) -> tuple[str, str]:
+        self._hook("post")
+        return self._post(channel, text, blocks, event_type, payload, thread_ts)
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None, event_type: str,
+               payload: dict) -> None:
+        self._hook("update")
+        msg = self.get(channel, ts)
+        if msg is None:
+            raise MessageNotFound(f"message_not_found: {channel} {ts}")
+        msg.history.append(Message(msg.kind, msg.channel, msg.ts, msg.text, msg.blocks, msg.event_type,
+                                   msg.payload, msg.thread_ts))
+        msg.text, msg.blocks = text, _as_json(blocks)
+        msg.event_type, msg.payload = event_type, _as_json(payload)
+
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        self._hook("ephemeral")
+        self.messages.append(Message("ephemeral", channel, None, text, user=user))
+
+    def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str, payload: dict) -> None:
+        self._hook("dm")
+        self._post(user, text, blocks, event_type, payload, None)
+
+    def _post(self, channel: str, text: str, blocks, event_type: str, payload: dict,
+              thread_ts: str | None) -> tuple[str, str]:
+        if channel[:1] in ("U", "W"):
+            channel = dm_channel(channel)  # a post to a user id lands in the app's DM with them
+        ts = f"1794492000.{next(self._ts):06d}"
+        self.messages.append(Message("post", channel, ts, text, _as_json(blocks), event_type,
+                                     _as_json(payload), thread_ts))
+        return channel, ts
+
+    # -- for tests ---------------------------------------------------------------------
+    def get(self, channel: str, ts: str) -> Message | None:
+        return next((m for m in self.messages if m.kind == "post" and m.channel == channel and m.ts == ts), None)
+
+    def posts(self, channel: str | None = None, event_type: str | None = None,
+              thread_ts: str | None | type = ...) -> list[Message]:
+        """Posted messages (not ephemerals), optionally in one channel / of one event type /
+        in one thread (``thread_ts=None``: top-level messages only)."""
+        return [m for m in self.messages if m.kind == "post"
+                and (channel is None or m.channel == channel)
+                and (event_type is None or m.event_type == event_type)
+                and (thread_ts is ... or m.thread_ts == thread_ts)]
+
+    def dms(self, user: str) -> list[Message]:
+        return self.posts(dm_channel(user))
+
+    def ephemerals(self, user: str | None = None) -> list[Message]:
+        return [m for m in self.messages if m.kind == "ephemeral" and (user is None or m.user == user)]
+
+
+def dm_channel(user: str) -> str:
+    return "D" + user[1:]
+
+
+# --------------------------------------------------------------------------- the service
+
+
+def sequential_ids(start: int = 1) -> Callable[[datetime], str]:
+    """Readable request ids in the real format: req-20261112-000001, -000002, ..."""
+    counter = itertools.count(start)
+    return lambda now: f"req-{now:%Y%m%d}-{next(counter):06x}"
+
+
+def make_service(catalog=None, **overrides):
+    """``chalicelib.service.Drawbridge`` on fresh fakes.
+
+    ``catalog``: a loaded Catalog, TOML text, or None for the sample catalog
+    (policies/access.toml). Every catalog person gets the MFA device the local seed gives
+    them (``arn:aws:iam::<bastion>:mfa/<iam user>``) unless ``grants`` is overridden.
+    ``overrides`` replace any Deps field (store, grants, slack, clock, pending_window,
+    max_open_per_user, new_id).
+    """
+    from chalicelib.catalog import load_catalog, parse_catalog
+    from chalicelib.service import Drawbridge
+
+    if catalog is None:
+        catalog = load_catalog(SAMPLE_CATALOG)
+    elif isinstance(catalog, str):
+        catalog = parse_catalog(catalog)
+    if "grants" not in overrides:
+        grants = FakeGrants(catalog.bastion_account_id)
+        for person in catalog.people.values():
+            grants.set_mfa(person.iam_user, f"arn:aws:iam::{catalog.bastion_account_id}:mfa/{person.iam_user}")
+        overrides["grants"] = grants
+    deps = {"store": InMemoryStore(), "slack": FakeNotifier(), "clock": FakeClock(), "new_id": sequential_ids()}
+    deps.update(overrides)
+    return Drawbridge(catalog=catalog, **deps)
