@@ -31,8 +31,16 @@ MANAGED_POLICY_MAX_CHARS = 6144
 USER_INLINE_TOTAL_MAX_CHARS = 2048
 
 
-def policy_name(request_id: str) -> str:
-    return f"{POLICY_PREFIX}{request_id}"
+def stage_of(path: str) -> str:
+    """``/drawbridge/prod/`` -> ``prod``; ``/drawbridge/`` -> ``""``."""
+    return check_path(path)[len("/drawbridge/"):].strip("/")
+
+
+def policy_name(request_id: str, path: str = POLICY_PATH) -> str:
+    """``drawbridge-<stage>-<request id>``. IAM policy names are unique per account whatever
+    their path, so two stages in one bastion account must not share names."""
+    stage = stage_of(path)
+    return f"{POLICY_PREFIX}{stage}-{request_id}" if stage else f"{POLICY_PREFIX}{request_id}"
 
 
 def check_path(path: str) -> str:
@@ -43,11 +51,13 @@ def check_path(path: str) -> str:
 
 
 def policy_arn(bastion_account_id: str, request_id: str, path: str = POLICY_PATH) -> str:
-    return f"arn:aws:iam::{bastion_account_id}:policy{path}{policy_name(request_id)}"
+    return f"arn:aws:iam::{bastion_account_id}:policy{path}{policy_name(request_id, path)}"
 
 
-def request_id_from_policy_name(name: str) -> str | None:
-    return name[len(POLICY_PREFIX):] if name.startswith(POLICY_PREFIX) else None
+def request_id_from_policy_name(name: str, path: str = POLICY_PATH) -> str | None:
+    """The request id in a grant policy's name, if it is a name this stage gives its grants."""
+    prefix = policy_name("", path)
+    return name[len(prefix):] if name.startswith(prefix) and len(name) > len(prefix) else None
 
 
 def statement_id(request_id: str) -> str:

@@ -14,10 +14,10 @@ touched (see chalicelib/policy.py). IAM's errors are translated into the domain'
 from __future__ import annotations
 
 from .. import policy as pol
-from ..domain.errors import GrantLimitReached
+from ..domain.errors import GrantLimitReached, GrantMismatch
 from ..domain.model import Principal
 
-__all__ = ["GrantLimitReached", "IamGrants"]
+__all__ = ["GrantLimitReached", "GrantMismatch", "IamGrants"]
 
 
 def _code(exc) -> str:
@@ -56,7 +56,7 @@ class IamGrants:
             )
         try:
             self._iam.create_policy(
-                PolicyName=pol.policy_name(request_id),
+                PolicyName=pol.policy_name(request_id, self._path),
                 Path=self._path,
                 PolicyDocument=pol.render(document),
                 Description=description,
@@ -65,6 +65,12 @@ class IamGrants:
         except ClientError as exc:
             if _code(exc) != "EntityAlreadyExists":
                 raise
+            # A retried grant finds its own policy; anything else under that name (made by
+            # hand, or by someone who can write to IAM) is not reused.
+            existing = self.document(arn)
+            if existing != document:
+                raise GrantMismatch(f"IAM already holds a policy named {pol.policy_name(request_id, self._path)} "
+                                    "with another document; it was not reused") from None
         if arn not in attached:
             self._iam.attach_user_policy(UserName=user, PolicyArn=arn)
         return arn
@@ -90,6 +96,17 @@ class IamGrants:
         self.remove_policy(request_id, strangers)
         return strangers
 
+    def document(self, policy_arn: str) -> dict:
+        """The default version's document of a policy (boto3 decodes it to a dict)."""
+        version = self._iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+        doc = self._iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"]["Document"]
+        if isinstance(doc, str):  # URL-encoded JSON from some endpoints
+            import json
+            from urllib.parse import unquote
+
+            doc = json.loads(unquote(doc))
+        return doc
+
     def mfa_serial(self, principal: Principal) -> str | None:
         """The serial (ARN) of the user's MFA device, for the DM's CLI profile; None if the
         user has none. With several devices, the one enabled first (the one people set up
@@ -113,7 +130,7 @@ class IamGrants:
         out = []
         for page in self._iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=self._path):
             for p in page["Policies"]:
-                rid = pol.request_id_from_policy_name(p["PolicyName"])
+                rid = pol.request_id_from_policy_name(p["PolicyName"], self._path)
                 if rid is None or p.get("Path") != self._path:
                     continue  # not ours, even if it sits under our path
                 out.append((rid, p["Arn"], int(p.get("AttachmentCount", 0))))

@@ -205,3 +205,56 @@ def decide_request(person: str, role: RequestableRole, *, duration: str, reason:
                                f"person may hold at once ({max_open}, IAM's managed-policy limit per user); "
                                "revoke one first")
     return RequestDecision(True, "", seconds)
+
+
+# --------------------------------------------------------------------------- granting
+
+
+class GrantableRole(RequestableRole, Protocol):
+    account_id: str
+
+
+class Grantee(Protocol):
+    key: str
+    slack_user: str
+
+    @property
+    def principal(self): ...
+
+
+def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | None, now: datetime,
+                 recorded_approvers: Sequence[str] | None = None) -> Decision:
+    """May IAM be given what this record asks for? Re-derived from the catalog *now* and
+    the recorded approvals, never from the record's fields alone: a record written to the
+    table by anything but Drawbridge's own approval path must not become a grant.
+
+    ``recorded_approvers``: the actors of the request's ``approved`` audit events (the
+    history); None skips that cross-check (the alert path, which only reads).
+    """
+    if role is None:
+        return _refuse(f"{req.label} is not in the catalog")
+    if req.role_arn != role.role_arn or req.account_id != role.account_id:
+        return _refuse(f"the record's role {req.role_arn} is not the catalog's {role.role_arn} for {req.label}")
+    if person is None or person.key != req.requester:
+        return _refuse(f"the requester @{req.requester} is not in the catalog")
+    if person.principal != req.principal or person.slack_user != req.requester_slack:
+        return _refuse(f"the record's grantee {req.principal} is not @{req.requester}'s ({person.principal})")
+    if req.requester not in role.requesters:
+        return _refuse(f"@{req.requester} may not request {req.label}")
+    if req.decided_at is None or req.expires_at is None:
+        return _refuse("the record has no approval time or expiry")
+    if not req.created_at <= req.decided_at <= now:
+        return _refuse("the record's approval time is not between its creation and now")
+    longest = min(req.duration_seconds, role.max_duration_seconds)
+    if (req.expires_at - req.decided_at).total_seconds() > longest:
+        return _refuse(f"the record's expiry is later than {req.label} allows "
+                       f"({format_duration(role.max_duration_seconds)} from approval)")
+    eligible = [a.person for a in req.approvals
+                if a.person in role.approvers and (a.person != req.requester or role.self_approval)]
+    if recorded_approvers is not None:
+        eligible = [p for p in eligible if p in recorded_approvers]
+    required = max(req.approvals_required, role.approvals_required)
+    if len(set(eligible)) < required:
+        return _refuse(f"{len(set(eligible))} of {required} approvals count for {req.label} "
+                       "(approvers and approvals as the catalog and the audit trail say now)")
+    return Decision(Outcome.APPROVED, f"{len(set(eligible))} of {required} approvals")

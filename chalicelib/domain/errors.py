@@ -21,3 +21,7 @@ class IllegalTransition(DomainError):
 
 class GrantLimitReached(DomainError):
     """The principal already holds as many grants as IAM allows."""
+
+
+class GrantMismatch(DomainError):
+    """What IAM already holds under a grant's name is not what the grant should be."""

@@ -8,7 +8,8 @@ calls are idempotent (see the grants adapter).
 from __future__ import annotations
 
 from .. import policy as pol
-from ..domain.errors import Conflict, GrantLimitReached
+from ..domain.decide import decide_grant
+from ..domain.errors import Conflict, GrantLimitReached, GrantMismatch
 from ..domain.lifecycle import GrantStatus
 from ..domain.model import Request, iso_z
 from . import jobs
@@ -25,6 +26,13 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
     if req is None or req.grant_status is not GrantStatus.GRANTING:
         return []  # already granted, failed or ended: a retried job does nothing
     now = deps.now()
+    # Defence in depth: the record must be what Drawbridge's own approval path would have
+    # written, judged against the catalog and the audit trail *now* (a record put into the
+    # table by anything else must not become a grant).
+    recorded = [e.actor for e in deps.store.history(rid) if e.action == "approved"]
+    check = decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester), now, recorded)
+    if not check.allowed:
+        return fail_grant(deps, req, f"refused: {check.reason}")
     if now >= req.expires_at:
         return fail_grant(deps, req, "the grant could not be applied before it would have expired")
     document = pol.grant_policy(req.role_arn, req.expires_at, rid)
@@ -35,7 +43,7 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
             tags={"drawbridge:request-id": rid, "drawbridge:expires-at": iso_z(req.expires_at),
                   "drawbridge:requester": req.requester},
         )
-    except GrantLimitReached as exc:
+    except (GrantLimitReached, GrantMismatch) as exc:
         return fail_grant(deps, req, str(exc))
     except Exception as exc:
         _note_attempt(deps, req, exc)

@@ -64,7 +64,22 @@ def test_stages_in_one_account_never_see_each_others_grants(iam):
     grant(dev, "dave", "req-20261112-0b0b0b")
     assert [rid for rid, _, _ in dev.drawbridge_policies()] == ["req-20261112-0b0b0b"]
     assert [rid for rid, _, _ in prod.drawbridge_policies()] == ["req-20261112-0a11ce"]
-    assert prod.arn("req-20261112-0a11ce").endswith(":policy/drawbridge/prod/drawbridge-req-20261112-0a11ce")
+    assert prod.arn("req-20261112-0a11ce").endswith(":policy/drawbridge/prod/drawbridge-prod-req-20261112-0a11ce")
+    names = {p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]}
+    # IAM policy names are unique per account whatever the path: the stage is in the name too
+    assert names == {"drawbridge-prod-req-20261112-0a11ce", "drawbridge-dev-req-20261112-0b0b0b"}
+
+
+def test_two_stages_may_hold_a_grant_with_the_same_request_id(iam):
+    """Without the stage in the name, dev's CreatePolicy would hit prod's policy (same name)."""
+    dev = IamGrants(iam, "111111111111", path="/drawbridge/dev/")
+    prod = IamGrants(iam, "111111111111", path="/drawbridge/prod/")
+    rid = "req-20261112-0a11ce"
+    assert grant(prod, "alice", rid) != grant(dev, "dave", rid)
+    assert [r for r, _, _ in dev.drawbridge_policies()] == [r for r, _, _ in prod.drawbridge_policies()] == [rid]
+    dev.revoke(principal=Principal.iam_user("dave"), request_id=rid)
+    assert [r for r, _, _ in prod.drawbridge_policies()] == [rid]
+    assert len(iam.list_attached_user_policies(UserName="alice")["AttachedPolicies"]) == 1
 
 
 @pytest.mark.parametrize("path", ["/drawbridge", "/other/", "/drawbridge/a/b/", "/drawbridge/../"])
