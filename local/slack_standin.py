@@ -429,6 +429,16 @@ class SlackStandin:
         return {"channel": channel, "ts": msg.ts, "text": msg.text,
                 "message": {"text": msg.text, "blocks": msg.blocks, "metadata": msg.metadata}}
 
+    def _delete(self, params: dict) -> dict:
+        channel = self._channel(params, user_ok=False)
+        ts = str(params.get("ts") or "")
+        msg = self._find(channel, ts)
+        if msg is None:
+            raise SlackError("message_not_found")
+        self._messages.remove(msg)
+        self._print(msg, f"deleted {msg.ts}")
+        return {"channel": channel, "ts": ts}
+
     def _post_ephemeral(self, params: dict) -> dict:
         channel = self._channel(params)
         user = str(params.get("user") or "")
@@ -463,6 +473,7 @@ class SlackStandin:
         "auth.test": _auth_test,
         "chat.postMessage": _post_message,
         "chat.update": _update,
+        "chat.delete": _delete,
         "chat.postEphemeral": _post_ephemeral,
         "conversations.open": _conversations_open,
         "chat.getPermalink": _get_permalink,

@@ -527,6 +527,12 @@ class FakeNotifier(_Faults):
         msg.text, msg.blocks = text, _as_json(blocks)
         msg.event_type, msg.payload = event_type, _as_json(payload)
 
+    def delete(self, channel: str, ts: str) -> None:
+        self._hook("delete")
+        msg = self.get(channel, ts)
+        if msg is not None:
+            self.messages.remove(msg)
+
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         self._hook("ephemeral")
         self.messages.append(Message("ephemeral", channel, None, text, user=user))

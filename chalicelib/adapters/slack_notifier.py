@@ -29,6 +29,15 @@ class SlackNotifier:
         self._web.chat_update(channel=channel, ts=ts, text=text, blocks=blocks,
                               metadata=metadata(event_type, payload))
 
+    def delete(self, channel: str, ts: str) -> None:
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            self._web.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "message_not_found":
+                raise
+
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         self._web.chat_postEphemeral(channel=channel, user=user, text=text)
 

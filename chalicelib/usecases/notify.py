@@ -34,9 +34,10 @@ def card_event(req: Request, job: jobs.Card) -> tuple[str, dict]:
         payload = granted_payload(req)
     elif event_type == "access_revoked" and req.status is RequestStatus.CANCELLED:
         payload = {"request_id": rid, "revoked_by": req.decided_by}
-    elif event_type == "access_revoked":
-        by = None if req.ended_by == SYSTEM else req.ended_by  # person keys only
-        payload = {"request_id": rid, "revoked_by": by, "reason": req.note}
+    elif event_type == "access_revoked" and req.ended_by != SYSTEM:
+        payload = {"request_id": rid, "revoked_by": req.ended_by}
+    elif event_type == "access_revoked":  # ended by Drawbridge itself: no person, the reason says why
+        payload = {"request_id": rid, "revoked_by": None, "reason": req.note}
     elif event_type == "access_expired":
         payload = {"request_id": rid}
     elif event_type == "access_denied":
@@ -67,7 +68,12 @@ def post_card(deps: Deps, job: jobs.Card) -> None:
         ref = deps.store.card(rid)
         if ref is None:
             channel, ts = deps.slack.post(deps.catalog.approvals_channel, text, blocks, event_type, payload)
-            deps.store.save_card(rid, channel, ts)
+            if not deps.store.save_card(rid, channel, ts):
+                # Another run of this job posted and saved its card first: keep that one (it
+                # is the one every later update finds), take ours back, and bring theirs up
+                # to date on the next round.
+                deps.slack.delete(channel, ts)
+                continue
         else:
             deps.slack.update(ref[0], ref[1], text, blocks, event_type, payload)
         latest = deps.store.get(rid)

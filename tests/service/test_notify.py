@@ -42,10 +42,6 @@ def test_a_late_card_job_shows_the_record_as_it_is_now(svc):
     assert "revoked by <@U0ALICE001>" in msg.all_text()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "chalicelib bug: usecases/notify.py card_event (line 37-39) derives access_revoked's payload with "
-    "'reason': None for a grant a person revoked; docs/REFERENCE.md says reason is there only when the "
-    "grant ended without a person (the in-time card job has no reason key, so the shape depends on timing)"))
 def test_a_late_card_job_for_a_revoke_carries_the_documented_payload(svc):
     rid = granted(svc)
     svc.run_all(slash(svc, "alice", f"revoke {rid}").jobs)
@@ -67,10 +63,6 @@ def test_a_change_while_the_card_is_posted_is_shown_too(svc):
     assert msg.event_type == "access_approved" and "1 of 2" in msg.all_text()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "chalicelib bug: usecases/notify.py post_card ignores save_card()'s False - two Card jobs "
-    "for a new request that run at once both post, and the loser's card stays in the channel "
-    "(pending, with live buttons) and is never updated"))
 def test_two_card_jobs_at_once_leave_one_card(svc):
     rid = ask(svc, run=False)
     job = jobs.Card(rid, "access_requested", {})

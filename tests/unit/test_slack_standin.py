@@ -104,6 +104,20 @@ def test_update_replaces_in_place_and_keeps_history(standin: SlackStandin, clien
     assert err.value.response["error"] == "message_not_found"
 
 
+def test_delete_removes_a_message_as_slack_does(standin: SlackStandin, client: WebClient) -> None:
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    keep = client.chat_postMessage(channel="C0APPROVE1", text="keep")
+    gone = client.chat_postMessage(channel="C0APPROVE1", text="gone")
+    client.chat_delete(channel="C0APPROVE1", ts=gone["ts"])
+    assert [m.text for m in standin.messages("C0APPROVE1")] == ["keep"]
+    with pytest.raises(SlackApiError) as err:
+        client.chat_delete(channel="C0APPROVE1", ts=gone["ts"])
+    assert err.value.response["error"] == "message_not_found"
+    SlackNotifier(client).delete("C0APPROVE1", gone["ts"])  # the adapter: already gone is done
+    assert standin.get("C0APPROVE1", keep["ts"]) is not None
+
+
 def test_ephemeral_thread_reply_and_dm(standin: SlackStandin, client: WebClient) -> None:
     parent = client.chat_postMessage(channel="C0APPROVE1", text="card")["ts"]
     client.chat_postMessage(channel="C0APPROVE1", thread_ts=parent, text="approved by bob")
