@@ -16,6 +16,10 @@ from .model import Request
 IAM_SETTLE = timedelta(minutes=5)
 #: how long a request may wait for approvals unless configured otherwise
 DEFAULT_PENDING_WINDOW = timedelta(hours=1)
+#: the longest role session the member template allows (MaxSessionDuration): a session
+#: started just before a grant ended keeps working for at most this long (IAM does not
+#: end issued sessions when the grant policy goes)
+MAX_SESSION = timedelta(hours=1)
 
 
 def due_at(req: Request) -> datetime | None:
@@ -37,3 +41,11 @@ def grant_window_end(req: Request) -> datetime | None:
         return min(req.ended_at, req.expires_at)
     return req.expires_at
 
+
+
+def sessions_end_by(req: Request) -> datetime | None:
+    """When every role session the grant let someone start has ended at the latest."""
+    if req.expires_at is None:
+        return None
+    end = min(req.ended_at, req.expires_at) if req.ended_at else req.expires_at
+    return end + MAX_SESSION

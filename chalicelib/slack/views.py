@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
 
 from ..domain.duration import format_duration
 from ..domain.model import GrantStatus, Request, RequestStatus, hhmm, iso_z
+from ..domain.timing import sessions_end_by
 from .escape import escape_mrkdwn
 
 APPROVE = "approve_request"
@@ -58,9 +59,9 @@ def _status_line(req: Request, people: Mapping[str, str]) -> str:
         return f":hourglass_flowing_sand: Revoking (asked by {_mention(people, req.ended_by)})…"
     if g is GrantStatus.REVOKED:
         return (f":no_entry: Access revoked by {_mention(people, req.ended_by)} "
-                f"at {hhmm(req.ended_at)} (approved by {who})")
+                f"at {hhmm(req.ended_at)} (approved by {who}){_sessions_note(req)}")
     if g is GrantStatus.EXPIRED:
-        return f":hourglass: Access expired at {hhmm(req.expires_at)} (approved by {who})"
+        return f":hourglass: Access expired at {hhmm(req.expires_at)} (approved by {who}){_sessions_note(req)}"
     if g is GrantStatus.FAILED:
         return f":x: Approved by {who}, but the grant failed: {escape_mrkdwn(req.note or 'unknown error')}"
     if req.status is RequestStatus.DENIED:
@@ -120,8 +121,8 @@ NO_MFA_DEVICE = "YOUR-MFA-DEVICE-ARN"
 
 
 def cli_profile(req: Request) -> str:
-    """The ``~/.aws/config`` profile, naming the MFA device recorded at grant time (the
-    catalog's ``mfa_serial`` or the device IAM lists for the user), never a guessed ARN."""
+    """The ``~/.aws/config`` profile for aws-vault, naming the MFA device recorded at grant
+    time (the catalog's ``mfa_serial`` or the device IAM lists for the user), never a guess."""
     name = f"{req.account}-{req.role}"
     return (
         f"[profile {name}]\n"
@@ -132,10 +133,27 @@ def cli_profile(req: Request) -> str:
     )
 
 
+def cli_session_profile(req: Request) -> str:
+    """The plain-CLI profile: assume the role *from an MFA session*, not from the keys."""
+    return (
+        f"[profile {req.account}-{req.role}-cli]\n"
+        f"source_profile = bastion-mfa\n"
+        f"role_arn = {req.role_arn}\n"
+        f"role_session_name = {req.iam_user}\n"
+    )
+
+
 def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
+    """Why two CLI flows: the grant requires ``aws:MultiFactorAuthPresent``, which IAM sets
+    only for requests signed with credentials that came from an MFA sign-in. A plain
+    ``aws --profile`` with ``mfa_serial`` calls AssumeRole with the long-term keys (the MFA
+    code only reaches the role's trust policy), so the grant would deny it. aws-vault's
+    default flow (GetSessionToken with MFA, then AssumeRole with that session) and an MFA
+    session made first with ``aws sts get-session-token`` both pass the grant and the trust."""
     url = switch_role_url(req.account_id, role_name_of(req.role_arn), f"{req.label}")
-    profile = cli_profile(req)
+    serial = req.mfa_serial or NO_MFA_DEVICE
     until = f"{iso_z(req.expires_at)} ({hhmm(req.expires_at)})"
+    name = f"{req.account}-{req.role}"
     blocks = [
         SectionBlock(text=_md(
             f":white_check_mark: *Access granted: `{req.label}`* ({req.request_id})\n"
@@ -143,16 +161,24 @@ def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
             f"IAM enforces the expiry itself; sessions you start last at most the role's session length.")),
         SectionBlock(text=_md(f"*Console:* <{url}|Switch role to {req.label}>")),
         SectionBlock(text=_md(
-            "*AWS CLI / aws-vault* — add to `~/.aws/config` (`bastion` is the profile holding "
-            f"your bastion access keys):\n```{profile}```\n"
-            f"Then `aws-vault exec {req.account}-{req.role} -- aws sts get-caller-identity` "
-            f"or `aws --profile {req.account}-{req.role} sts get-caller-identity`.")),
+            "*aws-vault* (recommended) — add to `~/.aws/config` (`bastion` holds your bastion access "
+            f"keys: `aws-vault add bastion`):\n```{cli_profile(req)}```\n"
+            f"Then `aws-vault exec {name} -- aws sts get-caller-identity`. aws-vault first opens an MFA "
+            "session (GetSessionToken) and assumes the role from it, which is what the grant requires.")),
+        SectionBlock(text=_md(
+            "*Plain AWS CLI* — the grant needs an MFA *session*; `mfa_serial` on the role profile is not "
+            "enough (the CLI would call AssumeRole with your long-term keys). First:\n"
+            f"```aws sts get-session-token --profile bastion --serial-number {serial} --token-code <code>```\n"
+            "put the three values it returns into a `[bastion-mfa]` section of `~/.aws/credentials` "
+            "(`aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`), then add:\n"
+            f"```{cli_session_profile(req)}```\n"
+            f"and run `aws --profile {name}-cli sts get-caller-identity`.")),
         ContextBlock(elements=[_md(
             ":information_source: IAM can take a moment to apply a new grant; if the first "
             "AssumeRole is denied, wait a few seconds and retry.")]),
     ]
     if not req.mfa_serial:
-        blocks.insert(3, SectionBlock(text=_md(
+        blocks.insert(2, SectionBlock(text=_md(
             f":warning: IAM lists no MFA device for your user `{escape_mrkdwn(req.iam_user)}`, and the "
             "grant works only with MFA: enrol one (IAM console → Security credentials → Assign MFA "
             f"device), then put its ARN in place of `{NO_MFA_DEVICE}`.")))
@@ -160,12 +186,18 @@ def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
     return text, [b.to_dict() for b in blocks]
 
 
+def _sessions_note(req: Request) -> str:
+    end = sessions_end_by(req)
+    return f"; sessions already started end by {hhmm(end)} at the latest" if end else ""
+
+
 def ended_dm(req: Request, people: Mapping[str, str]) -> str:
     if req.grant_status is GrantStatus.EXPIRED:
-        return f":hourglass: Your access to `{req.label}` ({req.request_id}) expired at {hhmm(req.expires_at)}."
+        return (f":hourglass: Your access to `{req.label}` ({req.request_id}) expired at "
+                f"{hhmm(req.expires_at)}{_sessions_note(req)}.")
     if req.grant_status is GrantStatus.REVOKED:
         return (f":no_entry: Your access to `{req.label}` ({req.request_id}) was revoked by "
-                f"{_mention(people, req.ended_by)} at {hhmm(req.ended_at)}.")
+                f"{_mention(people, req.ended_by)} at {hhmm(req.ended_at)}{_sessions_note(req)}.")
     if req.grant_status is GrantStatus.FAILED:
         return (f":x: Your request {req.request_id} for `{req.label}` was approved, but the grant "
                 f"failed: {escape_mrkdwn(req.note or 'unknown error')}. You have NOT been granted access.")

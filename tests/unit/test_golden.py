@@ -199,9 +199,11 @@ def test_decided_cards_have_no_buttons(name):
                     "*Access granted until 16:02 UTC*"),
     ("card_denied", ":no_entry_sign: Denied by <@U0CAROL001> at 14:03 UTC"),
     ("card_expired_request", ":hourglass: Expired at 15:00 UTC without enough approvals"),
-    ("card_expired_grant", ":hourglass: Access expired at 16:02 UTC (approved by <@U0BOB00001>, <@U0CAROL001>)"),
+    ("card_expired_grant", ":hourglass: Access expired at 16:02 UTC (approved by <@U0BOB00001>, <@U0CAROL001>)"
+                           "; sessions already started end by 17:02 UTC at the latest"),
     ("card_revoked", ":no_entry: Access revoked by <@U0ALICE001> at 15:10 UTC "
-                     "(approved by <@U0BOB00001>, <@U0CAROL001>)"),
+                     "(approved by <@U0BOB00001>, <@U0CAROL001>); sessions already started end by 16:10 UTC "
+                     "at the latest"),
 ])
 def test_card_status_line(name, status):
     _, blocks = card(CARDS[name], PEOPLE, APPROVERS)
@@ -251,3 +253,23 @@ def test_unknown_person_is_named_not_mentioned():
     req = ONE_APPROVAL.change(requester="zed")
     _, blocks = card(req, PEOPLE, APPROVERS)
     assert blocks[1]["fields"][0]["text"] == "*Requester*\n@zed (IAM user `alice`)"
+
+
+def test_the_cli_flows_in_the_dm_pass_the_grants_mfa_condition():
+    """aws:MultiFactorAuthPresent is absent from requests signed with long-term keys, so the DM
+    never suggests assuming the role straight from the keys (``aws --profile prod-admin`` with
+    ``mfa_serial``): aws-vault (GetSessionToken with MFA first) or an MFA session made by hand."""
+    text = " ".join(b["text"]["text"] for b in granted_dm(ACTIVE, BASTION)[1] if b.get("text"))
+    assert "aws --profile prod-admin sts" not in text
+    assert "aws-vault exec prod-admin" in text
+    assert f"aws sts get-session-token --profile bastion --serial-number {ACTIVE.mfa_serial}" in text
+    assert "[profile prod-admin-cli]\nsource_profile = bastion-mfa\n" in text
+    assert "mfa_serial" not in text.split("[profile prod-admin-cli]")[1].split("```")[0]
+
+
+def test_ended_grants_say_when_live_sessions_end():
+    from chalicelib.slack.views import ended_dm
+
+    assert ended_dm(EXPIRED_GRANT, PEOPLE).endswith(
+        "expired at 16:02 UTC; sessions already started end by 17:02 UTC at the latest.")
+    assert ended_dm(REVOKED, PEOPLE).endswith("at 15:10 UTC; sessions already started end by 16:10 UTC at the latest.")
