@@ -265,7 +265,8 @@ def _cheap_moto() -> None:
 
 # ---- environment -----------------------------------------------------------------------------
 _CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID",
-            "AWS_LAMBDA_FUNCTION_NAME", "DRAWBRIDGE_WORKER_FUNCTION", "DRAWBRIDGE_PENDING_WINDOW")
+            "AWS_LAMBDA_FUNCTION_NAME", "DRAWBRIDGE_WORKER_FUNCTION", "DRAWBRIDGE_PENDING_WINDOW",
+            "DRAWBRIDGE_LOCAL_EMULATION")
 
 
 def base_env() -> dict[str, str | None]:
@@ -409,6 +410,7 @@ def stack(*, in_lambda: bool = False) -> Iterator[Stack]:
         if in_lambda:
             create_worker_function(world)
             os.environ["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION
+            os.environ["DRAWBRIDGE_LOCAL_EMULATION"] = "1"  # "as Lambda", against local emulators
         wiring.reset()
         real_defer = handlers.defer
         st: Stack | None = None

@@ -59,6 +59,7 @@ class ServerStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
         env.update(self.world.service.env(), AWS_ENDPOINT_URL=self.url, SLACK_API_URL=self.slack.url,
                    AWS_LAMBDA_FUNCTION_NAME=FUNCTION, PYTHONDONTWRITEBYTECODE="1",
+                   DRAWBRIDGE_LOCAL_EMULATION="1",  # "as Lambda", against local emulators
                    BENCH_SLASH_USER=json.dumps(alice), BENCH_FIRST_TEXT="prod admin 1h cold start",
                    BENCH_SECOND_TEXT="prod readonly 1h warm")
         env.update(extra)

@@ -25,8 +25,8 @@ from .usecases import alert, dispatch
 from .usecases import jobs as job_types
 from .usecases import sweep as sweeping
 from .usecases.alert import AlertOutcome
-from .usecases.approve import decide_click
-from .usecases.commands import run_command
+from .usecases.approve import admit_click, decide_click
+from .usecases.commands import admit, run_command
 from .usecases.deliveries import once
 from .usecases.deps import Deps
 from .usecases.dispatch import OnError
@@ -50,6 +50,9 @@ class Drawbridge(Deps):
     def command(self, cmd: SlashCommand, delivery: str | None = None, on_remember_error=lambda _: None) -> Reply:
         """A slash command. ``delivery`` (Slack's trigger id) makes a redelivery act once
         (:class:`~chalicelib.usecases.deliveries.Repeated` is raised for the repeat)."""
+        if (refused := admit(self, cmd.team_id, cmd.api_app_id, cmd.user_id)) is not None:
+            return Reply(replies.command_reply(refused))  # before any table write
+
         def act() -> Reply:
             answer = run_command(self, cmd)
             return Reply(replies.command_reply(answer.outcome), answer.jobs)
@@ -59,6 +62,9 @@ class Drawbridge(Deps):
 
     def click(self, click: Click, delivery: str | None = None) -> list[job_types.Job]:
         """A button click: the jobs that follow it (a private answer is one of them)."""
+        if (refused := admit_click(self, click)) is not None:  # before any table write
+            return [job_types.Ephemeral(click.channel_id, click.user_id, replies.click_reply(refused))]
+
         def act() -> list[job_types.Job]:
             answer = decide_click(self, click)
             text = replies.click_reply(answer.outcome)

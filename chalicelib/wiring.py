@@ -45,6 +45,8 @@ def settings() -> Settings:
         raise ConfigError("DRAWBRIDGE_TABLE is not set")
     default_catalog = PACKAGED_CATALOG if PACKAGED_CATALOG.exists() else REPO_CATALOG
     function = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    if function and env.get(LOCAL_EMULATION) != "1":
+        _refuse_local_settings_in_lambda(env)
     return Settings(
         catalog_path=env.get("DRAWBRIDGE_CATALOG") or str(default_catalog),
         table=table,
@@ -56,6 +58,23 @@ def settings() -> Settings:
         worker_function=env.get("DRAWBRIDGE_WORKER_FUNCTION") or (f"{function}-worker" if function else ""),
         policy_path=env.get("DRAWBRIDGE_POLICY_PATH") or "/drawbridge/",
     )
+
+
+#: set only by the benchmarks, which run the handlers "as Lambda" against local emulators;
+#: `make lint-deploy` fails if a stage's environment sets it
+LOCAL_EMULATION = "DRAWBRIDGE_LOCAL_EMULATION"
+
+
+def _refuse_local_settings_in_lambda(env) -> None:
+    """Inside Lambda, Slack and AWS are the real ones and secrets come from SSM: a setting
+    that points elsewhere or carries a secret in plain text is a mistake (or tampering)."""
+    problems = [f"{name} is set" for name in ("SLACK_API_URL", "AWS_ENDPOINT_URL", "SLACK_SIGNING_SECRET",
+                                                 "SLACK_BOT_TOKEN") if env.get(name)]
+    problems += [f"{name} is not set" for name in ("SLACK_SIGNING_SECRET_PARAM", "SLACK_BOT_TOKEN_PARAM")
+                 if not env.get(name)]
+    if problems:
+        raise ConfigError("refusing to run in Lambda: " + "; ".join(problems) + " (secrets come from SSM "
+                          "through the *_PARAM settings; Slack and AWS endpoints are never overridden)")
 
 
 #: how long a secret read from SSM is reused before it is fetched again (seconds)

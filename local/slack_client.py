@@ -82,14 +82,15 @@ def response_url(kind: str = "commands", base: str = RESPONSE_URL_BASE, team_id:
 def slash_form(user_id: str, text: str, *, user_name: str | None = None,
                channel_id: str = APPROVALS_CHANNEL, channel_name: str = APPROVALS_CHANNEL_NAME,
                command: str = COMMAND, trigger: str | None = None,
-               response_url_base: str = RESPONSE_URL_BASE) -> dict[str, str]:
+               response_url_base: str = RESPONSE_URL_BASE, team_id: str = TEAM_ID,
+               api_app_id: str = API_APP_ID) -> dict[str, str]:
     """The form Slack posts when ``user_id`` types ``<command> <text>``; ``text`` is what
     they typed, sent escaped (``&``, ``<``, ``>``) as Slack sends it."""
     return {
-        "token": VERIFICATION_TOKEN, "team_id": TEAM_ID, "team_domain": TEAM_DOMAIN,
+        "token": VERIFICATION_TOKEN, "team_id": team_id, "team_domain": TEAM_DOMAIN,
         "channel_id": channel_id, "channel_name": channel_name,
         "user_id": user_id, "user_name": user_name or user_id.lower(),
-        "command": command, "text": slack_escape(text), "api_app_id": API_APP_ID,
+        "command": command, "text": slack_escape(text), "api_app_id": api_app_id,
         "is_enterprise_install": "false",
         "response_url": response_url("commands", response_url_base),
         "trigger_id": trigger or trigger_id(),
@@ -105,18 +106,19 @@ def click_payload(user_id: str, action_id: str, value: str, *, user_name: str | 
                   channel_id: str = APPROVALS_CHANNEL, channel_name: str = APPROVALS_CHANNEL_NAME,
                   message_ts: str | None = None, message_text: str = "", blocks: list | None = None,
                   block_id: str = "req_actions", trigger: str | None = None,
-                  response_url_base: str = RESPONSE_URL_BASE) -> dict:
+                  response_url_base: str = RESPONSE_URL_BASE, team_id: str = TEAM_ID,
+                  api_app_id: str = API_APP_ID) -> dict:
     """The ``block_actions`` payload Slack posts when ``user_id`` clicks the button
     ``action_id`` (carrying ``value``) on the message ``message_ts`` in ``channel_id``."""
     name = user_name or user_id.lower()
     ts = message_ts or f"{int(time.time())}.000100"
     return {
         "type": "block_actions",
-        "user": {"id": user_id, "username": name, "name": name, "team_id": TEAM_ID},
-        "api_app_id": API_APP_ID, "token": VERIFICATION_TOKEN,
+        "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
+        "api_app_id": api_app_id, "token": VERIFICATION_TOKEN,
         "container": {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False},
         "trigger_id": trigger or trigger_id(),
-        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN}, "enterprise": None, "is_enterprise_install": False,
+        "team": {"id": team_id, "domain": TEAM_DOMAIN}, "enterprise": None, "is_enterprise_install": False,
         "channel": {"id": channel_id, "name": channel_name},
         "message": {"type": "message", "ts": ts, "text": message_text, "blocks": list(blocks or [])},
         "state": {"values": {}},

@@ -209,6 +209,8 @@ def _resolve(
         bastion_account_id=bastion["account_id"],
         approvals_channel=slack["approvals_channel"],
         security_channel=slack["security_channel"],
+        slack_team_id=slack["team_id"],
+        slack_app_id=slack["app_id"],
         people={
             k: Person(key=k, slack_user=p["slack_user"], iam_user=p["iam_user"], mfa_serial=p["mfa_serial"])
             for k, p in people.items()

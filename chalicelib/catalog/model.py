@@ -83,6 +83,9 @@ class Catalog:
     security_channel: str
     people: dict[str, Person]
     accounts: dict[str, Account]
+    #: the one Slack workspace and app requests must come from (checked when set)
+    slack_team_id: str | None = None
+    slack_app_id: str | None = None
     #: ``"dotted.key: problem; how to fix"`` lines that did not stop the catalog loading
     warnings: tuple[str, ...] = ()
 

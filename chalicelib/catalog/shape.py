@@ -151,7 +151,17 @@ _EXAMPLES = {
 
 TOP_LEVEL = ("bastion", "slack", "people", "accounts")
 BASTION = (Key("account_id", _account_id),)
-SLACK = (Key("approvals_channel", _channel_id), Key("security_channel", _channel_id))
+_team_id = _matching(
+    re.compile(r"[TE][A-Z0-9]{2,}"),
+    "'{value}' is not a Slack workspace id (like T0TEAM0001); find it in the workspace's "
+    "admin pages or in any request Slack sends (team_id)",
+)
+_app_id = _matching(
+    re.compile(r"A[A-Z0-9]{2,}"),
+    "'{value}' is not a Slack app id (like A0EXAMPLE01); copy it from the app's Basic Information page",
+)
+SLACK = (Key("approvals_channel", _channel_id), Key("security_channel", _channel_id),
+         Key("team_id", _team_id, None), Key("app_id", _app_id, None))
 PERSON = (
     Key("slack_user", _matching(
         _SLACK_USER,

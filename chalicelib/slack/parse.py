@@ -54,6 +54,8 @@ class SlashCommand:
     command: str
     response_url: str
     trigger_id: str = ""  # unique per invocation; a retried delivery repeats it
+    team_id: str = ""
+    api_app_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Click:
     channel_id: str
     message_ts: str
     trigger_id: str = ""
+    team_id: str = ""
+    api_app_id: str = ""
 
 
 def decode_entities(text: str) -> str:
@@ -122,6 +126,8 @@ def parse_slash_command(body: bytes) -> SlashCommand:
         command=form.get("command", "/aws-access") or "/aws-access",
         response_url=form.get("response_url", ""),
         trigger_id=form.get("trigger_id", "")[:128],
+        team_id=form.get("team_id", "")[:32],
+        api_app_id=form.get("api_app_id", "")[:32],
     )
 
 
@@ -187,6 +193,9 @@ def parse_interaction(body: bytes) -> Click | None:
         channel_id=str(channel.get("id") or container.get("channel_id") or ""),
         message_ts=str(container.get("message_ts") or ""),
         trigger_id=str(payload.get("trigger_id") or "")[:128],
+        team_id=str((payload.get("team") if isinstance(payload.get("team"), dict) else {}).get("id")
+                    or (user.get("team_id") or ""))[:32],
+        api_app_id=str(payload.get("api_app_id") or "")[:32],
     )
 
 

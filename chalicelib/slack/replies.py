@@ -24,6 +24,8 @@ def command_reply(outcome: o.Outcome) -> str:
     if isinstance(outcome, o.NotInCatalog):
         return (f"You are not in the Drawbridge catalog (Slack user `{outcome.slack_user}`); "
                 "ask an admin to add you to `policies/access.toml`.")
+    if isinstance(outcome, o.WrongWorkspace):
+        return WRONG_WORKSPACE
     if isinstance(outcome, o.Help):
         return help_text(outcome.person, outcome.roles, USAGE)
     if isinstance(outcome, o.Listing):
@@ -45,10 +47,16 @@ def command_reply(outcome: o.Outcome) -> str:
     raise TypeError(f"no reply for {outcome!r}")
 
 
+WRONG_WORKSPACE = ("This Drawbridge serves another Slack workspace or app; nothing was changed. "
+                   "(Ask your platform team which Slack app to use.)")
+
+
 def click_reply(outcome: o.Outcome) -> str | None:
     """The private answer to a button click; None when the click counted (the card shows it)."""
     if isinstance(outcome, o.ClickDone):
         return None
+    if isinstance(outcome, o.WrongWorkspace):
+        return WRONG_WORKSPACE
     if isinstance(outcome, o.UnknownButton):
         return "That button is not one Drawbridge knows; nothing was changed."
     if isinstance(outcome, o.BadButtonValue):

@@ -13,16 +13,30 @@ from ..slack.parse import Click, is_request_id
 from . import jobs
 from .deps import RETRIES, Deps
 from ..slack.views import APPROVE, DENY
-from .outcomes import Answer, BadButtonValue, ClickDone, Refused, TooBusy, UnknownButton, UnknownRequest
+from .commands import admit
+from .outcomes import (Answer, BadButtonValue, ClickDone, Outcome, Refused, TooBusy, UnknownButton, UnknownRequest,
+                       WrongWorkspace)
+
+
+def admit_click(deps: Deps, click: Click) -> Outcome | None:
+    """Everything that can be refused before the table is touched: the workspace and app,
+    the button, its value, and whether the clicker is in the catalog."""
+    if isinstance(refused := admit(deps, click.team_id, click.api_app_id, click.user_id), WrongWorkspace):
+        return refused
+    if click.action_id not in (APPROVE, DENY):
+        return UnknownButton()
+    if not is_request_id(click.request_id):
+        return BadButtonValue()
+    if refused is not None:  # not in the catalog
+        verb = "approve" if click.action_id == APPROVE else "deny"
+        return Refused(f"you are not in the Drawbridge catalog, so you cannot {verb} requests")
+    return None
 
 
 def decide_click(deps: Deps, click: Click) -> Answer:
-    if click.action_id not in (APPROVE, DENY):
-        return Answer(UnknownButton())
-    if not is_request_id(click.request_id):
-        return Answer(BadButtonValue())
-    person = deps.catalog.person_by_slack(click.user_id)
-    clicker = person.key if person else None
+    if (refused := admit_click(deps, click)) is not None:
+        return Answer(refused)
+    clicker = deps.catalog.person_by_slack(click.user_id).key
     decide = rules.decide_approval if click.action_id == APPROVE else rules.decide_deny
     for _ in range(RETRIES):
         req = deps.store.get(click.request_id)

@@ -13,9 +13,22 @@ from ..domain import decide as rules
 from ..domain.model import Request, RequestStatus
 from ..slack.parse import CommandError, HelpCmd, ListCmd, RevokeCmd, SlashCommand, parse_command_text
 from .deps import Deps
-from .outcomes import Answer, Help, Listing, NotInCatalog, Unreadable
+from .outcomes import Answer, Help, Listing, NotInCatalog, Outcome, Unreadable, WrongWorkspace
 from .request import request_access
 from .revoke import revoke
+
+
+def admit(deps: Deps, team_id: str, api_app_id: str, user_id: str) -> Outcome | None:
+    """Who may reach the table at all: the configured workspace and app (when the catalog
+    names them), and people in the catalog. Checked before anything is written, so a
+    stranger's commands and clicks leave no trace but a log line."""
+    catalog = deps.catalog
+    if (catalog.slack_team_id and team_id != catalog.slack_team_id) or \
+            (catalog.slack_app_id and api_app_id != catalog.slack_app_id):
+        return WrongWorkspace()
+    if catalog.person_by_slack(user_id) is None:
+        return NotInCatalog(user_id)
+    return None
 
 
 def run_command(deps: Deps, cmd: SlashCommand) -> Answer:

@@ -31,6 +31,11 @@ class NotInCatalog:
 
 
 @dataclass(frozen=True)
+class WrongWorkspace:
+    """Signed, but from a Slack workspace or app this installation does not serve."""
+
+
+@dataclass(frozen=True)
 class UnknownRequest:
     request_id: str
 
@@ -87,7 +92,7 @@ class BadButtonValue:
     pass
 
 
-Outcome = Union[Refused, Unreadable, NotInCatalog, UnknownRequest, TooBusy, Requested, Cancelled, Revoking,
+Outcome = Union[Refused, Unreadable, NotInCatalog, WrongWorkspace, UnknownRequest, TooBusy, Requested, Cancelled, Revoking,
                 Help, Listing, ClickDone, UnknownButton, BadButtonValue]
 
 

@@ -212,7 +212,7 @@ def test_empty_catalog_sections_reported_as_missing_keys() -> None:
     [
         ((), "colour", "bastion, slack, people, accounts"),
         (("bastion",), "bastion.colour", "account_id"),
-        (("slack",), "slack.colour", "approvals_channel, security_channel"),
+        (("slack",), "slack.colour", "approvals_channel, security_channel, team_id, app_id"),
         (("people", "alice"), "people.alice.colour", "slack_user, iam_user, mfa_serial"),
         (("accounts", "prod"), "accounts.prod.colour", "id, production, roles"),
         (
@@ -505,6 +505,16 @@ def test_mfa_serial_override_is_optional_and_checked() -> None:
     assert catalog.people["bob"].mfa_serial is None
     data["people"]["alice"]["mfa_serial"] = "my phone"
     assert problem_at(data, "people.alice.mfa_serial").startswith("'my phone' is not an MFA device serial")
+
+
+def test_slack_workspace_and_app_ids_are_optional_and_checked() -> None:
+    data = sample()
+    assert parse_catalog(to_toml(data)).slack_team_id is None
+    data["slack"].update(team_id="T0TEAM0001", app_id="A0EXAMPLE01")
+    catalog = parse_catalog(to_toml(data))
+    assert (catalog.slack_team_id, catalog.slack_app_id) == ("T0TEAM0001", "A0EXAMPLE01")
+    data["slack"].update(team_id="examplecorp")
+    assert problem_at(data, "slack.team_id").startswith("'examplecorp' is not a Slack workspace id")
 
 
 def test_duplicate_account_id() -> None:

@@ -1,0 +1,71 @@
+"""Inside Lambda, Drawbridge refuses settings that point Slack or AWS elsewhere or carry a
+secret in plain text, and requires the SSM parameter names (docs/SECURITY.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import wiring
+
+DEPLOYED = {
+    "AWS_LAMBDA_FUNCTION_NAME": "drawbridge-prod", "DRAWBRIDGE_TABLE": "drawbridge-prod",
+    "SLACK_SIGNING_SECRET_PARAM": "/drawbridge/prod/slack-signing-secret",
+    "SLACK_BOT_TOKEN_PARAM": "/drawbridge/prod/slack-bot-token",
+}
+NAMES = ("AWS_LAMBDA_FUNCTION_NAME", "DRAWBRIDGE_TABLE", "SLACK_SIGNING_SECRET_PARAM", "SLACK_BOT_TOKEN_PARAM",
+         "SLACK_API_URL", "AWS_ENDPOINT_URL", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN",
+         "DRAWBRIDGE_LOCAL_EMULATION")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+    def set_env(**values):
+        for k, v in values.items():
+            monkeypatch.setenv(k, v)
+    return set_env
+
+
+def fake_ssm(monkeypatch):
+    from aws_lambda_powertools.utilities import parameters
+
+    monkeypatch.setattr(parameters, "get_parameter", lambda name, **_: f"value-of-{name}")
+
+
+def test_a_deployed_stage_reads_its_secrets_from_ssm(env, monkeypatch):
+    env(**DEPLOYED)
+    fake_ssm(monkeypatch)
+    s = wiring.settings()
+    assert s.in_lambda and s.slack_api_url == "https://slack.com/api/"
+    assert s.signing_secret == "value-of-/drawbridge/prod/slack-signing-secret"
+
+
+@pytest.mark.parametrize("extra, missing, says", [
+    ({"SLACK_API_URL": "https://evil.example/api/"}, (), "SLACK_API_URL is set"),
+    ({"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, (), "AWS_ENDPOINT_URL is set"),
+    ({"SLACK_SIGNING_SECRET": "plain"}, (), "SLACK_SIGNING_SECRET is set"),
+    ({"SLACK_BOT_TOKEN": "xoxb-plain"}, (), "SLACK_BOT_TOKEN is set"),
+    ({}, ("SLACK_SIGNING_SECRET_PARAM",), "SLACK_SIGNING_SECRET_PARAM is not set"),
+    ({}, ("SLACK_BOT_TOKEN_PARAM",), "SLACK_BOT_TOKEN_PARAM is not set"),
+])
+def test_local_settings_are_refused_in_lambda(env, monkeypatch, extra, missing, says):
+    env(**{k: v for k, v in DEPLOYED.items() if k not in missing}, **extra)
+    fake_ssm(monkeypatch)
+    with pytest.raises(wiring.ConfigError, match=says):
+        wiring.settings()
+
+
+def test_outside_lambda_local_settings_are_fine(env):
+    env(DRAWBRIDGE_TABLE="t", SLACK_API_URL="http://127.0.0.1:9/api/", AWS_ENDPOINT_URL="http://127.0.0.1:5000",
+        SLACK_SIGNING_SECRET="s", SLACK_BOT_TOKEN="xoxb-t")
+    s = wiring.settings()
+    assert not s.in_lambda and s.slack_api_url == "http://127.0.0.1:9/api/"
+
+
+def test_no_deployed_stage_turns_the_check_off():
+    from deploy import render
+
+    for stage, conf in render.chalice_config()["stages"].items():
+        assert wiring.LOCAL_EMULATION not in conf.get("environment_variables", {}), stage
