@@ -2,7 +2,8 @@
 
     python -m deploy.catalog_info iam-users     one IAM user name per line (put the boundary on them)
     python -m deploy.catalog_info role-arns     the target role ARNs, comma-separated
-                                                (policies/bastion-iam.yaml AssumableRoleArns)
+                                                (policies/bastion-iam.yaml AssumableRoleArns;
+                                                `make bastion-iam` passes them itself)
     python -m deploy.catalog_info account-ids   one member account id per line (StackSet targets)
 
 ``--catalog PATH`` reads another file (default policies/access.toml).

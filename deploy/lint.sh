@@ -6,9 +6,11 @@
 #      the zip has no boto3/botocore and prints its size)
 #   2. cfn-lint every CloudFormation template in policies/ and every build/<stage>/sam.json
 #   3. parliament (core + community auditors, deploy/iam_lint.py) on every IAM policy
-#      document: policies/permission-boundary.json, the rendered Lambda policies of every
-#      stage, and a rendered grant (chalicelib.policy), with deploy/parliament.yaml's
-#      narrow, explained exceptions
+#      document: policies/permission-boundary.json (the human boundary rendered for the
+#      catalog, `make boundary`), the sample SCP policies/scp-protect-drawbridge.json, the
+#      rendered Lambda policies of every stage (with the statements the merge template
+#      adds to one function's role, policy-<stage>-extra-<fn>.json), and a rendered grant
+#      (chalicelib.policy), with deploy/parliament.yaml's narrow, explained exceptions
 #
 # Needs no AWS credentials. The Region only fills in ARNs: LINT_REGION (default us-east-1).
 set -euo pipefail
@@ -38,7 +40,7 @@ for t in "${templates[@]}"; do
 done
 
 echo "== parliament"
-docs=(policies/permission-boundary.json)
+docs=(policies/permission-boundary.json policies/scp-protect-drawbridge.json)
 for stage in $STAGES; do
   "$BIN/python" -m deploy.render policies --stage "$stage" --region "$REGION" --out-dir "$LINT_DIR" >/dev/null
 done
@@ -53,7 +55,7 @@ print(render(grant_policy(role.role_arn, datetime(2030, 1, 1, tzinfo=timezone.ut
 docs+=("$LINT_DIR/grant-example.json")
 # every other IAM document in policies/ (a JSON file with a "Statement") is linted too
 for f in policies/*.json; do
-  case "$f" in *.template.json|policies/permission-boundary.json) continue ;; esac
+  case "$f" in *.template.json|policies/permission-boundary.json|policies/scp-protect-drawbridge.json) continue ;; esac
   if grep -q '"Statement"' "$f" && ! grep -q '"Resources"' "$f"; then docs+=("$f"); fi
 done
 "$BIN/python" -m deploy.iam_lint --config deploy/parliament.yaml "${docs[@]}"

@@ -9,9 +9,9 @@ Steps, each printed as it runs:
    then remove the copy again (it is git-ignored either way);
 4. check the result: every resource the merge template touched exists in Chalice's
    template (a renamed logical id would otherwise leave a half resource behind), the
-   AssumeRole* rule carries its state, boto3/botocore are not in the zip, and every
-   chalicelib module imports from the unpacked zip with nothing but the standard
-   library and what the Lambda runtime provides (boto3 and its dependencies).
+   AssumeRole* rule carries its state and dead-letter queue, boto3/botocore are not in
+   the zip, and every chalicelib module imports from the unpacked zip with nothing but
+   the standard library and what the Lambda runtime provides (boto3 and its dependencies).
 
 Needs a Region (``--region``, from AWS_REGION / AWS_DEFAULT_REGION in the Makefile) and,
 the first time, PyPI to fetch the Lambda wheels; nothing else, and no AWS credentials.
@@ -118,6 +118,12 @@ def check_template(sam: dict, merge: dict) -> list[str]:
     props = event.get("Properties", {})
     if props.get("Pattern") != ASSUME_ROLE_PATTERN or props.get("State") != RULE_STATE:
         problems.append(f"{function_id}.{event_id}: pattern or state is not chalicelib.event_pattern's")
+    want_dlq = merge["Resources"][function_id]["Properties"]["Events"][event_id]["Properties"]["DeadLetterConfig"]
+    if props.get("DeadLetterConfig") != want_dlq:
+        problems.append(f"{function_id}.{event_id}: the rule's target has no dead-letter queue")
+    if render.ROLE_ASSUMED_ROLE not in resources:
+        problems.append(f"no {render.ROLE_ASSUMED_ROLE} in Chalice's template: the dead-letter policy "
+                        "would attach to nothing (see deploy/render.py ROLE_ASSUMED_ROLE)")
     return problems
 
 

@@ -15,7 +15,10 @@ AWS_REGION_FLAG = $(if $(REGION),--region $(REGION))
 ENDPOINT_CMD    = aws cloudformation describe-stacks $(AWS_REGION_FLAG) --stack-name $(STACK) \
                   --query "Stacks[0].Outputs[?OutputKey=='EndpointURL'].OutputValue" --output text
 
-.PHONY: help-deploy package deploy endpoint slack-manifest lint-deploy
+# the bastion account's IAM stack (the human boundary, the self-service policy and group)
+BASTION_IAM_STACK ?= drawbridge-bastion-iam
+
+.PHONY: help-deploy package deploy endpoint slack-manifest lint-deploy boundary bastion-iam
 
 help-deploy:
 	@echo "make package STAGE=dev|prod      build/<stage>/sam.json + deployment.zip (needs AWS_REGION)"
@@ -23,6 +26,8 @@ help-deploy:
 	@echo "make endpoint STAGE=..           print the deployed API URL (stack output EndpointURL)"
 	@echo "make slack-manifest STAGE=..     the Slack app manifest with that URL filled in (or URL=...)"
 	@echo "make lint-deploy                 package every stage; cfn-lint, parliament, zip checks"
+	@echo "make boundary                    policies/permission-boundary.json from the catalog's roles; print the stack parameter"
+	@echo "make bastion-iam                 deploy policies/bastion-iam.yaml with the catalog's roles as AssumableRoleArns"
 
 package: $(STAMP)
 	$(BIN)/python -m deploy.package --stage $(STAGE) $(AWS_REGION_FLAG)
@@ -50,3 +55,19 @@ slack-manifest: $(STAMP)
 
 lint-deploy: $(STAMP)
 	BIN=$(BIN) bash deploy/lint.sh
+
+# The human boundary names exactly the catalog's role ARNs (never role/*): rewrite the copy
+# parliament lints and tests compare, and print the parameter bastion-iam deploys with.
+boundary: $(STAMP)
+	$(BIN)/python -m deploy.render boundary --out policies/permission-boundary.json
+	@$(BIN)/python -m deploy.render boundary --parameters
+
+# docs/DEPLOY.md step 4; again after every catalog change that adds or removes a role.
+bastion-iam: $(STAMP)
+	params=$$($(BIN)/python -m deploy.render boundary --parameters) && \
+	aws cloudformation deploy $(AWS_REGION_FLAG) \
+	  --stack-name $(BASTION_IAM_STACK) \
+	  --template-file policies/bastion-iam.yaml \
+	  --capabilities CAPABILITY_NAMED_IAM \
+	  --no-fail-on-empty-changeset \
+	  --parameter-overrides "$$params"
