@@ -94,9 +94,13 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
     now = deps.now()
     deep = now.minute % 15 == 0 if deep is None else deep
     follow: list[jobs.Job] = []
+    # IAM first, the table after: a grant's record is GRANTING before its policy exists, so
+    # every policy in this listing has a record that reads GRANTING or later below, however
+    # slowly the listing came back (an approval landing meanwhile cannot look like a stray).
+    policies = deps.grants.drawbridge_policies()
     live = {r.request_id: r for r in deps.store.live()}
     held: dict[str, bool] = {}  # request id -> its owner holds the policy
-    for rid, arn, count in deps.grants.drawbridge_policies():
+    for rid, arn, count in policies:
         req = live.get(rid) or deps.store.get(rid)
         if req is not None and req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING):
             continue  # in flight: the grant / end_grant jobs own it
@@ -105,6 +109,13 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
             held[rid] = count == 1
             continue
         holders = deps.grants.attached_principals(arn)
+        # Re-read right before changing IAM: only a record that can no longer hold a grant
+        # lets its policy go (a PENDING one could be approved any moment: next sweep).
+        req = deps.store.get(rid)
+        if req is not None and (req.status is RequestStatus.PENDING
+                                or req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING)):
+            continue
+        active = req is not None and req.grant_status is GrantStatus.ACTIVE
         state = "no record" if req is None else f"record {req.grant_status.value}"
         if active:
             held[rid] = req.principal in holders
@@ -127,10 +138,13 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
             # every minute until it succeeds). If its removal was interrupted after IAM let
             # go, the policy is gone on purpose: not "vanished".
             continue
-        if req.granted_at is not None and now - req.granted_at < IAM_SETTLE:
+        if req.granted_at is None or now - req.granted_at < IAM_SETTLE:
             continue  # too fresh to trust a listing without it (see IAM_SETTLE)
         if held.get(req.request_id, False):
             continue
+        latest = deps.store.get(req.request_id)  # re-read before failing it
+        if latest is None or latest.version != req.version:
+            continue  # it moved on meanwhile (revoked, expired): the next sweep judges it
         report.drift += 1
-        follow.extend(fail_grant(deps, req, "the grant's IAM policy vanished (removed outside Drawbridge)"))
+        follow.extend(fail_grant(deps, latest, "the grant's IAM policy vanished (removed outside Drawbridge)"))
     return follow

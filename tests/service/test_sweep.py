@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.domain.timing import IAM_SETTLE
 from chalicelib.usecases.sweep import SweepReport
-from tests.service.helpers import (SECURITY, actions, approved, ask, card, dm_types, granted, security, slash,
+from tests.service.helpers import (SECURITY, actions, approve, approved, ask, card, dm_types, granted, security, slash,
                                    state)
 
 AT_1420 = datetime(2026, 11, 12, 14, 20, tzinfo=timezone.utc)  # not a quarter hour: a shallow reconcile
@@ -232,3 +232,36 @@ def test_a_consistent_world_reports_nothing(svc, when):
     svc.clock.set(when)
     assert svc.sweep() == SweepReport()
     assert security(svc) == []
+
+
+@pytest.mark.parametrize("hook", [
+    pytest.param(("grants", "drawbridge_policies"), id="lands-while-IAM-is-listed"),
+    pytest.param(("store", "live"), id="lands-between-the-listing-and-the-table-read"),
+])
+def test_an_approval_landing_during_reconcile_keeps_its_grant(svc, hook):
+    """The sweep's reconcile must never take away a grant that is being made: an approval
+    (and its grant) that lands while the sweep looks at IAM and the table - e.g. behind a
+    slow ListPolicies - keeps its policy, and nothing is reported as drift. (Before the
+    fix, the table was read first: a PENDING snapshot plus a fresh policy was a "stray".)"""
+    from chalicelib.usecases.dispatch import run_all
+    from chalicelib.usecases.sweep import reconcile
+
+    rid = ask(svc)
+    approve(svc, "bob", rid)
+    svc.clock.set(AT_1430)  # a deep pass: every policy's holders are asked for
+
+    def has_policy() -> bool:
+        return any(arn.endswith(rid) for arn in svc.grants.policies)
+
+    def carol_approves_and_the_grant_is_made():
+        approve(svc, "carol", rid)
+        assert state(svc, rid) == "APPROVED/ACTIVE" and has_policy()
+
+    port, method = hook
+    getattr(svc, port).before_next(method, carol_approves_and_the_grant_is_made)
+    report = SweepReport()
+    run_all(svc, reconcile(svc, report))
+
+    assert getattr(svc, port).pending_faults() == {}  # the approval did land mid-reconcile
+    assert report.drift == 0 and security(svc) == []
+    assert state(svc, rid) == "APPROVED/ACTIVE" and has_policy()
