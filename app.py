@@ -8,7 +8,7 @@ import sys
 
 from chalice import Chalice, Rate
 
-from chalicelib.event_pattern import ASSUME_ROLE_PATTERN
+from chalicelib.event_pattern import ALERT_PATTERN
 
 
 def _refuse_bare_chalice_deploy(argv: list[str]) -> None:
@@ -71,7 +71,11 @@ def sweep(event):
     return handlers.sweep()
 
 
-@app.on_cw_event(ASSUME_ROLE_PATTERN, name="on_role_assumed")
+# Every way into a watched account (AssumeRole*, AssumeRoot, GetFederationToken, root and
+# IAM-user console sign-ins) and IAM changes to a person's credentials: one rule, one
+# handler, the alert path (chalicelib/event_pattern.py). It raises when an alert could
+# not be posted, so Lambda retries it and then hands it to the on-failure destination.
+@app.on_cw_event(ALERT_PATTERN, name="on_role_assumed")
 def on_role_assumed(event):
     from chalicelib import handlers
 

@@ -1,20 +1,40 @@
-"""The EventBridge pattern for "someone assumed a role": the single source of truth.
+"""The EventBridge pattern for "a way into an account Drawbridge watches": the single source of truth.
 
-Used by ``app.py`` (``@app.on_cw_event``), by the ``--merge-template`` that sets
-the rule state, and mirrored verbatim in ``policies/member-account.yaml``
-(``tests/unit/test_event_pattern.py`` fails if the two drift apart).
+Used by ``app.py`` (``@app.on_cw_event`` of ``on_role_assumed``), by the
+``--merge-template`` that sets the rule state, and mirrored verbatim in
+``policies/member-account.yaml`` (``tests/unit/test_event_pattern.py`` fails if the two
+drift apart, and checks every CloudTrail fixture against it with moto's matcher).
+
+One pattern, three branches under ``$or`` (EventBridge ORs the values *within* a field,
+so ``"source": ["aws.sts", "aws.signin"]`` next to one ``eventName`` list would also
+match, say, an ``aws.signin`` event named ``AssumeRole``; each source gets its own
+event names and identity filter instead):
+
+* ``aws.sts`` API calls: ``AssumeRole``, ``AssumeRoleWithSAML``,
+  ``AssumeRoleWithWebIdentity`` (the role assumptions), ``AssumeRoot`` (a privileged root
+  session on a member account) and ``GetFederationToken`` (federated-user credentials
+  minted by an IAM user: no grant can cover them).
+* ``aws.signin`` console sign-ins: ``ConsoleLogin`` of the **root user** or an **IAM
+  user** (federated and role sign-ins are the ``AssumeRole*`` they came from).
+* ``aws.iam`` API calls that change how a person can sign in: MFA devices enabled,
+  deactivated or deleted, access keys created, console passwords created or changed
+  (the handler alerts only when the target is a catalog person's bastion IAM user).
 
 Deliberate choices:
 
 * **Failures are kept.** There is no ``"errorCode": [{"exists": false}]``: a denied
   ``AssumeRole`` on a production role belongs in the audit trail, so the handler
-  receives it and ``chalicelib.alerts.decide_alert`` classifies it as a failed attempt.
-* **AWS services are dropped.** ``userIdentity.type`` ``AWSService`` is an AWS service
-  (Lambda, ECS, EC2 instance profiles, ...) assuming its own service role. In a
-  production account that happens thousands of times a day, is never a person and
-  would otherwise reach the security channel as "no approved grant". Dropping it here
+  receives it and ``chalicelib.alerts.decide_alert`` classifies it as a failed attempt
+  (failed console sign-ins likewise).
+* **AWS services are dropped** from the STS branch. ``userIdentity.type`` ``AWSService``
+  is an AWS service (Lambda, ECS, EC2 instance profiles, ...) assuming its own service
+  role. In a production account that happens thousands of times a day, is never a person
+  and would otherwise reach the security channel as "no approved grant". Dropping it here
   also saves the cross-account ``PutEvents`` for every one of them. (``anything-but``
   only matches when the field exists; CloudTrail always writes ``userIdentity.type``.)
+* **The member accounts forward the same pattern.** Their IAM events are forwarded too
+  and ignored by the handler (only the bastion's people are watched); IAM changes are
+  rare, so one pattern everywhere is worth more than the few forwarded events saved.
 
 Import-time cost is nil: stdlib only, plain constants.
 """
@@ -23,26 +43,63 @@ from __future__ import annotations
 
 import json
 
-ASSUME_ROLE_EVENT_NAMES = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity")
+API_CALL = "AWS API Call via CloudTrail"
+CONSOLE_SIGN_IN = "AWS Console Sign In via CloudTrail"
 
-ASSUME_ROLE_PATTERN: dict = {
-    "source": ["aws.sts"],
-    "detail-type": ["AWS API Call via CloudTrail"],
-    "detail": {
-        "eventName": list(ASSUME_ROLE_EVENT_NAMES),
-        "userIdentity": {"type": [{"anything-but": ["AWSService"]}]},
-    },
+ASSUME_ROLE_EVENT_NAMES = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity")
+#: other STS calls that hand out credentials no Drawbridge grant can cover
+STS_ACCESS_EVENT_NAMES = ("AssumeRoot", "GetFederationToken")
+SIGN_IN_EVENT_NAMES = ("ConsoleLogin",)
+SIGN_IN_IDENTITY_TYPES = ("Root", "IAMUser")
+#: IAM calls that change a person's MFA devices, access keys or console password
+IAM_CHANGE_EVENT_NAMES = (
+    "CreateAccessKey",
+    "CreateLoginProfile",
+    "DeactivateMFADevice",
+    "DeleteVirtualMFADevice",
+    "EnableMFADevice",
+    "UpdateLoginProfile",
+)
+
+ALERT_PATTERN: dict = {
+    "$or": [
+        {
+            "source": ["aws.sts"],
+            "detail-type": [API_CALL],
+            "detail": {
+                "eventName": [*ASSUME_ROLE_EVENT_NAMES, *STS_ACCESS_EVENT_NAMES],
+                "userIdentity": {"type": [{"anything-but": ["AWSService"]}]},
+            },
+        },
+        {
+            "source": ["aws.signin"],
+            "detail-type": [CONSOLE_SIGN_IN],
+            "detail": {
+                "eventName": list(SIGN_IN_EVENT_NAMES),
+                "userIdentity": {"type": list(SIGN_IN_IDENTITY_TYPES)},
+            },
+        },
+        {
+            "source": ["aws.iam"],
+            "detail-type": [API_CALL],
+            "detail": {"eventName": list(IAM_CHANGE_EVENT_NAMES)},
+        },
+    ]
 }
+
+#: the name deploy/ and the member-account test know the pattern by (it is the same one)
+ASSUME_ROLE_PATTERN: dict = ALERT_PATTERN
 
 # AssumeRole* are *read-only* management events (CloudTrail "readOnly": true).
 # EventBridge delivers read-only management events only to rules in this state; a
 # rule in plain "ENABLED" (what Chalice's @app.on_cw_event deploys) may never see a
 # single AssumeRole. The state can be set from the API / CloudFormation only, so the
 # deployed rule gets it through `chalice package --merge-template`, and the
-# member-account forwarding rule carries it in its template.
+# member-account forwarding rule carries it in its template. (Sign-ins and IAM changes
+# are not read-only; this state delivers them too.)
 RULE_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 
 
 def pattern_json() -> str:
     """The pattern as the JSON string ``PutRule`` / CloudFormation ``EventPattern`` take."""
-    return json.dumps(ASSUME_ROLE_PATTERN, separators=(",", ":"), sort_keys=True)
+    return json.dumps(ALERT_PATTERN, separators=(",", ":"), sort_keys=True)

@@ -186,9 +186,19 @@ def sweep() -> dict:
 
 
 def role_assumed(event: dict) -> dict:
+    """The alert path (``on_role_assumed``). Never swallows a failure: an alert that could
+    not be posted has had its claim released, and the exception goes back to Lambda, which
+    retries the invocation and, after the last retry, sends it to the function's on-failure
+    destination. A swallowed error here would be an alert lost without a trace."""
     from . import wiring
     from .log import metric
 
-    outcome = wiring.service().role_assumed(event, log=logger(), metric=metric)
+    try:
+        outcome = wiring.service().role_assumed(event, log=logger(), metric=metric)
+    except Exception:
+        detail = event.get("detail") if isinstance(event, dict) else None
+        logger().exception("alert not posted; raising so that Lambda retries it", extra={
+            "event_id": str(detail.get("eventID"))[:80] if isinstance(detail, dict) else None})
+        raise
     logger().info("role assumption handled", extra={"outcome": outcome.__dict__})
     return outcome.__dict__

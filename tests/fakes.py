@@ -128,6 +128,7 @@ class InMemoryStore(_Faults):
         self._alerts: dict[str, dict] = {}  # key -> {"doc": JSON, "ttl": epoch seconds}
         self._once: dict[str, dict] = {}  # key -> {"ttl": ..., "reply": ...}
         self._uses: dict[tuple[str, str], str] = {}  # (request id, sort key) -> JSON
+        self._groups: dict[str, dict] = {}  # failed-attempt group key -> its item
 
     # -- requests ---------------------------------------------------------------
     def create(self, req: Request, event: AuditEvent) -> None:
@@ -247,6 +248,50 @@ class InMemoryStore(_Faults):
         self._hook("forget_delivery")
         self._once.pop(key, None)
 
+    # -- failed attempts grouped into one Slack line -------------------------------------
+    def join_alert_group(self, key: str, member: str, event_time: datetime, now: datetime,
+                         keep_days: int = 400) -> dict:
+        self._hook("join_alert_group")
+        t = iso_z(event_time)
+        g = self._groups.setdefault(key, {"count": 0, "first": t, "last": t, "owner": None, "owned_at": None,
+                                          "channel": None, "ts": None,
+                                          "ttl": int((utc(now) + timedelta(days=keep_days)).timestamp())})
+        g["count"] += 1
+        g["first"], g["last"] = min(g["first"] or t, t), max(g["last"] or t, t)
+        if g["owner"] is None:
+            g["owner"], g["owned_at"] = member, iso_z(now)
+        return {k: v for k, v in g.items() if k != "ttl"}
+
+    def take_alert_group(self, key: str, old_owner: str, member: str, now: datetime) -> bool:
+        self._hook("take_alert_group")
+        g = self._groups.get(key)
+        if g is None or g["owner"] != old_owner or g["ts"] is not None:
+            return False
+        g["owner"], g["owned_at"] = member, iso_z(now)
+        return True
+
+    def save_alert_group_message(self, key: str, member: str, channel: str, ts: str) -> bool:
+        self._hook("save_alert_group_message")
+        g = self._groups.get(key)
+        if g is None or g["owner"] != member or g["ts"] is not None:
+            return False
+        g["channel"], g["ts"] = channel, ts
+        return True
+
+    def leave_alert_group(self, key: str, member: str) -> None:
+        self._hook("leave_alert_group")
+        g = self._groups.get(key)
+        if g is None:
+            return
+        g["count"] -= 1
+        if g["owner"] == member and g["ts"] is None:
+            g["owner"] = g["owned_at"] = None
+
+    def alert_group(self, key: str) -> dict | None:
+        self._hook("alert_group")
+        g = self._groups.get(key)
+        return {k: v for k, v in g.items() if k != "ttl"} if g else None
+
     # -- uses of a grant ----------------------------------------------------------------
     def record_use(self, request_id: str, event_time: datetime, event_id: str, record: dict) -> bool:
         self._hook("record_use")
@@ -273,7 +318,7 @@ class InMemoryStore(_Faults):
         """Everything stored, for 'nothing changed' assertions."""
         return copy.deepcopy({"requests": self._requests, "events": self._events, "cards": self._cards,
                               "sent": self._sent, "alerts": self._alerts, "once": self._once,
-                              "uses": self._uses})
+                              "uses": self._uses, "groups": self._groups})
 
 
 # --------------------------------------------------------------------------- IAM grants

@@ -5,15 +5,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from datetime import datetime, timezone
 
 import pytest
 from slack_sdk.models.blocks import Block
 
-from chalicelib.alerts import AlertKind, parse_assumption
+from chalicelib.alerts import AlertKind, parse_assumption, parse_identity_change
 from chalicelib.slack.alert_views import (
     LOUD_MENTION,
+    access_label,
     alert_blocks,
+    alert_metadata,
     format_event_time,
+    identity_change_blocks,
+    identity_changed_metadata,
     role_assumed_metadata,
     usage_reply_text,
 )
@@ -234,3 +239,153 @@ def test_role_assumed_metadata_follows_the_contract():
     }
     uncovered = role_assumed_metadata(a, AlertKind.UNCOVERED, account_key="prod", role_key="admin", request_id=None)
     assert uncovered["event_payload"]["request_id"] is None
+
+
+# --------------------------------------------------------------------------- the other ways in
+
+OTHER_WAYS_IN = ["assume_root_bastion", "get_federation_token_prod", "console_login_root_prod",
+                 "console_login_iam_user_prod"]
+
+
+@pytest.mark.parametrize("name", OTHER_WAYS_IN)
+def test_the_other_ways_in_are_loud_and_say_what_they_are(name):
+    a = assumption(name)
+    fallback, blocks = alert_blocks(a, AlertKind.UNCOVERED, account_key="prod", role_label=None, grant=None)
+    assert_within_slack_limits(blocks)
+    text = all_text(fallback, blocks)
+    label = access_label(a)
+    assert fallback.startswith(f"{LOUD_MENTION} NO APPROVED GRANT: {label}")
+    assert blocks[0]["type"] == "header" and label in blocks[0]["text"]["text"]
+    assert "prod (222222222222)" in text and a.who in text
+    assert fallback.count(LOUD_MENTION) + sum(t.count(LOUD_MENTION) for t in texts(blocks)) == 2
+
+
+def test_labels_name_each_way_in():
+    assert [access_label(assumption(n)) for n in OTHER_WAYS_IN] == [
+        "root session (AssumeRoot)", "federation token (GetFederationToken)", "root user console sign-in",
+        "IAM user console sign-in"]
+    assert access_label(assumption("assume_role_bastion_copy")) == "production role"
+
+
+def test_a_root_session_shows_its_task_policy():
+    fallback, blocks = alert_blocks(assumption("assume_root_bastion"), AlertKind.UNCOVERED, account_key="prod",
+                                    role_label=None, grant=None)
+    text = all_text(fallback, blocks)
+    assert "*Task policy*\narn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials" in text
+    assert "sts:AssumeRoot" in text
+
+
+def test_a_failed_console_sign_in_is_a_quiet_line():
+    fallback, blocks = alert_blocks(assumption("console_login_iam_user_failed_prod"), AlertKind.FAILED_ATTEMPT,
+                                    account_key="prod", role_label=None, grant=None)
+    assert fallback.startswith("Denied attempt (IAM user console sign-in) on prod (222222222222) / user/ops-legacy")
+    assert "Failed authentication" in fallback and LOUD_MENTION not in all_text(fallback, blocks)
+    assert all(b["type"] != "header" for b in blocks)
+
+
+def test_production_access_metadata_is_its_own_event_type():
+    a = assumption("console_login_root_prod")
+    meta = alert_metadata(a, AlertKind.UNCOVERED, account_key="prod", role_key=None, request_id=None)
+    assert meta == {"event_type": "production_access", "event_payload": {
+        "account": "prod", "access": "console_login", "event_name": "ConsoleLogin",
+        "principal_arn": "arn:aws:iam::222222222222:root", "caller_type": "Root", "iam_user": None,
+        "who": "arn:aws:iam::222222222222:root", "event_id": "e7e70000-0000-4000-8000-000000000013",
+        "event_time": "2026-11-12T15:30:12Z", "mfa": True, "kind": "uncovered"}}
+    role = alert_metadata(assumption("assume_role_bastion_copy"), AlertKind.UNCOVERED, account_key="prod",
+                          role_key="admin", request_id=None)
+    assert role["event_type"] == "role_assumed" and "attempts" not in role["event_payload"]
+
+
+# --------------------------------------------------------------------------- grouped failed attempts
+
+FIRST, LAST = datetime(2026, 11, 12, 14, 2, 3, tzinfo=timezone.utc), datetime(2026, 11, 12, 14, 9, 30, tzinfo=timezone.utc)
+
+
+def test_one_attempt_reads_as_before():
+    a = assumption("assume_role_denied")
+    one = alert_blocks(a, AlertKind.FAILED_ATTEMPT, account_key="prod", role_label="admin", grant=None,
+                       attempts={"count": 1, "first": a.event_time, "last": a.event_time})
+    assert one == render("assume_role_denied", AlertKind.FAILED_ATTEMPT)
+
+
+def test_a_group_says_how_often_since_when_and_the_last_time():
+    a = assumption("assume_role_denied")
+    fallback, blocks = alert_blocks(a, AlertKind.FAILED_ATTEMPT, account_key="prod", role_label="admin",
+                                    grant=None, attempts={"count": 7, "first": FIRST, "last": LAST})
+    assert fallback == ("Denied attempt on production role prod (222222222222) / admin by "
+                        "arn:aws:iam::111111111111:user/alice (AccessDenied): denied 7 times since 14:02 UTC, "
+                        "last at 14:09")
+    assert "*denied 7 times since 14:02 UTC, last at 14:09*" in blocks[0]["text"]["text"]
+    assert LOUD_MENTION not in all_text(fallback, blocks)
+    assert_within_slack_limits(blocks)
+    meta = role_assumed_metadata(a, AlertKind.FAILED_ATTEMPT, account_key="prod", role_key="admin",
+                                 request_id=None, attempts={"count": 7, "first": FIRST, "last": LAST})
+    payload = meta["event_payload"]
+    assert (payload["kind"], payload["attempts"], payload["first_event_time"], payload["last_event_time"]) == (
+        "failed_attempt", 7, "2026-11-12T14:02:03Z", "2026-11-12T14:09:30Z")
+
+
+# --------------------------------------------------------------------------- IAM changes to a person
+
+
+def change(name: str, **detail):
+    event = load_cloudtrail(name)
+    event["detail"].update(detail)
+    c = parse_identity_change(event)
+    assert c is not None
+    return c
+
+
+def test_a_quiet_change_by_the_person():
+    c = change("iam_enable_mfa_device_self")
+    fallback, blocks = identity_change_blocks(c, person="alice", loud=False)
+    assert fallback == ("IAM change on a Drawbridge person: alice's MFA device arn:aws:iam::111111111111:mfa/alice-phone "
+                        "was enabled by arn:aws:iam::111111111111:user/alice from 203.0.113.10 at "
+                        "2026-11-12 14:45:10 UTC (MFA yes)")
+    assert all(b["type"] != "header" for b in blocks) and LOUD_MENTION not in all_text(fallback, blocks)
+    assert_within_slack_limits(blocks)
+
+
+def test_a_loud_change_by_someone_else_without_mfa():
+    c = change("iam_create_access_key_by_admin")
+    fallback, blocks = identity_change_blocks(c, person="alice", loud=True)
+    text = all_text(fallback, blocks)
+    assert fallback.startswith(f"{LOUD_MENTION} IAM change on a Drawbridge person: alice's access key "
+                               "AKIAEXAMPLEALICE0002 was created by arn:aws:sts::111111111111:assumed-role/iam-admin/mallory")
+    assert blocks[0]["type"] == "header"
+    assert "Done by someone other than the person; without MFA in the caller's session" in text
+    assert fallback.count(LOUD_MENTION) + sum(t.count(LOUD_MENTION) for t in texts(blocks)) == 2
+    assert_within_slack_limits(blocks)
+    meta = identity_changed_metadata(c, person="alice", loud=True)
+    assert meta == {"event_type": "identity_changed", "event_payload": {
+        "account": "111111111111", "person": "alice", "iam_user": "alice", "event_name": "CreateAccessKey",
+        "subject": "AKIAEXAMPLEALICE0002", "event_id": "e7e70000-0000-4000-8000-000000000017",
+        "event_time": "2026-11-12T15:50:20Z", "actor": "arn:aws:sts::111111111111:assumed-role/iam-admin/mallory",
+        "by_self": False, "mfa": False, "error_code": None, "loud": True}}
+
+
+@pytest.mark.parametrize("loud", [True, False])
+def test_iam_change_data_can_never_mention_anyone(loud):
+    c = change("iam_create_access_key_by_admin", sourceIPAddress="<!channel>", userAgent="<@U1>",
+               errorCode="<!everyone>" if not loud else None)
+    c = dataclasses.replace(c, actor="<https://evil.example|bob>", subject="<!subteam^S1>" + "&" * 3000)
+    fallback, blocks = identity_change_blocks(c, person="<!here>", loud=loud)
+    text = all_text(fallback, blocks)
+    for forbidden in ["<!channel>", "<!everyone>", "<@U", "<https://", "<!subteam"]:
+        assert forbidden not in text
+    assert fallback.count(LOUD_MENTION) + sum(t.count(LOUD_MENTION) for t in texts(blocks)) == (2 if loud else 0)
+    assert_within_slack_limits(blocks)
+
+
+@pytest.mark.parametrize("access", ["root_session", "federation_token", "console_login"])
+@pytest.mark.parametrize("kind", [AlertKind.UNCOVERED, AlertKind.FAILED_ATTEMPT])
+def test_other_ways_in_can_never_mention_anyone(access, kind):
+    a = dataclasses.replace(hostile_assumption(), access=access, caller_type="<!channel>", note="<!here>",
+                            role_name="<@U1>", role_arn="<!everyone>")
+    fallback, blocks = alert_blocks(a, kind, account_key="<!channel>", role_label=None, grant=None,
+                                    attempts={"count": 3, "first": a.event_time, "last": a.event_time})
+    text = all_text(fallback, blocks)
+    for forbidden in ["<!channel>", "<!everyone>", "<@U", "<https://", "<!subteam"]:
+        assert forbidden not in text
+    expected = 2 if kind is AlertKind.UNCOVERED else 0
+    assert fallback.count(LOUD_MENTION) + sum(t.count(LOUD_MENTION) for t in texts(blocks)) == expected

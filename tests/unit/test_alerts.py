@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,12 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.alerts import (
+    FAILURE_WINDOW,
     AlertKind,
     Assumption,
+    IdentityChange,
     client_label,
     covers,
     decide_alert,
+    envelope_problem,
+    failure_group_key,
+    failure_window_start,
+    identity_change_loud,
     parse_assumption,
+    parse_identity_change,
     parse_utc,
 )
 from chalicelib.slack.escape import escape_mrkdwn
@@ -115,6 +124,7 @@ EXPECTED = {
             "User: arn:aws:iam::111111111111:user/alice is not authorized to perform: "
             "sts:AssumeRole on resource: arn:aws:iam::222222222222:role/admin"
         ),
+        mfa=None,  # it sent her MFA serial, but a refused call proves nothing by what it sent
         recipient_account="111111111111",
         copy="caller",
     ),
@@ -151,8 +161,93 @@ EXPECTED = {
 }
 
 
+EXPECTED.update({
+    "assume_root_bastion": dict(
+        event_id="e7e70000-0000-4000-8000-000000000016",
+        dedupe_key="e7e70000-0000-4000-8000-000000000016",
+        event_name="AssumeRoot",
+        event_time=at(15, 40, 2),
+        role_arn="arn:aws:iam::222222222222:root",
+        account_id="222222222222",  # the target member account, not where it was recorded
+        role_name="root",
+        caller_type="AssumedRole",
+        iam_user=None,
+        who="arn:aws:sts::111111111111:assumed-role/root-admin/erin",
+        source_ip="203.0.113.40",
+        mfa=True,  # the caller's session: sessionContext.attributes.mfaAuthenticated
+        error_code=None,
+        recipient_account="111111111111",
+        copy="caller",
+        access="root_session",
+        note="arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials",
+    ),
+    "get_federation_token_prod": dict(
+        event_id="e7e70000-0000-4000-8000-000000000011",
+        event_name="GetFederationToken",
+        event_time=at(14, 41, 5),
+        role_arn="arn:aws:sts::222222222222:federated-user/deploy-bot-fed",
+        account_id="222222222222",
+        role_name="federated-user/deploy-bot-fed",
+        caller_type="IAMUser",
+        iam_user=None,  # an IAM user of prod, not of the bastion
+        who="arn:aws:iam::222222222222:user/deploy-bot",
+        session_name="deploy-bot-fed",
+        mfa=False,  # a long-term AKIA key
+        error_code=None,
+        recipient_account="222222222222",
+        access="federation_token",
+    ),
+    "console_login_root_prod": dict(
+        event_id="e7e70000-0000-4000-8000-000000000013",
+        event_name="ConsoleLogin",
+        event_time=at(15, 30, 12),
+        role_arn="arn:aws:iam::222222222222:root",
+        account_id="222222222222",
+        role_name="root",
+        caller_type="Root",
+        iam_user=None,
+        who="arn:aws:iam::222222222222:root",
+        source_ip="203.0.113.60",
+        via_console=True,
+        mfa=True,  # additionalEventData.MFAUsed "Yes"
+        error_code=None,
+        access="console_login",
+    ),
+    "console_login_iam_user_prod": dict(
+        event_id="e7e70000-0000-4000-8000-000000000015",
+        role_arn="arn:aws:iam::222222222222:user/ops-legacy",
+        account_id="222222222222",
+        role_name="user/ops-legacy",
+        caller_type="IAMUser",
+        iam_user=None,
+        who="arn:aws:iam::222222222222:user/ops-legacy",
+        mfa=False,
+        error_code=None,
+        access="console_login",
+    ),
+    "console_login_iam_user_failed_prod": dict(
+        event_id="e7e70000-0000-4000-8000-000000000014",
+        event_time=at(15, 33, 40),
+        role_arn="arn:aws:iam::222222222222:user/ops-legacy",  # no ARN in a failed sign-in: built
+        account_id="222222222222",
+        who="ops-legacy",
+        mfa=None,  # MFAUsed of a failed sign-in proves nothing
+        error_code="Failed authentication",  # no errorCode: the errorMessage stands in
+        error_message="Failed authentication",
+        access="console_login",
+    ),
+})
+
+NOT_A_WAY_IN = {"signin_switch_role", "iam_enable_mfa_device_self", "iam_create_access_key_by_admin"}
+
+
 def test_every_fixture_is_covered_by_this_file():
-    assert set(cloudtrail_names()) == set(EXPECTED) | {"signin_switch_role"}
+    assert set(cloudtrail_names()) == set(EXPECTED) | NOT_A_WAY_IN
+
+
+@pytest.mark.parametrize("name", sorted(NOT_A_WAY_IN))
+def test_other_fixtures_are_not_ways_in(name):
+    assert parse(load_cloudtrail(name)) is None
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -345,6 +440,40 @@ def test_mfa(mutate, expected):
     assert parse(event).mfa is expected
 
 
+def _denied(detail):
+    detail["errorCode"] = "AccessDenied"
+    detail["errorMessage"] = ("User: arn:aws:iam::111111111111:user/alice is not authorized to perform: "
+                              "sts:AssumeRole on resource: arn:aws:iam::222222222222:role/admin")
+    detail["responseElements"] = None
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: None, None),  # serialNumber sent, call refused: the token may have been wrong
+        (lambda d: d["requestParameters"].pop("serialNumber"), False),  # AKIA key, nothing presented
+        (lambda d: _session_key(d), None),
+        (lambda d: _session_key(d, "true"), True),  # the session signed in with MFA
+        (lambda d: _session_key(d, "false"), False),
+        (lambda d: (d["requestParameters"].update(serialNumber="arn:aws:iam::111111111111:mfa/alice"),
+                    d["userIdentity"].update(accessKeyId="ASIAEXAMPLE000000001")), None),
+    ],
+    ids=["serial", "long-term-key", "session-unknown", "session-mfa", "session-no-mfa", "session-and-serial"],
+)
+def test_mfa_of_a_failed_call_comes_from_the_session_only(mutate, expected):
+    event = load_cloudtrail("assume_role_bastion_copy")
+    _denied(event["detail"])
+    mutate(event["detail"])
+    a = parse(event)
+    assert a.failed and a.mfa is expected
+
+
+def test_the_denied_fixture_does_not_claim_mfa():
+    detail = load_cloudtrail("assume_role_denied")["detail"]
+    assert detail["requestParameters"]["serialNumber"] == "arn:aws:iam::111111111111:mfa/alice"
+    assert parse(load_cloudtrail("assume_role_denied")).mfa is None
+
+
 # --------------------------------------------------------------------------- malformed input
 
 
@@ -482,7 +611,14 @@ def test_mutated_fixtures_never_raise(event):
     a = parse(event)
     if a is not None:
         assert a.event_time.utcoffset() == timedelta(0)
-        assert a.role_arn.endswith(":role/" + a.role_name)
+        if a.access == "role":
+            assert a.role_arn.endswith(":role/" + a.role_name)
+        else:  # what was entered, in an account that is a 12-digit id (or unknown: "")
+            assert isinstance(a.role_arn, str) and (a.account_id == "" or re.fullmatch(r"\d{12}", a.account_id))
+    change = parse_identity_change(event)
+    if change is not None:
+        assert change.event_time.utcoffset() == timedelta(0)
+        identity_change_loud(change)
 
 
 # --------------------------------------------------------------------------- small rules
@@ -569,6 +705,179 @@ DENIED = FIXTURE_A["assume_role_denied"]
 )
 def test_decide_alert(a, production, has_grant, kind):
     assert decide_alert(a, production=production, has_grant=has_grant) is kind
+
+
+def _fixture(name: str) -> Assumption:
+    return parse(load_cloudtrail(name))
+
+
+@pytest.mark.parametrize("production", [True, False, None])
+def test_a_root_session_is_always_loud(production):
+    root = _fixture("assume_root_bastion")
+    assert decide_alert(root, production=production, has_grant=True) is AlertKind.UNCOVERED
+    failed = dataclasses.replace(root, error_code="AccessDenied")
+    assert decide_alert(failed, production=production, has_grant=False) is AlertKind.FAILED_ATTEMPT
+
+
+@pytest.mark.parametrize("name", ["get_federation_token_prod", "console_login_root_prod",
+                                  "console_login_iam_user_prod"])
+def test_no_grant_covers_the_other_ways_in(name):
+    a = _fixture(name)
+    assert decide_alert(a, production=True, has_grant=True) is AlertKind.UNCOVERED
+    assert decide_alert(a, production=False, has_grant=False) is AlertKind.NOT_PRODUCTION
+    assert decide_alert(a, production=None, has_grant=False) is AlertKind.UNKNOWN_ACCOUNT
+
+
+def test_a_failed_console_sign_in_in_production_is_a_failed_attempt():
+    a = _fixture("console_login_iam_user_failed_prod")
+    assert decide_alert(a, production=True, has_grant=False) is AlertKind.FAILED_ATTEMPT
+
+
+def test_root_signing_in_to_the_bastion_is_loud_an_iam_user_is_not():
+    root = dataclasses.replace(_fixture("console_login_root_prod"), account_id=BASTION)
+    assert decide_alert(root, production=None, has_grant=False, in_bastion=True) is AlertKind.UNCOVERED
+    user = dataclasses.replace(_fixture("console_login_iam_user_prod"), account_id=BASTION)
+    assert decide_alert(user, production=None, has_grant=False, in_bastion=True) is AlertKind.UNKNOWN_ACCOUNT
+
+
+def test_assume_root_with_an_arn_target_and_a_denied_call_without_parameters():
+    event = load_cloudtrail("assume_root_bastion")
+    event["detail"]["requestParameters"]["targetPrincipal"] = "arn:aws:iam::222222222222:root"
+    assert parse(event).account_id == "222222222222"
+    event["detail"].update(requestParameters=None, responseElements=None, errorCode="AccessDenied",
+                           errorMessage="User: arn:aws:sts::111111111111:assumed-role/root-admin/erin is not "
+                                        "authorized to perform: sts:AssumeRoot on resource: arn:aws:iam::222222222222:root")
+    a = parse(event)
+    assert (a.account_id, a.failed, a.mfa, a.access) == ("222222222222", True, True, "root_session")
+
+
+def test_federated_console_sign_ins_are_not_parsed():
+    event = load_cloudtrail("console_login_iam_user_prod")
+    event["detail"]["userIdentity"] = {"type": "AssumedRole", "accountId": "222222222222",
+                                       "arn": "arn:aws:sts::222222222222:assumed-role/admin/alice"}
+    assert parse(event) is None
+
+
+# --------------------------------------------------------------------------- failed attempts, grouped
+
+
+def test_the_failure_window_is_fixed_ten_minutes():
+    assert FAILURE_WINDOW == timedelta(minutes=10)
+    assert failure_window_start(at(14, 9, 59)) == at(14, 0)
+    assert failure_window_start(at(14, 10)) == at(14, 10)
+
+
+def test_failed_attempts_share_a_group_per_caller_target_and_window():
+    denied = _fixture("assume_role_denied")  # 13:58:41
+    again = dataclasses.replace(denied, event_id="e7e70000-0000-4000-8000-0000000000ff",
+                                dedupe_key="e7e70000-0000-4000-8000-0000000000ff", event_time=at(13, 59, 59))
+    assert failure_group_key(denied) == failure_group_key(again)
+    assert failure_group_key(denied).startswith("20261112T1350Z#")
+    assert failure_group_key(dataclasses.replace(denied, event_time=at(14, 0))) != failure_group_key(denied)
+    assert failure_group_key(dataclasses.replace(denied, iam_user="bob")) != failure_group_key(denied)
+    other_role = dataclasses.replace(denied, role_arn="arn:aws:iam::222222222222:role/readonly")
+    assert failure_group_key(other_role) != failure_group_key(denied)
+    hostile = dataclasses.replace(denied, iam_user=None, who="<!channel> " + "x" * 5000)
+    assert len(failure_group_key(hostile)) == 55 and "<" not in failure_group_key(hostile)
+
+
+# --------------------------------------------------------------------------- the envelope
+
+CATALOG_ACCOUNTS = ["222222222222", "333333333333"]
+
+
+def envelope(event):
+    return envelope_problem(event, bastion_account_id=BASTION, catalog_account_ids=CATALOG_ACCOUNTS)
+
+
+@pytest.mark.parametrize("name", sorted(cloudtrail_names()))
+def test_every_fixture_has_a_believable_envelope(name):
+    assert envelope(load_cloudtrail(name)) is None
+
+
+@pytest.mark.parametrize(
+    "account, recipient, problem",
+    [
+        ("444444444444", "111111111111", "is not detail.recipientAccountId"),  # a member forging the bastion
+        ("222222222222", "111111111111", "is not detail.recipientAccountId"),  # a catalog account forging it
+        ("444444444444", "444444444444", "neither the bastion nor a catalog account"),
+        ("111111111111", None, "is not detail.recipientAccountId"),
+        (None, "111111111111", "no 12-digit envelope account"),
+        ("1111", "1111", "no 12-digit envelope account"),
+    ],
+)
+def test_forged_or_foreign_envelopes_are_refused(account, recipient, problem):
+    event = load_cloudtrail("iam_create_access_key_by_admin")
+    event["account"] = account
+    event["detail"]["recipientAccountId"] = recipient
+    assert problem in envelope(event)
+
+
+def test_garbage_is_refused():
+    assert envelope(None) and envelope({"account": "111111111111", "detail": "x"})
+
+
+# --------------------------------------------------------------------------- IAM changes to a person
+
+
+def test_an_mfa_device_enabled_by_the_person_with_mfa_is_quiet():
+    c = parse_identity_change(load_cloudtrail("iam_enable_mfa_device_self"))
+    assert isinstance(c, IdentityChange)
+    assert (c.event_name, c.account_id, c.iam_user, c.subject) == (
+        "EnableMFADevice", BASTION, "alice", "arn:aws:iam::111111111111:mfa/alice-phone")
+    assert (c.actor, c.actor_user, c.by_self, c.mfa, c.via_console) == (
+        "arn:aws:iam::111111111111:user/alice", "alice", True, True, True)
+    assert identity_change_loud(c) is False
+
+
+def test_an_access_key_created_by_someone_else_is_loud():
+    c = parse_identity_change(load_cloudtrail("iam_create_access_key_by_admin"))
+    assert (c.iam_user, c.subject, c.actor) == (
+        "alice", "AKIAEXAMPLEALICE0002", "arn:aws:sts::111111111111:assumed-role/iam-admin/mallory")
+    assert (c.by_self, c.mfa) == (False, False)
+    assert identity_change_loud(c) is True
+
+
+def test_the_person_without_mfa_is_loud_a_failure_never_is():
+    event = load_cloudtrail("iam_enable_mfa_device_self")
+    event["detail"]["userIdentity"]["sessionContext"]["attributes"]["mfaAuthenticated"] = "false"
+    assert identity_change_loud(parse_identity_change(event)) is True
+    event["detail"]["errorCode"] = "AccessDenied"
+    assert identity_change_loud(parse_identity_change(event)) is False
+
+
+@pytest.mark.parametrize(
+    "event_name, request_parameters, response, expected_user",
+    [
+        ("CreateAccessKey", None, {"accessKey": {"userName": "alice", "accessKeyId": "AKIAEXAMPLEALICE0003"}},
+         "alice"),
+        ("CreateAccessKey", {}, None, "alice"),  # no userName: IAM acts on the caller's own user
+        ("DeleteVirtualMFADevice", {"serialNumber": "arn:aws:iam::111111111111:mfa/bob"}, None, "bob"),
+        ("UpdateLoginProfile", {"userName": "carol", "passwordResetRequired": False}, None, "carol"),
+        ("CreateLoginProfile", {"userName": "<!here>"}, None, None),  # not an IAM user name
+    ],
+)
+def test_the_changed_user(event_name, request_parameters, response, expected_user):
+    event = load_cloudtrail("iam_enable_mfa_device_self")
+    event["detail"].update(eventName=event_name, requestParameters=request_parameters,
+                           responseElements=response)
+    assert parse_identity_change(event).iam_user == expected_user
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: e.update(source="aws.sts"),
+        lambda e: e["detail"].update(eventName="CreateUser"),
+        lambda e: e["detail"].update(eventSource="sts.amazonaws.com"),
+        lambda e: e["detail"].update(eventTime="later"),
+        lambda e: e.update(detail=None),
+    ],
+)
+def test_not_an_identity_change(mutate):
+    event = load_cloudtrail("iam_create_access_key_by_admin")
+    mutate(event)
+    assert parse_identity_change(event) is None
 
 
 def test_what_reaches_the_security_channel():

@@ -1,5 +1,6 @@
-"""The AssumeRole* EventBridge pattern: what it matches (moto's matcher) and that the
-member-account forwarding template carries exactly the same pattern and rule state."""
+"""The alert path's EventBridge pattern: what it matches (moto's matcher, every CloudTrail
+fixture and the near misses) and that the member-account forwarding template carries
+exactly the same pattern and rule state."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from moto.events.models import EventPattern
 
-from chalicelib.event_pattern import ASSUME_ROLE_PATTERN, RULE_STATE, pattern_json
+from chalicelib.event_pattern import ALERT_PATTERN, ASSUME_ROLE_PATTERN, RULE_STATE, pattern_json
 from tests.fixtures import cloudtrail_names, load_cloudtrail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,9 +24,36 @@ def matches(event: dict) -> bool:
 
 ASSUME_ROLE_FIXTURES = [n for n in cloudtrail_names() if n.startswith("assume_role")]
 
+#: every CloudTrail fixture, and whether the rule must deliver it
+FIXTURE_MATCHES = {
+    "assume_role_bastion_copy": True,
+    "assume_role_console_switch": True,
+    "assume_role_denied": True,
+    "assume_role_dev_account": True,  # delivered; the handler decides it is not production
+    "assume_role_prod_copy": True,
+    "assume_role_with_saml_prod": True,
+    "assume_root_bastion": True,
+    "get_federation_token_prod": True,
+    "console_login_root_prod": True,
+    "console_login_iam_user_prod": True,
+    "console_login_iam_user_failed_prod": True,
+    "iam_enable_mfa_device_self": True,
+    "iam_create_access_key_by_admin": True,
+    "signin_switch_role": False,  # a sign-in, but not a ConsoleLogin: the AssumeRole behind it is the alert
+}
+
 
 def test_there_are_assume_role_fixtures():
     assert len(ASSUME_ROLE_FIXTURES) == 6
+
+
+def test_every_fixture_has_an_expectation():
+    assert set(FIXTURE_MATCHES) == set(cloudtrail_names())
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_MATCHES))
+def test_each_fixture_is_matched_or_not_as_intended(name):
+    assert matches(load_cloudtrail(name)) is FIXTURE_MATCHES[name]
 
 
 @pytest.mark.parametrize("name", ASSUME_ROLE_FIXTURES)
@@ -37,6 +65,9 @@ def test_keeps_failures():
     event = load_cloudtrail("assume_role_denied")
     assert event["detail"]["errorCode"] == "AccessDenied"
     assert matches(event)
+    failed_login = load_cloudtrail("console_login_iam_user_failed_prod")
+    assert failed_login["detail"]["responseElements"] == {"ConsoleLogin": "Failure"}
+    assert matches(failed_login)
 
 
 def test_does_not_match_the_signin_switch_role_event():
@@ -66,12 +97,30 @@ def _sts_service_event() -> dict:
     return event
 
 
+def _moved(name: str, *, source: str | None = None, detail_type: str | None = None, **detail) -> dict:
+    """A fixture with its envelope's source / detail-type changed (the near misses that one
+    flat pattern with OR-ed sources and event names would let through)."""
+    event = _edited(name, **detail)
+    if source is not None:
+        event["source"] = source
+    if detail_type is not None:
+        event["detail-type"] = detail_type
+    return event
+
+
+def _federated_console_login() -> dict:
+    event = load_cloudtrail("console_login_iam_user_prod")
+    event["detail"]["userIdentity"] = {"type": "AssumedRole", "principalId": "AROAEXAMPLEPRODADMIN1:alice",
+                                       "arn": "arn:aws:sts::222222222222:assumed-role/admin/alice",
+                                       "accountId": "222222222222"}
+    return event
+
+
 @pytest.mark.parametrize(
     "event",
     [
         _edited("assume_role_bastion_copy", eventName="GetCallerIdentity", requestParameters=None),
         _edited("assume_role_bastion_copy", eventName="GetSessionToken"),
-        _edited("assume_role_bastion_copy", eventName="AssumeRoot"),
         _edited("assume_role_bastion_copy", eventName="assumerole"),
         _other_service(),
         _sts_service_event(),
@@ -79,23 +128,64 @@ def _sts_service_event() -> dict:
             "assume_role_prod_copy",
             userIdentity={"type": "AWSService", "invokedBy": "lambda.amazonaws.com"},
         ),
+        _edited("assume_root_bastion", userIdentity={"type": "AWSService", "invokedBy": "sso.amazonaws.com"}),
+        _federated_console_login(),
+        _edited("console_login_root_prod", eventName="CheckMfa"),
+        _moved("console_login_root_prod", detail_type="AWS API Call via CloudTrail"),
+        _moved("assume_role_bastion_copy", source="aws.signin"),
+        _moved("console_login_root_prod", source="aws.sts", detail_type="AWS API Call via CloudTrail"),
+        _moved("iam_create_access_key_by_admin", source="aws.sts"),
+        _moved("assume_role_bastion_copy", source="aws.iam"),
+        _edited("iam_create_access_key_by_admin", eventName="DeleteAccessKey"),
+        _moved("iam_enable_mfa_device_self", detail_type="AWS Console Sign In via CloudTrail"),
     ],
     ids=[
         "GetCallerIdentity",
         "GetSessionToken",
-        "AssumeRoot",
         "wrong-case",
         "iam-CreateUser",
         "service-event-detail-type",
         "aws-service-assuming-its-role",
+        "aws-service-assume-root",
+        "federated-console-login",
+        "signin-CheckMfa",
+        "console-login-as-api-call",
+        "AssumeRole-from-signin-source",
+        "ConsoleLogin-from-sts-source",
+        "CreateAccessKey-from-sts-source",
+        "AssumeRole-from-iam-source",
+        "iam-DeleteAccessKey",
+        "iam-change-with-sign-in-detail-type",
     ],
 )
 def test_does_not_match_other_events(event):
     assert not matches(event)
 
 
+@pytest.mark.parametrize("event_name", ["AssumeRoot", "GetFederationToken"])
+def test_matches_the_other_sts_ways_in(event_name):
+    assert matches(_edited("assume_role_bastion_copy", eventName=event_name))
+
+
+@pytest.mark.parametrize("event_name", ["EnableMFADevice", "DeactivateMFADevice", "DeleteVirtualMFADevice",
+                                        "CreateAccessKey", "CreateLoginProfile", "UpdateLoginProfile"])
+def test_matches_every_iam_change_to_credentials(event_name):
+    assert matches(_edited("iam_create_access_key_by_admin", eventName=event_name))
+
+
+def test_sign_ins_are_matched_for_root_and_iam_users_only():
+    root = load_cloudtrail("console_login_root_prod")
+    assert matches(root)
+    root["detail"]["userIdentity"]["type"] = "SAMLUser"
+    assert not matches(root)
+
+
+def test_the_old_name_is_the_same_pattern():
+    assert ASSUME_ROLE_PATTERN is ALERT_PATTERN
+
+
 def test_pattern_json_round_trips():
-    assert json.loads(pattern_json()) == ASSUME_ROLE_PATTERN
+    assert json.loads(pattern_json()) == ALERT_PATTERN
 
 
 def test_rule_state_reaches_read_only_management_events():
@@ -133,7 +223,7 @@ def _rules(template: dict) -> list[dict]:
 
 def test_forwarding_rule_uses_the_same_pattern_and_state():
     (rule,) = _rules(_template(FORWARDING_TEMPLATE))
-    assert rule["EventPattern"] == ASSUME_ROLE_PATTERN
+    assert rule["EventPattern"] == ALERT_PATTERN
     assert rule["State"] == RULE_STATE
     assert rule["EventBusName"] == "default"
 
