@@ -64,6 +64,7 @@ def trust_policy(bastion_account_id: str) -> dict:
             "Condition": {
                 "Bool": {"aws:MultiFactorAuthPresent": "true"},
                 "StringLike": {"sts:RoleSessionName": "${aws:username}"},
+                "StringEquals": {"aws:PrincipalTag/drawbridge-human": "true"},
             },
         }],
     }
@@ -75,8 +76,8 @@ def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = 
     bastion = catalog.bastion_account_id
     iam = client("iam", account_id=bastion, endpoint_url=endpoint_url, region=region)
 
-    def user_with_keys(name: str) -> Keys:
-        iam.create_user(UserName=name)
+    def user_with_keys(name: str, tags: list[dict] | None = None) -> Keys:
+        iam.create_user(UserName=name, Tags=tags or [])
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return Keys(key["AccessKeyId"], key["SecretAccessKey"])
 
@@ -87,7 +88,9 @@ def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = 
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
     world = World(service=service, table=table)
     for person in catalog.people.values():
-        world.people[person.key] = user_with_keys(person.iam_user)
+        # People carry the tag the JIT roles' trust requires (an administrator sets it; the
+        # person cannot: their boundary has no iam:TagUser).
+        world.people[person.key] = user_with_keys(person.iam_user, [{"Key": "drawbridge-human", "Value": "true"}])
         # Every person has enrolled a virtual MFA device named after their user, as the
         # deploy guide asks; the "access granted" DM names it (moto accepts any codes).
         serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=person.iam_user)["VirtualMFADevice"]

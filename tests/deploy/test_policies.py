@@ -578,11 +578,7 @@ def test_local_seed_uses_the_same_trust_conditions():
     for operator, keys in st["Condition"].items():
         assert member["Condition"].get(operator) == keys, operator
     missing = {op: keys for op, keys in member["Condition"].items() if op not in st["Condition"]}
-    if missing == {"StringEquals": {HUMAN_TAG: "true"}}:
-        # moto ignores trust conditions, so the local stack works either way; the seed must
-        # still tag its users drawbridge-human=true and require the tag (ISSUE #12, item 5a).
-        pytest.xfail("local/seed.py does not require the drawbridge-human principal tag yet")
-    assert not missing
+    assert not missing  # moto ignores trust conditions; the seed states them all the same
 
 
 # --------------------------------------------------------------------------- the boundary
@@ -723,3 +719,15 @@ def test_the_self_service_policy_is_the_boundary_without_role_assumption():
     assert _self_service_policy()["Statement"] == boundary
     (group,) = [r["Properties"] for r in cfn(BASTION_IAM_TEMPLATE)["Resources"].values() if r["Type"] == "AWS::IAM::Group"]
     assert group["ManagedPolicyArns"] == [{"Ref": "HumanSelfService"}]
+
+
+def test_the_local_seed_tags_its_people_as_humans(stack):
+    """The seed's people carry drawbridge-human=true, as the deploy guide tells an admin to
+    set; the service user does not (moto ignores trust conditions: this reads the users)."""
+    from local.seed import SERVICE_USER, client
+
+    iam = client("iam", keys=stack.service)
+    tags = {u: {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=u)["Tags"]}
+            for u in ("alice", "bob", SERVICE_USER)}
+    assert tags["alice"] == tags["bob"] == {"drawbridge-human": "true"}
+    assert "drawbridge-human" not in tags[SERVICE_USER]

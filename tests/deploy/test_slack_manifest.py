@@ -36,7 +36,8 @@ def test_scopes_are_exactly_what_the_notifier_calls():
     methods = {n.func.attr for n in ast.walk(tree)
                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "_web"}
-    assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral"}  # all covered by chat:write
+    # all covered by chat:write (chat.delete: the bot's own messages only)
+    assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete"}
     assert manifest()["oauth_config"]["scopes"]["bot"] == ["commands", "chat:write"]
 
 

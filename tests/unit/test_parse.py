@@ -116,6 +116,8 @@ def test_parse_slash_command_fixture():
         command="/aws-access",
         response_url="https://hooks.slack.com/commands/T0TEAM0001/1111111111111/EXAMPLEresponseURLtoken01",
         trigger_id="1111111111111.2222222222.00000000000000000000000000000a11",
+        team_id="T0TEAM0001",
+        api_app_id="A0EXAMPLE01",
     )
 
 
@@ -163,6 +165,8 @@ def test_parse_interaction_fixture(fixture, action_id):
         channel_id=payload["channel"]["id"],
         message_ts=payload["container"]["message_ts"],
         trigger_id=payload["trigger_id"],
+        team_id=payload["team"]["id"],
+        api_app_id=payload["api_app_id"],
     )
 
 
@@ -170,7 +174,8 @@ def test_parse_interaction_approve_fixture_values():
     assert parse_interaction(form(load_slack("block_actions_approve"))) == Click(
         action_id="approve_request", request_id="req-20261112-0001", user_id="U0BOB00001",
         channel_id="C0APPROVE1", message_ts="1794492001.000200",
-        trigger_id="1111111111111.2222222222.00000000000000000000000000000b02")
+        trigger_id="1111111111111.2222222222.00000000000000000000000000000b02",
+        team_id="T0TEAM0001", api_app_id="A0EXAMPLE01")
 
 
 def test_channel_falls_back_to_the_container():
@@ -244,7 +249,7 @@ def test_non_string_button_value_gives_empty_request_id(value):
     click = parse_interaction(form(payload))
     assert click == Click(action_id="approve_request", request_id="", user_id="U0BOB00001",
                           channel_id="C0APPROVE1", message_ts="1794492001.000200",
-                          trigger_id=payload["trigger_id"])
+                          trigger_id=payload["trigger_id"], team_id="T0TEAM0001", api_app_id="A0EXAMPLE01")
     assert not is_request_id(click.request_id)
 
 
