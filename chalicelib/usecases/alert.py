@@ -31,6 +31,7 @@ from ..alerts import (
     parse_identity_change,
     parse_utc,
 )
+from ..domain.decide import decide_grant
 from ..domain.lifecycle import GrantStatus
 from ..domain.model import Principal, Request, iso_z
 from ..domain.timing import grant_window_end
@@ -53,16 +54,23 @@ class AlertOutcome:
     reason: str | None = None  # why an event was ignored, or only counted
 
 
-def covering_grant(store, a: Assumption) -> Request | None:
-    """The approved grant whose usable window contains the event time, if any."""
+def covering_grant(deps: Deps, a: Assumption) -> Request | None:
+    """The approved grant whose usable window contains the event time, if any.
+
+    A record only counts if the catalog *now* would have granted it (the same re-check the
+    grant step makes, less the audit trail): a record written into the table by anything
+    but Drawbridge cannot make an assumption look covered.
+    """
     if not a.iam_user or a.failed or a.access != "role":
         return None
-    for req in store.grants_ending_after(Principal.iam_user(a.iam_user), a.event_time):
+    for req in deps.store.grants_ending_after(Principal.iam_user(a.iam_user), a.event_time):
         end = grant_window_end(req)
         if (req.role_arn == a.role_arn and req.granted_at is not None and end is not None
                 and req.grant_status is not GrantStatus.FAILED
                 # CloudTrail's eventTime has whole seconds; our times have microseconds
-                and covers(req.granted_at.replace(microsecond=0), end, a.event_time)):
+                and covers(req.granted_at.replace(microsecond=0), end, a.event_time)
+                and decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester),
+                                 max(deps.now(), req.decided_at or req.created_at)).allowed):
             return req
     return None
 
@@ -93,7 +101,7 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
 
     account = catalog.account_by_id(a.account_id)
     role = catalog.role_by_arn(a.role_arn) if a.access == "role" else None
-    grant = covering_grant(store, a)
+    grant = covering_grant(deps, a)
     kind = decide_alert(a, production=account.production if account else None,
                         has_grant=grant is not None, in_bastion=a.account_id == catalog.bastion_account_id)
     if kind is AlertKind.UNKNOWN_ACCOUNT and metric is not None and a.access == "role":

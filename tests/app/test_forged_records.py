@@ -132,3 +132,29 @@ def test_a_retried_grant_reuses_its_own_policy(app_client, stack, store):
     sweep(app_client)
     assert store.get(RID).grant_status is GrantStatus.ACTIVE
     assert attached(stack)["alice"] == [f"drawbridge-{RID}"]
+
+
+def assumption_at(at: datetime) -> dict:
+    from local.events import refresh_cloudtrail
+    from tests.fixtures import load_cloudtrail
+
+    event = refresh_cloudtrail(load_cloudtrail("assume_role_bastion_copy"), at=at)
+    event["detail"]["requestParameters"]["roleArn"] = "arn:aws:iam::222222222222:role/readonly"
+    event["detail"]["resources"] = [{"accountId": "222222222222", "type": "AWS::IAM::Role",
+                                     "ARN": "arn:aws:iam::222222222222:role/readonly"}]
+    return event
+
+
+@pytest.mark.parametrize("forged, kind", [
+    pytest.param({}, "covered", id="honest-record-covers"),
+    pytest.param(dict(approvals=(Approval("dave", T0),), decided_by="dave"), "uncovered",
+                 id="approved-by-a-non-approver"),
+    pytest.param(dict(expires_at=datetime(2099, 1, 1, tzinfo=timezone.utc)), "uncovered", id="expiry-2099"),
+])
+def test_a_forged_active_record_cannot_make_an_assumption_look_covered(app_client, stack, slack, forged, kind):
+    """A standing permission plus a forged ACTIVE record must still raise NO APPROVED GRANT."""
+    at = T0 + timedelta(minutes=30)
+    put(stack, honest(grant_status=GrantStatus.ACTIVE, granted_at=T0 + timedelta(minutes=1), **forged))
+    with time_machine.travel(at + timedelta(minutes=2), tick=False):
+        out = app_client.client.lambda_.invoke("on_role_assumed", assumption_at(at)).payload
+    assert out["kind"] == kind
