@@ -141,9 +141,13 @@ def dotted(path: Path) -> str:
 
 PURE = sorted(
     [dotted(p) for p in (ROOT / PACKAGE / "domain").glob("*.py")]
-    + [f"{PACKAGE}.policy", f"{PACKAGE}.slack.parse", f"{PACKAGE}.slack.escape", f"{PACKAGE}.alerts"]
+    + [dotted(p) for p in (ROOT / PACKAGE / "alerts").glob("*.py")]  # chalicelib.alerts and each module
+    + [f"{PACKAGE}.policy", f"{PACKAGE}.slack.parse", f"{PACKAGE}.slack.escape"]
 )
-VIEWS = [f"{PACKAGE}.slack.views", f"{PACKAGE}.slack.alert_views", f"{PACKAGE}.slack.replies"]
+VIEWS = sorted(
+    [dotted(p) for p in (ROOT / PACKAGE / "slack" / "alert_views").glob("*.py")]  # the package and each module
+    + [f"{PACKAGE}.slack.views", f"{PACKAGE}.slack.replies"]
+)
 #: the use cases sequence I/O only through the ports: they import no client library either
 USE_CASES = sorted([dotted(p) for p in (ROOT / PACKAGE / "usecases").glob("*.py")] + [f"{PACKAGE}.ports"])
 
@@ -171,6 +175,8 @@ def test_views_import_only_slack_sdk_models(module):
 def test_the_module_lists_are_real():
     assert {"chalicelib.domain.model", "chalicelib.domain.decide", "chalicelib.domain.duration",
             "chalicelib.domain.lifecycle"} <= set(PURE)
+    assert {"chalicelib.alerts", "chalicelib.alerts.parse", "chalicelib.alerts.decide"} <= set(PURE)
+    assert {"chalicelib.slack.alert_views", "chalicelib.slack.alert_views.ways_in"} <= set(VIEWS)
     assert {"chalicelib.usecases.request", "chalicelib.usecases.sweep", "chalicelib.ports"} <= set(USE_CASES)
     for name in PURE + VIEWS + USE_CASES:
         assert module_file(ROOT, name) is not None, name

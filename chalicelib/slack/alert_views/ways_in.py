@@ -1,16 +1,6 @@
-"""Block Kit for the security channel's alerts (pure: no I/O): ways into an account
-(role assumptions, root sessions, federation tokens, console sign-ins) and IAM changes
-to a Drawbridge person's credentials.
-
-What each :class:`~chalicelib.alerts.AlertKind` looks like is decided in
-``chalicelib.alerts.AlertKind``'s docstring; this module only renders it.
-
-Safety rule: every string derived from the CloudTrail event (and, to be safe, from
-the catalog and the grant) goes through :func:`escape_mrkdwn` exactly once, so a
-crafted session name, SAML subject or user agent can never form ``<!channel>``,
-``<@U...>`` or a disguised link. The only mention in any output is our own literal
-:data:`LOUD_MENTION` on the ``UNCOVERED`` alert. Post these with ``link_names``
-unset.
+"""Block Kit for a way into an account (pure: no I/O): the security channel's alert for
+each :class:`~chalicelib.alerts.AlertKind` (:func:`alert_blocks`) and the threaded reply on
+the covering grant's approval card (:func:`usage_reply_text`).
 """
 
 from __future__ import annotations
@@ -27,59 +17,17 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from chalicelib.alerts import AlertKind, Assumption, IdentityChange, client_label, parse_utc
+from chalicelib.alerts import AlertKind, Assumption, client_label
+from chalicelib.slack.alert_views.text import (
+    _NONE,
+    LOUD_MENTION,
+    _e,
+    _hhmm,
+    _iso_display,
+    _mfa_text,
+    format_event_time,
+)
 from chalicelib.slack.escape import escape_mrkdwn
-
-__all__ = [
-    "LOUD_MENTION",
-    "access_label",
-    "alert_blocks",
-    "alert_metadata",
-    "format_event_time",
-    "grant_used_metadata",
-    "identity_change_blocks",
-    "identity_changed_metadata",
-    "production_access_metadata",
-    "role_assumed_metadata",
-    "usage_reply_text",
-]
-
-LOUD_MENTION = "<!here>"  # our literal text, only on UNCOVERED; never built from data
-_MAX_VALUE = 300  # characters per escaped value: keeps every text object under Slack's limits
-_NONE = "—"
-
-
-def _e(value: Any, *, limit: int = _MAX_VALUE) -> str:
-    """Escape one untrusted value, then cut it to ``limit`` characters (never inside an
-    entity such as ``&amp;``); a dash for missing values."""
-    if value is None or value == "":
-        return _NONE
-    text = escape_mrkdwn(str(value))
-    if len(text) > limit:
-        cut = text[: limit - 1]
-        amp = cut.rfind("&")
-        if amp != -1 and ";" not in cut[amp:]:
-            cut = cut[:amp]  # drop a half entity
-        text = cut + "…"
-    return text
-
-
-def format_event_time(moment: datetime) -> str:
-    """``2026-11-12 14:03:07 UTC``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _hhmm(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%H:%M UTC")
-
-
-def _iso_display(value: Any) -> str:
-    parsed = parse_utc(value)
-    return format_event_time(parsed) if parsed else _e(value)
-
-
-def _mfa_text(mfa: bool | None) -> str:
-    return {True: "yes", False: "no", None: "unknown"}[mfa]
 
 
 def _account_role(a: Assumption, account_key: str | None, role_label: str | None) -> str:
@@ -303,193 +251,3 @@ def usage_reply_text(a: Assumption) -> str:
     if a.mfa is not None:
         parts.append("MFA" if a.mfa else "no MFA")
     return ", ".join(parts)
-
-
-def _z(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _attempts_payload(kind: AlertKind, a: Assumption, attempts: Mapping[str, Any] | None) -> dict:
-    """``attempts``, ``first_event_time``, ``last_event_time`` on a failed attempt's line."""
-    if kind is not AlertKind.FAILED_ATTEMPT:
-        return {}
-    attempts = attempts or {}
-    first, last = attempts.get("first"), attempts.get("last")
-    return {
-        "attempts": int(attempts.get("count") or 1),
-        "first_event_time": _z(first if isinstance(first, datetime) else a.event_time),
-        "last_event_time": _z(last if isinstance(last, datetime) else a.event_time),
-    }
-
-
-def role_assumed_metadata(
-    a: Assumption,
-    kind: AlertKind,
-    *,
-    account_key: str | None,
-    role_key: str | None,
-    request_id: str | None,
-    attempts: Mapping[str, Any] | None = None,
-) -> dict:
-    """Slack message metadata ``role_assumed`` (docs/REFERENCE.md, metadata) for the alert.
-
-    ``request_id`` is None when no approved grant covers the assumption. A failed
-    attempt's line also carries ``attempts``, ``first_event_time`` and
-    ``last_event_time`` (its group; see :func:`alert_blocks`). Metadata is data, not
-    mrkdwn: values are not escaped.
-    """
-    return {
-        "event_type": "role_assumed",
-        "event_payload": {
-            "account": account_key or a.account_id,
-            "role": role_key or a.role_name,
-            "role_arn": a.role_arn,
-            "iam_user": a.iam_user,
-            "event_id": a.event_id,
-            "shared_event_id": a.shared_event_id,
-            "event_time": _z(a.event_time),
-            "request_id": request_id,
-            "kind": kind.value,
-            **_attempts_payload(kind, a, attempts),
-        },
-    }
-
-
-def production_access_metadata(
-    a: Assumption, kind: AlertKind, *, account_key: str | None, attempts: Mapping[str, Any] | None = None
-) -> dict:
-    """Slack message metadata ``production_access``: a way in that is not a role
-    assumption (``access``: ``root_session``, ``federation_token``, ``console_login``).
-    Its own event type, so a bot counting ``role_assumed`` counts role assumptions only."""
-    return {
-        "event_type": "production_access",
-        "event_payload": {
-            "account": account_key or a.account_id or None,
-            "access": a.access,
-            "event_name": a.event_name,
-            "principal_arn": a.role_arn or None,
-            "caller_type": a.caller_type,
-            "iam_user": a.iam_user,
-            "who": a.who,
-            "event_id": a.event_id,
-            "event_time": _z(a.event_time),
-            "mfa": a.mfa,
-            "kind": kind.value,
-            **_attempts_payload(kind, a, attempts),
-        },
-    }
-
-
-def alert_metadata(
-    a: Assumption,
-    kind: AlertKind,
-    *,
-    account_key: str | None,
-    role_key: str | None,
-    request_id: str | None,
-    attempts: Mapping[str, Any] | None = None,
-) -> dict:
-    """``role_assumed`` for a role assumption, ``production_access`` for the other ways in."""
-    if a.access == "role":
-        return role_assumed_metadata(a, kind, account_key=account_key, role_key=role_key,
-                                     request_id=request_id, attempts=attempts)
-    return production_access_metadata(a, kind, account_key=account_key, attempts=attempts)
-
-
-def grant_used_metadata(a: Assumption, *, request_id: str) -> dict:
-    """Slack message metadata ``grant_used`` for the threaded reply on the grant's card.
-
-    The security channel's alert carries ``role_assumed``; the reply must not, or every
-    production assumption would be counted twice by anyone reading the metadata.
-    """
-    return {
-        "event_type": "grant_used",
-        "event_payload": {
-            "request_id": request_id,
-            "event_id": a.event_id,
-            "shared_event_id": a.shared_event_id,
-            "event_time": a.event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-    }
-
-
-# --------------------------------------------------------------------------- IAM changes to a person
-
-_CHANGED = {
-    "EnableMFADevice": ("MFA device", "enabled"),
-    "DeactivateMFADevice": ("MFA device", "deactivated"),
-    "DeleteVirtualMFADevice": ("virtual MFA device", "deleted"),
-    "CreateAccessKey": ("access key", "created"),
-    "CreateLoginProfile": ("console password (login profile)", "created"),
-    "UpdateLoginProfile": ("console password (login profile)", "changed"),
-}
-
-
-def _change_sentence(c: IdentityChange, person: str) -> str:
-    thing, verb = _CHANGED.get(c.event_name, (f"credentials ({c.event_name})", "changed"))
-    subject = f" {_e(c.subject)}" if c.subject else ""
-    where = _e(c.source_ip)
-    if c.via_console and c.source_ip == "AWS Internal":
-        where = "AWS Internal (console)"
-    done = f"was {verb}" if not c.failed else f"was *not* {verb} ({_e(c.error_code)})"
-    return (f"{_e(person)}'s {thing}{subject} {done} by {_e(c.actor)} from {where} at "
-            f"{format_event_time(c.event_time)} (MFA {_mfa_text(c.mfa)})")
-
-
-def _sentence_case(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def identity_change_blocks(c: IdentityChange, *, person: str, loud: bool) -> tuple[str, list[dict]]:
-    """(fallback ``text``, ``blocks``): an IAM change to a Drawbridge person's credentials.
-
-    ``person`` is the catalog key. Loud (``<!here>``, a header) when ``loud``
-    (:func:`chalicelib.alerts.identity_change_loud`): someone else did it, or the caller's
-    session had no MFA. A failed attempt is a quiet line.
-    """
-    sentence = _change_sentence(c, person)
-    why = []
-    if not c.by_self:
-        why.append("done by someone other than the person")
-    if c.mfa is not True:
-        why.append("without MFA in the caller's session" if c.mfa is False else "MFA unknown")
-    context = ContextBlock(elements=[MarkdownTextObject(
-        text=" · ".join([f"CloudTrail {_e(c.event_name)}", f"event {_e(c.event_id)}", _e(c.region),
-                         f"account {_e(c.account_id)}", f"client {escape_mrkdwn(client_label(c.user_agent, c.via_console))}"]),
-        verbatim=True)])
-    blocks: list[Block]
-    if loud:
-        text = f"{LOUD_MENTION} IAM change on a Drawbridge person: {sentence}"
-        blocks = [
-            HeaderBlock(text=PlainTextObject(text=":rotating_light: IAM change on a Drawbridge person", emoji=True)),
-            SectionBlock(text=MarkdownTextObject(
-                text=f"{LOUD_MENTION} :rotating_light: {sentence}. *{_sentence_case('; '.join(why))}*: "
-                     "make sure the person knows and agrees."
-            )),
-            context,
-        ]
-    else:
-        text = f"IAM change on a Drawbridge person: {sentence}"
-        blocks = [SectionBlock(text=MarkdownTextObject(text=f":key: {text}", verbatim=True)), context]
-    return text, [block.to_dict() for block in blocks]
-
-
-def identity_changed_metadata(c: IdentityChange, *, person: str, loud: bool) -> dict:
-    """Slack message metadata ``identity_changed`` (docs/REFERENCE.md)."""
-    return {
-        "event_type": "identity_changed",
-        "event_payload": {
-            "account": c.account_id,
-            "person": person,
-            "iam_user": c.iam_user,
-            "event_name": c.event_name,
-            "subject": c.subject,
-            "event_id": c.event_id,
-            "event_time": _z(c.event_time),
-            "actor": c.actor,
-            "by_self": c.by_self,
-            "mfa": c.mfa,
-            "error_code": c.error_code,
-            "loud": loud,
-        },
-    }
