@@ -16,23 +16,58 @@ unexpected that the caller treats as a transient failure (the sweep retries).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
 
 from .domain.model import AuditEvent, Principal, Request
 
 Clock = Callable[[], datetime]
 
 
+@dataclass(frozen=True)
+class Owed:
+    """A message a change of state owes somebody, not delivered yet (the outbox)."""
+
+    request_id: str
+    key: str  # "card", "dm:access_granted", "security:grant_failed", ...
+    job: dict  # the job that delivers it, in its wire form
+    version: int  # the record version that owed it
+    attempts: int
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The one delivery of a message: who started it when, and where it landed (if known)."""
+
+    first: bool
+    started_at: datetime
+    channel: str | None
+    ts: str | None
+
+
 class Store(Protocol):
     # -- requests: every change is the record (conditional on its version) + its audit event
-    def create(self, req: Request, event: AuditEvent) -> None: ...
-    def transition(self, before: Request, after: Request, event: AuditEvent) -> None: ...
+    def create(self, req: Request, event: AuditEvent, owed: Sequence[tuple[str, dict]] = ()) -> None: ...
+    def transition(self, before: Request, after: Request, event: AuditEvent,
+                   owed: Sequence[tuple[str, dict]] = ()) -> None: ...
     def get(self, request_id: str) -> Request | None: ...
     def history(self, request_id: str) -> list[AuditEvent]: ...
     def open_for(self, person: str) -> list[Request]: ...
     def due(self, now: datetime, limit: int = 500) -> list[Request]: ...
     def live(self) -> list[Request]: ...
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]: ...
+
+    # -- the outbox: messages a change owes, written in the same transaction as the change
+    def owed_for(self, person: str) -> list[Owed]: ...
+    def owed_due(self, now: datetime, limit: int = 200) -> list[Owed]: ...
+    def settle(self, request_id: str, key: str, version: int) -> None: ...
+    def retry_later(self, owed: Owed, at: datetime) -> None: ...
+
+    # -- at most one post per message, even when Slack's answer was lost
+    def begin_delivery(self, scope: str, kind: str, now: datetime) -> Delivery: ...
+    def delivery(self, scope: str, kind: str) -> Delivery | None: ...
+    def finish_delivery(self, scope: str, kind: str, channel: str, ts: str) -> None: ...
 
     # -- the approval card
     def save_card(self, request_id: str, channel: str, ts: str) -> bool: ...
@@ -90,4 +125,10 @@ class Notifier(Protocol):
         """Remove one of our own messages; already gone is done."""
 
     def ephemeral(self, channel: str, user: str, text: str) -> None: ...
-    def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str, payload: dict) -> None: ...
+
+    def find(self, channel: str, event_type: str | None, match: dict) -> tuple[str, str] | None:
+        """A recent top-level message we posted to ``channel`` (a user id means their DM)
+        whose metadata has ``event_type`` (None: any) and every key/value of ``match`` - to learn that a
+        post whose answer was lost did land. (channel, ts), or None."""
+    def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str,
+           payload: dict) -> tuple[str, str]: ...

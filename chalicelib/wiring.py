@@ -129,11 +129,25 @@ def slack_client(token: str, base_url: str):
         ServerErrorRetryHandler,
     )
 
+    class _NeverRepeatAPost:
+        """A post whose answer was lost (the connection dropped after the request went out)
+        may have landed: slack-sdk must not send it again - the use case looks for it first
+        (chalicelib/usecases/delivery.py). A 5xx or 429 is Slack saying it did not post it,
+        and everything else is safe to repeat."""
+
+        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+            if str(getattr(request, "url", "")).rstrip("/").endswith("chat.postMessage"):
+                return False
+            return super()._can_retry(state=state, request=request, response=response, error=error)
+
+    class Connection(_NeverRepeatAPost, ConnectionErrorRetryHandler):
+        pass
+
     if not base_url.endswith("/"):
         base_url += "/"
     return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=2),
+        Connection(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=2),  # a 429 was refused, not done: repeat it
         ServerErrorRetryHandler(max_retry_count=2),
     ])
 

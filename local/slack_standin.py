@@ -439,6 +439,22 @@ class SlackStandin:
         self._print(msg, f"deleted {msg.ts}")
         return {"channel": channel, "ts": ts}
 
+    def _history(self, params: dict) -> dict:
+        """conversations.history: top-level messages of a channel, newest first, metadata
+        only with include_all_metadata (as Slack does); cursor = an offset here."""
+        channel = self._channel(params, user_ok=False)
+        limit = max(1, min(int(params.get("limit") or 100), 999))
+        start = int(params.get("cursor") or 0)
+        with_meta = str(params.get("include_all_metadata")).lower() in ("1", "true")
+        found = [m for m in reversed(self._messages)
+                 if m.channel == channel and not m.ephemeral and (m.thread_ts is None or m.thread_ts == m.ts)]
+        page = found[start:start + limit]
+        messages = [{"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": m.ts, "text": m.text,
+                     **({"metadata": m.metadata} if with_meta and m.metadata else {})} for m in page]
+        more = start + limit < len(found)
+        return {"messages": messages, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
     def _post_ephemeral(self, params: dict) -> dict:
         channel = self._channel(params)
         user = str(params.get("user") or "")
@@ -474,6 +490,7 @@ class SlackStandin:
         "chat.postMessage": _post_message,
         "chat.update": _update,
         "chat.delete": _delete,
+        "conversations.history": _history,
         "chat.postEphemeral": _post_ephemeral,
         "conversations.open": _conversations_open,
         "chat.getPermalink": _get_permalink,

@@ -30,6 +30,7 @@ read and a conditional write, so the write loses for real).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from chalicelib.domain import errors as _errors
 from chalicelib.domain.errors import Conflict, GrantLimitReached
 from chalicelib.domain.model import AuditEvent, Principal, Request, iso_z, utc
 from chalicelib.domain.timing import due_at, grant_window_end
+from chalicelib.ports import Delivery, Owed
 
 __all__ = ["SAMPLE_CATALOG", "T0", "DeleteConflict", "FakeClock", "FakeGrants", "FakeNotifier",
            "FakePolicy", "InMemoryStore", "Message", "MessageNotFound", "NoSuchEntity",
@@ -72,6 +74,10 @@ class _Faults:
         (``action`` may call this fake again; it does not trigger itself)."""
         self._known(method)
         self._hooks.setdefault(method, []).append(action)
+
+    def clear_faults(self) -> None:
+        """Forget injected faults and actions not used yet (the outage is over)."""
+        self._hooks.clear()
 
     def pending_faults(self) -> dict[str, int]:
         """Injected faults and actions not used yet (a test may assert none are left)."""
@@ -129,15 +135,19 @@ class InMemoryStore(_Faults):
         self._once: dict[str, dict] = {}  # key -> {"ttl": ..., "reply": ...}
         self._uses: dict[tuple[str, str], str] = {}  # (request id, sort key) -> JSON
         self._groups: dict[str, dict] = {}  # failed-attempt group key -> its item
+        self._owed: dict[tuple[str, str], Owed] = {}  # (request id, key) -> what is owed
+        self._owed_person: dict[str, str] = {}  # request id -> requester (the index key)
+        self._deliveries: dict[tuple[str, str], Delivery] = {}
 
     # -- requests ---------------------------------------------------------------
-    def create(self, req: Request, event: AuditEvent) -> None:
+    def create(self, req: Request, event: AuditEvent, owed=()) -> None:
         self._hook("create")
         if req.request_id in self._requests or (event.request_id, event.seq) in self._events:
             raise Conflict(f"{req.request_id} already exists")
         self._write(req, event)
+        self._owe(req, event.at, owed)
 
-    def transition(self, before: Request, after: Request, event: AuditEvent) -> None:
+    def transition(self, before: Request, after: Request, event: AuditEvent, owed=()) -> None:
         self._hook("transition")
         if after.version != before.version + 1:
             raise ValueError("a transition must bump the version by one")
@@ -147,6 +157,61 @@ class InMemoryStore(_Faults):
         if (event.request_id, event.seq) in self._events:
             raise Conflict(f"{event.request_id} already has event {event.seq}")
         self._write(after, event)
+        self._owe(after, event.at, owed)
+
+    def _owe(self, req: Request, at: datetime, owed) -> None:
+        from chalicelib.adapters.store import OWED_RETRY_AFTER
+
+        for key, job in owed:
+            self._owed[(req.request_id, key)] = Owed(req.request_id, key, _as_json(job), req.version, 0,
+                                                     at + OWED_RETRY_AFTER)
+            self._owed_person[req.request_id] = req.requester
+
+    # -- the outbox -----------------------------------------------------------------------
+    def owed_for(self, person: str) -> list[Owed]:
+        self._hook("owed_for")
+        return [o for (rid, _), o in sorted(self._owed.items()) if self._owed_person.get(rid) == person]
+
+    def owed_due(self, now: datetime, limit: int = 200) -> list[Owed]:
+        self._hook("owed_due")
+        due = sorted((o for o in self._owed.values() if o.due_at.replace(microsecond=0) <= now),
+                     key=lambda o: (o.due_at, o.request_id, o.key))
+        return due[:limit]
+
+    def settle(self, request_id: str, key: str, version: int) -> None:
+        self._hook("settle")
+        owed = self._owed.get((request_id, key))
+        if owed is not None and owed.version <= version:
+            del self._owed[(request_id, key)]
+
+    def retry_later(self, owed: Owed, at: datetime) -> None:
+        self._hook("retry_later")
+        current = self._owed.get((owed.request_id, owed.key))
+        if current is not None and current.version == owed.version:
+            self._owed[(owed.request_id, owed.key)] = dataclasses.replace(
+                current, due_at=at, attempts=current.attempts + 1)
+
+    @property
+    def owed(self) -> list[Owed]:
+        return list(self._owed.values())
+
+    # -- deliveries -----------------------------------------------------------------------
+    def begin_delivery(self, scope: str, kind: str, now: datetime) -> Delivery:
+        self._hook("begin_delivery")
+        found = self._deliveries.get((scope, kind))
+        if found is None:
+            self._deliveries[(scope, kind)] = Delivery(False, now, None, None)
+            return Delivery(True, now, None, None)
+        return found
+
+    def delivery(self, scope: str, kind: str) -> Delivery | None:
+        self._hook("delivery")
+        return self._deliveries.get((scope, kind))
+
+    def finish_delivery(self, scope: str, kind: str, channel: str, ts: str) -> None:
+        self._hook("finish_delivery")
+        current = self._deliveries.get((scope, kind)) or Delivery(False, datetime.now(timezone.utc), None, None)
+        self._deliveries[(scope, kind)] = dataclasses.replace(current, channel=channel, ts=ts)
 
     def _write(self, req: Request, event: AuditEvent) -> None:
         # Both items or neither, like the adapter's transaction (both encoded before either lands).
@@ -572,6 +637,17 @@ class FakeNotifier(_Faults):
         msg.text, msg.blocks = text, _as_json(blocks)
         msg.event_type, msg.payload = event_type, _as_json(payload)
 
+    def find(self, channel: str, event_type: str | None, match: dict) -> tuple[str, str] | None:
+        self._hook("find")
+        if channel[:1] in ("U", "W"):
+            channel = dm_channel(channel)
+        for msg in reversed(self.messages):
+            if (msg.kind == "post" and msg.channel == channel and msg.thread_ts is None
+                    and msg.event_type is not None and event_type in (None, msg.event_type)
+                    and all((msg.payload or {}).get(k) == v for k, v in match.items())):
+                return channel, msg.ts
+        return None
+
     def delete(self, channel: str, ts: str) -> None:
         self._hook("delete")
         msg = self.get(channel, ts)
@@ -582,9 +658,10 @@ class FakeNotifier(_Faults):
         self._hook("ephemeral")
         self.messages.append(Message("ephemeral", channel, None, text, user=user))
 
-    def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str, payload: dict) -> None:
+    def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str,
+           payload: dict) -> tuple[str, str]:
         self._hook("dm")
-        self._post(user, text, blocks, event_type, payload, None)
+        return self._post(user, text, blocks, event_type, payload, None)
 
     def _post(self, channel: str, text: str, blocks, event_type: str, payload: dict,
               thread_ts: str | None) -> tuple[str, str]:

@@ -38,10 +38,31 @@ class SlackNotifier:
             if exc.response.get("error") != "message_not_found":
                 raise
 
+    #: how far back a lost post is looked for (newest first; a retry comes within minutes)
+    FIND_PAGES, FIND_PAGE_SIZE = 3, 200
+
+    def find(self, channel: str, event_type: str | None, match: dict) -> tuple[str, str] | None:
+        if channel[:1] in ("U", "W"):  # a DM: the conversation with that user
+            channel = self._web.conversations_open(users=channel)["channel"]["id"]
+        cursor = None
+        for _ in range(self.FIND_PAGES):
+            resp = self._web.conversations_history(channel=channel, limit=self.FIND_PAGE_SIZE,
+                                                   include_all_metadata=True, cursor=cursor)
+            for message in resp.get("messages", []):
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if (event_type is None or meta.get("event_type") == event_type) and meta \
+                        and all(payload.get(k) == v for k, v in match.items()):
+                    return channel, message["ts"]
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         self._web.chat_postEphemeral(channel=channel, user=user, text=text)
 
     def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str,
-           payload: dict) -> None:
+           payload: dict) -> tuple[str, str]:
         # A bot with chat:write may post to a user id: Slack delivers it in the app's DM.
-        self.post(user, text, blocks, event_type, payload)
+        return self.post(user, text, blocks, event_type, payload)

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ..domain.errors import Conflict
-from ..domain.model import AuditEvent, Principal, Request, iso_z, utc
+from ..domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
+from ..ports import Delivery, Owed
 from ..domain.timing import due_at, grant_window_end
 
 __all__ = ["Conflict", "DynamoStore", "create_table_from_template", "event_item", "request_item"]
@@ -73,32 +74,54 @@ def _request(item: dict) -> Request:
     return Request.from_json(item["doc"]["S"])
 
 
+#: the first retry of an undelivered message, if its own job did not deliver it
+OWED_RETRY_AFTER = timedelta(minutes=1)
+
+
+def _owed(item: dict) -> Owed:
+    return Owed(request_id=item["PK"]["S"][len("REQ#"):], key=item["SK"]["S"][len("OWE#"):],
+                job=json.loads(item["job"]["S"]), version=int(item["version"]["N"]),
+                attempts=int(item.get("attempts", {}).get("N", "0")),
+                due_at=parse_iso(item["due_at"]["S"]))
+
+
 class DynamoStore:
     def __init__(self, client, table: str):
         self._db = client
         self._table = table
 
     # -- requests ------------------------------------------------------------
-    def create(self, req: Request, event: AuditEvent) -> None:
-        """Store a new request; Conflict if the id is taken."""
+    def create(self, req: Request, event: AuditEvent, owed: Sequence[tuple[str, dict]] = ()) -> None:
+        """Store a new request (and what it owes people); Conflict if the id is taken."""
         self._transact(
             {"Put": {"TableName": self._table, "Item": request_item(req),
                      "ConditionExpression": "attribute_not_exists(PK)"}},
-            event,
+            event, self._owed_puts(req, event.at, owed),
         )
 
-    def transition(self, before: Request, after: Request, event: AuditEvent) -> None:
-        """Replace ``before`` by ``after`` only if nobody changed it since it was read."""
+    def transition(self, before: Request, after: Request, event: AuditEvent,
+                   owed: Sequence[tuple[str, dict]] = ()) -> None:
+        """Replace ``before`` by ``after`` only if nobody changed it since it was read; in
+        the same transaction, record the messages this change owes people (``owed``:
+        (key, job) pairs, delivered by the jobs and retried by the sweep until settled)."""
         if after.version != before.version + 1:
             raise ValueError("a transition must bump the version by one")
         self._transact(
             {"Put": {"TableName": self._table, "Item": request_item(after),
                      "ConditionExpression": "version = :v",
                      "ExpressionAttributeValues": {":v": {"N": str(before.version)}}}},
-            event,
+            event, self._owed_puts(after, event.at, owed),
         )
 
-    def _transact(self, put: dict, event: AuditEvent) -> None:
+    def _owed_puts(self, req: Request, at: datetime, owed: Sequence[tuple[str, dict]]) -> list[dict]:
+        return [{"Put": {"TableName": self._table, "Item": {
+            **_key(f"REQ#{req.request_id}", f"OWE#{key}"), "job": _s(json.dumps(job)),
+            "version": {"N": str(req.version)}, "attempts": {"N": "0"},
+            "due_pk": _s("OWED"), "due_at": _s(iso_z(at + OWED_RETRY_AFTER)),
+            "open_pk": _s(f"OPEN#{req.requester}"), "created_at": _s(iso_z(at)),
+        }}} for key, job in owed]
+
+    def _transact(self, put: dict, event: AuditEvent, more: Sequence[dict] = ()) -> None:
         from botocore.exceptions import ClientError
 
         try:
@@ -106,6 +129,7 @@ class DynamoStore:
                 put,
                 {"Put": {"TableName": self._table, "Item": event_item(event),
                          "ConditionExpression": "attribute_not_exists(PK)"}},
+                *more,
             ])
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("TransactionCanceledException",
@@ -134,7 +158,82 @@ class DynamoStore:
             KeyConditionExpression="open_pk = :p",
             ExpressionAttributeValues={":p": _s(f"OPEN#{person}")},
         )
-        return [r for r in map(_request, items) if r.is_open]
+        return [r for r in map(_request, (i for i in items if i["SK"]["S"] == "REQUEST")) if r.is_open]
+
+    # -- what people are owed (an outbox, written with the change that owes it) ------------
+    def owed_for(self, person: str) -> list[Owed]:
+        """Messages about this person's requests that are not delivered yet."""
+        items = self._query(
+            IndexName="open_by_person",
+            KeyConditionExpression="open_pk = :p",
+            ExpressionAttributeValues={":p": _s(f"OPEN#{person}")},
+        )
+        return [_owed(i) for i in items if i["SK"]["S"].startswith("OWE#")]
+
+    def owed_due(self, now: datetime, limit: int = 200) -> list[Owed]:
+        """Undelivered messages whose next try has come (the sweep's share of the outbox)."""
+        items = self._query(
+            IndexName="due",
+            KeyConditionExpression="due_pk = :d AND due_at <= :now",
+            ExpressionAttributeValues={":d": _s("OWED"), ":now": _s(iso_z(now))},
+            max_items=limit,
+        )
+        return [_owed(i) for i in items]
+
+    def settle(self, request_id: str, key: str, version: int) -> None:
+        """Delivered: forget what was owed, unless a newer change owes it again."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.delete_item(TableName=self._table, Key=_key(f"REQ#{request_id}", f"OWE#{key}"),
+                                 ConditionExpression="attribute_not_exists(PK) OR version <= :v",
+                                 ExpressionAttributeValues={":v": {"N": str(version)}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def retry_later(self, owed: Owed, at: datetime) -> None:
+        """Not delivered this time: try again at ``at`` (if it is still owed)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=_key(f"REQ#{owed.request_id}", f"OWE#{owed.key}"),
+                UpdateExpression="SET due_at = :at, attempts = attempts + :one",
+                ConditionExpression="attribute_exists(PK) AND version = :v",
+                ExpressionAttributeValues={":at": _s(iso_z(at)), ":one": {"N": "1"},
+                                           ":v": {"N": str(owed.version)}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # -- messages sent at most once, even when Slack's answer was lost ----------------------
+    def begin_delivery(self, scope: str, kind: str, now: datetime) -> Delivery:
+        """Start (or find) the one delivery of message ``kind`` for ``scope`` (a request id
+        or an alert key). ``first`` is True for the first attempt only."""
+        key = _key(f"MSG#{scope}", f"MSG#{kind}")
+        if self._put_new({**key, "started_at": _s(iso_z(now)),
+                          "ttl": {"N": str(int((utc(now) + timedelta(days=400)).timestamp()))}}):
+            return Delivery(True, utc(now), None, None)
+        item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item") or {}
+        started = item.get("started_at", {}).get("S")
+        return Delivery(False, parse_iso(started) if started else utc(now),
+                        item.get("channel", {}).get("S"), item.get("ts", {}).get("S"))
+
+    def delivery(self, scope: str, kind: str) -> Delivery | None:
+        """The delivery of ``kind`` for ``scope`` as recorded, without starting one."""
+        item = self._db.get_item(TableName=self._table, Key=_key(f"MSG#{scope}", f"MSG#{kind}"),
+                                 ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return Delivery(False, parse_iso(item["started_at"]["S"]), item.get("channel", {}).get("S"),
+                        item.get("ts", {}).get("S"))
+
+    def finish_delivery(self, scope: str, kind: str, channel: str, ts: str) -> None:
+        """The message is in Slack as ``channel``/``ts``: no attempt will post it again."""
+        self._db.update_item(TableName=self._table, Key=_key(f"MSG#{scope}", f"MSG#{kind}"),
+                             UpdateExpression="SET channel = :c, ts = :t",
+                             ExpressionAttributeValues={":c": _s(channel), ":t": _s(ts)})
 
     def due(self, now: datetime, limit: int = 500) -> list[Request]:
         """Requests whose next sweep time has come, oldest first (sparse index)."""

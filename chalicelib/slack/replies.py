@@ -29,7 +29,7 @@ def command_reply(outcome: o.Outcome) -> str:
     if isinstance(outcome, o.Help):
         return help_text(outcome.person, outcome.roles, USAGE)
     if isinstance(outcome, o.Listing):
-        return list_text(outcome.own, outcome.now, waiting=outcome.waiting)
+        return list_text(outcome.own, outcome.now, waiting=outcome.waiting) + _owed_text(outcome.owed)
     if isinstance(outcome, o.UnknownRequest):
         return f"unknown request `{outcome.request_id}` (see `/aws-access list`)"
     if isinstance(outcome, o.TooBusy):
@@ -49,6 +49,22 @@ def command_reply(outcome: o.Outcome) -> str:
 
 WRONG_WORKSPACE = ("This Drawbridge serves another Slack workspace or app; nothing was changed. "
                    "(Ask your platform team which Slack app to use.)")
+
+
+_OWED_LABELS = {"card": "the approval card's update", "security:grant_failed": "the notice to #security"}
+
+
+def _owed_text(owed) -> str:
+    """Messages about your requests that Slack has not taken yet (retried until it does)."""
+    if not owed:
+        return ""
+    lines = []
+    for item in owed:
+        what = _OWED_LABELS.get(item.key) or (f"your DM ({item.key.split(':', 1)[1].replace('_', ' ')})"
+                                               if item.key.startswith("dm:") else item.key)
+        tries = f", {item.attempts} retries so far" if item.attempts else ""
+        lines.append(f"• `{item.request_id}`: {what} is not delivered yet; retrying{tries}")
+    return "\n\nStill to be delivered (Slack did not take it yet):\n" + "\n".join(lines)
 
 
 def click_reply(outcome: o.Outcome) -> str | None:

@@ -37,6 +37,7 @@ from ..domain.model import Principal, Request, iso_z
 from ..domain.timing import grant_window_end
 from ..slack import alert_views
 from . import identity_alert
+from .delivery import deliver_once
 from .deps import Deps
 
 #: a group's owner that has not saved its line after this long died posting it: another
@@ -128,18 +129,24 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
     if kind is AlertKind.FAILED_ATTEMPT:
         return _failed_attempt(deps, view, record)
 
+    scope = f"ALERT#{a.dedupe_key}"
     if not store.claim_alert(a.dedupe_key, record, deps.now()):
-        return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
-    try:
-        grant_view = None
-        if grant is not None:
-            grant_view = {"request_id": grant.request_id, "reason": grant.reason,
-                          "approvers": list(grant.approvers), "requester": grant.requester,
-                          "granted_at": iso_z(grant.granted_at), "expires_at": iso_z(grant.expires_at)}
-        view.post(deps, grant=grant_view)
-    except Exception:
-        store.release_alert(a.dedupe_key)  # let the retry post it
-        raise
+        done = store.delivery(scope, "security")
+        if done is not None and done.ts:
+            return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
+        # Claimed, but not known to be posted (an earlier invocation failed, or its answer
+        # was lost): this retry delivers it - once, looking for it first.
+    grant_view = None
+    if grant is not None:
+        grant_view = {"request_id": grant.request_id, "reason": grant.reason,
+                      "approvers": list(grant.approvers), "requester": grant.requester,
+                      "granted_at": iso_z(grant.granted_at), "expires_at": iso_z(grant.expires_at)}
+    text, blocks, meta = view._render(grant_view)
+    payload = meta["event_payload"]
+    match = ({"shared_event_id": a.shared_event_id} if a.shared_event_id and "shared_event_id" in payload
+             else {"event_id": a.event_id})
+    deliver_once(deps, scope, "security", channel=deps.catalog.security_channel, text=text, blocks=blocks,
+                 event_type=meta["event_type"], payload=payload, match=match)
     if grant is not None:
         store.record_use(grant.request_id, a.event_time, a.event_id, record)
         ref = store.card(grant.request_id)
@@ -147,7 +154,9 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
             # Its own event type: a bot counting `role_assumed` must see each call once.
             reply = alert_views.usage_reply_text(a)
             used = alert_views.grant_used_metadata(a, request_id=grant.request_id)
-            deps.slack.post(ref[0], reply, None, used["event_type"], used["event_payload"], thread_ts=ref[1])
+            deliver_once(deps, scope, "grant_used", channel=ref[0], text=reply, blocks=None,
+                         event_type=used["event_type"], payload=used["event_payload"],
+                         match={"event_id": a.event_id}, thread_ts=ref[1])
     return AlertOutcome(kind=kind.value, request_id=rid, posted=True)
 
 

@@ -14,6 +14,7 @@ from . import jobs
 from .deps import RETRIES, Deps
 from ..slack.views import APPROVE, DENY
 from .commands import admit
+from .delivery import owed
 from .outcomes import (Answer, BadButtonValue, ClickDone, Outcome, Refused, TooBusy, UnknownButton, UnknownRequest,
                        WrongWorkspace)
 
@@ -49,16 +50,17 @@ def decide_click(deps: Deps, click: Click) -> Answer:
             return Answer(Refused(decision.reason))
         move = {o.DENIED: req.deny, o.APPROVED: req.approve, o.COUNTED: req.count_approval}[decision.outcome]
         after, event = move(now, clicker, decision.reason)
-        try:
-            deps.store.transition(req, after, event)
-        except Conflict:
-            continue  # somebody else clicked first: re-read and decide again
         rid = req.request_id
         if decision.outcome is o.DENIED:
             payload = {"request_id": rid, "denied_by": clicker}
-            return Answer(ClickDone(), [jobs.Card(rid, "access_denied", payload), jobs.Dm(rid, "access_denied", payload)])
-        follow: list[jobs.Job] = [jobs.Card(rid, "access_approved", {"request_id": rid, "approver": clicker})]
-        if decision.outcome is o.APPROVED:
-            follow.append(jobs.Grant(rid))
+            follow: list[jobs.Job] = [jobs.Card(rid, "access_denied", payload), jobs.Dm(rid, "access_denied", payload)]
+        else:
+            follow = [jobs.Card(rid, "access_approved", {"request_id": rid, "approver": clicker})]
+            if decision.outcome is o.APPROVED:
+                follow.append(jobs.Grant(rid))
+        try:
+            deps.store.transition(req, after, event, owed(follow))
+        except Conflict:
+            continue  # somebody else clicked first: re-read and decide again
         return Answer(ClickDone(), follow)
     return Answer(TooBusy(click.request_id))

@@ -43,7 +43,8 @@ def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
         return Answer(Help(person.key, deps.catalog.requestable_by(person.key)))
     if isinstance(parsed, ListCmd):
         now = deps.now()
-        return Answer(Listing(deps.store.open_for(person.key), waiting_for(deps, person.key, now), now))
+        return Answer(Listing(deps.store.open_for(person.key), waiting_for(deps, person.key, now), now,
+                              deps.store.owed_for(person.key)))
     if isinstance(parsed, RevokeCmd):
         return revoke(deps, person.key, parsed.request_id)
     return request_access(deps, person, parsed)

@@ -13,6 +13,7 @@ from ..domain.errors import Conflict, GrantLimitReached, GrantMismatch
 from ..domain.lifecycle import GrantStatus
 from ..domain.model import Request, iso_z
 from . import jobs
+from .delivery import owed
 from .deps import Deps
 from .notify import granted_payload
 
@@ -49,12 +50,13 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
         _note_attempt(deps, req, exc)
         raise
     after, event = req.granted(now, arn, _mfa_serial(deps, req))
+    payload = granted_payload(after)
+    follow: list[jobs.Job] = [jobs.Card(rid, "access_granted", payload), jobs.Dm(rid, "access_granted", payload)]
     try:
-        deps.store.transition(req, after, event)
+        deps.store.transition(req, after, event, owed(follow))
     except Conflict:
         return []  # another worker finished the same grant
-    payload = granted_payload(after)
-    return [jobs.Card(rid, "access_granted", payload), jobs.Dm(rid, "access_granted", payload)]
+    return follow
 
 
 def _mfa_serial(deps: Deps, req: Request) -> str | None:
@@ -88,8 +90,15 @@ def _note_attempt(deps: Deps, req: Request, exc: Exception) -> None:
 def fail_grant(deps: Deps, req: Request, why: str, attempts: int | None = None) -> list[jobs.Job]:
     now = deps.now()
     after, event = req.grant_failed(now, why, attempts)
+    # What a failure owes people: the card, the requester and #security - recorded with the
+    # failure itself, so a Slack outage at this moment delays the news but never loses it.
+    told = [jobs.Card(req.request_id, "access_revoked", {"request_id": req.request_id, "revoked_by": None,
+                                                         "reason": why}),
+            jobs.Dm(req.request_id, "access_revoked", {"request_id": req.request_id, "revoked_by": None,
+                                                       "reason": why}),
+            jobs.Security("grant_failed", {"request_id": req.request_id, "reason": why})]
     try:
-        deps.store.transition(req, after, event)
+        deps.store.transition(req, after, event, owed(told))
     except Conflict:
         return []
     # Make sure nothing of a half-made grant is left in IAM. Best effort: if IAM fails
@@ -123,14 +132,14 @@ def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
         return []
     strangers = deps.grants.revoke(principal=req.principal, request_id=req.request_id) or []
     after, event = move(now)
-    try:
-        deps.store.transition(req, after, event)
-    except Conflict:
-        return []  # someone else recorded the end; IAM removal above is idempotent
     follow: list[jobs.Job] = [jobs.Card(req.request_id, event_type, payload),
                               jobs.Dm(req.request_id, event_type, payload)]
     if strangers:  # the grant had been copied to other users by hand: taken back, and said
         follow.append(jobs.Security("grant_drift", {
             "request_id": req.request_id, "users": [p.key for p in strangers],
             "state": f"record {after.grant_status.value}", "action": "taken_back_at_end"}))
+    try:
+        deps.store.transition(req, after, event, owed(follow))
+    except Conflict:
+        return []  # someone else recorded the end; IAM removal above is idempotent
     return follow

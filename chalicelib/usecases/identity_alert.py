@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..alerts import IdentityChange, identity_change_loud
 from ..domain.model import iso_z
 from ..slack import alert_views
+from .delivery import deliver_once
 from .deps import Deps
 
 KIND = "identity_changed"
@@ -40,13 +41,13 @@ def handle(deps: Deps, change: IdentityChange, log=None) -> dict:
         "by_self": change.by_self, "mfa": change.mfa, "source_ip": change.source_ip,
         "user_agent": change.user_agent, "error_code": change.error_code, "loud": loud,
     }
+    scope = f"ALERT#{change.event_id}"
     if not store.claim_alert(change.event_id, record, deps.now()):
-        return {"kind": KIND, "duplicate": True}
-    try:
-        text, blocks = alert_views.identity_change_blocks(change, person=person.key, loud=loud)
-        meta = alert_views.identity_changed_metadata(change, person=person.key, loud=loud)
-        deps.slack.post(catalog.security_channel, text, blocks, meta["event_type"], meta["event_payload"])
-    except Exception:
-        store.release_alert(change.event_id)  # let the retry post it
-        raise
+        done = store.delivery(scope, "security")
+        if done is not None and done.ts:
+            return {"kind": KIND, "duplicate": True}
+    text, blocks = alert_views.identity_change_blocks(change, person=person.key, loud=loud)
+    meta = alert_views.identity_changed_metadata(change, person=person.key, loud=loud)
+    deliver_once(deps, scope, "security", channel=catalog.security_channel, text=text, blocks=blocks,
+                 event_type=meta["event_type"], payload=meta["event_payload"], match={"event_id": change.event_id})
     return {"kind": KIND, "posted": True}

@@ -6,10 +6,14 @@ never from what the job was told when it was queued: a late job says what is tru
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from ..domain.lifecycle import GrantStatus, RequestStatus
 from ..domain.model import SYSTEM, Request, iso_z
 from ..slack import replies, views
 from . import jobs
+from .delivery import deliver_once
 from .deps import Deps
 
 
@@ -58,6 +62,7 @@ def post_card(deps: Deps, job: jobs.Card) -> None:
     for _ in range(3):
         req = deps.store.get(rid)
         if req is None:
+            deps.store.settle(rid, "card", 2**31)
             return
         role = deps.role_of(req)
         text, blocks = views.card(req, deps.people, role.approvers if role else ())
@@ -67,42 +72,43 @@ def post_card(deps: Deps, job: jobs.Card) -> None:
         event_type, payload = card_event(req, job)
         ref = deps.store.card(rid)
         if ref is None:
-            channel, ts = deps.slack.post(deps.catalog.approvals_channel, text, blocks, event_type, payload)
+            channel, ts = deliver_once(deps, rid, "card", channel=deps.catalog.approvals_channel, text=text,
+                                       blocks=blocks, event_type=event_type, payload=payload,
+                                       match={"request_id": rid})
             if not deps.store.save_card(rid, channel, ts):
-                # Another run of this job posted and saved its card first: keep that one (it
-                # is the one every later update finds), take ours back, and bring theirs up
-                # to date on the next round.
-                deps.slack.delete(channel, ts)
+                # Another run of this job saved its card first: keep that one (it is the
+                # one every later update finds), take ours back if it is another message,
+                # and bring theirs up to date on the next round.
+                if deps.store.card(rid) != (channel, ts):
+                    deps.slack.delete(channel, ts)
                 continue
         else:
             deps.slack.update(ref[0], ref[1], text, blocks, event_type, payload)
         latest = deps.store.get(rid)
         if latest is None or latest.version == req.version:
+            deps.store.settle(rid, "card", req.version)
             return  # the card shows the latest state
 
 
 def send_dm(deps: Deps, job: jobs.Dm) -> None:
+    """Tell the requester, once per kind of message, however often the job runs."""
+    key = f"dm:{job.event_type}"
     req = deps.store.get(job.request_id)
     if req is None:
+        deps.store.settle(job.request_id, key, 2**31)
+        return
+    if job.event_type == "access_granted" and req.grant_status is not GrantStatus.ACTIVE:
+        # A late "granted" DM (re-invoked worker, or the grant was revoked or failed
+        # meanwhile) says nothing; the ending's own DM tells the truth.
+        deps.store.settle(req.request_id, key, req.version)
         return
     if job.event_type == "access_granted":
-        if req.grant_status is not GrantStatus.ACTIVE:
-            # A late "granted" DM (re-invoked worker, or the grant was revoked or failed
-            # meanwhile) says nothing; the ending's own DM tells the truth.
-            return
         text, blocks = views.granted_dm(req, deps.catalog.bastion_account_id)
     else:
         text, blocks = views.ended_dm(req, deps.people), None
-    # One DM of each kind per request, however often the job runs (Lambda may deliver the
-    # worker's event twice). Claimed before posting, released if it fails.
-    kind = f"dm:{job.event_type}"
-    if not deps.store.claim_message(req.request_id, kind):
-        return
-    try:
-        deps.slack.dm(req.requester_slack, text, blocks, job.event_type, job.payload)
-    except Exception:
-        deps.store.release_message(req.request_id, kind)
-        raise
+    deliver_once(deps, req.request_id, key, channel=req.requester_slack, text=text, blocks=blocks,
+                 event_type=job.event_type, payload=job.payload, match={"request_id": req.request_id})
+    deps.store.settle(req.request_id, key, req.version)
 
 
 def send_ephemeral(deps: Deps, job: jobs.Ephemeral) -> None:
@@ -113,4 +119,12 @@ def tell_security(deps: Deps, job: jobs.Security) -> None:
     rid = job.payload.get("request_id")
     req = deps.store.get(rid) if isinstance(rid, str) else None
     text = replies.security_text(job.event_type, job.payload, req)
-    deps.slack.post(deps.catalog.security_channel, text, None, job.event_type, job.payload)
+    if job.event_type == "grant_failed":  # one per request, whatever its wording
+        kind, match = "security:grant_failed", {"request_id": rid}
+    else:  # drift: one per distinct finding
+        digest = hashlib.sha256(json.dumps(job.payload, sort_keys=True).encode()).hexdigest()[:12]
+        kind, match = f"security:{job.event_type}:{digest}", dict(job.payload)
+    deliver_once(deps, str(rid), kind, channel=deps.catalog.security_channel,
+                 text=text, blocks=None, event_type=job.event_type, payload=job.payload, match=match)
+    if isinstance(rid, str):
+        deps.store.settle(rid, f"security:{job.event_type}", req.version if req else 2**31)

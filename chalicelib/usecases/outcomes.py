@@ -75,6 +75,7 @@ class Listing:
     own: Sequence[Request]
     waiting: Sequence[Request]  # others' pending requests this person could approve now
     now: datetime
+    owed: Sequence[Any] = ()  # messages about their requests not delivered yet (ports.Owed)
 
 
 @dataclass(frozen=True)

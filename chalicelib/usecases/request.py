@@ -11,6 +11,7 @@ from ..domain.errors import Conflict
 from ..domain.model import Request
 from ..slack.parse import RequestCmd
 from . import jobs
+from .delivery import owed
 from .deps import RETRIES, Deps
 from .outcomes import Answer, Refused, Requested
 
@@ -35,15 +36,15 @@ def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
             duration_seconds=decision.seconds, reason=cmd.reason.strip(),
             approvals_required=role.approvals_required, pending_until=now + deps.pending_window,
         )
+        payload = {"request_id": req.request_id, "requester": req.requester, "account": req.account,
+                   "role": req.role, "duration_seconds": req.duration_seconds, "reason": req.reason}
+        follow = [jobs.Card(req.request_id, "access_requested", payload)]
         try:
-            deps.store.create(req, event)
+            deps.store.create(req, event, owed(follow))
             break
         except Conflict:
             continue  # id collision: draw another
     else:
         raise RuntimeError("could not allocate a request id")
-    payload = {"request_id": req.request_id, "requester": req.requester, "account": req.account,
-               "role": req.role, "duration_seconds": req.duration_seconds, "reason": req.reason}
     approvers = tuple(a for a in role.approvers if a != person.key or role.self_approval)
-    return Answer(Requested(req, approvers, deps.catalog.approvals_channel),
-                  [jobs.Card(req.request_id, "access_requested", payload)])
+    return Answer(Requested(req, approvers, deps.catalog.approvals_channel), follow)

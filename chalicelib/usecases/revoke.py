@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..domain import decide as rules
 from ..domain.errors import Conflict
 from . import jobs
+from .delivery import owed
 from .deps import RETRIES, Deps
 from .outcomes import Answer, Cancelled, Refused, Revoking, TooBusy, UnknownRequest
 
@@ -21,15 +22,15 @@ def revoke(deps: Deps, actor: str, request_id: str) -> Answer:
             return Answer(Refused(decision.reason))
         move = req.cancel if decision.outcome is rules.Outcome.CANCEL else req.revoke
         after, event = move(now, actor, decision.reason)
-        try:
-            deps.store.transition(req, after, event)
-        except Conflict:
-            continue
         payload = {"request_id": request_id, "revoked_by": actor}
+        follow: list[jobs.Job] = [jobs.EndGrant(request_id)]
         if decision.outcome is rules.Outcome.CANCEL:
             follow = [jobs.Card(request_id, "access_revoked", payload)]
             if actor != req.requester:
                 follow.append(jobs.Dm(request_id, "access_revoked", payload))
-            return Answer(Cancelled(after), follow)
-        return Answer(Revoking(after), [jobs.EndGrant(request_id)])
+        try:
+            deps.store.transition(req, after, event, owed(follow))
+        except Conflict:
+            continue
+        return Answer(Cancelled(after) if decision.outcome is rules.Outcome.CANCEL else Revoking(after), follow)
     return Answer(TooBusy(request_id))

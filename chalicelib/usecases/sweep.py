@@ -17,6 +17,7 @@ from ..domain.model import Request
 from ..domain.timing import IAM_SETTLE
 from . import jobs
 from .deps import Deps
+from .delivery import owed, retry_at
 from .dispatch import OnError, run_all
 from .grant import fail_grant
 
@@ -29,28 +30,54 @@ class SweepReport:
     expired_requests: int = 0
     retried: int = 0
     errors: int = 0
+    delivered: int = 0  # messages still owed that this sweep delivered
+    undelivered: int = 0  # ... and that failed again (retried later, with backoff)
 
 
 def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
     now = deps.now()
     report = SweepReport()
+
+    def counted(job, exc: Exception) -> None:  # a job that fails inside the sweep is an error too
+        report.errors += 1
+        if on_error is None:
+            raise exc
+        on_error(job, exc)
+
     for req in deps.store.due(now):
         report.looked_at += 1
         try:
-            run_all(deps, _sweep_one(deps, req, now, report), on_error)
+            run_all(deps, _sweep_one(deps, req, now, report), counted)
         except Exception as exc:  # noqa: BLE001 - one bad item must not stop the sweep
             report.errors += 1
             if on_error is None:
                 raise
             on_error({"job": "sweep", "request_id": req.request_id}, exc)
     try:
-        run_all(deps, reconcile(deps, report), on_error)
+        run_all(deps, reconcile(deps, report), counted)
     except Exception as exc:  # noqa: BLE001 - reconcile again next minute
         report.errors += 1
         if on_error is None:
             raise
         on_error({"job": "reconcile"}, exc)
+    deliver_owed(deps, report, on_error)
     return report
+
+
+def deliver_owed(deps: Deps, report: SweepReport, on_error: OnError | None = None) -> None:
+    """Every message a change owes is delivered in the end: retry what is still owed."""
+    for item in deps.store.owed_due(deps.now()):
+        failed: list[Exception] = []
+        run_all(deps, [item.job], lambda job, exc: failed.append(exc))
+        if not failed:
+            deps.store.settle(item.request_id, item.key, item.version)
+            report.delivered += 1
+            continue
+        report.undelivered += 1
+        report.errors += 1
+        deps.store.retry_later(item, retry_at(deps, item.attempts + 1))
+        if on_error is not None:
+            on_error(item.job, failed[0])
 
 
 def _sweep_one(deps: Deps, req: Request, now: datetime, report: SweepReport) -> list[jobs.Job]:
@@ -58,13 +85,14 @@ def _sweep_one(deps: Deps, req: Request, now: datetime, report: SweepReport) -> 
     if req.status is RequestStatus.PENDING and now >= req.pending_until:
         waited = format_duration(int(deps.pending_window.total_seconds()))
         after, event = req.expire_pending(now, f"not approved within {waited}")
+        payload = {"request_id": rid}
+        follow: list[jobs.Job] = [jobs.Card(rid, "access_expired", payload), jobs.Dm(rid, "access_expired", payload)]
         try:
-            deps.store.transition(req, after, event)
+            deps.store.transition(req, after, event, owed(follow))
         except Conflict:
             return []
         report.expired_requests += 1
-        payload = {"request_id": rid}
-        return [jobs.Card(rid, "access_expired", payload), jobs.Dm(rid, "access_expired", payload)]
+        return follow
     if req.grant_status is GrantStatus.ACTIVE and now >= req.expires_at:
         report.expired_grants += 1
         return [jobs.EndGrant(rid)]

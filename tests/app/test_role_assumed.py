@@ -250,17 +250,44 @@ def test_failed_console_sign_ins_are_grouped_too(app_client, slack):
 # --------------------------------------------------------------------------- nothing is lost silently
 
 
-def test_a_slack_failure_makes_the_handler_raise_and_leaves_no_claim(app_client, slack, store):
+RETRY = datetime(2026, 11, 12, 14, 6, 1, tzinfo=timezone.utc)  # Lambda's first async retry: a minute on
+
+
+def test_a_slack_failure_makes_the_handler_raise_and_the_retry_posts_once(app_client, slack, store):
     from slack_sdk.errors import SlackApiError
 
     event = load_cloudtrail("assume_role_bastion_copy")
     slack.fail_next("chat.postMessage", error="fatal_error")
     with pytest.raises(SlackApiError):
         invoke(app_client, event)
-    assert store.alert(event["detail"]["sharedEventID"]) is None and alerts(slack) == []
+    assert alerts(slack) == []  # the call is recorded (audit) but not shown yet
     # Lambda's retry (or the redrive from the on-failure destination) posts it, once.
-    assert invoke(app_client, copy.deepcopy(event))["posted"] is True
-    assert invoke(app_client, copy.deepcopy(event))["duplicate"] is True
+    assert invoke(app_client, copy.deepcopy(event), at=RETRY)["posted"] is True
+    assert invoke(app_client, copy.deepcopy(event), at=RETRY)["duplicate"] is True
+    assert len(alerts(slack)) == 1
+
+
+def test_a_lost_answer_is_found_not_posted_again(app_client, slack, store):
+    """Slack posted the alert but the answer never came back: the retry finds it by its
+    metadata (conversations.history) instead of posting a second one."""
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    event = load_cloudtrail("assume_role_bastion_copy")
+    real_post = SlackNotifier.post
+
+    def post_then_lose_the_answer(self, *args, **kwargs):
+        real_post(self, *args, **kwargs)
+        raise ConnectionResetError("the answer was lost")
+
+    SlackNotifier.post = post_then_lose_the_answer
+    try:
+        with pytest.raises(ConnectionResetError):
+            invoke(app_client, event)
+    finally:
+        SlackNotifier.post = real_post
+    assert len(alerts(slack)) == 1
+    assert invoke(app_client, copy.deepcopy(event), at=RETRY)["posted"] is True
+    assert invoke(app_client, copy.deepcopy(event), at=RETRY)["duplicate"] is True
     assert len(alerts(slack)) == 1
 
 
@@ -365,15 +392,16 @@ def test_iam_changes_to_nobody_in_the_catalog_or_outside_the_bastion_are_dropped
     assert alerts(slack) == []
 
 
-def test_a_slack_failure_on_an_iam_change_raises_and_leaves_no_claim(app_client, slack, store):
+def test_a_slack_failure_on_an_iam_change_raises_and_the_retry_posts_once(app_client, slack, store):
     from slack_sdk.errors import SlackApiError
 
     event = load_cloudtrail("iam_create_access_key_by_admin")
     slack.fail_next("chat.postMessage", error="fatal_error")
     with pytest.raises(SlackApiError):
         invoke(app_client, event)
-    assert store.alert(event["detail"]["eventID"]) is None
-    assert invoke(app_client, copy.deepcopy(event))["posted"] is True
+    assert alerts(slack) == []
+    assert invoke(app_client, copy.deepcopy(event), at=RETRY)["posted"] is True
+    assert invoke(app_client, copy.deepcopy(event), at=RETRY)["duplicate"] is True
 
 
 # --------------------------------------------------------------------------- the envelope

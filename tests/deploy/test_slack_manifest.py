@@ -36,9 +36,12 @@ def test_scopes_are_exactly_what_the_notifier_calls():
     methods = {n.func.attr for n in ast.walk(tree)
                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "_web"}
-    # all covered by chat:write (chat.delete: the bot's own messages only)
-    assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete"}
-    assert manifest()["oauth_config"]["scopes"]["bot"] == ["commands", "chat:write"]
+    # chat:write covers posting, updating, ephemerals and deleting the bot's own messages;
+    # finding a post whose answer was lost reads history (public, private, DM) and opens the DM
+    assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete",
+                       "conversations_history", "conversations_open"}
+    assert manifest()["oauth_config"]["scopes"]["bot"] == [
+        "commands", "chat:write", "channels:history", "groups:history", "im:history", "im:write"]
 
 
 @pytest.mark.parametrize("bad", ["http://abc.example/api/", "abc.example/api/", ""])

@@ -96,6 +96,7 @@ def test_a_dm_that_fails_is_sent_by_the_retry(svc):
     with pytest.raises(ConnectionError):
         svc.run_all(follow)
     assert dm_types(svc) == []
+    svc.clock.advance(minutes=1)  # a retry comes later (the sweep's, at the earliest a minute on)
     svc.run_all([j for j in follow if isinstance(j, jobs.Dm)])
     assert dm_types(svc) == ["access_denied"]
 

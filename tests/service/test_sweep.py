@@ -265,3 +265,34 @@ def test_an_approval_landing_during_reconcile_keeps_its_grant(svc, hook):
     assert getattr(svc, port).pending_faults() == {}  # the approval did land mid-reconcile
     assert report.drift == 0 and security(svc) == []
     assert state(svc, rid) == "APPROVED/ACTIVE" and has_policy()
+
+
+def test_a_grant_failure_during_a_slack_outage_is_told_when_slack_is_back(svc):
+    """IAM fails until the grant is given up while Slack is down too: the card, the DM and
+    #security are owed (recorded with the failure), `list` shows what is still owed, and the
+    sweep delivers each exactly once when Slack answers again."""
+    from chalicelib.domain.errors import GrantLimitReached
+
+    rid = approved(svc)  # GRANTING; its Grant job not run yet
+    svc.grants.fail_next("grant", GrantLimitReached("alice already has 10 managed policies"))
+    for method in ("post", "update", "dm"):
+        svc.slack.fail_next(method, ConnectionError("slack down"), times=50)
+    from chalicelib.usecases import jobs
+    svc.run_all([jobs.Grant(rid)], on_error=lambda job, exc: None)
+    assert state(svc, rid) == "APPROVED/FAILED"
+    assert sorted(o.key for o in svc.store.owed) == ["card", "dm:access_revoked", "security:grant_failed"]
+    assert "Still to be delivered" in slash(svc, "alice", "list").text
+
+    svc.clock.advance(minutes=2)
+    outage = svc.sweep()
+    assert outage.undelivered == 3 and outage.errors >= 3 and len(svc.store.owed) == 3
+
+    svc.slack.clear_faults()  # Slack is back
+    svc.clock.advance(minutes=10)
+    back = svc.sweep()
+    assert back.delivered == 3 and svc.store.owed == []
+    assert [m.payload["request_id"] for m in security(svc)] == [rid]
+    assert dm_types(svc).count("access_revoked") == 1
+    assert card(svc, rid).event_type == "access_revoked"
+    svc.clock.advance(minutes=10)
+    assert svc.sweep().delivered == 0 and len(security(svc)) == 1  # nothing twice

@@ -1,0 +1,71 @@
+"""Messages that matter are delivered at least once and shown at most once.
+
+*At least once*: a change of state records the messages it owes in the same transaction
+(``Store.transition(..., owed=...)``, see :func:`owed`); the job that delivers one settles
+it, and the sweep retries whatever is still owed (with backoff) until it is delivered.
+
+*At most once*: :func:`deliver_once` marks a message's delivery before posting and records
+where it landed after. When Slack's answer is lost (the post landed, the answer did not
+come back), the next attempt first looks for the message by its metadata and only posts
+if it is not there. slack-sdk's own retries never repeat a post (``wiring.slack_client``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Iterable
+
+from ..domain.errors import DomainError
+from . import jobs
+from .deps import Deps
+
+#: another attempt that started less than this ago may still be posting: leave it be
+IN_FLIGHT = timedelta(seconds=60)
+#: backoff between the sweep's retries of an undelivered message
+RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5), timedelta(minutes=15))
+
+
+class DeliveryInFlight(DomainError):
+    """Another attempt started this delivery moments ago; try again later."""
+
+
+def key_of(job: jobs.Job) -> str | None:
+    """The outbox key of a job that tells people something (None: not owed)."""
+    if isinstance(job, jobs.Card):
+        return "card"
+    if isinstance(job, jobs.Dm):
+        return f"dm:{job.event_type}"
+    if isinstance(job, jobs.Security):
+        return f"security:{job.event_type}"
+    return None
+
+
+def owed(follow: Iterable[jobs.Job]) -> list[tuple[str, dict]]:
+    """The (key, job) pairs a change owes, from the jobs that follow it."""
+    return [(key, jobs.to_wire(job)) for job in follow if (key := key_of(job)) is not None]
+
+
+def retry_at(deps: Deps, attempts: int):
+    return deps.now() + RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF) - 1)]
+
+
+def deliver_once(deps: Deps, scope: str, kind: str, *, channel: str, text: str, blocks: list[dict] | None,
+                 event_type: str, payload: dict, match: dict, thread_ts: str | None = None) -> tuple[str, str]:
+    """Post one message at most once; (channel, ts) of it (new or found)."""
+    now = deps.now()
+    started = deps.store.begin_delivery(scope, kind, now)
+    if started.ts:
+        return started.channel, started.ts
+    if not started.first:
+        found = None if thread_ts else deps.slack.find(channel, event_type, match)
+        if found is not None:  # an earlier attempt posted it; its answer was lost
+            deps.store.finish_delivery(scope, kind, *found)
+            return found
+        if now - started.started_at < IN_FLIGHT:
+            raise DeliveryInFlight(f"{kind} of {scope} is being delivered by another attempt")
+    if channel[:1] in ("U", "W") and thread_ts is None:  # a person: their DM with the app
+        where = deps.slack.dm(channel, text, blocks, event_type, payload)
+    else:
+        where = deps.slack.post(channel, text, blocks, event_type, payload, thread_ts=thread_ts)
+    deps.store.finish_delivery(scope, kind, *where)
+    return where
