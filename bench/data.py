@@ -66,10 +66,11 @@ def historical(n: int, now: datetime, *, catalog_people: Iterable[tuple[str, str
 
 def active(n: int, now: datetime, *, expires_at: datetime, first_person: int = 10_000,
            serial0: int = 5_000_000, who: tuple[str, str, str] | None = None) -> Iterator[Request]:
-    """``n`` live grants (ACTIVE) of ``n`` distinct synthetic people (or all of ``who``), created yesterday."""
+    """``n`` live grants (ACTIVE) of ``n`` distinct synthetic people (or all of ``who``), as the
+    approval path writes them: approved 4 h before ``expires_at`` (no later than now)."""
     for i in range(n):
-        created = (now - timedelta(days=1)).replace(microsecond=0)
-        decided = created + timedelta(minutes=2)
+        decided = min(expires_at - timedelta(hours=4), now).replace(microsecond=0)
+        created = decided - timedelta(minutes=2)
         rid = _rid(created, serial0 + i)
         fields = _base(rid, who or person(first_person + i), created, hours=4)
         fields.update(status=RequestStatus.APPROVED, grant_status=GrantStatus.ACTIVE, decided_by="carol",

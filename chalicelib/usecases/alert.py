@@ -37,7 +37,7 @@ from ..domain.model import Principal, Request, iso_z
 from ..domain.timing import grant_window_end
 from ..slack import alert_views
 from . import identity_alert
-from .delivery import deliver_once
+from .delivery import DeliveryInFlight, deliver_once
 from .deps import Deps
 
 #: a group's owner that has not saved its line after this long died posting it: another
@@ -130,7 +130,8 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
         return _failed_attempt(deps, view, record)
 
     scope = f"ALERT#{a.dedupe_key}"
-    if not store.claim_alert(a.dedupe_key, record, deps.now()):
+    first = store.claim_alert(a.dedupe_key, record, deps.now())
+    if not first:
         done = store.delivery(scope, "security")
         if done is not None and done.ts:
             return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
@@ -145,8 +146,16 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
     payload = meta["event_payload"]
     match = ({"shared_event_id": a.shared_event_id} if a.shared_event_id and "shared_event_id" in payload
              else {"event_id": a.event_id})
-    deliver_once(deps, scope, "security", channel=deps.catalog.security_channel, text=text, blocks=blocks,
-                 event_type=meta["event_type"], payload=payload, match=match)
+    try:
+        posted = deliver_once(deps, scope, "security", channel=deps.catalog.security_channel, text=text,
+                              blocks=blocks, event_type=meta["event_type"], payload=payload, match=match)
+    except DeliveryInFlight:
+        if first:
+            raise
+        # The other copy of this call (or a redelivery) is posting it right now; if it
+        # fails, Lambda retries *that* invocation, which delivers it.
+        return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
+    duplicate = not first and not posted.fresh  # found: an earlier invocation posted it
     if grant is not None:
         store.record_use(grant.request_id, a.event_time, a.event_id, record)
         ref = store.card(grant.request_id)
@@ -157,7 +166,7 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
             deliver_once(deps, scope, "grant_used", channel=ref[0], text=reply, blocks=None,
                          event_type=used["event_type"], payload=used["event_payload"],
                          match={"event_id": a.event_id}, thread_ts=ref[1])
-    return AlertOutcome(kind=kind.value, request_id=rid, posted=True)
+    return AlertOutcome(kind=kind.value, request_id=rid, posted=not duplicate, duplicate=duplicate)
 
 
 @dataclass

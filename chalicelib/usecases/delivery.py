@@ -49,18 +49,29 @@ def retry_at(deps: Deps, attempts: int):
     return deps.now() + RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF) - 1)]
 
 
+class Delivered(tuple):
+    """(channel, ts) of the message; ``fresh`` is True when this attempt posted it."""
+
+    fresh: bool
+
+    def __new__(cls, where: tuple[str, str], fresh: bool) -> "Delivered":
+        self = super().__new__(cls, where)
+        self.fresh = fresh
+        return self
+
+
 def deliver_once(deps: Deps, scope: str, kind: str, *, channel: str, text: str, blocks: list[dict] | None,
-                 event_type: str, payload: dict, match: dict, thread_ts: str | None = None) -> tuple[str, str]:
+                 event_type: str, payload: dict, match: dict, thread_ts: str | None = None) -> Delivered:
     """Post one message at most once; (channel, ts) of it (new or found)."""
     now = deps.now()
     started = deps.store.begin_delivery(scope, kind, now)
     if started.ts:
-        return started.channel, started.ts
+        return Delivered((started.channel, started.ts), False)
     if not started.first:
         found = None if thread_ts else deps.slack.find(channel, event_type, match)
         if found is not None:  # an earlier attempt posted it; its answer was lost
             deps.store.finish_delivery(scope, kind, *found)
-            return found
+            return Delivered(found, False)
         if now - started.started_at < IN_FLIGHT:
             raise DeliveryInFlight(f"{kind} of {scope} is being delivered by another attempt")
     if channel[:1] in ("U", "W") and thread_ts is None:  # a person: their DM with the app
@@ -68,4 +79,4 @@ def deliver_once(deps: Deps, scope: str, kind: str, *, channel: str, text: str, 
     else:
         where = deps.slack.post(channel, text, blocks, event_type, payload, thread_ts=thread_ts)
     deps.store.finish_delivery(scope, kind, *where)
-    return where
+    return Delivered(where, True)
