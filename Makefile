@@ -44,3 +44,14 @@ dev: $(STAMP)
 
 include mk/deploy.mk
 include mk/bench.mk
+
+# Randomized fault scenarios over real HTTP (moto_server and the Slack stand-in behind fault
+# proxies), then the invariants; prints the table (scenario x runs x invariant) and exits
+# non-zero if any invariant broke. Run i uses seed CHAOS_SEED+i; one seed again:
+#   .venv/bin/python -m tests.chaos --seed 1042 --runs 1 --verbose          (docs/CHAOS.md)
+CHAOS_RUNS ?= 300
+CHAOS_SEED ?= 1000
+CHAOS_JOBS ?= 2
+.PHONY: chaos
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --jobs $(CHAOS_JOBS)
