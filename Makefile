@@ -12,6 +12,7 @@ help:
 	@echo "make dev               the local stack left running (python -m local.dev --help)"
 	@echo "make validate-catalog  check policies/access.toml (CATALOG=path to check another file)"
 	@echo "make bench             measure cold start, ack latency, calls per lifecycle, scaling (docs/PERFORMANCE.md)"
+	@echo "make chaos             300 seeded fault scenarios over real HTTP; invariants table (docs/CHAOS.md)"
 	@$(MAKE) --no-print-directory help-deploy
 
 $(STAMP): requirements.txt requirements-dev.txt

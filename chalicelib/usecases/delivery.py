@@ -61,14 +61,16 @@ class Delivered(tuple):
 
 
 def deliver_once(deps: Deps, scope: str, kind: str, *, channel: str, text: str, blocks: list[dict] | None,
-                 event_type: str, payload: dict, match: dict, thread_ts: str | None = None) -> Delivered:
-    """Post one message at most once; (channel, ts) of it (new or found)."""
+                 event_type: str, payload: dict, match: dict, thread_ts: str | None = None,
+                 any_event_type: bool = False) -> Delivered:
+    """Post one message at most once; (channel, ts) of it (new or found). ``any_event_type``:
+    the message may have been posted with another event type (a card changes with its record)."""
     now = deps.now()
     started = deps.store.begin_delivery(scope, kind, now)
     if started.ts:
         return Delivered((started.channel, started.ts), False)
     if not started.first:
-        found = None if thread_ts else deps.slack.find(channel, event_type, match)
+        found = None if thread_ts else deps.slack.find(channel, None if any_event_type else event_type, match)
         if found is not None:  # an earlier attempt posted it; its answer was lost
             deps.store.finish_delivery(scope, kind, *found)
             return Delivered(found, False)

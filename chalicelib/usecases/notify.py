@@ -74,7 +74,7 @@ def post_card(deps: Deps, job: jobs.Card) -> None:
         if ref is None:
             channel, ts = deliver_once(deps, rid, "card", channel=deps.catalog.approvals_channel, text=text,
                                        blocks=blocks, event_type=event_type, payload=payload,
-                                       match={"request_id": rid})
+                                       match={"request_id": rid}, any_event_type=True)
             if not deps.store.save_card(rid, channel, ts):
                 # Another run of this job saved its card first: keep that one (it is the
                 # one every later update finds), take ours back if it is another message,

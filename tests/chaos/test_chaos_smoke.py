@@ -22,10 +22,7 @@ BASE_SEED = 1000  # `make chaos` starts here too: run i of both is the same seed
 SMOKE_SEEDS = list(range(BASE_SEED, BASE_SEED + 2 * len(NAMES)))
 
 #: seed -> why it fails today (strict xfail: remove the entry once it passes)
-KNOWN: dict[int, str] = {
-    1004: "I6: Slack accepted chat.postMessage but its answer was lost; the card was posted twice "
-          "(issue #13, known bug 3)",
-}
+KNOWN: dict[int, str] = {}
 
 
 def _seed(seed: int):
