@@ -36,6 +36,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from local.faultproxy import FaultProxy
+from tests.resilience.test_races import RACE_CATALOG  # the same people and prod/admin
 
 APPROVALS, SECURITY = "C0APPROVE1", "C0SECURIT1"
 BOT_TOKEN = "xoxb-chaos-token"
@@ -47,40 +48,7 @@ POOL = 4
 
 # prod/admin: 2 of bob, carol, dave (so two can finish what a third began); prod/readonly: 1 of
 # carol, dave, for alice and bob (a second grant for the sweep and reconcile to look at).
-CATALOG = """
-[bastion]
-account_id = "111111111111"
-
-[slack]
-approvals_channel = "C0APPROVE1"
-security_channel  = "C0SECURIT1"
-
-[people.alice]
-slack_user = "U0ALICE001"
-iam_user   = "alice"
-
-[people.bob]
-slack_user = "U0BOB00001"
-iam_user   = "bob"
-
-[people.carol]
-slack_user = "U0CAROL001"
-iam_user   = "carol"
-
-[people.dave]
-slack_user = "U0DAVE0001"
-iam_user   = "dave"
-
-[accounts.prod]
-id = "222222222222"
-production = true
-
-[accounts.prod.roles.admin]
-max_duration = "4h"
-approvers = ["bob", "carol", "dave"]
-approvals_required = 2
-requesters = ["alice"]
-
+CATALOG = RACE_CATALOG + """
 [accounts.prod.roles.readonly]
 max_duration = "8h"
 approvers = ["carol", "dave"]
