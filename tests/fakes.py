@@ -270,17 +270,6 @@ class InMemoryStore(_Faults):
         return self._cards.get(request_id)
 
     # -- one-time claims ------------------------------------------------------------
-    def claim_message(self, request_id: str, kind: str) -> bool:
-        self._hook("claim_message")
-        if (request_id, kind) in self._sent:
-            return False
-        self._sent.add((request_id, kind))
-        return True
-
-    def release_message(self, request_id: str, kind: str) -> None:
-        self._hook("release_message")
-        self._sent.discard((request_id, kind))
-
     def claim_alert(self, key: str, record: dict, now: datetime, keep_days: int = 400) -> bool:
         self._hook("claim_alert")
         doc = json.dumps(record)  # the adapter stores it as JSON: unserialisable records fail here too

@@ -236,14 +236,35 @@ def test_the_card_is_saved_once(store):
     assert store.card("req-20261112-000001") == ("C0APPROVE1", "1.1")
 
 
-def test_message_claims(store):
-    assert store.claim_message("req-20261112-000001", "dm:access_granted") is True
-    assert store.claim_message("req-20261112-000001", "dm:access_granted") is False
-    assert store.claim_message("req-20261112-000001", "dm:access_revoked") is True
-    assert store.claim_message("req-20261112-000002", "dm:access_granted") is True
-    store.release_message("req-20261112-000001", "dm:access_granted")
-    store.release_message("req-20261112-000009", "dm:never-claimed")  # releasing nothing is fine
-    assert store.claim_message("req-20261112-000001", "dm:access_granted") is True
+def test_message_deliveries(store):
+    """At most one post per message: the first attempt starts it, later ones see it (and
+    where it landed, once known)."""
+    first = store.begin_delivery("req-20261112-000001", "dm:access_granted", T0)
+    assert (first.first, first.ts) == (True, None)
+    again = store.begin_delivery("req-20261112-000001", "dm:access_granted", T0 + timedelta(minutes=1))
+    assert (again.first, again.started_at, again.ts) == (False, T0, None)
+    assert store.begin_delivery("req-20261112-000001", "dm:access_revoked", T0).first is True
+    assert store.delivery("req-20261112-000002", "dm:access_granted") is None
+    store.finish_delivery("req-20261112-000001", "dm:access_granted", "D0ALICE001", "1.1")
+    done = store.delivery("req-20261112-000001", "dm:access_granted")
+    assert (done.channel, done.ts) == ("D0ALICE001", "1.1")
+
+
+def test_the_outbox(store):
+    """What a change owes is written with it; settling needs the version that owed it or later."""
+    req, event = new("req-20261112-000001")
+    store.create(req, event, owed=[("card", {"job": "card", "request_id": req.request_id})])
+    (owed,) = store.owed_due(T0 + timedelta(minutes=1))
+    assert (owed.request_id, owed.key, owed.version, owed.attempts) == (req.request_id, "card", 1, 0)
+    assert [o.key for o in store.owed_for(req.requester)] == ["card"]
+    assert store.owed_due(T0) == []  # not before its first retry time
+    store.retry_later(owed, T0 + timedelta(minutes=5))
+    assert store.owed_due(T0 + timedelta(minutes=2)) == []
+    assert store.owed_due(T0 + timedelta(minutes=5))[0].attempts == 1
+    store.settle(req.request_id, "card", 0)  # an older delivery does not settle it
+    assert len(store.owed_for(req.requester)) == 1
+    store.settle(req.request_id, "card", 1)
+    assert store.owed_for(req.requester) == [] and store.open_for(req.requester) == [req]
 
 
 def test_alert_claims(store):
