@@ -172,6 +172,15 @@ class InMemoryStore(_Faults):
         self._hook("owed_for")
         return [o for (rid, _), o in sorted(self._owed.items()) if self._owed_person.get(rid) == person]
 
+    def owe(self, request_id: str, key: str, job: dict, at: datetime, version: int = 0,
+            person: str | None = None) -> None:
+        from chalicelib.adapters.store import OWED_RETRY_AFTER
+
+        self._hook("owe")
+        self._owed[(request_id, key)] = Owed(request_id, key, _as_json(job), version, 0, at + OWED_RETRY_AFTER)
+        if person:
+            self._owed_person[request_id] = person
+
     def owed_due(self, now: datetime, limit: int = 200) -> list[Owed]:
         self._hook("owed_due")
         due = sorted((o for o in self._owed.values() if o.due_at.replace(microsecond=0) <= now),

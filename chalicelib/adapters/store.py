@@ -163,6 +163,17 @@ class DynamoStore(AlertItems):
         )
         return [_owed(i) for i in items if i["SK"]["S"].startswith("OWE#")]
 
+    def owe(self, request_id: str, key: str, job: dict, at: datetime, version: int = 0,
+            person: str | None = None) -> None:
+        """Record a message owed outside a change of state (a drift notice found by the
+        sweep), before the change to IAM it reports is made."""
+        item = {**_key(f"REQ#{request_id}", f"OWE#{key}"), "job": _s(json.dumps(job)),
+                "version": {"N": str(version)}, "attempts": {"N": "0"}, "due_pk": _s("OWED"),
+                "due_at": _s(iso_z(at + OWED_RETRY_AFTER)), "created_at": _s(iso_z(at))}
+        if person:
+            item["open_pk"] = _s(f"OPEN#{person}")
+        self._db.put_item(TableName=self._table, Item=item)
+
     def owed_due(self, now: datetime, limit: int = 200) -> list[Owed]:
         """Undelivered messages whose next try has come (the sweep's share of the outbox)."""
         items = self._query(

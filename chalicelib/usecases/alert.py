@@ -133,7 +133,11 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
     first = store.claim_alert(a.dedupe_key, record, deps.now())
     if not first:
         done = store.delivery(scope, "security")
-        if done is not None and done.ts:
+        # Done only when the use is recorded and threaded too: an invocation that posted the
+        # alert and then failed leaves those to its retry (both are safe to repeat).
+        used = store.delivery(scope, "grant_used") if grant is not None else None
+        replied = grant is None or bool(used and used.ts) or store.card(grant.request_id) is None
+        if done is not None and done.ts and replied:
             return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
         # Claimed, but not known to be posted (an earlier invocation failed, or its answer
         # was lost): this retry delivers it - once, looking for it first.

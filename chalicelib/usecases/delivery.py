@@ -12,6 +12,8 @@ if it is not there. slack-sdk's own retries never repeat a post (``wiring.slack_
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from typing import Iterable
 
@@ -36,8 +38,22 @@ def key_of(job: jobs.Job) -> str | None:
     if isinstance(job, jobs.Dm):
         return f"dm:{job.event_type}"
     if isinstance(job, jobs.Security):
-        return f"security:{job.event_type}"
+        return security_kind(job)
     return None
+
+
+def security_kind(job: jobs.Security) -> str:
+    """One ``grant_failed`` per request, whatever its wording; one drift notice per finding."""
+    if job.event_type == "grant_failed":
+        return "security:grant_failed"
+    digest = hashlib.sha256(json.dumps(job.payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"security:{job.event_type}:{digest}"
+
+
+#: after this many failed retries (about a day with the backoff) a message is given up, and
+#: the log says so: a permanent Slack error (an archived channel, a deleted card, a
+#: deactivated requester) must not be retried forever
+MAX_ATTEMPTS = 100
 
 
 def owed(follow: Iterable[jobs.Job]) -> list[tuple[str, dict]]:

@@ -6,14 +6,12 @@ never from what the job was told when it was queued: a late job says what is tru
 
 from __future__ import annotations
 
-import hashlib
-import json
 
 from ..domain.lifecycle import GrantStatus, RequestStatus
 from ..domain.model import SYSTEM, Request, iso_z
 from ..slack import replies, views
 from . import jobs
-from .delivery import deliver_once
+from .delivery import deliver_once, security_kind
 from .deps import Deps
 
 
@@ -119,12 +117,9 @@ def tell_security(deps: Deps, job: jobs.Security) -> None:
     rid = job.payload.get("request_id")
     req = deps.store.get(rid) if isinstance(rid, str) else None
     text = replies.security_text(job.event_type, job.payload, req)
-    if job.event_type == "grant_failed":  # one per request, whatever its wording
-        kind, match = "security:grant_failed", {"request_id": rid}
-    else:  # drift: one per distinct finding
-        digest = hashlib.sha256(json.dumps(job.payload, sort_keys=True).encode()).hexdigest()[:12]
-        kind, match = f"security:{job.event_type}:{digest}", dict(job.payload)
+    kind = security_kind(job)
+    match = {"request_id": rid} if job.event_type == "grant_failed" else dict(job.payload)
     deliver_once(deps, str(rid), kind, channel=deps.catalog.security_channel,
                  text=text, blocks=None, event_type=job.event_type, payload=job.payload, match=match)
     if isinstance(rid, str):
-        deps.store.settle(rid, f"security:{job.event_type}", req.version if req else 2**31)
+        deps.store.settle(rid, kind, req.version if req else 2**31)

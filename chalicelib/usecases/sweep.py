@@ -17,7 +17,7 @@ from ..domain.model import Request
 from ..domain.timing import IAM_SETTLE
 from . import jobs
 from .deps import Deps
-from .delivery import owed, retry_at
+from .delivery import MAX_ATTEMPTS, key_of, owed, retry_at
 from .dispatch import OnError, run_all
 from .grant import fail_grant
 
@@ -69,15 +69,24 @@ def deliver_owed(deps: Deps, report: SweepReport, on_error: OnError | None = Non
     for item in deps.store.owed_due(deps.now()):
         failed: list[Exception] = []
         run_all(deps, [item.job], lambda job, exc: failed.append(exc))
-        if not failed:
-            deps.store.settle(item.request_id, item.key, item.version)
-            report.delivered += 1
-            continue
-        report.undelivered += 1
-        report.errors += 1
-        deps.store.retry_later(item, retry_at(deps, item.attempts + 1))
-        if on_error is not None:
-            on_error(item.job, failed[0])
+        try:
+            if not failed:
+                deps.store.settle(item.request_id, item.key, item.version)
+                report.delivered += 1
+                continue
+            report.undelivered += 1
+            report.errors += 1
+            if item.attempts + 1 >= MAX_ATTEMPTS:  # given up: the error below is logged with it
+                deps.store.settle(item.request_id, item.key, item.version)
+            else:
+                deps.store.retry_later(item, retry_at(deps, item.attempts + 1))
+            if on_error is not None:
+                on_error(item.job, failed[0])
+        except Exception as exc:  # noqa: BLE001 - the next sweep sees the item again
+            report.errors += 1
+            if on_error is None:
+                raise
+            on_error(item.job, exc)
 
 
 def _sweep_one(deps: Deps, req: Request, now: datetime, report: SweepReport) -> list[jobs.Job]:
@@ -145,21 +154,24 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
             continue
         active = req is not None and req.grant_status is GrantStatus.ACTIVE
         state = "no record" if req is None else f"record {req.grant_status.value}"
+        strangers = [p for p in holders if p != req.principal] if active else holders
         if active:
             held[rid] = req.principal in holders
-            strangers = [p for p in holders if p != req.principal]
             if not strangers:
                 continue  # as it should be
+        notice = jobs.Security("grant_drift", {
+            "request_id": rid, "policy_arn": arn, "users": [p.key for p in holders],
+            "state": state, "action": "detached" if active else "removed"})
+        # Owed before IAM changes: once the policy is gone, no later sweep would find it again.
+        deps.store.owe(rid, key_of(notice), jobs.to_wire(notice), now, req.version if req else 0,
+                       req.requester if req else None)
+        if active:
             for principal in strangers:  # copied to somebody else: take it back from them only
                 deps.grants.revoke_from(principal, rid)
-            action = "detached"
         else:
             deps.grants.remove_policy(rid, holders)
-            action = "removed"
         report.drift += 1
-        follow.append(jobs.Security("grant_drift", {
-            "request_id": rid, "policy_arn": arn, "users": [p.key for p in holders],
-            "state": state, "action": action}))
+        follow.append(notice)
     for req in live.values():
         if req.grant_status is not GrantStatus.ACTIVE or now >= req.expires_at:
             # An ACTIVE grant past its expiry is the due loop's (end_grant records EXPIRED,

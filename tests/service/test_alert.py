@@ -207,3 +207,17 @@ def test_a_failed_post_is_posted_once_by_the_retry(svc, grant):
 
 def test_the_facade_hands_events_to_the_same_use_case(svc, grant):
     assert svc.role_assumed(event("assume_role_bastion_copy")) == AlertOutcome("covered", grant, posted=True)
+
+
+def test_a_retry_after_the_alert_landed_still_records_the_use_and_threads_the_reply(svc, grant):
+    """The #security alert is posted, then the invocation fails before the card's thread reply:
+    Lambda's retry does not stop at "already alerted" - it finishes the use and the reply."""
+    svc.store.fail_next("record_use", ConnectionError("dynamodb blip"))
+    with pytest.raises(ConnectionError):
+        handle(svc, event("assume_role_bastion_copy"))
+    assert len(role_assumed(svc)) == 1 and svc.store.uses(grant) == []
+
+    svc.clock.advance(minutes=1)
+    handle(svc, event("assume_role_bastion_copy"))
+    assert len(role_assumed(svc)) == 1 and len(svc.store.uses(grant)) == 1
+    assert [m.event_type for m in svc.slack.posts() if m.thread_ts] == ["grant_used"]

@@ -296,3 +296,22 @@ def test_a_grant_failure_during_a_slack_outage_is_told_when_slack_is_back(svc):
     assert card(svc, rid).event_type == "access_revoked"
     svc.clock.advance(minutes=10)
     assert svc.sweep().delivered == 0 and len(security(svc)) == 1  # nothing twice
+
+
+def test_a_drift_notice_found_during_a_slack_outage_is_delivered_later(svc):
+    """The policy is removed at once; the notice about it is owed before IAM changes, so a
+    Slack outage delays it but never loses it (no later sweep could find the drift again)."""
+    svc.clock.set(AT_1420)
+    restored = svc.grants.create_policy("drawbridge-req-20261101-aaaaaa", "/drawbridge/", attach_to=["dave"])
+    svc.slack.fail_next("post", ConnectionError("slack down"), times=5)
+
+    first = svc.sweep(on_error=lambda job, exc: None)  # as the Lambda handler runs it: errors logged
+    assert first.drift == 1 and first.errors == 1 and restored not in svc.grants.policies
+    assert security(svc) == []
+
+    svc.slack.clear_faults()
+    svc.clock.advance(minutes=5)
+    later = svc.sweep()
+    assert later.drift == 0 and later.delivered == 1
+    (notice,) = security(svc)
+    assert notice.payload["action"] == "removed" and svc.store.owed == []
