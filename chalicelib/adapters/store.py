@@ -215,11 +215,16 @@ class DynamoStore(AlertItems):
     def begin_delivery(self, scope: str, kind: str, now: datetime) -> Delivery:
         """Start (or find) the one delivery of message ``kind`` for ``scope`` (a request id
         or an alert key). ``first`` is True for the first attempt only."""
+        import uuid
+
         key = _key(f"MSG#{scope}", f"MSG#{kind}")
-        if self._put_new({**key, "started_at": _s(iso_z(now)),
+        token = uuid.uuid4().hex  # if the answer to our own put is lost, the retry recognises it
+        if self._put_new({**key, "started_at": _s(iso_z(now)), "attempt": _s(token),
                           "ttl": {"N": str(int((utc(now) + timedelta(days=400)).timestamp()))}}):
             return Delivery(True, utc(now), None, None)
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item") or {}
+        if item.get("attempt", {}).get("S") == token and not item.get("ts"):
+            return Delivery(True, utc(now), None, None)  # it was our own write after all
         started = item.get("started_at", {}).get("S")
         return Delivery(False, parse_iso(started) if started else utc(now),
                         item.get("channel", {}).get("S"), item.get("ts", {}).get("S"))

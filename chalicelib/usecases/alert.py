@@ -136,7 +136,7 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
         # Done only when the use is recorded and threaded too: an invocation that posted the
         # alert and then failed leaves those to its retry (both are safe to repeat).
         used = store.delivery(scope, "grant_used") if grant is not None else None
-        replied = grant is None or bool(used and used.ts) or store.card(grant.request_id) is None
+        replied = grant is None or used is not None or store.card(grant.request_id) is None
         if done is not None and done.ts and replied:
             return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
         # Claimed, but not known to be posted (an earlier invocation failed, or its answer

@@ -86,7 +86,11 @@ def deliver_once(deps: Deps, scope: str, kind: str, *, channel: str, text: str, 
     if started.ts:
         return Delivered((started.channel, started.ts), False)
     if not started.first:
-        found = None if thread_ts else deps.slack.find(channel, None if any_event_type else event_type, match)
+        if thread_ts:
+            # Thread replies cannot be looked up: one attempt is all a reply gets (at most
+            # once; the alert it belongs to is what must arrive).
+            return Delivered((channel, ""), False)
+        found = deps.slack.find(channel, None if any_event_type else event_type, match)
         if found is not None:  # an earlier attempt posted it; its answer was lost
             deps.store.finish_delivery(scope, kind, *found)
             return Delivered(found, False)
