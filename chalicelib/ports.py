@@ -111,7 +111,8 @@ class Grants(Protocol):
     def drawbridge_policies(self) -> list[tuple[str, str, int]]:
         """Every grant policy Drawbridge made: (request id, policy ARN, attachment count)."""
 
-    def attached_principals(self, policy_arn: str) -> list[Principal]: ...
+    def attached_principals(self, policy_arn: str) -> list[Principal] | None:
+        """Who holds the policy; None if it no longer exists."""
     def revoke_from(self, principal: Principal, request_id: str) -> None: ...
     def remove_policy(self, request_id: str, principals: list[Principal]) -> None: ...
 

@@ -489,7 +489,7 @@ class FakeGrants(_Faults):
     def attached_principals(self, policy_arn: str) -> list[Principal]:
         self._hook("attached_principals")
         if policy_arn not in self.policies:
-            raise NoSuchEntity(f"policy {policy_arn} does not exist")
+            return None  # as the adapter says of a policy that no longer exists
         return [Principal.iam_user(u) for u in self.policies[policy_arn].users]
 
     def revoke_from(self, principal: Principal, request_id: str) -> None:

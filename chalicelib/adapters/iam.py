@@ -92,7 +92,7 @@ class IamGrants:
                 return []
             if _code(exc) != "DeleteConflict":
                 raise
-        strangers = [p for p in self.attached_principals(self.arn(request_id)) if p != principal]
+        strangers = [p for p in self.attached_principals(self.arn(request_id)) or [] if p != principal]
         self.remove_policy(request_id, strangers)
         return strangers
 
@@ -136,11 +136,19 @@ class IamGrants:
                 out.append((rid, p["Arn"], int(p.get("AttachmentCount", 0))))
         return out
 
-    def attached_principals(self, policy_arn: str) -> list[Principal]:
+    def attached_principals(self, policy_arn: str) -> list[Principal] | None:
+        """Who holds the policy; None if it no longer exists."""
+        from botocore.exceptions import ClientError
+
         users: list[Principal] = []
-        for page in self._iam.get_paginator("list_entities_for_policy").paginate(
-                PolicyArn=policy_arn, EntityFilter="User"):
-            users.extend(Principal.iam_user(u["UserName"]) for u in page["PolicyUsers"])
+        try:
+            for page in self._iam.get_paginator("list_entities_for_policy").paginate(
+                    PolicyArn=policy_arn, EntityFilter="User"):
+                users.extend(Principal.iam_user(u["UserName"]) for u in page["PolicyUsers"])
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return None
+            raise
         return users
 
     def remove_policy(self, request_id: str, principals: list[Principal]) -> None:

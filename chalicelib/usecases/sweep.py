@@ -145,13 +145,15 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
         if active and (count == 0 or (count == 1 and not deep)):
             held[rid] = count == 1
             continue
-        holders = deps.grants.attached_principals(arn)
         # Re-read right before changing IAM: only a record that can no longer hold a grant
         # lets its policy go (a PENDING one could be approved any moment: next sweep).
         req = deps.store.get(rid)
         if req is not None and (req.status is RequestStatus.PENDING
                                 or req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING)):
             continue
+        holders = deps.grants.attached_principals(arn)  # asked after the re-read:
+        if holders is None:
+            continue  # gone meanwhile - an ending removed it on purpose: not drift
         active = req is not None and req.grant_status is GrantStatus.ACTIVE
         state = "no record" if req is None else f"record {req.grant_status.value}"
         strangers = [p for p in holders if p != req.principal] if active else holders

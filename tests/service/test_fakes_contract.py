@@ -451,6 +451,8 @@ def test_only_drawbridges_own_policies_are_listed(iam):
                                                         ("req-20261112-000001", mine, 2)]
     assert sorted(iam.grants.attached_principals(mine), key=str) == [ALICE, DAVE]
     assert iam.grants.attached_principals(restored) == []
+    # a policy that is gone (an ending removed it meanwhile) is None, not "held by nobody"
+    assert iam.grants.attached_principals(restored.replace("aaaaaa", "cccccc")) is None
 
 
 def test_revoke_from_and_remove_policy_are_idempotent(iam):
