@@ -154,6 +154,11 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
         holders = deps.grants.attached_principals(arn)  # asked after the re-read:
         if holders is None:
             continue  # gone meanwhile - an ending removed it on purpose: not drift
+        if not holders and req is not None and req.grant_status is not GrantStatus.ACTIVE:
+            # Held by nobody and its record has ended: what an ending leaves between detaching
+            # and deleting (or has just deleted). Tidied up, not reported as drift.
+            deps.grants.remove_policy(rid, [])
+            continue
         active = req is not None and req.grant_status is GrantStatus.ACTIVE
         state = "no record" if req is None else f"record {req.grant_status.value}"
         strangers = [p for p in holders if p != req.principal] if active else holders
