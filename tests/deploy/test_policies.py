@@ -26,7 +26,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-import yaml
 
 from chalicelib.event_pattern import ASSUME_ROLE_PATTERN, RULE_STATE
 from deploy import render
@@ -49,24 +48,9 @@ NO_RESOURCE_LEVEL = {"iam:ListPolicies", "iam:GetAccountPasswordPolicy", "iam:Li
 # --------------------------------------------------------------------------- helpers
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short tags (!Ref, !Sub ...) as {"Fn::X": value}."""
-
-
-def _cfn_tag(loader, suffix, node):
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        return {name: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {name: loader.construct_sequence(node, deep=True)}
-    return {name: loader.construct_mapping(node, deep=True)}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 def cfn(path: Path) -> dict:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    """A CloudFormation YAML template with its short tags read (the deploy tooling's reader)."""
+    return render.cfn_yaml(path)
 
 
 def as_list(value) -> list:
