@@ -6,7 +6,9 @@ import hashlib
 import hmac
 
 import pytest
-from slack_sdk.signature import Clock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from slack_sdk.signature import Clock, SignatureVerifier
 
 from chalicelib.slack.verify import MAX_BODY, is_valid
 from tests.fixtures import load_slack
@@ -133,3 +135,39 @@ def test_default_clock_is_the_wall_clock():
 
 def test_whitespace_only_secret_fails_instead_of_raising():
     assert is_valid("  \n", BODY, headers(secret="  \n"), clock=CLOCK) is False
+
+
+def slack_sdk_says(secret: str, body: bytes, hdrs: dict, now: float) -> bool:
+    """slack-sdk's own verifier, as the reference (an exception is a refusal)."""
+    if not secret.strip() or len(body) > MAX_BODY:
+        return False
+    try:
+        return SignatureVerifier(secret, clock=FixedClock(now)).is_valid_request(body, hdrs)
+    except (TypeError, ValueError):
+        return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=300), secret=st.sampled_from([SECRET, "other-secret", " "]),
+       skew=st.integers(-400, 400), signer=st.sampled_from([SECRET, "other-secret"]),
+       stamp=st.sampled_from(["int", "text", "signed-other", "padded"]),
+       mangle=st.sampled_from(["none", "upper", "truncate", "drop", "v1"]))
+def test_agrees_with_slack_sdks_verifier(body, secret, skew, signer, stamp, mangle):
+    """The standard-library check (chalicelib/slack/verify.py) answers exactly as slack-sdk's
+    SignatureVerifier does, for good, stale, tampered and malformed requests."""
+    ts = {"int": str(NOW + skew), "text": "soon", "signed-other": str(NOW + skew), "padded": f" {NOW + skew}"}[stamp]
+    hdrs = headers(body=body, timestamp=ts if stamp != "text" else NOW, secret=signer)
+    hdrs["X-Slack-Request-Timestamp"] = ts if stamp != "signed-other" else str(NOW + skew + 1)
+    sig = hdrs["X-Slack-Signature"]
+    if mangle == "drop":
+        del hdrs["X-Slack-Signature"]
+    else:
+        hdrs["X-Slack-Signature"] = {"none": sig, "upper": sig.upper(), "truncate": sig[:-1],
+                                     "v1": "v1=" + sig[3:]}[mangle]
+    assert is_valid(secret, body, hdrs, clock=CLOCK) is slack_sdk_says(secret, body, hdrs, NOW)
+
+
+def test_the_property_test_sees_both_answers():
+    """The comparison above is not vacuous: the reference accepts a good request and refuses a bad one."""
+    assert slack_sdk_says(SECRET, BODY, headers(), NOW) is True
+    assert slack_sdk_says(SECRET, BODY, headers(secret="x"), NOW) is False
