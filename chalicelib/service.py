@@ -17,23 +17,29 @@ Two halves, so that Slack's 3 seconds never wait on IAM:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from .slack import replies
 from .slack.parse import Click, SlashCommand
-from .usecases import alert, dispatch
+from .usecases import dispatch
 from .usecases import jobs as job_types
-from .usecases import sweep as sweeping
-from .usecases.alert import AlertOutcome
 from .usecases.approve import admit_click, decide_click
 from .usecases.commands import admit, run_command
 from .usecases.deliveries import once
 from .usecases.deps import Deps
 from .usecases.dispatch import OnError
-from .usecases.notify import card_event, granted_payload  # noqa: F401 (re-exported)
-from .usecases.sweep import SweepReport
 
-__all__ = ["Drawbridge", "Reply", "SweepReport", "granted_payload"]
+if TYPE_CHECKING:  # the alert path and the sweep are imported where they run: not on the ack path
+    from .usecases.alert import AlertOutcome
+    from .usecases.sweep import SweepReport
+
+__all__ = ["Drawbridge", "Reply", "granted_payload"]
+
+
+def granted_payload(*args, **kwargs):  # re-exported for tools and tests
+    from .usecases.notify import granted_payload as payload
+
+    return payload(*args, **kwargs)
 
 
 @dataclass
@@ -82,10 +88,16 @@ class Drawbridge(Deps):
         dispatch.run_all(self, queue, on_error)
 
     def sweep(self, on_error: OnError | None = None) -> SweepReport:
+        from .usecases import sweep as sweeping
+
         return sweeping.sweep(self, on_error)
 
     def reconcile(self, report: SweepReport | None = None, deep: bool | None = None) -> list[job_types.Job]:
+        from .usecases import sweep as sweeping
+
         return sweeping.reconcile(self, report, deep)
 
     def role_assumed(self, event: dict, log=None, metric=None) -> AlertOutcome:
+        from .usecases import alert
+
         return alert.handle(self, event, log=log, metric=metric)

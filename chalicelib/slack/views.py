@@ -15,31 +15,35 @@ from datetime import datetime
 from typing import Mapping, Sequence
 from urllib.parse import urlencode
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from typing import TYPE_CHECKING
 
 from ..domain.duration import format_duration
 from ..domain.model import GrantStatus, Request, RequestStatus, hhmm, iso_z
 from ..domain.timing import sessions_end_by
 from .escape import escape_mrkdwn
 
+if TYPE_CHECKING:
+    from slack_sdk.models.blocks import MarkdownTextObject
+
 APPROVE = "approve_request"
 DENY = "deny_request"
 
+# slack_sdk's Block Kit models are imported where a card or DM is built (in the worker), not
+# at import: the ack path renders plain text only, and importing slack_sdk.models imports the
+# whole slack_sdk package (WebClient included) - a large share of a cold slash command.
+
 
 def _md(text: str) -> MarkdownTextObject:
+    from slack_sdk.models.blocks import MarkdownTextObject
+
     return MarkdownTextObject(text=text)
 
 
 def _verbatim(text: str) -> MarkdownTextObject:
     """mrkdwn holding user or outside text (already escaped): no auto-linking of bare
     URLs, channel names or @words in it."""
+    from slack_sdk.models.blocks import MarkdownTextObject
+
     return MarkdownTextObject(text=text, verbatim=True)
 
 
@@ -79,6 +83,8 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
     ``people`` maps person keys to Slack user ids; ``approvers`` are the
     role's approvers (mentioned while the request is pending).
     """
+    from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, HeaderBlock, SectionBlock
+
     prod = " :rotating_light: *production*" if req.production else ""
     reason = escape_mrkdwn(req.reason) if req.reason else "_none given_"
     got = ", ".join(_mention(people, p) for p in req.approvers) or "none yet"
@@ -150,6 +156,8 @@ def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
     code only reaches the role's trust policy), so the grant would deny it. aws-vault's
     default flow (GetSessionToken with MFA, then AssumeRole with that session) and an MFA
     session made first with ``aws sts get-session-token`` both pass the grant and the trust."""
+    from slack_sdk.models.blocks import ContextBlock, SectionBlock
+
     url = switch_role_url(req.account_id, role_name_of(req.role_arn), f"{req.label}")
     serial = req.mfa_serial or NO_MFA_DEVICE
     until = f"{iso_z(req.expires_at)} ({hhmm(req.expires_at)})"
