@@ -128,8 +128,7 @@ def _command(cmd):
     logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
     svc = wiring.service()
     try:
-        reply = svc.command(cmd, delivery=cmd.trigger_id, on_remember_error=lambda _: logger().warning(
-            "could not remember the reply for a redelivery", exc_info=True))
+        reply = svc.command(cmd, delivery=cmd.trigger_id)
     except Repeated as repeat:  # a redelivered command must not act twice
         logger().info("repeated slash command delivery ignored")
         return _ephemeral(repeat.reply or "Still working on this command; see the messages above.")

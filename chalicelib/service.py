@@ -53,32 +53,45 @@ class Reply:
 class Drawbridge(Deps):
     """The use cases, wired to one set of ports (see ``chalicelib/wiring.py``)."""
 
-    def command(self, cmd: SlashCommand, delivery: str | None = None, on_remember_error=lambda _: None) -> Reply:
+    def command(self, cmd: SlashCommand, delivery: str | None = None) -> Reply:
         """A slash command. ``delivery`` (Slack's trigger id) makes a redelivery act once
         (:class:`~chalicelib.usecases.deliveries.Repeated` is raised for the repeat)."""
         if (refused := admit(self, cmd.team_id, cmd.api_app_id, cmd.user_id)) is not None:
             return Reply(replies.command_reply(refused))  # before any table write
 
-        def act() -> Reply:
-            answer = run_command(self, cmd)
+        def act(deps: Deps) -> Reply:
+            answer = run_command(deps, cmd)
             return Reply(replies.command_reply(answer.outcome), answer.jobs)
 
-        return once(self, delivery and f"cmd#{delivery}", act, remember=lambda r: r.text,
-                    on_remember_error=on_remember_error)
+        return once(self, delivery and f"cmd#{delivery}", act, replay=self._repeat_reply,
+                    sends=lambda reply: bool(reply.jobs))
+
+    def _repeat_reply(self, request_id: str | None) -> str | None:
+        """A repeat's answer: the first answer again while the request is as that delivery
+        left it (it may never have been shown: Slack shows the answer to the retry)."""
+        from .domain.lifecycle import RequestStatus
+        from .usecases.request import requested
+
+        req = self.store.get(request_id) if request_id else None
+        if req is None:
+            return None
+        if req.version == 1 and req.status is RequestStatus.PENDING:
+            return replies.command_reply(requested(self, req))
+        return replies.repeated_command(req)
 
     def click(self, click: Click, delivery: str | None = None) -> list[job_types.Job]:
         """A button click: the jobs that follow it (a private answer is one of them)."""
         if (refused := admit_click(self, click)) is not None:  # before any table write
             return [job_types.Ephemeral(click.channel_id, click.user_id, replies.click_reply(refused))]
 
-        def act() -> list[job_types.Job]:
-            answer = decide_click(self, click)
+        def act(deps: Deps) -> list[job_types.Job]:
+            answer = decide_click(deps, click)
             text = replies.click_reply(answer.outcome)
             if text is None:
                 return answer.jobs
             return [job_types.Ephemeral(click.channel_id, click.user_id, text), *answer.jobs]
 
-        return once(self, delivery and f"click#{delivery}", act)
+        return once(self, delivery and f"click#{delivery}", act)  # a click's answer is the card itself
 
     # The use cases are called through their modules, so each is one patchable name.
     def run(self, job) -> list[job_types.Job]:

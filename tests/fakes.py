@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable
 
 from chalicelib import policy as pol
 from chalicelib.domain import errors as _errors
-from chalicelib.domain.errors import Conflict, GrantLimitReached
+from chalicelib.domain.errors import AlreadyDelivered, Conflict, GrantLimitReached
 from chalicelib.domain.model import AuditEvent, Principal, Request, iso_z, utc
 from chalicelib.domain.timing import due_at, grant_window_end
 from chalicelib.ports import Delivery, Owed
@@ -132,7 +132,8 @@ class InMemoryStore(_Faults):
         self._cards: dict[str, tuple[str, str]] = {}
         self._sent: set[tuple[str, str]] = set()
         self._alerts: dict[str, dict] = {}  # key -> {"doc": JSON, "ttl": epoch seconds}
-        self._once: dict[str, dict] = {}  # key -> {"ttl": ..., "reply": ...}
+        self._once: dict[str, dict] = {}  # key -> {"ttl": ..., "request_id": ...}
+        self._claims: dict[str, str | None] = {}  # request id -> the delivery that wrote its version
         self._uses: dict[tuple[str, str], str] = {}  # (request id, sort key) -> JSON
         self._groups: dict[str, dict] = {}  # failed-attempt group key -> its item
         self._owed: dict[tuple[str, str], Owed] = {}  # (request id, key) -> what is owed
@@ -140,17 +141,23 @@ class InMemoryStore(_Faults):
         self._deliveries: dict[tuple[str, str], Delivery] = {}
 
     # -- requests ---------------------------------------------------------------
-    def create(self, req: Request, event: AuditEvent, owed=()) -> None:
+    def create(self, req: Request, event: AuditEvent, owed=(), claim: str | None = None) -> None:
         self._hook("create")
+        if claim and claim in self._once:  # checked first, as the adapter reads the claim's reason first
+            raise AlreadyDelivered(claim)
         if req.request_id in self._requests or (event.request_id, event.seq) in self._events:
             raise Conflict(f"{req.request_id} already exists")
         self._write(req, event)
         self._owe(req, event.at, owed)
+        self._claim(claim, req.request_id, event.at)
 
-    def transition(self, before: Request, after: Request, event: AuditEvent, owed=()) -> None:
+    def transition(self, before: Request, after: Request, event: AuditEvent, owed=(),
+                   claim: str | None = None) -> None:
         self._hook("transition")
         if after.version != before.version + 1:
             raise ValueError("a transition must bump the version by one")
+        if claim and claim in self._once:
+            raise AlreadyDelivered(claim)
         stored = self._requests.get(after.request_id)
         if stored is None or Request.from_json(stored).version != before.version:
             raise Conflict(f"{after.request_id} changed since version {before.version} was read")
@@ -158,6 +165,12 @@ class InMemoryStore(_Faults):
             raise Conflict(f"{event.request_id} already has event {event.seq}")
         self._write(after, event)
         self._owe(after, event.at, owed)
+        self._claim(claim, after.request_id, event.at)
+
+    def _claim(self, claim: str | None, request_id: str, at: datetime) -> None:
+        self._claims[request_id] = claim  # which delivery wrote this version (None: no delivery)
+        if claim:
+            self._once[claim] = {"ttl": int((utc(at) + timedelta(days=1)).timestamp()), "request_id": request_id}
 
     def _owe(self, req: Request, at: datetime, owed) -> None:
         from chalicelib.adapters.store import OWED_RETRY_AFTER
@@ -228,10 +241,15 @@ class InMemoryStore(_Faults):
         self._requests[req.request_id] = doc
         self._events[(event.request_id, event.seq)] = ev
 
-    def get(self, request_id: str) -> Request | None:
+    def get(self, request_id: str, claim: str | None = None) -> Request | None:
         self._hook("get")
         doc = self._requests.get(request_id)
+        self._unclaimed(request_id, claim)
         return Request.from_json(doc) if doc is not None else None
+
+    def _unclaimed(self, request_id: str, claim: str | None) -> None:
+        if claim and self._claims.get(request_id) == claim:
+            raise AlreadyDelivered(claim)
 
     def history(self, request_id: str) -> list[AuditEvent]:
         self._hook("history")
@@ -242,9 +260,11 @@ class InMemoryStore(_Faults):
 
     # The sparse indexes: an item is in an index only when the adapter's request_item()
     # gives it that index's keys; results come in the index's sort-key order (ties: by id).
-    def open_for(self, person: str) -> list[Request]:
+    def open_for(self, person: str, claim: str | None = None) -> list[Request]:
         self._hook("open_for")
         found = [r for r in self._all() if r.is_open and r.requester == person]
+        for r in found:
+            self._unclaimed(r.request_id, claim)
         return sorted(found, key=lambda r: (iso_z(r.created_at), r.request_id))
 
     def due(self, now: datetime, limit: int = 500) -> list[Request]:
@@ -301,15 +321,7 @@ class InMemoryStore(_Faults):
         if key not in self._once:
             self._once[key] = {"ttl": int((utc(now) + timedelta(days=1)).timestamp())}
             return True, None
-        return False, self._once[key].get("reply")
-
-    def remember_reply(self, key: str, reply: str) -> None:
-        self._hook("remember_reply")
-        self._once.setdefault(key, {})["reply"] = reply  # UpdateItem creates a missing item
-
-    def forget_delivery(self, key: str) -> None:
-        self._hook("forget_delivery")
-        self._once.pop(key, None)
+        return False, self._once[key].get("request_id")
 
     # -- failed attempts grouped into one Slack line -------------------------------------
     def join_alert_group(self, key: str, member: str, event_time: datetime, now: datetime,

@@ -27,7 +27,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Sequence
 
-from ..domain.errors import Conflict
+from ..domain.errors import AlreadyDelivered, Conflict
 from ..domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
 from ..ports import Delivery, Owed
 from .alert_items import AlertItems, _key, _s
@@ -84,27 +84,35 @@ class DynamoStore(AlertItems):
         self._table = table
 
     # -- requests ------------------------------------------------------------
-    def create(self, req: Request, event: AuditEvent, owed: Sequence[tuple[str, dict]] = ()) -> None:
-        """Store a new request (and what it owes people); Conflict if the id is taken."""
+    def create(self, req: Request, event: AuditEvent, owed: Sequence[tuple[str, dict]] = (),
+               claim: str | None = None) -> None:
+        """Store a new request (and what it owes people); Conflict if the id is taken,
+        AlreadyDelivered if ``claim`` was already made (then nothing is written)."""
         self._transact(
-            {"Put": {"TableName": self._table, "Item": request_item(req),
+            {"Put": {"TableName": self._table, "Item": _claimed(request_item(req), claim),
                      "ConditionExpression": "attribute_not_exists(PK)"}},
-            event, self._owed_puts(req, event.at, owed),
+            event, self._owed_puts(req, event.at, owed), self._claim_put(claim, req.request_id, event.at),
         )
 
     def transition(self, before: Request, after: Request, event: AuditEvent,
-                   owed: Sequence[tuple[str, dict]] = ()) -> None:
+                   owed: Sequence[tuple[str, dict]] = (), claim: str | None = None) -> None:
         """Replace ``before`` by ``after`` only if nobody changed it since it was read; in
         the same transaction, record the messages this change owes people (``owed``:
         (key, job) pairs, delivered by the jobs and retried by the sweep until settled)."""
         if after.version != before.version + 1:
             raise ValueError("a transition must bump the version by one")
         self._transact(
-            {"Put": {"TableName": self._table, "Item": request_item(after),
+            {"Put": {"TableName": self._table, "Item": _claimed(request_item(after), claim),
                      "ConditionExpression": "version = :v",
                      "ExpressionAttributeValues": {":v": {"N": str(before.version)}}}},
-            event, self._owed_puts(after, event.at, owed),
+            event, self._owed_puts(after, event.at, owed), self._claim_put(claim, after.request_id, event.at),
         )
+
+    def _claim_put(self, claim: str | None, request_id: str, at: datetime) -> dict | None:
+        if not claim:
+            return None
+        return {"Put": {"TableName": self._table, "Item": _once_item(claim, at, request_id),
+                        "ConditionExpression": "attribute_not_exists(PK)"}}
 
     def _owed_puts(self, req: Request, at: datetime, owed: Sequence[tuple[str, dict]]) -> list[dict]:
         return [{"Put": {"TableName": self._table, "Item": {
@@ -114,27 +122,33 @@ class DynamoStore(AlertItems):
             "open_pk": _s(f"OPEN#{req.requester}"), "created_at": _s(iso_z(at)),
         }}} for key, job in owed]
 
-    def _transact(self, put: dict, event: AuditEvent, more: Sequence[dict] = ()) -> None:
+    def _transact(self, put: dict, event: AuditEvent, more: Sequence[dict] = (), claim: dict | None = None) -> None:
+        """One transaction: the record, its audit event, what it owes, and (last) the
+        delivery claim. A lost answer retried by botocore finds its own claim: AlreadyDelivered."""
         from botocore.exceptions import ClientError
 
+        items = [put, {"Put": {"TableName": self._table, "Item": event_item(event),
+                               "ConditionExpression": "attribute_not_exists(PK)"}}, *more]
+        if claim is not None:
+            items.append(claim)
         try:
-            self._db.transact_write_items(TransactItems=[
-                put,
-                {"Put": {"TableName": self._table, "Item": event_item(event),
-                         "ConditionExpression": "attribute_not_exists(PK)"}},
-                *more,
-            ])
+            self._db.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("TransactionCanceledException",
-                                                 "ConditionalCheckFailedException"):
-                raise Conflict(str(exc)) from exc
-            raise
+            code = exc.response["Error"]["Code"]
+            if code not in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            if claim is not None and len(reasons) == len(items) and \
+                    reasons[-1].get("Code") == "ConditionalCheckFailed":
+                raise AlreadyDelivered(claim["Put"]["Item"]["PK"]["S"][len("ONCE#"):]) from exc
+            raise Conflict(str(exc)) from exc
 
-    def get(self, request_id: str) -> Request | None:
+    def get(self, request_id: str, claim: str | None = None) -> Request | None:
+        """The request; AlreadyDelivered if its current version was written by ``claim``."""
         resp = self._db.get_item(TableName=self._table, Key=_key(f"REQ#{request_id}", "REQUEST"),
                                  ConsistentRead=True)
         item = resp.get("Item")
-        return _request(item) if item else None
+        return _request(_unclaimed(item, claim)) if item else None
 
     def history(self, request_id: str) -> list[AuditEvent]:
         items = self._query(
@@ -144,14 +158,16 @@ class DynamoStore(AlertItems):
         )
         return [AuditEvent.from_json(i["doc"]["S"]) for i in items]
 
-    def open_for(self, person: str) -> list[Request]:
-        """Pending requests and live grants of one person (sparse index)."""
+    def open_for(self, person: str, claim: str | None = None) -> list[Request]:
+        """Pending requests and live grants of one person (sparse index); AlreadyDelivered
+        if one of them was last written by ``claim`` (a repeat of the command that made it)."""
         items = self._query(
             IndexName="open_by_person",
             KeyConditionExpression="open_pk = :p",
             ExpressionAttributeValues={":p": _s(f"OPEN#{person}")},
         )
-        return [r for r in map(_request, (i for i in items if i["SK"]["S"] == "REQUEST")) if r.is_open]
+        return [r for r in map(_request, (_unclaimed(i, claim) for i in items if i["SK"]["S"] == "REQUEST"))
+                if r.is_open]
 
     # -- what people are owed (an outbox, written with the change that owes it) ------------
     def owed_for(self, person: str) -> list[Owed]:
@@ -302,19 +318,12 @@ class DynamoStore(AlertItems):
 
     # -- idempotent deliveries ------------------------------------------------------
     def first_delivery(self, key: str, now: datetime) -> tuple[bool, str | None]:
-        """(True, None) the first time ``key`` is seen; afterwards (False, the stored reply)."""
-        ttl = int((utc(now) + timedelta(days=1)).timestamp())
-        if self._put_new({**_key(f"ONCE#{key}", "ONCE"), "ttl": {"N": str(ttl)}}):
+        """(True, None) the first time ``key`` is claimed (here or riding a write); afterwards
+        (False, the request id the claiming write changed, if any)."""
+        if self._put_new(_once_item(key, now)):
             return True, None
         resp = self._db.get_item(TableName=self._table, Key=_key(f"ONCE#{key}", "ONCE"), ConsistentRead=True)
-        return False, resp.get("Item", {}).get("reply", {}).get("S")
-
-    def remember_reply(self, key: str, reply: str) -> None:
-        self._db.update_item(TableName=self._table, Key=_key(f"ONCE#{key}", "ONCE"),
-                             UpdateExpression="SET reply = :r", ExpressionAttributeValues={":r": _s(reply)})
-
-    def forget_delivery(self, key: str) -> None:
-        self._db.delete_item(TableName=self._table, Key=_key(f"ONCE#{key}", "ONCE"))
+        return False, resp.get("Item", {}).get("request_id", {}).get("S")
 
     def _put_new(self, item: dict) -> bool:
         from botocore.exceptions import ClientError
@@ -327,6 +336,26 @@ class DynamoStore(AlertItems):
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+
+
+def _claimed(item: dict, claim: str | None) -> dict:
+    """A request item that remembers which delivery wrote this version of it, so that a
+    repeat is recognised by the read it makes anyway (no read of its own)."""
+    return {**item, "claim": _s(claim)} if claim else item
+
+
+def _unclaimed(item: dict, claim: str | None) -> dict:
+    if claim and item.get("claim", {}).get("S") == claim:
+        raise AlreadyDelivered(claim)
+    return item
+
+
+def _once_item(key: str, at: datetime, request_id: str | None = None) -> dict:
+    """A delivery claim (``ONCE#<key>``), kept a day: Slack redelivers within minutes."""
+    item = {**_key(f"ONCE#{key}", "ONCE"), "ttl": {"N": str(int((utc(at) + timedelta(days=1)).timestamp()))}}
+    if request_id:
+        item["request_id"] = _s(request_id)
+    return item
 
 
 def create_table_from_template(client, table: str, template_path: str) -> None:

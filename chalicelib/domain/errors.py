@@ -15,6 +15,16 @@ class Conflict(DomainError):
     """A conditional write lost: somebody changed the item first. Re-read and re-decide."""
 
 
+class AlreadyDelivered(Exception):
+    """The write carried a delivery claim (Slack's trigger id) that an earlier delivery of the
+    same command or click already made: this one is a repeat and must not act. Not a
+    :class:`Conflict` - re-deciding would act twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"delivery {key} was already handled")
+        self.key = key
+
+
 class IllegalTransition(DomainError):
     """A move the state machine does not allow from the request's current state."""
 

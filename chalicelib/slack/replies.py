@@ -47,6 +47,14 @@ def command_reply(outcome: o.Outcome) -> str:
     raise TypeError(f"no reply for {outcome!r}")
 
 
+def repeated_command(req: Request) -> str:
+    """The answer to a command Slack delivered again after the first delivery acted (its
+    answer may never have been shown): what that delivery did, as the request is now."""
+    return (f"Already received (Slack sent this command twice; it was done once): request "
+            f"`{req.request_id}` for `{req.label}` ({format_duration(req.duration_seconds)}) is "
+            f"{req.info.label}. See `/aws-access list`.")
+
+
 WRONG_WORKSPACE = ("This Drawbridge serves another Slack workspace or app; nothing was changed. "
                    "(Ask your platform team which Slack app to use.)")
 

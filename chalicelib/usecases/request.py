@@ -46,5 +46,11 @@ def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
             continue  # id collision: draw another
     else:
         raise RuntimeError("could not allocate a request id")
-    approvers = tuple(a for a in role.approvers if a != person.key or role.self_approval)
-    return Answer(Requested(req, approvers, deps.catalog.approvals_channel), follow)
+    return Answer(requested(deps, req, role), follow)
+
+
+def requested(deps: Deps, req: Request, role=None) -> Requested:
+    """What a new request's reply says (also the answer to a repeat of the command that made it)."""
+    role = role or deps.role_of(req)
+    approvers = tuple(a for a in (role.approvers if role else ()) if a != req.requester or role.self_approval)
+    return Requested(req, approvers, deps.catalog.approvals_channel)

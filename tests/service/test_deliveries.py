@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.usecases.deliveries import Repeated, once
 from chalicelib.slack.parse import SlashCommand
-from chalicelib.slack.views import APPROVE
+from chalicelib.slack.views import APPROVE, DENY
 from tests.service.helpers import ask, press, slash
 
 
@@ -17,8 +17,23 @@ def test_a_repeated_command_acts_once_and_gets_the_first_answer(svc):
     with pytest.raises(Repeated) as repeat:
         slash(svc, "alice", "prod readonly 1h dashboards", delivery="1.2.retry-me")
 
-    assert repeat.value.reply == first.text
+    assert repeat.value.reply == first.text  # Slack shows the retry's answer: the first one, again
     assert len(svc.store.requests()) == 1
+
+
+def test_a_repeat_after_the_request_ended_makes_no_new_one(svc):
+    """The record no longer names the delivery (it was denied since), so the read does not
+    see the repeat and the command is decided afresh: the claim on the write stops it."""
+    first = slash(svc, "alice", "prod readonly 1h dashboards", delivery="1.2.late")
+    rid = first.text.split("`")[1]
+    svc.run_all(first.jobs)
+    svc.run_all(press(svc, "bob", DENY, rid))
+
+    with pytest.raises(Repeated) as repeat:
+        slash(svc, "alice", "prod readonly 1h dashboards", delivery="1.2.late")
+
+    assert repeat.value.reply.startswith("Already received") and rid in repeat.value.reply
+    assert [r.request_id for r in svc.store.requests()] == [rid]
 
 
 def test_another_delivery_is_another_command(svc):
@@ -60,24 +75,27 @@ def test_a_failure_releases_the_claim_so_the_redelivery_acts(svc):
     assert reply.text.startswith("Request `") and len(svc.store.requests()) == 1
 
 
-def test_a_reply_that_cannot_be_remembered_still_stands(svc):
-    errors = []
-    svc.store.fail_next("remember_reply", ConnectionError("throttled"))
-    reply = svc.command(SlashCommand("U0ALICE001", "C1", "prod readonly 1h x", "/aws-access", "", "7.7"),
-                        delivery="7.7", on_remember_error=errors.append)
+def test_a_command_that_changes_and_sends_nothing_just_answers_again(svc):
+    first = slash(svc, "alice", "list", delivery="3.3.list")
+    again = slash(svc, "alice", "list", delivery="3.3.list")
+    assert again.text == first.text and svc.store.first_delivery("cmd#3.3.list", svc.now()) == (True, None)
 
-    assert reply.text.startswith("Request `") and len(svc.store.requests()) == 1
-    assert [str(e) for e in errors] == ["throttled"]
-    with pytest.raises(Repeated) as repeat:
-        slash(svc, "alice", "prod readonly 1h x", delivery="7.7")
-    assert repeat.value.reply is None and len(svc.store.requests()) == 1
+
+def test_a_refused_click_is_answered_once(svc):
+    rid = ask(svc)
+    follow = press(svc, "dave", APPROVE, rid, delivery="4.4.refused")  # dave may not approve
+    assert [type(j).__name__ for j in follow] == ["Ephemeral"]
+
+    with pytest.raises(Repeated):
+        press(svc, "dave", APPROVE, rid, delivery="4.4.refused")
+    assert svc.store.get(rid).approvers == ()
 
 
 def test_once_directly(svc):
     calls = []
-    assert once(svc, "k", lambda: calls.append(1) or "done", remember=str) == "done"
-    with pytest.raises(Repeated) as repeat:
-        once(svc, "k", lambda: calls.append(2))
-    assert repeat.value.reply == "done" and calls == [1]
-    assert once(svc, None, lambda: "no key") == "no key"
-    assert once(svc, "", lambda: "empty key") == "empty key"
+    assert once(svc, "k", lambda deps: calls.append(1) or "done") == "done"
+    with pytest.raises(Repeated) as repeat:  # "done" wrote nothing but had something to send: it claimed "k"
+        once(svc, "k", lambda deps: calls.append(2) or "again")
+    assert repeat.value.reply is None and calls == [1, 2]  # decided again (read-only), sent nothing
+    assert once(svc, None, lambda deps: "no key") == "no key"
+    assert once(svc, "", lambda deps: "empty key") == "empty key"

@@ -282,11 +282,39 @@ def test_alert_claims(store):
 def test_delivery_claims(store):
     assert store.first_delivery("cmd#1", T0) == (True, None)
     assert store.first_delivery("cmd#1", T0) == (False, None)
-    store.remember_reply("cmd#1", "Request `req-...` is waiting")
-    assert store.first_delivery("cmd#1", T0) == (False, "Request `req-...` is waiting")
-    store.forget_delivery("cmd#1")
-    assert store.first_delivery("cmd#1", T0) == (True, None)
     assert store.first_delivery("cmd#2", T0) == (True, None)
+
+
+def test_a_claim_rides_on_the_write_and_a_repeat_changes_nothing(store):
+    req, event = new("req-20261112-000001")
+    store.create(req, event, claim="cmd#7")
+    assert store.first_delivery("cmd#7", T0) == (False, "req-20261112-000001")  # claimed by the write
+
+    twin, twin_event = new("req-20261112-000002")
+    with pytest.raises(errors.AlreadyDelivered):  # the same delivery again: refused as a whole
+        store.create(twin, twin_event, claim="cmd#7")
+    assert store.get("req-20261112-000002") is None and store.history("req-20261112-000002") == []
+
+    after, move = approve(T0)(req)
+    with pytest.raises(errors.AlreadyDelivered):
+        store.transition(req, after, move, claim="cmd#7")
+    assert store.get(req.request_id) == req  # unchanged: version 1, no approval
+    store.transition(req, after, move, claim="click#8")
+    assert store.first_delivery("click#8", T0) == (False, req.request_id)
+
+
+def test_the_reads_a_command_makes_recognise_its_repeat(store):
+    req, event = new("req-20261112-000001")
+    store.create(req, event, claim="cmd#7")
+    with pytest.raises(errors.AlreadyDelivered):
+        store.open_for("alice", claim="cmd#7")
+    with pytest.raises(errors.AlreadyDelivered):
+        store.get(req.request_id, claim="cmd#7")
+    assert ids(store.open_for("alice", claim="cmd#other")) == [req.request_id]
+    assert store.get(req.request_id, claim="cmd#other") == req
+    after, move = approve(T0)(req)
+    store.transition(req, after, move)  # a later version, written by no delivery
+    assert store.get(req.request_id, claim="cmd#7") == after  # the repeat no longer matches: decided afresh
 
 
 def test_uses_are_recorded_once_per_event_in_time_order(store):
@@ -505,3 +533,34 @@ def test_an_existing_policy_with_another_document_is_not_reused(iam):
     assert iam.attached("alice") == []
     arn = give(iam)  # the same document as the policy IAM holds: reused
     assert iam.attached("alice") == [arn]
+
+
+@pytest.mark.moto
+def test_a_lost_answer_retried_by_botocore_finds_its_own_claim(request):
+    """The transaction landed but its answer was lost, and botocore sent it again: the
+    retry fails on the delivery claim it wrote itself, and the adapter says AlreadyDelivered
+    (a plain Conflict would have the use case draw another id and make a second request)."""
+    from chalicelib.adapters.store import DynamoStore, create_table_from_template
+    from local.seed import TABLE_TEMPLATE
+    from local.seed import client as aws
+
+    request.getfixturevalue("moto")
+    client = aws("dynamodb")
+    table = f"contract-{next(_tables)}"
+    create_table_from_template(client, table, str(TABLE_TEMPLATE))
+    sent = []
+
+    def lose_first_answer(attempts, **_):
+        sent.append(attempts)
+        return 0 if attempts == 1 else None  # "retry at once" after the first (successful) send
+
+    client.meta.events.register("needs-retry.dynamodb.TransactWriteItems", lose_first_answer)
+    store = DynamoStore(client, table)
+    req, event = new("req-20261112-000001")
+
+    with pytest.raises(errors.AlreadyDelivered):
+        store.create(req, event, claim="cmd#lost")
+
+    assert sent == [1, 2]  # the transaction was really sent twice
+    assert store.get(req.request_id) == req and len(store.history(req.request_id)) == 1
+    assert store.first_delivery("cmd#lost", T0) == (False, req.request_id)
