@@ -23,13 +23,21 @@ REPO_CATALOG = _HERE.parent / "policies" / "access.toml"
 class Settings:
     catalog_path: str
     table: str
-    signing_secret: str
-    bot_token: str
     slack_api_url: str
     pending_window: timedelta
     in_lambda: bool
     worker_function: str
     policy_path: str = "/drawbridge/"
+
+    # The secrets are read when used, not when the settings are: an ack needs the signing
+    # secret only, and the bot token (one more SSM read on a cold start) is the worker's.
+    @property
+    def signing_secret(self) -> str:
+        return _secret("SLACK_SIGNING_SECRET")
+
+    @property
+    def bot_token(self) -> str:
+        return _secret("SLACK_BOT_TOKEN")
 
 
 class ConfigError(RuntimeError):
@@ -50,8 +58,6 @@ def settings() -> Settings:
     return Settings(
         catalog_path=env.get("DRAWBRIDGE_CATALOG") or str(default_catalog),
         table=table,
-        signing_secret=_secret("SLACK_SIGNING_SECRET"),
-        bot_token=_secret("SLACK_BOT_TOKEN"),
         slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
         pending_window=timedelta(seconds=parse_duration(env.get("DRAWBRIDGE_PENDING_WINDOW") or "1h")),
         in_lambda=bool(function),
@@ -152,6 +158,24 @@ def slack_client(token: str, base_url: str):
     ])
 
 
+class _SlackNotifier:
+    """The Slack port, built on first use with the bot token as it is then; rebuilt when the
+    token changed (a rotation reaches a warm container within SECRET_MAX_AGE)."""
+
+    def __init__(self, s: Settings) -> None:
+        self._settings = s
+        self._token: str | None = None
+        self._obj = None
+
+    def __getattr__(self, name):
+        from .adapters.slack_notifier import SlackNotifier
+
+        token = self._settings.bot_token  # cached in-process by Powertools Parameters
+        if self._obj is None or token != self._token:
+            self._obj, self._token = SlackNotifier(slack_client(token, self._settings.slack_api_url)), token
+        return getattr(self._obj, name)
+
+
 class _Lazy:
     """Builds its object on first use: an ack that never touches IAM or Slack's Web API
     never pays for their clients (cold start)."""
@@ -175,7 +199,6 @@ def lambda_client(endpoint: str | None, region: str | None):
 @lru_cache(maxsize=4)
 def _service(s: Settings, endpoint: str | None, region: str | None):
     from .adapters.iam import IamGrants
-    from .adapters.slack_notifier import SlackNotifier
     from .adapters.store import DynamoStore
     from .catalog import load_catalog
     from .service import Drawbridge
@@ -185,7 +208,7 @@ def _service(s: Settings, endpoint: str | None, region: str | None):
         catalog=catalog,
         store=DynamoStore(aws_client("dynamodb"), s.table),
         grants=_Lazy(lambda: IamGrants(aws_client("iam"), catalog.bastion_account_id, path=s.policy_path)),
-        slack=_Lazy(lambda: SlackNotifier(slack_client(s.bot_token, s.slack_api_url))),
+        slack=_SlackNotifier(s),
         clock=utcnow,
         pending_window=s.pending_window,
     )

@@ -64,7 +64,7 @@ def test_a_missing_parameter_fails_loudly_and_never_falls_back_to_the_environmen
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "plain-env-value-not-used")
     ssm.delete_parameter(Name=SIGNING)
     with pytest.raises(GetParameterError):
-        wiring.settings()
+        wiring.settings().signing_secret  # noqa: B018 - read when used
 
 
 def test_plain_environment_values_without_param(aws_env, monkeypatch):
@@ -77,3 +77,31 @@ def test_plain_environment_values_without_param(aws_env, monkeypatch):
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-local")
     s = wiring.settings()
     assert (s.signing_secret, s.bot_token) == ("local-secret", "xoxb-local")
+
+
+def test_the_bot_token_is_read_only_when_slack_is_used_and_a_rotation_reaches_the_client(ssm, monkeypatch):
+    """An ack reads the signing secret only (one SSM read on a cold start, not two); the
+    Slack client is built with the token as it is when Slack is first used, and rebuilt
+    when a rotated token is read (after SECRET_MAX_AGE)."""
+    import time_machine
+    from aws_lambda_powertools.utilities import parameters
+
+    from chalicelib import wiring
+
+    reads = []
+    real = parameters.get_parameter
+    monkeypatch.setattr(parameters, "get_parameter", lambda name, **kw: reads.append(name) or real(name, **kw))
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")
+    monkeypatch.setenv("DRAWBRIDGE_CATALOG", "policies/access.toml")
+    wiring.reset()
+    s = wiring.settings()
+    assert s.signing_secret == "signing-from-ssm" and reads == [SIGNING]
+
+    svc = wiring.service(s)
+    assert reads == [SIGNING]  # building the use cases reads no token
+    assert svc.slack._web.token == "xoxb-from-ssm" and reads == [SIGNING, TOKEN]
+    ssm.put_parameter(Name=TOKEN, Value="xoxb-rotated", Type="SecureString", Overwrite=True)
+    later = datetime.now(timezone.utc) + timedelta(seconds=wiring.SECRET_MAX_AGE + 1)
+    with time_machine.travel(later):
+        assert svc.slack._web.token == "xoxb-rotated"
+    wiring.reset()
