@@ -99,9 +99,8 @@ def _secret(name: str) -> str:
     param = env.get(f"{name}_PARAM", "")
     if not param:
         return env.get(name, "")
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_parameter(param, decrypt=True, max_age=SECRET_MAX_AGE)
+    value = _ssm_parameters(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION")).get(
+        param, decrypt=True, max_age=SECRET_MAX_AGE)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"SSM parameter {param} (from {name}_PARAM) is empty")
     return value
@@ -116,6 +115,16 @@ def _boto_session(endpoint: str | None, region: str | None):
     import boto3
 
     return boto3.session.Session()
+
+
+@lru_cache(maxsize=4)
+def _ssm_parameters(endpoint: str | None, region: str | None):
+    """Powertools Parameters over an SSM client of this module's boto3 session: one session
+    (its loaded endpoint and partition data shared with the DynamoDB client), not a second
+    one that Powertools' default provider would build and load again on a cold start."""
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    return SSMProvider(boto3_client=aws_client("ssm"))
 
 
 def aws_client(name: str):
@@ -243,4 +252,5 @@ def reset() -> None:
     """Forget cached clients (tests that swap endpoints)."""
     _service.cache_clear()
     _boto_session.cache_clear()
+    _ssm_parameters.cache_clear()
     lambda_client.cache_clear()

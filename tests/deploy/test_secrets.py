@@ -21,7 +21,10 @@ def ssm(aws_env, monkeypatch):
     from aws_lambda_powertools.utilities import parameters
     from moto import mock_aws
 
+    from chalicelib import wiring
+
     parameters.clear_caches()
+    wiring.reset()  # its SSM client is built inside the mock below
     monkeypatch.setenv("DRAWBRIDGE_TABLE", "drawbridge-test")
     with mock_aws():
         client = boto3.client("ssm", region_name="us-east-1")
@@ -33,6 +36,7 @@ def ssm(aws_env, monkeypatch):
         monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
         yield client
     parameters.clear_caches()
+    wiring.reset()
 
 
 def test_secure_string_parameters_are_decrypted_and_used(ssm):
@@ -88,12 +92,15 @@ def test_the_bot_token_is_read_only_when_slack_is_used_and_a_rotation_reaches_th
 
     from chalicelib import wiring
 
-    reads = []
-    real = parameters.get_parameter
-    monkeypatch.setattr(parameters, "get_parameter", lambda name, **kw: reads.append(name) or real(name, **kw))
+    import json
+    import os
+
     monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")
     monkeypatch.setenv("DRAWBRIDGE_CATALOG", "policies/access.toml")
     wiring.reset()
+    reads = []  # every GetParameter the app's own boto3 session sends (botocore's event hooks)
+    session = wiring._boto_session(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
+    session.events.register("before-call.ssm.GetParameter", lambda params, **_: reads.append(json.loads(params["body"])["Name"]))
     s = wiring.settings()
     assert s.signing_secret == "signing-from-ssm" and reads == [SIGNING]
 
