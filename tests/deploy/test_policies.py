@@ -238,8 +238,9 @@ def aws_calls() -> set[tuple[str, str]]:
             if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call)
                     and getattr(f.value.func, "attr", getattr(f.value.func, "id", "")) == "lambda_client"):
                 calls.add(("lambda", _op(call, f.attr)))  # wiring.lambda_client(): the cached worker client
-            if isinstance(f, ast.Attribute) and f.attr == "get_parameter" and getattr(f.value, "id", "") == "parameters":
-                calls.add(("ssm", "get_parameter"))  # Powertools Parameters (wiring._secret)
+            if (isinstance(f, ast.Attribute) and f.attr == "get" and isinstance(f.value, ast.Call)
+                    and getattr(f.value.func, "id", "") == "_ssm_parameters"):
+                calls.add(("ssm", "get_parameter"))  # Powertools Parameters' SSMProvider.get (wiring._secret)
     return calls
 
 

@@ -29,9 +29,12 @@ def env(monkeypatch):
 
 
 def fake_ssm(monkeypatch):
-    from aws_lambda_powertools.utilities import parameters
+    class Parameters:  # stands in for Powertools' SSMProvider: what SSM would answer
+        @staticmethod
+        def get(name, **_):
+            return f"value-of-{name}"
 
-    monkeypatch.setattr(parameters, "get_parameter", lambda name, **_: f"value-of-{name}")
+    monkeypatch.setattr(wiring, "_ssm_parameters", lambda endpoint, region: Parameters)
 
 
 def test_a_deployed_stage_reads_its_secrets_from_ssm(env, monkeypatch):
