@@ -110,11 +110,20 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+#: service models cut down to the operations Drawbridge calls, put in the zip by
+#: ``make package`` (deploy/botocore_models.py): first on botocore's data path when present
+TRIMMED_MODELS = _HERE.parent / "botocore_models"
+
+
 @lru_cache(maxsize=4)
 def _boto_session(endpoint: str | None, region: str | None):
     import boto3
+    import botocore.session
 
-    return boto3.session.Session()
+    core = botocore.session.get_session()
+    if TRIMMED_MODELS.is_dir():
+        core.set_config_variable("data_path", str(TRIMMED_MODELS))
+    return boto3.session.Session(botocore_session=core)
 
 
 @lru_cache(maxsize=4)
