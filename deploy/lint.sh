@@ -2,8 +2,9 @@
 # `make lint-deploy`: lint everything that is deployed, offline except for the first
 # `chalice package` (which fetches the Lambda wheels from PyPI once, then caches them).
 #
-#   1. package every stage (deploy/package.py: renders policies + merge template, checks
-#      the zip has no boto3/botocore and prints its size)
+#   1. package every stage (deploy/package.py: renders policies + merge template, slims the
+#      zip and adds its bytecode, checks it has no boto3/botocore, is within 1.5 MB and
+#      imports from its bytecode with only what Lambda provides, and prints its size)
 #   2. cfn-lint every CloudFormation template in policies/ and every build/<stage>/sam.json
 #   3. parliament (core + community auditors, deploy/iam_lint.py) on every IAM policy
 #      document: policies/permission-boundary.json (the human boundary rendered for the
