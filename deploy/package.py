@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy import render
+from deploy import botocore_models, render
 
 ROOT = render.ROOT
 PACKAGED_CATALOG = ROOT / "chalicelib" / "access.toml"
@@ -251,7 +251,8 @@ def slim(zip_path: Path, runtime: str) -> Slimmed:
     with zipfile.ZipFile(zip_path) as z:
         infos = z.infolist()
         data = {info.filename: z.read(info) for info in infos}
-    kept = [i for i in infos if not dropped(i.filename)]
+    kept = [i for i in infos if not dropped(i.filename)
+            and not i.filename.startswith(botocore_models.DIRNAME + "/")]  # (re)made below
     gone = [i for i in infos if dropped(i.filename)]
     gone_modules = {m for m in map(module_name, (i.filename for i in gone)) if m}
     dangling = dangling_imports({i.filename: data[i.filename] for i in kept if i.filename.endswith(".py")},
@@ -276,6 +277,12 @@ def slim(zip_path: Path, runtime: str) -> Slimmed:
             except py_compile.PyCompileError as exc:
                 raise PackageError(f"{info.filename} does not compile on {runtime}: {exc.msg}") from exc
             entries.append((_entry(pyc_path(info.filename), info), target.read_bytes()))
+        # SSM's and Lambda's service models cut to the calls the code makes (decision 0007)
+        like = next(i for i in kept if i.filename == "app.py")
+        for path in botocore_models.write(Path(tmp, "models")):
+            info = _entry(path.relative_to(Path(tmp, "models")).as_posix(), like)
+            info.external_attr = (0o100644 & 0xFFFF) << 16  # data, not executable
+            entries.append((info, path.read_bytes()))
 
     partial = zip_path.with_name(zip_path.name + ".slim")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
@@ -339,6 +346,10 @@ assert wiring.PACKAGED_CATALOG.exists(), "the catalog is not in the zip"
 load_catalog(wiring.PACKAGED_CATALOG)
 metric("PackageSmoke")
 wiring.slack_client("xoxb-smoke", "http://127.0.0.1:9/api/")
+# the trimmed service models are in the zip and botocore reads them (decision 0007)
+assert wiring.TRIMMED_MODELS.is_dir(), "no botocore_models/ in the zip"
+assert wiring.aws_client("ssm").meta.service_model.operation_names == ["GetParameter"]
+assert wiring.aws_client("lambda").meta.service_model.operation_names == ["Invoke"]
 
 def event(body, secret):
     ts = str(int(time.time()))

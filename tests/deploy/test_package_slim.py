@@ -100,7 +100,8 @@ def test_slim_drops_what_is_never_imported_and_keeps_the_rest(fake_zip):
         names = z.namelist()
         infos = {i.filename: i for i in z.infolist()}
     py = {n for n in FAKE_KEPT if n.endswith(".py")}
-    assert set(names) == FAKE_KEPT | {pkg.pyc_path(n) for n in py}
+    models = {"botocore_models/lambda/2015-03-31/service-2.json", "botocore_models/ssm/2014-11-06/service-2.json"}
+    assert set(names) == FAKE_KEPT | {pkg.pyc_path(n) for n in py} | models  # + the trimmed models (0007)
     assert names == sorted(names)
     assert result.pyc == len(py) == 12 and result.files == len(names)
     assert result.dropped_files == len(FAKE) - len(FAKE_KEPT)
@@ -213,7 +214,7 @@ def test_over_the_goal_names_the_size_and_the_biggest_parts(fake_zip):
     assert f"{size:,} bytes" in problem and "goal" in problem
     parts = dict(pkg.largest_parts(fake_zip, 50))
     assert set(parts) == {"app", "chalicelib", "aws_lambda_powertools", "aws_lambda_powertools (metadata)",
-                          "slack_sdk", "typing_extensions"}
+                          "slack_sdk", "typing_extensions", "botocore_models"}
     assert f"{pkg.largest_parts(fake_zip, 1)[0][0]} " in problem
     assert pkg.ZIP_GOAL_BYTES == 1_500_000
 
