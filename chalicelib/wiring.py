@@ -121,7 +121,10 @@ def aws_client(name: str):
     ))
 
 
-def slack_client(token: str, base_url: str):
+def slack_client(token: str, base_url: str, wait_when_rate_limited: bool = True):
+    """slack-sdk's WebClient with Drawbridge's retries. ``wait_when_rate_limited=False``:
+    a 429 is not waited out and repeated but raised at once (the alert path groups instead
+    of waiting: chalicelib/usecases/alert_digest.py)."""
     from slack_sdk import WebClient
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
@@ -145,11 +148,10 @@ def slack_client(token: str, base_url: str):
 
     if not base_url.endswith("/"):
         base_url += "/"
-    return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[
-        Connection(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=2),  # a 429 was refused, not done: repeat it
-        ServerErrorRetryHandler(max_retry_count=2),
-    ])
+    handlers = [Connection(max_retry_count=2), ServerErrorRetryHandler(max_retry_count=2)]
+    if wait_when_rate_limited:
+        handlers.insert(1, RateLimitErrorRetryHandler(max_retry_count=2))  # a 429 was refused, not done: repeat it
+    return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=handlers)
 
 
 class _Lazy:
@@ -185,7 +187,8 @@ def _service(s: Settings, endpoint: str | None, region: str | None):
         catalog=catalog,
         store=DynamoStore(aws_client("dynamodb"), s.table),
         grants=_Lazy(lambda: IamGrants(aws_client("iam"), catalog.bastion_account_id, path=s.policy_path)),
-        slack=_Lazy(lambda: SlackNotifier(slack_client(s.bot_token, s.slack_api_url))),
+        slack=_Lazy(lambda: SlackNotifier(slack_client(s.bot_token, s.slack_api_url),
+                                          slack_client(s.bot_token, s.slack_api_url, wait_when_rate_limited=False))),
         clock=utcnow,
         pending_window=s.pending_window,
     )

@@ -245,7 +245,8 @@ def install(monkeypatch, injector: Injector) -> None:
         return client
 
     monkeypatch.setattr(wiring, "aws_client", aws_client)
-    monkeypatch.setattr(wiring, "slack_client", lambda token, url: injector.wrap_slack(real_slack(token, url)))
+    monkeypatch.setattr(wiring, "slack_client",
+                        lambda token, url, **kw: injector.wrap_slack(real_slack(token, url, **kw)))
 
     real_stub = BotocoreStubber.__call__
 
