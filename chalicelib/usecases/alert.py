@@ -198,7 +198,8 @@ def _way_in(deps: Deps, view: "_View", record: dict, grant: Request | None, ctx:
             if not store.put_call_in_digest(key, a.event_id, digest):
                 digest = (store.call(key) or {}).get("digest") or digest
             return _in_digest(deps, view, grant, ctx, digest, log,
-                              not_before=now + timedelta(seconds=limited.retry_after), again=again)
+                              not_before=alert_digest.ceil_second(now + timedelta(seconds=limited.retry_after)),
+                              again=again)
         except Exception:
             # Not shown, or shown with the answer lost: Lambda retries this copy, which looks
             # for it before posting (and after the last retry, the on-failure destination).

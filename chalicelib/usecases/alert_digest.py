@@ -112,7 +112,7 @@ def join(deps: Deps, owner: str, j: DigestJoin) -> dict:
     raise RuntimeError(f"could not place call {j.member} in a digest")
 
 
-def _ceil_second(moment: datetime) -> datetime:
+def ceil_second(moment: datetime) -> datetime:
     whole = moment.replace(microsecond=0)
     return whole if whole == moment else whole + timedelta(seconds=1)
 
@@ -146,15 +146,15 @@ def flush(deps: Deps, key: str, seen: dict | None = None, log=None) -> str:
             deps.slack.try_update(where[0], where[1], text, blocks, meta["event_type"], meta["event_payload"])
     except RateLimited as limited:
         # Slack refused it: nothing landed; the next write waits for its Retry-After
-        store.release_digest(key, token, next_at=_ceil_second(now + max(PACE, timedelta(seconds=limited.retry_after))))
+        store.release_digest(key, token, next_at=ceil_second(now + max(PACE, timedelta(seconds=limited.retry_after))))
         return "limited"
     except Exception:  # noqa: BLE001 - recorded and joined: the next call or the sweep shows it
-        store.release_digest(key, token, next_at=_ceil_second(now + PACE), clean=not posting)
+        store.release_digest(key, token, next_at=ceil_second(now + PACE), clean=not posting)
         if log is not None:
             log.warning("digest not shown; the next call or the sweep retries it", exc_info=True,
                         extra={"digest": key})
         return "failed"
-    store.release_digest(key, token, next_at=_ceil_second(deps.now() + PACE), shown=d["members"], where=where)
+    store.release_digest(key, token, next_at=ceil_second(deps.now() + PACE), shown=d["members"], where=where)
     return "shown"
 
 
