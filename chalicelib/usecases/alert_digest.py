@@ -46,7 +46,8 @@ COVERED_CAP = 200  # calls a quiet digest counts (its item keeps their keys: ~10
 UNCOVERED_CAP = 25  # named lines in a loud digest (Slack: 50 blocks, 3,000 characters a section)
 PACE = timedelta(seconds=1)  # one write a second per digest (Slack: ~1 message a second a channel)
 FLUSH_LEASE = timedelta(seconds=60)  # a flusher that has not finished after this died (timeout 30 s)
-SWEEP_FLUSHES = 20  # digests one sweep flushes at most (it waits for each one's second)
+SWEEP_FLUSHES = 20  # digests one sweep flushes at most
+SWEEP_WAIT = 10.0  # seconds one sweep may spend waiting for digests' next second (Retry-After)
 
 
 def principal_key(a: Assumption) -> str:
@@ -162,6 +163,7 @@ def flush_due(deps: Deps, log=None) -> dict:
     """The sweep's share: flush every digest with calls not shown yet (waiting for each
     one's second, Slack's Retry-After included), and forget the ones fully shown."""
     out = {"digests_shown": 0, "digests_pending": 0}
+    budget = SWEEP_WAIT
     for key in deps.store.digests_due(deps.now(), limit=SWEEP_FLUSHES):
         d = deps.store.alert_digest(key)
         if d is None:
@@ -172,8 +174,9 @@ def flush_due(deps: Deps, log=None) -> dict:
             continue
         wait = (datetime.fromisoformat(d["next_at"].replace("Z", "+00:00")) - deps.now()).total_seconds() \
             if d["next_at"] else 0.0
-        if 0 < wait <= 5:
+        if 0 < wait <= min(5.0, budget):
             deps.sleep(wait)
+            budget -= wait
         result = flush(deps, key, log=log)
         out["digests_shown" if result == "shown" else "digests_pending"] += 1
     return out
