@@ -9,7 +9,6 @@ AWS calls are counted as the bench's Meter counts them: every botocore
 
 from __future__ import annotations
 
-import copy
 import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone

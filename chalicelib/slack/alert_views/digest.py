@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
 
 from chalicelib.alerts import Assumption, client_label, parse_utc
 from chalicelib.slack.alert_views.text import LOUD_MENTION, _e, _hhmm, _mfa_text, format_event_time
-from chalicelib.slack.alert_views.ways_in import _account_role, _source_ip, access_label
+from chalicelib.slack.alert_views.ways_in import access_label
 
 EVENT_TYPE = "role_assumed_digest"
 _LINES_PER_SECTION = 8  # a section's text stays under Slack's 3,000 characters
