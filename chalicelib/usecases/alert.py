@@ -51,8 +51,11 @@ from ..domain.timing import grant_window_end
 from ..slack import alert_views
 from ..ports import AlertContext
 from . import alert_digest, identity_alert
-from .delivery import IN_FLIGHT
 from .deps import Deps
+
+#: an earlier attempt of the same copy that started less than this ago may still be running
+#: (the function's timeout is 30 s); Lambda's first retry of a failed one comes a minute later
+CALL_IN_FLIGHT = timedelta(seconds=35)
 
 #: a group's owner that has not saved its line after this long died posting it: another
 #: attempt of the group takes over (the function's timeout is 30 s, Slack retries included)
@@ -182,7 +185,7 @@ def _way_in(deps: Deps, view: "_View", record: dict, grant: Request | None, ctx:
     if again and digest is None:
         # An earlier attempt of this same copy (Lambda's retry, EventBridge's redelivery):
         # still at it, or it may have posted and lost Slack's answer - look before posting.
-        if claim.attempt_at is not None and now - claim.attempt_at < IN_FLIGHT:
+        if claim.attempt_at is not None and now - claim.attempt_at < CALL_IN_FLIGHT:
             return AlertOutcome(kind=kind, request_id=rid, duplicate=True)
         match = ({"shared_event_id": a.shared_event_id} if a.shared_event_id and "shared_event_id" in payload
                  else {"event_id": a.event_id})

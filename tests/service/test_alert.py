@@ -217,6 +217,22 @@ def test_a_failed_post_is_posted_once_by_the_retry(svc, grant):
     assert len(role_assumed(svc)) == 1 and len(svc.store.uses(grant)) == 1
 
 
+def test_an_invocation_that_died_unseen_is_delivered_once_by_its_retry(svc, grant):
+    """The post failed and so did marking the claim (the process died): a copy of the same
+    event seconds later takes it for the attempt still running; Lambda's retry a minute
+    later looks for the alert, finds none, and posts it once."""
+    svc.slack.fail_next("try_post", ConnectionError("slack down"))
+    svc.store.fail_next("call_failed", ConnectionError("dynamodb down too"))
+    with pytest.raises(ConnectionError):
+        handle(svc, event("assume_role_bastion_copy"))
+    svc.clock.advance(seconds=5)
+    assert handle(svc, event("assume_role_bastion_copy")).duplicate and role_assumed(svc) == []
+    svc.clock.advance(minutes=1)
+    assert handle(svc, event("assume_role_bastion_copy")).posted
+    assert handle(svc, event("assume_role_bastion_copy")).duplicate
+    assert len(role_assumed(svc)) == 1
+
+
 def test_the_facade_hands_events_to_the_same_use_case(svc, grant):
     assert svc.role_assumed(event("assume_role_bastion_copy")) == AlertOutcome("covered", grant, posted=True)
 
