@@ -15,7 +15,7 @@ unexpected that the caller treats as a transient failure (the sweep retries).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -44,6 +44,47 @@ class Delivery:
     started_at: datetime
     channel: str | None
     ts: str | None
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """What the alert path's one Query tells about a principal: the grants whose usable
+    window ends at or after the event, the grants whose first use was already told on
+    their card, and the principal's recent burst digests."""
+
+    grants: list
+    digests: list[dict]
+    used: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CallClaim:
+    """The claim of one call (one ``sharedEventID``/``eventID``): ``first`` (this attempt
+    claimed it), ``again`` (an earlier attempt of this same copy did: ``attempt_at``, when
+    it started, None if it is known to have failed; ``digest``), or ``taken`` (the other
+    copy of the call did; it delivers it)."""
+
+    state: str
+    attempt_at: datetime | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class DigestJoin:
+    """One call joining a burst digest (see chalicelib/usecases/alert_digest.py)."""
+
+    key: str
+    member: str  # the call's alert key
+    principal: str  # the principal's index key (the digest sits in its partition)
+    loud: bool
+    channel: str
+    open_until: datetime
+    cap: int
+    event_time: datetime
+    request_id: str | None = None  # covered: the grant it counts under ...
+    grant: str | None = None  # ... and what the digest shows of it (JSON, the first joiner's)
+    line: str | None = None  # uncovered: its named line (JSON)
+    not_before: datetime | None = None  # a new digest: no Slack write before (Retry-After)
 
 
 class Store(Protocol):
@@ -95,9 +136,24 @@ class Store(Protocol):
     def leave_alert_group(self, key: str, member: str) -> None: ...
     def alert_group(self, key: str) -> dict | None: ...
 
-    # -- uses of a grant (CloudTrail)
-    def record_use(self, request_id: str, event_time: datetime, event_id: str, record: dict) -> bool: ...
+    # -- ways in (chalicelib/adapters/alert_calls.py): two calls on the common path
+    def alert_context(self, principal_key: str, at: datetime) -> AlertContext: ...
+    def claim_call(self, key: str, owner: str, record: dict, now: datetime, *, token: str,
+                   digest: str | None = None, use: tuple[str, str] | None = None) -> CallClaim: ...
+    def put_call_in_digest(self, key: str, owner: str, digest: str, instead_of: str | None = None) -> bool: ...
+    def call_failed(self, key: str, owner: str) -> None: ...
+    def call(self, key: str) -> dict | None: ...
     def uses(self, request_id: str) -> list[dict]: ...
+    def first_use(self, request_id: str, principal_key: str, window_end: datetime, now: datetime) -> bool: ...
+
+    # -- burst digests: many calls, one Slack message
+    def join_digest(self, join: DigestJoin, now: datetime) -> dict | None: ...
+    def alert_digest(self, key: str) -> dict | None: ...
+    def take_digest(self, key: str, token: str, now: datetime, lease: timedelta) -> dict | None: ...
+    def release_digest(self, key: str, token: str, *, next_at: datetime, shown: int | None = None,
+                       where: tuple[str, str] | None = None, clean: bool = True) -> bool: ...
+    def digests_due(self, now: datetime, limit: int = 50) -> list[str]: ...
+    def stop_tracking_digest(self, key: str, members: int) -> bool: ...
 
 
 class Grants(Protocol):
@@ -126,6 +182,13 @@ class Notifier(Protocol):
              thread_ts: str | None = None) -> tuple[str, str]: ...
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None, event_type: str,
                payload: dict) -> None: ...
+    def try_post(self, channel: str, text: str, blocks: list[dict] | None, event_type: str,
+                 payload: dict) -> tuple[str, str]:
+        """``post`` that does not wait out Slack's rate limit: ``RateLimited`` (with the
+        ``Retry-After``) at once when Slack refuses it; nothing was posted then."""
+    def try_update(self, channel: str, ts: str, text: str, blocks: list[dict] | None, event_type: str,
+                   payload: dict) -> None:
+        """``update`` that raises ``RateLimited`` at once on a 429 (nothing changed)."""
     def delete(self, channel: str, ts: str) -> None:
         """Remove one of our own messages; already gone is done."""
 

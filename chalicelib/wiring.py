@@ -145,7 +145,10 @@ def aws_client(name: str):
     ))
 
 
-def slack_client(token: str, base_url: str):
+def slack_client(token: str, base_url: str, wait_when_rate_limited: bool = True):
+    """slack-sdk's WebClient with Drawbridge's retries. ``wait_when_rate_limited=False``:
+    a 429 is not waited out and repeated but raised at once (the alert path groups instead
+    of waiting: chalicelib/usecases/alert_digest.py)."""
     from slack_sdk import WebClient
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
@@ -169,11 +172,10 @@ def slack_client(token: str, base_url: str):
 
     if not base_url.endswith("/"):
         base_url += "/"
-    return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[
-        Connection(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=2),  # a 429 was refused, not done: repeat it
-        ServerErrorRetryHandler(max_retry_count=2),
-    ])
+    handlers = [Connection(max_retry_count=2), ServerErrorRetryHandler(max_retry_count=2)]
+    if wait_when_rate_limited:
+        handlers.insert(1, RateLimitErrorRetryHandler(max_retry_count=2))  # a 429 was refused, not done: repeat it
+    return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=handlers)
 
 
 class _SlackNotifier:
@@ -190,7 +192,10 @@ class _SlackNotifier:
 
         token = self._settings.bot_token  # cached in-process by Powertools Parameters
         if self._obj is None or token != self._token:
-            self._obj, self._token = SlackNotifier(slack_client(token, self._settings.slack_api_url)), token
+            url = self._settings.slack_api_url
+            # the alert path's posts fail fast on a 429 (a digest takes over) instead of waiting it out
+            self._obj = SlackNotifier(slack_client(token, url), slack_client(token, url, wait_when_rate_limited=False))
+            self._token = token
         return getattr(self._obj, name)
 
 

@@ -32,6 +32,18 @@ raw ``<!channel>``/``<!here>``/``<!everyone>``/``<@U…>``/``<!subteam^…>`` se
 mrkdwn, i.e. who it would ping. ``Message.all_text()`` stays the raw wire text. The
 printed transcript shows displayed text (links as ``label (url)``).
 
+Rate limits (off unless asked for: ``SlackStandin(rate_limits=True)`` or ``--rate-limits``):
+Slack's "special" limit for posting, about one message per second per channel with short
+bursts allowed, as a token bucket per channel (``post_rate`` tokens a second, ``post_burst``
+at most). A ``chat.postMessage`` (thread replies included) or ``chat.update`` with no token
+left gets HTTP 429 ``{"ok": false, "error": "ratelimited"}`` with ``Retry-After`` (whole
+seconds until a token is back) and changes nothing. ``chat.update`` is counted against its
+channel too, which is stricter than Slack (it limits updates per app, ~50 a minute): a
+client that stays within this stays within Slack. The bucket reads ``time.time()``, so a
+test that moves the clock (time_machine) moves the bucket with it. ``rate_limited()``
+lists the refused calls; ``writes(channel)`` every post and update that landed, with its
+time.
+
 Inspection over HTTP (for tests in another process): ``GET /_standin/messages`` (each
 message with ``all_text``, ``displayed_text`` and ``mentions``), ``POST /_standin/reset``.
 Run: ``python -m local.slack_standin --port 0 [--ready-file PATH]``.
@@ -243,8 +255,13 @@ def render_blocks(blocks: list[dict], names: Optional[dict[str, str]] = None) ->
 
 class SlackStandin:
     def __init__(self, token: str = "xoxb-test-token", *, printer: Optional[Printer] = None,
-                 channel_names: Optional[dict[str, str]] = None, port: int = 0) -> None:
+                 channel_names: Optional[dict[str, str]] = None, port: int = 0,
+                 rate_limits: bool = False, post_rate: float = 1.0, post_burst: int = 3) -> None:
         self.token = token
+        self.rate_limits = rate_limits
+        self.post_rate, self.post_burst = float(post_rate), int(post_burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
+        self._writes: list[tuple[str, str, float]] = []  # (channel, method, time.time()) that landed
         self.printer = printer
         self.channel_names = dict(channel_names or {})
         self._port = port
@@ -323,6 +340,35 @@ class SlackStandin:
             self._messages.clear()
             self._calls.clear()
             self._faults.clear()
+            self._buckets.clear()
+            self._writes.clear()
+
+    def rate_limited(self) -> list[Call]:
+        """The calls refused with 429 (injected or by the rate limits)."""
+        with self._lock:
+            return [c for c in self._calls if c.error == "http_429"]
+
+    def writes(self, channel: Optional[str] = None) -> list[tuple[str, str, float]]:
+        """(channel, method, time) of every chat.postMessage / chat.update that landed."""
+        with self._lock:
+            channel = dm_channel(channel) if channel else None
+            return [w for w in self._writes if channel is None or w[0] == channel]
+
+    _PACED = ("chat.postMessage", "chat.update")
+
+    def _take_token(self, method: str, params: dict) -> Optional[int]:
+        """None if the call may go ahead (a token is taken), else the Retry-After seconds."""
+        if not self.rate_limits or method not in self._PACED:
+            return None
+        channel = dm_channel(str(params.get("channel") or ""))
+        now = time.time()
+        tokens, at = self._buckets.get(channel, (float(self.post_burst), now))
+        tokens = min(float(self.post_burst), tokens + max(0.0, now - at) * self.post_rate)
+        if tokens >= 1.0:
+            self._buckets[channel] = (tokens - 1.0, now)
+            return None
+        self._buckets[channel] = (tokens, now)
+        return max(1, int(-(-(1.0 - tokens) // self.post_rate)))
 
     def fail_next(self, method: str, *, times: int = 1, status: int = 500, retry_after: int = 1,
                   error: Optional[str] = None) -> None:
@@ -353,7 +399,14 @@ class SlackStandin:
                 handler = self._METHODS.get(method)
                 if handler is None:
                     raise SlackError("unknown_method")
-                return 200, {}, {"ok": True, **handler(self, params)}
+                wait = self._take_token(method, params)
+                if wait is not None:
+                    error = "http_429"
+                    return 429, {"Retry-After": str(wait)}, {"ok": False, "error": "ratelimited"}
+                body = {"ok": True, **handler(self, params)}
+                if method in self._PACED:
+                    self._writes.append((body["channel"], method, time.time()))
+                return 200, {}, body
             except SlackError as e:
                 error = e.error
                 return 200, {}, {"ok": False, "error": e.error}
@@ -584,11 +637,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default=os.environ.get("SLACK_BOT_TOKEN", "xoxb-test-token"))
     parser.add_argument("--ready-file", help="write the API URL here once listening")
+    parser.add_argument("--rate-limits", action="store_true",
+                        help="answer 429 + Retry-After beyond ~1 message a second per channel (short bursts allowed)")
     parser.add_argument("--name", action="append", default=[], metavar="ID=NAME",
                         help="display name, e.g. C0APPROVE1=#aws-access-approvals (repeatable)")
     args = parser.parse_args(argv)
     names = dict(item.split("=", 1) for item in args.name)
-    standin = SlackStandin(args.token, port=args.port, channel_names=names,
+    standin = SlackStandin(args.token, port=args.port, channel_names=names, rate_limits=args.rate_limits,
                            printer=lambda text: print(text, flush=True)).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

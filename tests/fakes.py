@@ -19,7 +19,11 @@ Slack messages), never which method was called.
   ``DeleteConflict`` for a policy still attached, MFA devices.
 * :class:`FakeNotifier` - Slack's Web API as the notifier uses it: posts, in-place updates
   (earlier versions kept in ``history``), ephemerals, DMs (a post to a user id lands in
-  the DM channel ``"D" + user[1:]``, as Slack answers it).
+  the DM channel ``"D" + user[1:]``, as Slack answers it). With ``rate_limit=(per_second,
+  burst)`` and a clock it models Slack's ~1 message a second per channel as the stand-in
+  does (local/slack_standin.py): ``try_post`` / ``try_update`` beyond it raise
+  ``RateLimited`` with the Retry-After and change nothing; ``writes`` lists every post and
+  update that landed with its (fake) time.
 
 Every fake takes ``fail_next(method, exc, times=1)`` (the next call(s) of a port method
 raise ``exc`` before doing anything) and ``before_next(method, action)`` (run ``action()``
@@ -41,9 +45,9 @@ from typing import Any, Callable, Iterable
 from chalicelib import policy as pol
 from chalicelib.domain import errors as _errors
 from chalicelib.domain.errors import AlreadyDelivered, Conflict, GrantLimitReached
-from chalicelib.domain.model import AuditEvent, Principal, Request, iso_z, utc
+from chalicelib.domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
 from chalicelib.domain.timing import due_at, grant_window_end
-from chalicelib.ports import Delivery, Owed
+from chalicelib.ports import AlertContext, CallClaim, Delivery, DigestJoin, Owed
 
 __all__ = ["SAMPLE_CATALOG", "T0", "DeleteConflict", "FakeClock", "FakeGrants", "FakeNotifier",
            "FakePolicy", "InMemoryStore", "Message", "MessageNotFound", "NoSuchEntity",
@@ -134,7 +138,8 @@ class InMemoryStore(_Faults):
         self._alerts: dict[str, dict] = {}  # key -> {"doc": JSON, "ttl": epoch seconds}
         self._once: dict[str, dict] = {}  # key -> {"ttl": ..., "request_id": ...}
         self._claims: dict[str, str | None] = {}  # request id -> the delivery that wrote its version
-        self._uses: dict[tuple[str, str], str] = {}  # (request id, sort key) -> JSON
+        self._used: dict[str, tuple[str, str]] = {}  # request id -> (principal key, index sort key)
+        self._digests: dict[str, dict] = {}  # burst digest key -> its item
         self._groups: dict[str, dict] = {}  # failed-attempt group key -> its item
         self._owed: dict[tuple[str, str], Owed] = {}  # (request id, key) -> what is owed
         self._owed_person: dict[str, str] = {}  # request id -> requester (the index key)
@@ -367,19 +372,141 @@ class InMemoryStore(_Faults):
         g = self._groups.get(key)
         return {k: v for k, v in g.items() if k != "ttl"} if g else None
 
-    # -- uses of a grant ----------------------------------------------------------------
-    def record_use(self, request_id: str, event_time: datetime, event_id: str, record: dict) -> bool:
-        self._hook("record_use")
-        key = (request_id, f"USE#{iso_z(event_time)}#{event_id}")
+    # -- ways in: the Query, the claim, uses, first uses ----------------------------------
+    def alert_context(self, principal_key: str, at: datetime) -> AlertContext:
+        self._hook("alert_context")
+        t = iso_z(at)
+        grants = self.grants_ending_after(Principal.iam_user(principal_key), at) \
+            if not principal_key.startswith("who:") else []
+        used = frozenset(rid for rid, (pkey, sk) in self._used.items() if pkey == principal_key and sk >= t)
+        digests = [self._digest(k) for k, d in sorted(self._digests.items())
+                   if d["principal"] == principal_key and f"{d['open_until']}~digest#{k}" >= t]
+        return AlertContext(grants, digests, used)
+
+    def claim_call(self, key: str, owner: str, record: dict, now: datetime, *, token: str,
+                   digest: str | None = None, use: tuple[str, str] | None = None) -> CallClaim:
+        self._hook("claim_call")
         doc = json.dumps(record)
-        if key in self._uses:
+        old = self._alerts.get(key)
+        if old is None:
+            self._alerts[key] = {"doc": doc, "ttl": int((utc(now) + timedelta(days=400)).timestamp()),
+                                 "owner": owner, "at": iso_z(now), "attempt": token, "digest": digest, "use": use}
+            return CallClaim("first")
+        if old.get("attempt") == token:
+            return CallClaim("first")
+        if old.get("owner") != owner:
+            return CallClaim("taken")
+        in_flight = old.get("at") is not None and not old.get("failed")
+        return CallClaim("again", attempt_at=parse_iso(old["at"]) if in_flight else None, digest=old.get("digest"))
+
+    def put_call_in_digest(self, key: str, owner: str, digest: str, instead_of: str | None = None) -> bool:
+        self._hook("put_call_in_digest")
+        item = self._alerts.get(key)
+        if item is None or item.get("owner") != owner or item.get("digest") != instead_of:
             return False
-        self._uses[key] = doc
+        item["digest"] = digest
         return True
+
+    def call_failed(self, key: str, owner: str) -> None:
+        self._hook("call_failed")
+        item = self._alerts.get(key)
+        if item is not None and item.get("owner") == owner:
+            item["failed"] = True
+
+    def call(self, key: str) -> dict | None:
+        self._hook("call")
+        item = self._alerts.get(key)
+        if item is None:
+            return None
+        return {"record": json.loads(item["doc"]), "owner": item.get("owner"), "digest": item.get("digest")}
 
     def uses(self, request_id: str) -> list[dict]:
         self._hook("uses")
-        return [json.loads(doc) for (rid, _), doc in sorted(self._uses.items()) if rid == request_id]
+        found = sorted((item["use"][1], json.loads(item["doc"])) for item in self._alerts.values()
+                       if item.get("use") and item["use"][0] == request_id)
+        return [doc for _, doc in found]
+
+    def first_use(self, request_id: str, principal_key: str, window_end: datetime, now: datetime) -> bool:
+        self._hook("first_use")
+        if request_id in self._used:
+            return False
+        self._used[request_id] = (principal_key, f"{iso_z(window_end)}#{request_id}#used")
+        return True
+
+    # -- burst digests ----------------------------------------------------------------------
+    def join_digest(self, join: DigestJoin, now: datetime) -> dict | None:
+        self._hook("join_digest")
+        d = self._digests.get(join.key)
+        if d is not None and (join.member in d["m"] or d["members"] >= d["cap"] or d["open_until"] <= iso_z(now)):
+            return self._digest(join.key) if join.member in d["m"] else None
+        if d is None:
+            d = self._digests[join.key] = {
+                "loud": join.loud, "channel": join.channel, "principal": join.principal,
+                "open_until": iso_z(join.open_until), "cap": join.cap, "members": 0, "shown": 0,
+                "first": iso_z(join.event_time), "last": None, "counts": {}, "grants": {}, "lines": [],
+                "ts": None, "post_channel": None, "next_at": iso_z(join.not_before or now), "dirty": False,
+                "flusher": None, "lease": None, "m": set(), "due_at": None}
+        d["m"].add(join.member)
+        d["members"] += 1
+        d["last"] = iso_z(join.event_time)
+        d["due_at"] = iso_z(now)
+        if join.request_id:
+            d["counts"][join.request_id] = d["counts"].get(join.request_id, 0) + 1
+            d["grants"].setdefault(join.request_id, json.loads(join.grant or "{}"))
+        if join.line:
+            d["lines"].append(json.loads(join.line))
+        return self._digest(join.key)
+
+    def alert_digest(self, key: str) -> dict | None:
+        self._hook("alert_digest")
+        return self._digest(key) if key in self._digests else None
+
+    def take_digest(self, key: str, token: str, now: datetime, lease: timedelta) -> dict | None:
+        self._hook("take_digest")
+        d = self._digests.get(key)
+        t = iso_z(now)
+        if d is None or not (d["flusher"] is None or d["lease"] < t) or d["next_at"] > t \
+                or d["members"] <= d["shown"]:
+            return None
+        before = self._digest(key)
+        d["flusher"], d["lease"], d["dirty"] = token, iso_z(now + lease), True
+        return before
+
+    def release_digest(self, key: str, token: str, *, next_at: datetime, shown: int | None = None,
+                       where: tuple[str, str] | None = None, clean: bool = True) -> bool:
+        self._hook("release_digest")
+        d = self._digests.get(key)
+        if d is None or d["flusher"] != token:
+            return False
+        d["next_at"], d["dirty"], d["flusher"] = iso_z(next_at), not clean, None
+        if shown is not None:
+            d["shown"] = shown
+        if where is not None:
+            d["post_channel"], d["ts"] = where
+        return True
+
+    def digests_due(self, now: datetime, limit: int = 50) -> list[str]:
+        self._hook("digests_due")
+        due = sorted((d["due_at"], k) for k, d in self._digests.items()
+                     if d["due_at"] is not None and d["due_at"] <= iso_z(now))
+        return [k for _, k in due[:limit]]
+
+    def stop_tracking_digest(self, key: str, members: int) -> bool:
+        self._hook("stop_tracking_digest")
+        d = self._digests.get(key)
+        if d is None or not (d["members"] == members == d["shown"]):
+            return False
+        d["due_at"] = None
+        return True
+
+    def _digest(self, key: str) -> dict:
+        d = self._digests[key]
+        out = {k: copy.deepcopy(v) for k, v in d.items() if k not in ("m", "lease", "due_at")}
+        return {**out, "key": key, "member_keys": sorted(d["m"])}
+
+    def digests(self) -> dict[str, dict]:
+        """Every digest (for tests)."""
+        return {k: self._digest(k) for k in self._digests}
 
     # -- for tests: the whole table at a glance (no port has these) ------------------------
     def requests(self) -> list[Request]:
@@ -393,7 +520,8 @@ class InMemoryStore(_Faults):
         """Everything stored, for 'nothing changed' assertions."""
         return copy.deepcopy({"requests": self._requests, "events": self._events, "cards": self._cards,
                               "sent": self._sent, "alerts": self._alerts, "once": self._once,
-                              "uses": self._uses, "groups": self._groups})
+                              "used": self._used, "groups": self._groups,
+                              "digests": self._digests})
 
 
 # --------------------------------------------------------------------------- IAM grants
@@ -625,23 +753,67 @@ def _as_json(value: Any) -> Any:
 class FakeNotifier(_Faults):
     """Slack's Web API as the notifier uses it (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate_limit: tuple[float, int] | None = None, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.messages: list[Message] = []  # posts (channel, DMs, thread replies) and ephemerals
         self._ts = itertools.count(1)
+        self.rate_limit, self.clock = rate_limit, clock
+        self._buckets: dict[str, tuple[float, datetime]] = {}
+        self.writes: list[tuple[str, str, datetime | None]] = []  # (channel, "post"/"update", when) that landed
+        self.refused: list[tuple[str, str, datetime | None]] = []  # ... refused with RateLimited
+
+    def _now(self) -> datetime | None:
+        return self.clock() if self.clock is not None else None
+
+    def _token(self, channel: str, what: str, may_refuse: bool) -> None:
+        """Take a token from the channel's bucket; RateLimited if none is left and the call
+        may be refused (``post``/``update`` stand for slack-sdk, which waits: never refused)."""
+        if self.rate_limit is None or self.clock is None:
+            return
+        from chalicelib.domain.errors import RateLimited
+
+        rate, burst = self.rate_limit
+        now = self.clock()
+        tokens, at = self._buckets.get(channel, (float(burst), now))
+        tokens = min(float(burst), tokens + max(0.0, (now - at).total_seconds()) * rate)
+        if tokens < 1.0 and may_refuse:
+            self._buckets[channel] = (tokens, now)
+            self.refused.append((channel, what, now))
+            raise RateLimited(max(1, int(-(-(1.0 - tokens) // rate))))
+        self._buckets[channel] = (max(0.0, tokens - 1.0), now)
+
+    def try_post(self, channel: str, text: str, blocks: list[dict] | None, event_type: str,
+                 payload: dict) -> tuple[str, str]:
+        self._hook("try_post")
+        self._token(dm_channel(channel) if channel[:1] in ("U", "W") else channel, "post", True)
+        return self._post(channel, text, blocks, event_type, payload, None)
+
+    def try_update(self, channel: str, ts: str, text: str, blocks: list[dict] | None, event_type: str,
+                   payload: dict) -> None:
+        self._hook("try_update")
+        if self.get(channel, ts) is None:
+            raise MessageNotFound(f"message_not_found: {channel} {ts}")
+        self._token(channel, "update", True)
+        self._update(channel, ts, text, blocks, event_type, payload)
 
     # -- the port ---------------------------------------------------------------------
     def post(self, channel: str, text: str, blocks: list[dict] | None, event_type: str, payload: dict,
              thread_ts: str | None = None) -> tuple[str, str]:
         self._hook("post")
+        self._token(dm_channel(channel) if channel[:1] in ("U", "W") else channel, "post", False)
         return self._post(channel, text, blocks, event_type, payload, thread_ts)
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None, event_type: str,
                payload: dict) -> None:
         self._hook("update")
-        msg = self.get(channel, ts)
-        if msg is None:
+        if self.get(channel, ts) is None:
             raise MessageNotFound(f"message_not_found: {channel} {ts}")
+        self._token(channel, "update", False)
+        self._update(channel, ts, text, blocks, event_type, payload)
+
+    def _update(self, channel: str, ts: str, text: str, blocks, event_type: str, payload: dict) -> None:
+        msg = self.get(channel, ts)
+        self.writes.append((channel, "update", self._now()))
         msg.history.append(Message(msg.kind, msg.channel, msg.ts, msg.text, msg.blocks, msg.event_type,
                                    msg.payload, msg.thread_ts))
         msg.text, msg.blocks = text, _as_json(blocks)
@@ -678,6 +850,7 @@ class FakeNotifier(_Faults):
         if channel[:1] in ("U", "W"):
             channel = dm_channel(channel)  # a post to a user id lands in the app's DM with them
         ts = f"1794492000.{next(self._ts):06d}"
+        self.writes.append((channel, "post", self._now()))
         self.messages.append(Message("post", channel, ts, text, _as_json(blocks), event_type,
                                      _as_json(payload), thread_ts))
         return channel, ts
@@ -738,4 +911,6 @@ def make_service(catalog=None, **overrides):
         overrides["grants"] = grants
     deps = {"store": InMemoryStore(), "slack": FakeNotifier(), "clock": FakeClock(), "new_id": sequential_ids()}
     deps.update(overrides)
+    if "sleep" not in deps and isinstance(deps["clock"], FakeClock):  # waiting moves the fake clock
+        deps["sleep"] = lambda seconds, clock=deps["clock"]: clock.advance(seconds=seconds)
     return Drawbridge(catalog=catalog, **deps)

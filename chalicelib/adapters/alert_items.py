@@ -2,7 +2,9 @@
 
 * ``ALERT#<key> / ALERT``        one record per CloudTrail call (dedupe + audit)
 * ``ALERTGROUP#<key> / GROUP``   denied attempts of one caller on one target in one window
-* ``REQ#<id> / USE#<time>#<id>`` a recorded use of a grant
+
+Ways in (role assumptions, root sessions, sign-ins...) and their burst digests are in
+alert_calls.py; this module keeps the claim used by identity changes and failed attempts.
 """
 
 from __future__ import annotations
@@ -123,16 +125,3 @@ class AlertItems:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
-
-    def record_use(self, request_id: str, event_time: datetime, event_id: str,
-                   record: dict) -> bool:
-        return self._put_new({**_key(f"REQ#{request_id}", f"USE#{iso_z(event_time)}#{event_id}"),
-                              "doc": _s(json.dumps(record))})
-
-    def uses(self, request_id: str) -> list[dict]:
-        items = self._query(
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
-            ExpressionAttributeValues={":pk": _s(f"REQ#{request_id}"), ":sk": _s("USE#")},
-            ConsistentRead=True,
-        )
-        return [json.loads(i["doc"]["S"]) for i in items]

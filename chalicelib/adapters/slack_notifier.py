@@ -3,6 +3,10 @@
 The WebClient is handed in (built in chalicelib/wiring.py with slack-sdk's
 retry handlers for 429 / 5xx / connection errors). Every post and update
 carries Slack message metadata as the contract requires.
+
+``try_post`` / ``try_update`` go through a second client that does not wait out a 429:
+Slack's refusal comes back at once as :class:`~chalicelib.domain.errors.RateLimited`
+with its ``Retry-After`` (the alert path groups events instead of waiting).
 """
 
 from __future__ import annotations
@@ -12,9 +16,58 @@ def metadata(event_type: str, payload: dict) -> dict:
     return {"event_type": event_type, "event_payload": payload}
 
 
+def _rate_limited(exc):
+    """The :class:`RateLimited` a SlackApiError stands for, or None (not a 429)."""
+    from ..domain.errors import RateLimited
+
+    resp = exc.response
+    status = getattr(resp, "status_code", None)
+    if status != 429 and resp.get("error") != "ratelimited":
+        return None
+    headers = {str(k).lower(): v for k, v in (getattr(resp, "headers", None) or {}).items()}
+    value = headers.get("retry-after")
+    value = value[0] if isinstance(value, (list, tuple)) and value else value
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 1.0
+    return RateLimited(seconds)
+
+
 class SlackNotifier:
-    def __init__(self, client):
+    def __init__(self, client, no_wait_client=None):
         self._web = client
+        self._now = no_wait_client or client
+
+    def try_post(self, channel: str, text: str, blocks: list[dict] | None, event_type: str,
+                 payload: dict) -> tuple[str, str]:
+        """Post, or raise RateLimited at once if Slack answers 429 (nothing was posted)."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            resp = self._now.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                              metadata=metadata(event_type, payload),
+                                              unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            limited = _rate_limited(exc)
+            if limited is not None:
+                raise limited from exc
+            raise
+        return resp["channel"], resp["ts"]
+
+    def try_update(self, channel: str, ts: str, text: str, blocks: list[dict] | None,
+                   event_type: str, payload: dict) -> None:
+        """Update in place, or raise RateLimited at once on a 429 (nothing changed)."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            self._now.chat_update(channel=channel, ts=ts, text=text, blocks=blocks,
+                                  metadata=metadata(event_type, payload))
+        except SlackApiError as exc:
+            limited = _rate_limited(exc)
+            if limited is not None:
+                raise limited from exc
+            raise
 
     def post(self, channel: str, text: str, blocks: list[dict] | None, event_type: str,
              payload: dict, thread_ts: str | None = None) -> tuple[str, str]:

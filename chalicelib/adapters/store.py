@@ -4,18 +4,22 @@ Items (PK / SK):
 
 * ``REQ#<id> / REQUEST``       the request record (JSON in ``doc``) + index keys
 * ``REQ#<id> / EVENT#<seq>``   immutable audit events, one per status change
-* ``REQ#<id> / USE#<time>#<event id>``  a recorded use of the grant (CloudTrail)
+* ``REQ#<id> / USED``          the grant's first use was told on its card
 * ``REQ#<id> / CARD``          where the approval card lives in Slack
 * ``REQ#<id> / SENT#<kind>``   a one-time message (a DM) was sent: a re-run job sends it once
 * ``ALERT#<key> / ALERT``      one security alert per AssumeRole call (dedupe + audit)
 * ``ALERTGROUP#<key> / GROUP`` failed attempts of one caller on one target in one window:
   their count, first/last event time, and the one Slack line that shows them
+* ``DIGEST#<key> / DIGEST``    many ways in of one principal in a burst, one Slack message
+  (alert_calls.py)
 
 Sparse indexes keep every query proportional to what is live, never to history:
 
 * ``open_by_person``  (open_pk = OPEN#<person>)   pending requests and live grants, for ``list``
 * ``due``             (due_pk = DUE, due_at)       what the sweep must look at, by time
-* ``grants_by_user``  (grant_pk = GRANT#<principal key>, grant_sk = <end>#<id>)  alert correlation
+* ``grants_by_user``  (grant_pk = GRANT#<principal key>, grant_sk = <end>#<id>)  alert correlation;
+  the same partition holds the principal's open burst digests and first-use markers, and
+  ``USES#<request id>`` partitions hold the calls each grant covered
 
 Every status change is one transaction: a Put of the record conditioned on the
 version it was read at, plus a Put of its audit event that may not exist yet.
@@ -30,6 +34,7 @@ from typing import Any, Iterator, Sequence
 from ..domain.errors import AlreadyDelivered, Conflict
 from ..domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
 from ..ports import Delivery, Owed
+from .alert_calls import AlertCalls
 from .alert_items import AlertItems, _key, _s
 from ..domain.timing import due_at, grant_window_end
 
@@ -78,7 +83,7 @@ def _owed(item: dict) -> Owed:
                 due_at=parse_iso(item["due_at"]["S"]))
 
 
-class DynamoStore(AlertItems):
+class DynamoStore(AlertItems, AlertCalls):
     def __init__(self, client, table: str):
         self._db = client
         self._table = table

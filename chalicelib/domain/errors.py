@@ -35,3 +35,12 @@ class GrantLimitReached(DomainError):
 
 class GrantMismatch(DomainError):
     """What IAM already holds under a grant's name is not what the grant should be."""
+
+
+class RateLimited(DomainError):
+    """Slack refused a message for now (HTTP 429): nothing was posted or changed. Try again
+    after ``retry_after`` seconds (the ``Retry-After`` Slack sent)."""
+
+    def __init__(self, retry_after: float = 1.0, message: str = "rate limited by Slack"):
+        super().__init__(message)
+        self.retry_after = max(0.0, float(retry_after))

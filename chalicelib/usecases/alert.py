@@ -1,22 +1,34 @@
 """Use case: a CloudTrail event of a way in -> the security channel (and the grant's card).
 
 Sequence: check the envelope (only events an account Drawbridge knows recorded about
-itself are believed) -> parse (pure) -> classify with the catalog -> find the covering
-grant in the table (by the caller's IAM user and the CloudTrail ``eventTime``, never
-arrival time) -> claim the call durably (one alert per ``sharedEventID`` / ``eventID``)
--> post. Failed attempts are grouped: the first of a caller on a target in a window
-posts the quiet line, the later ones update it with the count (``_failed_attempt``).
-IAM changes to a person's credentials go to the sibling use case
-:mod:`chalicelib.usecases.identity_alert`, through this same entry point.
+itself are believed) -> parse (pure) -> classify with the catalog -> one Query of the
+caller's index partition (its grants by the CloudTrail ``eventTime``, never arrival time;
+the grants whose first use was told; its open burst digests) -> one conditional put that
+claims and records the call (one per ``sharedEventID`` / ``eventID``, and its use of the
+grant) -> one Slack post. Two AWS calls and one Slack call per call, on the common path.
 
-Nothing is lost silently: if posting (or updating) fails, the claim (and the count) is
-released and the error raised, so the Lambda retry (or EventBridge redelivery) posts it
-once, and after the last retry the invocation lands on the function's on-failure
-destination.
+* The other copy of a call finds the claim taken (the claim names the copy that owns it)
+  and stops there: the owner's invocation, its retries and its on-failure destination
+  deliver it.
+* A retry of the owner (same ``eventID``) looks for the alert in Slack before posting (the
+  answer may have been lost), unless its first attempt may still be in flight.
+* Slack's 429 (~1 message a second per channel) moves the call, and the principal's next
+  ones, into a burst digest (:mod:`chalicelib.usecases.alert_digest`).
+* A grant's first use is told once in its card's thread (:func:`_first_use`).
+
+Failed attempts are grouped: the first of a caller on a target in a window posts the
+quiet line, the later ones update it with the count (``_failed_attempt``). IAM changes to
+a person's credentials go to the sibling use case :mod:`chalicelib.usecases.identity_alert`,
+through this same entry point.
+
+Nothing is lost silently: if posting fails the error is raised (the call's claim says so),
+so the Lambda retry (or EventBridge redelivery) shows it once, and after the last retry the
+invocation lands on the function's on-failure destination.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,13 +44,18 @@ from ..alerts import (
     parse_utc,
 )
 from ..domain.decide import decide_grant
+from ..domain.errors import RateLimited
 from ..domain.lifecycle import GrantStatus
 from ..domain.model import Principal, Request, iso_z
 from ..domain.timing import grant_window_end
 from ..slack import alert_views
-from . import identity_alert
-from .delivery import DeliveryInFlight, deliver_once
+from ..ports import AlertContext
+from . import alert_digest, identity_alert
 from .deps import Deps
+
+#: an earlier attempt of the same copy that started less than this ago may still be running
+#: (the function's timeout is 30 s); Lambda's first retry of a failed one comes a minute later
+CALL_IN_FLIGHT = timedelta(seconds=35)
 
 #: a group's owner that has not saved its line after this long died posting it: another
 #: attempt of the group takes over (the function's timeout is 30 s, Slack retries included)
@@ -53,10 +70,15 @@ class AlertOutcome:
     duplicate: bool = False
     updated: bool = False  # a failed attempt updated its group's line instead of posting
     reason: str | None = None  # why an event was ignored, or only counted
+    grouped: bool = False  # shown in a burst digest instead of its own message
+    digest: str | None = None
 
 
-def covering_grant(deps: Deps, a: Assumption) -> Request | None:
+def covering_grant(deps: Deps, a: Assumption, grants=None) -> Request | None:
     """The approved grant whose usable window contains the event time, if any.
+
+    ``grants``: the principal's grants ending at or after the event, as the alert path's
+    one Query found them (read here when not given).
 
     A record only counts if the catalog *now* would have granted it (the same re-check the
     grant step makes, less the audit trail): a record written into the table by anything
@@ -64,7 +86,9 @@ def covering_grant(deps: Deps, a: Assumption) -> Request | None:
     """
     if not a.iam_user or a.failed or a.access != "role":
         return None
-    for req in deps.store.grants_ending_after(Principal.iam_user(a.iam_user), a.event_time):
+    if grants is None:
+        grants = deps.store.grants_ending_after(Principal.iam_user(a.iam_user), a.event_time)
+    for req in grants:
         end = grant_window_end(req)
         if (req.role_arn == a.role_arn and req.granted_at is not None and end is not None
                 and req.grant_status is not GrantStatus.FAILED
@@ -102,7 +126,11 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
 
     account = catalog.account_by_id(a.account_id)
     role = catalog.role_by_arn(a.role_arn) if a.access == "role" else None
-    grant = covering_grant(deps, a)
+    # The one Query: the caller's grants, first uses told, open burst digests (none for a
+    # failed call: it cannot be covered, and failed attempts are grouped their own way).
+    ctx = (store.alert_context(alert_digest.principal_key(a), a.event_time) if not a.failed
+           else AlertContext([], [], frozenset()))
+    grant = covering_grant(deps, a, ctx.grants)
     kind = decide_alert(a, production=account.production if account else None,
                         has_grant=grant is not None, in_bastion=a.account_id == catalog.bastion_account_id)
     if kind is AlertKind.UNKNOWN_ACCOUNT and metric is not None and a.access == "role":
@@ -128,49 +156,94 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
     view = _View(a, kind, account_key, role.label if role else None, role_key, rid)
     if kind is AlertKind.FAILED_ATTEMPT:
         return _failed_attempt(deps, view, record)
+    return _way_in(deps, view, record, grant, ctx, log)
 
-    scope = f"ALERT#{a.dedupe_key}"
-    first = store.claim_alert(a.dedupe_key, record, deps.now())
-    if not first:
-        done = store.delivery(scope, "security")
-        # Done only when the use is recorded and threaded too: an invocation that posted the
-        # alert and then failed leaves those to its retry (both are safe to repeat).
-        used = store.delivery(scope, "grant_used") if grant is not None else None
-        replied = grant is None or used is not None or store.card(grant.request_id) is None
-        if done is not None and done.ts and replied:
-            return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
-        # Claimed, but not known to be posted (an earlier invocation failed, or its answer
-        # was lost): this retry delivers it - once, looking for it first.
+
+def _way_in(deps: Deps, view: "_View", record: dict, grant: Request | None, ctx: AlertContext,
+            log=None) -> AlertOutcome:
+    """A covered or uncovered way in: claimed and recorded in one conditional write, then
+    its own alert (one Slack post) or, in a burst, its digest (alert_digest.py)."""
+    store, a, now = deps.store, view.a, deps.now()
+    kind, rid = view.kind.value, view.request_id
+    key = a.dedupe_key
+    loud = view.kind is AlertKind.UNCOVERED
+    opened = alert_digest.open_digest(ctx, loud, now)
+    use = (rid, f"{iso_z(a.event_time)}#{a.event_id}") if rid else None
+    claim = store.claim_call(key, a.event_id, record, now, token=uuid.uuid4().hex,
+                             digest=opened["key"] if opened else None, use=use)
+    if claim.state == "taken":  # the other copy of this call claimed it and delivers it
+        return AlertOutcome(kind=kind, request_id=rid, duplicate=True)
+    digest = opened["key"] if claim.state == "first" and opened else claim.digest
     grant_view = None
     if grant is not None:
         grant_view = {"request_id": grant.request_id, "reason": grant.reason,
                       "approvers": list(grant.approvers), "requester": grant.requester,
                       "granted_at": iso_z(grant.granted_at), "expires_at": iso_z(grant.expires_at)}
     text, blocks, meta = view._render(grant_view)
-    payload = meta["event_payload"]
-    match = ({"shared_event_id": a.shared_event_id} if a.shared_event_id and "shared_event_id" in payload
-             else {"event_id": a.event_id})
-    try:
-        posted = deliver_once(deps, scope, "security", channel=deps.catalog.security_channel, text=text,
-                              blocks=blocks, event_type=meta["event_type"], payload=payload, match=match)
-    except DeliveryInFlight:
-        if first:
+    payload, channel = meta["event_payload"], deps.catalog.security_channel
+    again = claim.state == "again"
+    if again and digest is None:
+        # An earlier attempt of this same copy (Lambda's retry, EventBridge's redelivery):
+        # still at it, or it may have posted and lost Slack's answer - look before posting.
+        if claim.attempt_at is not None and now - claim.attempt_at < CALL_IN_FLIGHT:
+            return AlertOutcome(kind=kind, request_id=rid, duplicate=True)
+        match = ({"shared_event_id": a.shared_event_id} if a.shared_event_id and "shared_event_id" in payload
+                 else {"event_id": a.event_id})
+        if deps.slack.find(channel, meta["event_type"], match) is not None:
+            return AlertOutcome(kind=kind, request_id=rid, duplicate=True)
+    if digest is None:
+        try:
+            deps.slack.try_post(channel, text, blocks, meta["event_type"], payload)
+        except RateLimited as limited:
+            # Beyond Slack's pace: this call, and the principal's next ones this minute, go
+            # into a digest; recorded before it joins, so no retry also posts it alone.
+            digest = alert_digest.new_key(alert_digest.principal_key(a), loud, now)
+            if not store.put_call_in_digest(key, a.event_id, digest):
+                digest = (store.call(key) or {}).get("digest") or digest
+            return _in_digest(deps, view, grant, ctx, digest, log,
+                              not_before=alert_digest.ceil_second(now + timedelta(seconds=limited.retry_after)),
+                              again=again)
+        except Exception:
+            # Not shown, or shown with the answer lost: Lambda retries this copy, which looks
+            # for it before posting (and after the last retry, the on-failure destination).
+            store.call_failed(key, a.event_id)
             raise
-        # The other copy of this call (or a redelivery) is posting it right now; if it
-        # fails, Lambda retries *that* invocation, which delivers it.
-        return AlertOutcome(kind=kind.value, request_id=rid, duplicate=True)
-    duplicate = not first and not posted.fresh  # found: an earlier invocation posted it
-    if grant is not None:
-        store.record_use(grant.request_id, a.event_time, a.event_id, record)
+        _first_use(deps, a, grant, ctx, log)
+        return AlertOutcome(kind=kind, request_id=rid, posted=True)
+    return _in_digest(deps, view, grant, ctx, digest, log, again=again)
+
+
+def _in_digest(deps: Deps, view: "_View", grant, ctx: AlertContext, key: str, log, *,
+               not_before=None, again: bool = False) -> AlertOutcome:
+    a = view.a
+    j = alert_digest.join_of(deps, a, view.kind, key, account_key=view.account_key, role_label=view.role_label,
+                             grant=grant, not_before=not_before)
+    d = alert_digest.join(deps, a.event_id, j)
+    alert_digest.flush(deps, d["key"], d, log=log)
+    _first_use(deps, a, grant, ctx, log)
+    return AlertOutcome(kind=view.kind.value, request_id=view.request_id, grouped=True, digest=d["key"],
+                        duplicate=again)
+
+
+def _first_use(deps: Deps, a: Assumption, grant: Request | None, ctx: AlertContext, log=None) -> None:
+    """The first use of a grant is told on its card, in the card's thread, once (every use
+    is in the security channel). One attempt: a failure here is logged, never retried."""
+    if grant is None or grant.request_id in ctx.used:
+        return
+    store = deps.store
+    try:
+        if not store.first_use(grant.request_id, alert_digest.principal_key(a), grant_window_end(grant), deps.now()):
+            return
         ref = store.card(grant.request_id)
-        if ref is not None:
-            # Its own event type: a bot counting `role_assumed` must see each call once.
-            reply = alert_views.usage_reply_text(a)
-            used = alert_views.grant_used_metadata(a, request_id=grant.request_id)
-            deliver_once(deps, scope, "grant_used", channel=ref[0], text=reply, blocks=None,
-                         event_type=used["event_type"], payload=used["event_payload"],
-                         match={"event_id": a.event_id}, thread_ts=ref[1])
-    return AlertOutcome(kind=kind.value, request_id=rid, posted=not duplicate, duplicate=duplicate)
+        if ref is None:
+            return
+        used = alert_views.grant_used_metadata(a, request_id=grant.request_id)
+        deps.slack.post(ref[0], f"first {alert_views.usage_reply_text(a)} (every use is alerted in the security channel)",
+                        None, used["event_type"], used["event_payload"], thread_ts=ref[1])
+    except Exception:  # noqa: BLE001 - the alert is shown; the card's note is best effort
+        if log is not None:
+            log.warning("first-use reply on the card not posted", exc_info=True,
+                        extra={"request_id": grant.request_id})
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -30,6 +31,7 @@ class Deps:
     pending_window: timedelta = DEFAULT_PENDING_WINDOW
     max_open_per_user: int = DEFAULT_MANAGED_POLICIES_PER_USER
     new_id: Callable[[datetime], str] = field(default=_new_id)
+    sleep: Callable[[float], None] = field(default=time.sleep)  # the sweep waits for Slack's pace
 
     def now(self) -> datetime:
         return utc(self.clock())

@@ -15,7 +15,7 @@ from ..domain.errors import Conflict
 from ..domain.lifecycle import GrantStatus, RequestStatus
 from ..domain.model import Request
 from ..domain.timing import IAM_SETTLE
-from . import jobs
+from . import alert_digest, jobs
 from .deps import Deps
 from .delivery import MAX_ATTEMPTS, key_of, owed, retry_at
 from .dispatch import OnError, run_all
@@ -32,6 +32,8 @@ class SweepReport:
     errors: int = 0
     delivered: int = 0  # messages still owed that this sweep delivered
     undelivered: int = 0  # ... and that failed again (retried later, with backoff)
+    digests_shown: int = 0  # burst digests whose last calls this sweep showed (alert_digest.py)
+    digests_pending: int = 0  # ... that Slack did not take yet (the next call or sweep shows them)
 
 
 def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
@@ -61,6 +63,14 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
             raise
         on_error({"job": "reconcile"}, exc)
     deliver_owed(deps, report, on_error)
+    try:
+        flushed = alert_digest.flush_due(deps)
+        report.digests_shown, report.digests_pending = flushed["digests_shown"], flushed["digests_pending"]
+    except Exception as exc:  # noqa: BLE001 - the next sweep flushes them
+        report.errors += 1
+        if on_error is None:
+            raise
+        on_error({"job": "alert_digests"}, exc)
     return report
 
 

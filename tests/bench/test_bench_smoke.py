@@ -78,3 +78,19 @@ def test_cheap_moto_transactions_still_roll_back():
         db.transact_write_items(TransactItems=[
             {"Put": {"TableName": TABLE, "Item": {"PK": {"S": "X"}, "SK": {"S": "C"}}}}])
         assert "Item" in db.get_item(TableName=TABLE, Key={"PK": {"S": "X"}, "SK": {"S": "C"}})
+
+
+def test_the_smoke_run_never_installs_dynalite(monkeypatch, tmp_path):
+    """`--smoke` asks for dynalite without installing: where it is not installed yet, the row
+    says n/a and npm is never run; without node or npm the row says what it needs."""
+    import shutil
+
+    from bench import dynalite
+
+    ran = []
+    monkeypatch.setattr(dynalite, "CLI", tmp_path / "node_modules" / "dynalite" / "cli.js")
+    monkeypatch.setattr(dynalite.subprocess, "run", lambda *a, **k: ran.append(a))
+    cli, why = dynalite.available(install=False)
+    assert cli is None and why.startswith("n/a") and ran == []
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert dynalite.available(install=True) == (None, "n/a (needs node and npm)") and ran == []

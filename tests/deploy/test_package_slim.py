@@ -284,6 +284,7 @@ def test_the_smoke_import_fails_a_zip_without_bytecode(chalice_like_zip):
     problems = str(exc.value)
     assert "compiled at import (no usable bytecode in the zip): app.py" in problems
     assert "have no __cached__ pyc in it: app" in problems
+    assert "does not read the zip's trimmed models for ssm, lambda" in problems  # nor the models (0007)
 
 
 def test_the_smoke_import_fails_when_slim_drops_too_much(chalice_like_zip, tmp_path):

@@ -245,7 +245,8 @@ def install(monkeypatch, injector: Injector) -> None:
         return client
 
     monkeypatch.setattr(wiring, "aws_client", aws_client)
-    monkeypatch.setattr(wiring, "slack_client", lambda token, url: injector.wrap_slack(real_slack(token, url)))
+    monkeypatch.setattr(wiring, "slack_client",
+                        lambda token, url, **kw: injector.wrap_slack(real_slack(token, url, **kw)))
 
     real_stub = BotocoreStubber.__call__
 
@@ -299,6 +300,20 @@ class Snapshot:
     messages: list  # stand-in Messages (current versions)
     security: list
     dms: list
+    digests: dict = field(default_factory=dict)  # burst digest key -> the call keys it shows
+
+
+def digest_members(store) -> dict:
+    from chalicelib.adapters.alert_calls import digest_from_item
+
+    items, kwargs = [], {}
+    while True:
+        page = store._db.scan(TableName=store._table, FilterExpression="SK = :d",
+                              ExpressionAttributeValues={":d": {"S": "DIGEST"}}, **kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return {d["key"]: d["member_keys"] for d in map(digest_from_item, items)}
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def all_requests(store) -> list:
@@ -349,6 +364,7 @@ def snapshot(store, iam, standin, with_history: bool = False) -> Snapshot:
         messages=msgs,
         security=[m for m in msgs if m.channel == SECURITY],
         dms=[m for m in msgs if m.channel.startswith("D")],
+        digests=digest_members(store),
     )
 
 

@@ -61,7 +61,19 @@ def test_a_covered_call_names_the_grant_and_replies_on_its_card(svc, grant):
     assert reply.event_type == "grant_used"
     assert reply.payload == {"request_id": grant, "event_id": "e7e70000-0000-4000-8000-000000000001",
                              "shared_event_id": SHARED_1, "event_time": "2026-11-12T14:03:07Z"}
-    assert reply.text == "used at 14:03 UTC from 203.0.113.10, AWS CLI, MFA"
+    assert reply.text == ("first used at 14:03 UTC from 203.0.113.10, AWS CLI, MFA "
+                          "(every use is alerted in the security channel)")
+
+
+def test_only_a_grants_first_use_is_told_on_its_card(svc, grant):
+    """One Slack call per call: the card's thread hears of the grant's first use only; every
+    use is its own alert (and record) in #security."""
+    for n in range(3):
+        e = event("assume_role_bastion_copy", f"2026-11-12T14:1{n}:00Z")
+        e["detail"]["sharedEventID"] = e["detail"]["eventID"] = f"5a5ed000-0000-4000-8000-00000000010{n}"
+        assert handle(svc, e).posted
+    assert len(role_assumed(svc)) == 3 and len(svc.store.uses(grant)) == 3
+    assert len(svc.slack.posts(APPROVALS, thread_ts=card(svc, grant).ts)) == 1
 
 
 def test_both_copies_and_a_redelivery_give_exactly_one_alert(svc, grant):
@@ -194,10 +206,10 @@ def test_a_failed_grant_covers_nothing(svc, grant):
 
 
 def test_a_failed_post_is_posted_once_by_the_retry(svc, grant):
-    svc.slack.fail_next("post", ConnectionError("slack down"))
+    svc.slack.fail_next("try_post", ConnectionError("slack down"))
     with pytest.raises(ConnectionError):
         handle(svc, event("assume_role_bastion_copy"))
-    assert role_assumed(svc) == [] and svc.store.uses(grant) == []
+    assert role_assumed(svc) == [] and len(svc.store.uses(grant)) == 1  # recorded before it is shown
 
     svc.clock.advance(minutes=1)  # Lambda's retry of a failed async invocation
     assert handle(svc, event("assume_role_bastion_copy")).posted
@@ -205,19 +217,42 @@ def test_a_failed_post_is_posted_once_by_the_retry(svc, grant):
     assert len(role_assumed(svc)) == 1 and len(svc.store.uses(grant)) == 1
 
 
+def test_an_invocation_that_died_unseen_is_delivered_once_by_its_retry(svc, grant):
+    """The post failed and so did marking the claim (the process died): a copy of the same
+    event seconds later takes it for the attempt still running; Lambda's retry a minute
+    later looks for the alert, finds none, and posts it once."""
+    svc.slack.fail_next("try_post", ConnectionError("slack down"))
+    svc.store.fail_next("call_failed", ConnectionError("dynamodb down too"))
+    with pytest.raises(ConnectionError):
+        handle(svc, event("assume_role_bastion_copy"))
+    svc.clock.advance(seconds=5)
+    assert handle(svc, event("assume_role_bastion_copy")).duplicate and role_assumed(svc) == []
+    svc.clock.advance(minutes=1)
+    assert handle(svc, event("assume_role_bastion_copy")).posted
+    assert handle(svc, event("assume_role_bastion_copy")).duplicate
+    assert len(role_assumed(svc)) == 1
+
+
 def test_the_facade_hands_events_to_the_same_use_case(svc, grant):
     assert svc.role_assumed(event("assume_role_bastion_copy")) == AlertOutcome("covered", grant, posted=True)
 
 
-def test_a_retry_after_the_alert_landed_still_records_the_use_and_threads_the_reply(svc, grant):
-    """The #security alert is posted, then the invocation fails before the card's thread reply:
-    Lambda's retry does not stop at "already alerted" - it finishes the use and the reply."""
-    svc.store.fail_next("record_use", ConnectionError("dynamodb blip"))
-    with pytest.raises(ConnectionError):
-        handle(svc, event("assume_role_bastion_copy"))
-    assert len(role_assumed(svc)) == 1 and svc.store.uses(grant) == []
+def test_a_failed_first_use_reply_is_logged_and_the_alert_stands(svc, grant):
+    """The card's note is one attempt (at most once): its failure neither fails the alert
+    nor makes Lambda retry it."""
+    warnings = []
 
+    class Log:
+        def warning(self, msg, **kw):
+            warnings.append(msg)
+
+        info = warning
+
+    svc.store.fail_next("card", ConnectionError("dynamodb blip"))
+    outcome = handle(svc, event("assume_role_bastion_copy"), log=Log())
+    assert outcome.posted and len(role_assumed(svc)) == 1 and len(svc.store.uses(grant)) == 1
+    assert [m for m in svc.slack.posts() if m.thread_ts] == []
+    assert warnings == ["first-use reply on the card not posted"]
     svc.clock.advance(minutes=1)
-    handle(svc, event("assume_role_bastion_copy"))
-    assert len(role_assumed(svc)) == 1 and len(svc.store.uses(grant)) == 1
-    assert [m.event_type for m in svc.slack.posts() if m.thread_ts] == ["grant_used"]
+    assert handle(svc, event("assume_role_bastion_copy")).duplicate  # the retry finds the alert
+    assert [m for m in svc.slack.posts() if m.thread_ts] == [] and len(role_assumed(svc)) == 1

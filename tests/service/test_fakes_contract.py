@@ -317,14 +317,77 @@ def test_the_reads_a_command_makes_recognise_its_repeat(store):
     assert store.get(req.request_id, claim="cmd#7") == after  # the repeat no longer matches: decided afresh
 
 
-def test_uses_are_recorded_once_per_event_in_time_order(store):
+def test_a_call_is_claimed_once_and_recorded_as_a_use(store):
     rid = "req-20261112-000001"
-    assert store.record_use(rid, at(14, 20, 33), "e-3", {"event_id": "e-3"}) is True
-    assert store.record_use(rid, at(14, 3, 7), "e-1", {"event_id": "e-1"}) is True
-    assert store.record_use(rid, at(14, 3, 7), "e-1", {"event_id": "e-1", "again": True}) is False
-    assert store.record_use("req-20261112-000002", at(14, 5), "e-9", {"event_id": "e-9"}) is True
+    claim = lambda key, owner, token, **kw: store.claim_call(key, owner, {"event_id": owner, **kw.pop("doc", {})},
+                                                             T0, token=token, **kw)
+    assert claim("s-3", "e-3", "t1", use=(rid, "2026-11-12T14:20:33Z#e-3")).state == "first"
+    assert claim("s-1", "e-1", "t2", use=(rid, "2026-11-12T14:03:07Z#e-1")).state == "first"
+    assert claim("s-1", "e-1", "t2").state == "first"  # our own put, its answer lost and retried
+    again = claim("s-1", "e-1", "t3", doc={"again": True})
+    assert (again.state, again.attempt_at, again.digest) == ("again", T0, None)
+    assert claim("s-1", "e-1b", "t4").state == "taken"  # the other copy of the call
+    assert claim("s-9", "e-9", "t5", use=("req-20261112-000002", "2026-11-12T14:05:00Z#e-9")).state == "first"
     assert store.uses(rid) == [{"event_id": "e-1"}, {"event_id": "e-3"}]
-    assert store.uses("req-20261112-ffffff") == []
+    assert store.uses("req-20261112-ffffff") == [] and store.alert("s-1") == {"event_id": "e-1"}
+    store.call_failed("s-1", "e-1b")  # not the owner: no effect
+    assert claim("s-1", "e-1", "t6").attempt_at == T0
+    store.call_failed("s-1", "e-1")
+    assert claim("s-1", "e-1", "t7").attempt_at is None  # known to have failed: not in flight
+
+
+def test_a_call_moves_into_a_digest_once(store):
+    assert store.claim_call("s-1", "e-1", {}, T0, token="t", digest=None).state == "first"
+    assert store.put_call_in_digest("s-1", "e-other", "d-1") is False
+    assert store.put_call_in_digest("s-1", "e-1", "d-1") is True
+    assert store.put_call_in_digest("s-1", "e-1", "d-2") is False  # already in one
+    assert store.put_call_in_digest("s-1", "e-1", "d-2", instead_of="d-1") is True  # a roll-over
+    assert store.call("s-1")["digest"] == "d-2"
+    assert store.claim_call("s-1", "e-1", {}, T0, token="u").digest == "d-2"
+
+
+def test_context_grants_first_uses_and_open_digests(store):
+    from chalicelib.ports import DigestJoin
+
+    store.create(*new("req-20261112-000001"))
+    assert store.first_use("req-20261112-000001", "alice", at(16, 2, 15), T0) is True
+    assert store.first_use("req-20261112-000001", "alice", at(16, 2, 15), T0) is False
+    j = DigestJoin(key="20261112T1400Z#quiet#ab#0", member="s-1", principal="alice", loud=False, channel="C1",
+                   open_until=at(14, 1), cap=2, event_time=at(13, 59, 50), request_id="req-20261112-000001",
+                   grant='{"where": "prod / admin"}')
+    store.join_digest(j, T0)
+    ctx = store.alert_context("alice", at(14, 0))
+    assert ctx.used == frozenset({"req-20261112-000001"})
+    assert [d["key"] for d in ctx.digests] == [j.key] and ctx.digests[0]["members"] == 1
+    assert store.alert_context("bob", at(14, 0)).digests == []
+    assert store.alert_context("alice", at(14, 1, 1)).digests == []  # closed before that event
+
+
+def test_a_digest_counts_each_member_once_up_to_its_cap(store):
+    from datetime import timedelta
+
+    from chalicelib.ports import DigestJoin
+
+    base = DigestJoin(key="k", member="s-1", principal="alice", loud=True, channel="C1", open_until=at(14, 1),
+                      cap=2, event_time=at(14, 0, 1), line='{"event_id": "e-1"}', not_before=at(14, 0, 3))
+    first = store.join_digest(base, T0)
+    assert (first["members"], first["shown"], first["lines"], first["loud"]) == (1, 0, [{"event_id": "e-1"}], True)
+    assert store.join_digest(base, T0)["members"] == 1  # joining again changes nothing
+    two = store.join_digest(DigestJoin(**{**base.__dict__, "member": "s-2", "line": '{"event_id": "e-2"}'}), T0)
+    assert two["members"] == 2 and two["member_keys"] == ["s-1", "s-2"]
+    assert store.join_digest(DigestJoin(**{**base.__dict__, "member": "s-3"}), T0) is None  # full
+    assert store.take_digest("k", "tok", T0, timedelta(seconds=60)) is None  # not before 14:00:03
+    taken = store.take_digest("k", "tok", at(14, 0, 3), timedelta(seconds=60))
+    assert taken["members"] == 2 and taken["dirty"] is False
+    assert store.take_digest("k", "other", at(14, 0, 4), timedelta(seconds=60)) is None  # leased
+    assert store.release_digest("k", "other", next_at=at(14, 0, 5)) is False
+    assert store.release_digest("k", "tok", next_at=at(14, 0, 5), shown=2, where=("C1", "1.2")) is True
+    d = store.alert_digest("k")
+    assert (d["shown"], d["ts"], d["post_channel"], d["next_at"], d["dirty"]) == (2, "1.2", "C1", "2026-11-12T14:00:05Z", False)
+    assert store.take_digest("k", "tok", at(14, 0, 9), timedelta(seconds=60)) is None  # nothing new
+    assert store.digests_due(at(14, 0, 9)) == ["k"]
+    assert store.stop_tracking_digest("k", 1) is False and store.stop_tracking_digest("k", 2) is True
+    assert store.digests_due(at(14, 0, 9)) == []
 
 
 # --------------------------------------------------------------------------- grants

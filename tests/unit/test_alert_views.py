@@ -389,3 +389,33 @@ def test_other_ways_in_can_never_mention_anyone(access, kind):
         assert forbidden not in text
     expected = 2 if kind is AlertKind.UNCOVERED else 0
     assert fallback.count(LOUD_MENTION) + sum(t.count(LOUD_MENTION) for t in texts(blocks)) == expected
+
+
+@pytest.mark.parametrize("loud", [True, False])
+def test_a_digest_never_lets_event_data_mention_anyone(loud):
+    """A burst digest shows values kept raw in the table: each escaped once; the only
+    mention is our own, on the loud digest (uncovered calls, each named on its own line)."""
+    import json as _json
+
+    from chalicelib.slack.alert_views import digest_line, digest_message, digest_where
+
+    a = hostile_assumption()
+    line = _json.loads(_json.dumps(digest_line(a, "prod&<!here>", "<!channel>")))
+    d = {"key": "20261112T1410Z#loud#ab#0", "loud": loud, "principal": "<!channel>", "members": 2, "shown": 0,
+         "first": "2026-11-12T14:10:00Z", "last": "2026-11-12T14:10:09Z", "counts": {} if loud else {"req-1": 2},
+         "grants": {} if loud else {"req-1": {"where": digest_where(a, "<!here>", "<!channel>"),
+                                               "requester": "<@U1>", "reason": "<!channel> please",
+                                               "approvers": ["<!everyone>"], "expires_at": "2026-11-12T16:02:15Z"}},
+         "lines": [line, {**line, "event_id": "e-2"}] if loud else []}
+    text, blocks, meta = digest_message(d)
+    every = all_text(text, blocks)
+    for forbidden in ["<!channel>", "<!everyone>", "<@U", "<https://", "<!subteam"]:
+        assert forbidden not in every
+    mentions = text.count(LOUD_MENTION) + sum(t.count(LOUD_MENTION) for t in texts(blocks))
+    assert mentions == (2 if loud else 0)
+    if loud:
+        assert meta["event_payload"]["event_ids"] == [a.event_id, "e-2"]
+        assert a.event_id in every and "e-2" in every
+    else:
+        assert meta["event_payload"]["counts"] == {"req-1": 2} and "*2*" in every
+    assert meta["event_type"] == "role_assumed_digest" and meta["event_payload"]["calls"] == 2

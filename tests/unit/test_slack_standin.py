@@ -330,3 +330,39 @@ def test_printer_and_inspection_show_displayed_text(standin: SlackStandin, clien
         first, second = json.load(resp)["messages"]
     assert first["displayed_text"] == "R&D <ops> Switch @U0ALICE001" and first["mentions"] == ["<@U0ALICE001>"]
     assert second["displayed_text"] == "<!channel> as typed" and second["mentions"] == []
+
+
+def test_rate_limits_refuse_posts_and_updates_beyond_a_message_a_second_per_channel():
+    """Slack's special limit for posting: ~1 a second per channel, short bursts allowed; the
+    429 says when to come back (Retry-After) and changes nothing; other channels are not
+    affected; updates count against their channel too (stricter than Slack)."""
+    import time_machine
+
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+    from chalicelib.domain.errors import RateLimited
+    from chalicelib.wiring import slack_client
+
+    t0 = 1_794_492_000.0
+    with time_machine.travel(t0, tick=False) as clock, \
+            SlackStandin("xoxb-t", rate_limits=True, post_rate=1.0, post_burst=3) as standin:
+        slack = SlackNotifier(slack_client("xoxb-t", standin.url, wait_when_rate_limited=False))
+        posted = [slack.try_post("C1", f"m{i}", None, "e", {}) for i in range(3)]  # the burst
+        with pytest.raises(RateLimited) as refused:
+            slack.try_post("C1", "m3", None, "e", {})
+        assert refused.value.retry_after == 1.0
+        with pytest.raises(RateLimited):
+            slack.try_update("C1", posted[0][1], "changed", None, "e", {})
+        slack.try_post("C2", "elsewhere", None, "e", {})  # per channel
+        assert [m.text for m in standin.messages("C1")] == ["m0", "m1", "m2"]
+        assert len(standin.rate_limited()) == 2
+        clock.shift(1.0)
+        slack.try_update("C1", posted[0][1], "changed", None, "e", {})
+        with pytest.raises(RateLimited):
+            slack.try_post("C1", "m4", None, "e", {})
+        clock.shift(5.0)  # refilled up to the burst, no further
+        for i in range(3):
+            slack.try_post("C1", f"n{i}", None, "e", {})
+        with pytest.raises(RateLimited):
+            slack.try_post("C1", "n3", None, "e", {})
+        assert [(ch, method, t - t0) for ch, method, t in standin.writes("C1")] == [
+            ("C1", "chat.postMessage", 0.0)] * 3 + [("C1", "chat.update", 1.0)] + [("C1", "chat.postMessage", 6.0)] * 3

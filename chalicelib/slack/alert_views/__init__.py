@@ -14,12 +14,14 @@ unset.
 
 The package (this module re-exports the public API; import from here): ``text``
 (escaping and formatting values), ``ways_in`` (the alert for a way in and the usage
-reply), ``identity`` (IAM changes to a person) and ``metadata`` (the Slack message
+reply), ``digest`` (many calls of a burst in one message), ``identity`` (IAM changes to a
+person) and ``metadata`` (the Slack message
 metadata of each).
 """
 
 from __future__ import annotations
 
+from chalicelib.slack.alert_views.digest import digest_line, digest_message, digest_where
 from chalicelib.slack.alert_views.identity import identity_change_blocks
 from chalicelib.slack.alert_views.metadata import (
     alert_metadata,
@@ -36,6 +38,9 @@ __all__ = [
     "access_label",
     "alert_blocks",
     "alert_metadata",
+    "digest_line",
+    "digest_message",
+    "digest_where",
     "format_event_time",
     "grant_used_metadata",
     "identity_change_blocks",
