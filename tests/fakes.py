@@ -138,6 +138,7 @@ class InMemoryStore(_Faults):
         self._owed: dict[tuple[str, str], Owed] = {}  # (request id, key) -> what is owed
         self._owed_person: dict[str, str] = {}  # request id -> requester (the index key)
         self._deliveries: dict[tuple[str, str], Delivery] = {}
+        self._cursor: tuple[str, int] = ("", 0)  # reconcile's rotation: (last id verified, version)
 
     # -- requests ---------------------------------------------------------------
     def create(self, req: Request, event: AuditEvent, owed=()) -> None:
@@ -259,6 +260,17 @@ class InMemoryStore(_Faults):
     def _due_index(self) -> list[tuple[str, Request]]:
         keyed = [(iso_z(at), r) for r in self._all() if (at := due_at(r)) is not None]
         return sorted(keyed, key=lambda kr: (kr[0], kr[1].request_id))
+
+    def verify_cursor(self) -> tuple[str, int]:
+        self._hook("verify_cursor")
+        return self._cursor
+
+    def move_verify_cursor(self, cursor: str, version: int) -> bool:
+        self._hook("move_verify_cursor")
+        if self._cursor[1] != version:
+            return False
+        self._cursor = (cursor, version + 1)
+        return True
 
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
         self._hook("grants_ending_after")

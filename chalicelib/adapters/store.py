@@ -25,6 +25,9 @@ merge them in ``due_at`` order. Items written before the index was sharded carry
 ``DUE`` / ``OWED``: that value is read as one more shard, and an item moves to its shard the
 next time it is written, so a deploy needs no migration (see :data:`LEGACY_DUE_KEYS`).
 
+One more item belongs to the sweep: ``SWEEP / VERIFY_CURSOR``, where reconcile's rotation over
+the live grants has got to (:meth:`DynamoStore.verify_cursor`).
+
 Every status change is one transaction: a Put of the record conditioned on the
 version it was read at, plus a Put of its audit event that may not exist yet.
 """
@@ -308,6 +311,36 @@ class DynamoStore(AlertItems):
 
         shards: list[Iterable[dict]] = [shard(k) for k in keys]
         return list(itertools.islice(heapq.merge(*shards, key=order), limit))
+
+    # -- the sweep's rotation over live grants (reconcile verifies a slice of them a run) ----
+    def verify_cursor(self) -> tuple[str, int]:
+        """Where reconcile's rotation has got to: (the last request id whose holders it
+        verified, the cursor's version); ("", 0) before the first run."""
+        item = self._db.get_item(TableName=self._table, Key=_key("SWEEP", "VERIFY_CURSOR"),
+                                 ConsistentRead=True).get("Item")
+        if not item:
+            return "", 0
+        return item["cursor"]["S"], int(item["version"]["N"])
+
+    def move_verify_cursor(self, cursor: str, version: int) -> bool:
+        """Move the rotation on to ``cursor`` if nobody moved it since ``version`` was read.
+        False if somebody did (a sweep that ran at the same time): theirs stands, and at
+        worst a slice is verified twice - a cursor only moves past grants verified."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=_key("SWEEP", "VERIFY_CURSOR"),
+                UpdateExpression="SET #c = :c, version = :next",
+                ConditionExpression="attribute_not_exists(PK)" if version == 0 else "version = :v",
+                ExpressionAttributeNames={"#c": "cursor"},
+                ExpressionAttributeValues={":c": _s(cursor), ":next": {"N": str(version + 1)},
+                                           **({":v": {"N": str(version)}} if version else {})})
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
 
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
         """Grants of ``principal`` whose usable window ends at or after ``at``."""
