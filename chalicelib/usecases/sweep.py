@@ -15,6 +15,7 @@ hour while N <= 1,800 (see :func:`reconcile`).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -40,6 +41,13 @@ VERIFY_ROUNDS = 50
 #: (1,800). Beyond that a pass takes ceil(N / VERIFY_CAP) minutes: the report says so
 #: (``verify_period``) and the sweep handler logs a warning.
 VERIFY_PERIOD = timedelta(hours=1)
+
+
+def rotation_key(request_id: str) -> str:
+    """A grant's place in the rotation: by a hash of its id, so that grants made meanwhile
+    land anywhere in the order (request ids sort by day: today's would all land in one
+    stretch, and could all land ahead of the same grant)."""
+    return f"{zlib.crc32(request_id.encode('utf-8')):08x}#{request_id}"
 
 
 def verify_slice_size(n: int) -> int:
@@ -156,15 +164,16 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
     at once when its attachment count is off (2 or more for a live grant; any for a policy
     without one: found the minute it happens; a live grant whose count reads 0 is judged
     vanished without asking), and otherwise for a slice of the live grants, the *rotation*,
-    which also catches a grant moved to another single user (its count still reads 1): the
-    grants whose count looks right are taken in request-id
-    order from where the last run stopped (a cursor in the table), ``verify_slice_size(N)``
-    a run, wrapping round. A pass over N grants takes ``ceil(N / that)`` runs: at most 50
-    while N <= 1,500, at most 60 while N <= 1,800, so each grant is verified within the hour.
-    The cursor moves only after its slice was verified, and only from where it was read
-    (conditionally): a failed run leaves it for the next run to verify again, and two runs at
-    once verify one slice twice; neither skips a grant. A grant added behind the cursor is
-    reached within one pass. ``deep=True`` verifies every live grant now, ``deep=False`` none.
+    which also catches a grant moved to another single user (its count still reads 1). The
+    grants whose count looks right are taken in the order of :func:`rotation_key` from where
+    the last run stopped (a cursor in the table), ``verify_slice_size(N)`` a run, wrapping
+    round. A pass over N grants takes ``ceil(N / that)`` runs: at most 50 while N <= 1,500
+    and 60 while N <= 1,800, so every live grant is verified within the hour; the 10 runs to
+    spare absorb failed runs and grants made during a pass (up to a fifth of N more ahead of
+    a grant than end meanwhile). The cursor moves only after its slice was verified, and only
+    from the version it was read at: a failed run leaves the slice to the next run, two runs
+    at once verify one slice twice, and neither skips a grant.
+    ``deep=True`` verifies every live grant now, ``deep=False`` none (tests, operators).
     """
     report = report or SweepReport()
     now = deps.now()
@@ -175,15 +184,15 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
     policies = deps.grants.drawbridge_policies()
     live = {r.request_id: r for r in deps.store.live()}
     # The grants whose count (1) looks right: who holds them is asked for a slice of them.
-    looks_right = sorted(rid for rid, _, count in policies
+    looks_right = sorted(rotation_key(rid) for rid, _, count in policies
                          if count == 1 and rid in live and live[rid].grant_status is GrantStatus.ACTIVE)
     turn: list[str] = []
     version = 0
     if deep is None:
         turn, version = _rotation(deps, looks_right, report)
-        verify = set(turn)
+        verify = {key.split("#", 1)[1] for key in turn}
     else:
-        verify = set(looks_right) if deep else set()
+        verify = {key.split("#", 1)[1] for key in looks_right} if deep else set()
     held: dict[str, bool] = {}  # request id -> its owner holds the policy
     for rid, arn, count in policies:
         req = live.get(rid) or deps.store.get(rid)
@@ -248,8 +257,8 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
 
 
 def _rotation(deps: Deps, looks_right: list[str], report: SweepReport) -> tuple[list[str], int]:
-    """This run's slice of ``looks_right`` (sorted request ids): the next grants after the
-    cursor, wrapping round; and the cursor's version it was read at."""
+    """This run's slice of ``looks_right`` (sorted rotation keys): the next grants after
+    the cursor, wrapping round; and the cursor's version it was read at."""
     if not looks_right:
         return [], 0
     size = verify_slice_size(len(looks_right))

@@ -21,18 +21,18 @@ from tests.service.helpers import PROD_ADMIN, security, state
 HOUR = 60
 
 
-def rid_of(i: int) -> str:
-    """Ids in no particular order relative to when the grant was made (as real ids are)."""
-    return "req-20261112-" + hashlib.sha256(str(i).encode()).hexdigest()[:6]
+def rid_of(i: int, day: str = "20261112") -> str:
+    """Ids in no particular order within a day (as real ids are)."""
+    return f"req-{day}-" + hashlib.sha256(str(i).encode()).hexdigest()[:6]
 
 
-def add_grants(svc, numbers) -> list[str]:
+def add_grants(svc, numbers, day: str = "20261112") -> list[str]:
     """Live grants made a quarter hour before the clock, each to its own IAM user, written
     as the approval path writes them (record in the table, policy attached in IAM)."""
     made = svc.clock() - timedelta(minutes=15)
     rids = []
     for i in numbers:
-        rid, user = rid_of(i), Principal.iam_user(f"user{i:04d}")
+        rid, user = rid_of(i, day), Principal.iam_user(f"user{i:04d}")
         req, event = Request.requested(
             made - timedelta(minutes=3), request_id=rid, requester="alice", requester_slack="U0ALICE001",
             principal=user, account="prod", account_id="222222222222", role="admin", role_arn=PROD_ADMIN,
@@ -155,8 +155,9 @@ def test_runs_that_fail_skip_no_grant(busy):
 
 
 def test_grants_that_come_and_go_are_each_verified_within_the_hour_of_being_made(busy):
-    """The number of live grants changes during a pass: 26 more (a fifth) arrive at random
-    places of the id order, while 26 others are revoked."""
+    """The number of live grants changes during a pass: 26 more (a fifth) are made, while
+    26 others are revoked. The new ones carry a later day in their ids, so by id they would
+    all sort after every other grant; the rotation's order (a hash of the id) spreads them."""
     svc, rids = busy
     verified = Verified(svc)
     born: dict[str, int] = {rid: 0 for rid in rids}
@@ -164,7 +165,7 @@ def test_grants_that_come_and_go_are_each_verified_within_the_hour_of_being_made
 
     def churn(minute: int) -> None:
         if minute % 2 == 0 and minute < 52:
-            for rid in add_grants(svc, [1000 + minute]):
+            for rid in add_grants(svc, [1000 + minute], day="20261113"):
                 born[rid] = minute
         if minute % 2 == 1 and minute < 53:
             rid = sorted(rids)[minute]
