@@ -9,8 +9,10 @@ Slack messages), never which method was called.
   ``create`` / ``transition`` are conditional (domain ``Conflict``) and write the record
   and its audit event together; the queries follow the table's sparse indexes, keyed
   and ordered as DynamoDB keys them (second-precision ISO strings from ``iso_z``, built
-  with the same ``due_at`` / ``grant_window_end`` / ``Request.is_open``); claims are
-  True the first time and False afterwards. Records go through the domain's JSON codec
+  with the same ``due_at`` / ``grant_window_end`` / ``Request.is_open``; the ``due``
+  index's shards are the adapter's business: its queries read them all, so one ordered
+  index is what both answer); claims are True the first time and False afterwards; the
+  sweep's rotation cursor moves only from the version read. Records go through the domain's JSON codec
   on the way in and out, as they do in DynamoDB. ``tests/service/test_fakes_contract.py``
   runs the same assertions against this and the real adapter on moto.
 * :class:`FakeGrants` - :class:`~chalicelib.adapters.iam.IamGrants` for principals of kind
