@@ -208,7 +208,8 @@ class DynamoStore(AlertItems):
         sweep), before the change to IAM it reports is made."""
         item = {**_key(f"REQ#{request_id}", f"OWE#{key}"), "job": _s(json.dumps(job)),
                 "version": {"N": str(version)}, "attempts": {"N": "0"},
-                "due_pk": _s(due_key("OWED", request_id)), "due_at": _s(iso_z(at + OWED_RETRY_AFTER)), "created_at": _s(iso_z(at))}
+                "due_pk": _s(due_key("OWED", request_id)), "due_at": _s(iso_z(at + OWED_RETRY_AFTER)),
+                "created_at": _s(iso_z(at))}
         if person:
             item["open_pk"] = _s(f"OPEN#{person}")
         self._db.put_item(TableName=self._table, Item=item)
