@@ -179,8 +179,16 @@ def worker(event: dict) -> dict:
 def sweep() -> dict:
     from . import wiring
 
+    from .usecases.sweep import VERIFY_PERIOD
+
     report = wiring.service().sweep(on_error=log_job_error)
     logger().info("sweep done", extra={"report": report.__dict__})
+    if report.verify_period * 60 > VERIFY_PERIOD.total_seconds():
+        logger().warning(
+            "more live grants than the sweep's rotation verifies within the hour: each grant's "
+            "holders are now verified every verify_period minutes (raise VERIFY_CAP in "
+            "chalicelib/usecases/sweep.py)",
+            extra={"verify_period": report.verify_period, "verified_per_run": report.verified})
     return report.__dict__
 
 

@@ -103,6 +103,12 @@ class Store(Protocol):
     def live(self) -> list[Request]: ...
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]: ...
 
+    # -- the sweep's rotation over live grants: where it has got to, moved conditionally
+    def verify_cursor(self) -> tuple[str, int]:
+        """(the last request id whose holders reconcile verified, the cursor's version)."""
+    def move_verify_cursor(self, cursor: str, version: int) -> bool:
+        """Move the cursor on if it is still at ``version``; False if somebody moved it."""
+
     # -- the outbox: messages a change owes, written in the same transaction as the change
     def owed_for(self, person: str) -> list[Owed]: ...
     def owe(self, request_id: str, key: str, job: dict, at: datetime, version: int = 0,

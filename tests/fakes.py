@@ -9,8 +9,10 @@ Slack messages), never which method was called.
   ``create`` / ``transition`` are conditional (domain ``Conflict``) and write the record
   and its audit event together; the queries follow the table's sparse indexes, keyed
   and ordered as DynamoDB keys them (second-precision ISO strings from ``iso_z``, built
-  with the same ``due_at`` / ``grant_window_end`` / ``Request.is_open``); claims are
-  True the first time and False afterwards. Records go through the domain's JSON codec
+  with the same ``due_at`` / ``grant_window_end`` / ``Request.is_open``; the ``due``
+  index's shards are the adapter's business: its queries read them all, so one ordered
+  index is what both answer); claims are True the first time and False afterwards; the
+  sweep's rotation cursor moves only from the version read. Records go through the domain's JSON codec
   on the way in and out, as they do in DynamoDB. ``tests/service/test_fakes_contract.py``
   runs the same assertions against this and the real adapter on moto.
 * :class:`FakeGrants` - :class:`~chalicelib.adapters.iam.IamGrants` for principals of kind
@@ -144,6 +146,7 @@ class InMemoryStore(_Faults):
         self._owed: dict[tuple[str, str], Owed] = {}  # (request id, key) -> what is owed
         self._owed_person: dict[str, str] = {}  # request id -> requester (the index key)
         self._deliveries: dict[tuple[str, str], Delivery] = {}
+        self._cursor: tuple[str, int] = ("", 0)  # reconcile's rotation: (last id verified, version)
 
     # -- requests ---------------------------------------------------------------
     def create(self, req: Request, event: AuditEvent, owed=(), claim: str | None = None) -> None:
@@ -284,6 +287,17 @@ class InMemoryStore(_Faults):
     def _due_index(self) -> list[tuple[str, Request]]:
         keyed = [(iso_z(at), r) for r in self._all() if (at := due_at(r)) is not None]
         return sorted(keyed, key=lambda kr: (kr[0], kr[1].request_id))
+
+    def verify_cursor(self) -> tuple[str, int]:
+        self._hook("verify_cursor")
+        return self._cursor
+
+    def move_verify_cursor(self, cursor: str, version: int) -> bool:
+        self._hook("move_verify_cursor")
+        if self._cursor[1] != version:
+            return False
+        self._cursor = (cursor, version + 1)
+        return True
 
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
         self._hook("grants_ending_after")

@@ -19,6 +19,9 @@ from ..domain.model import Principal
 
 __all__ = ["GrantLimitReached", "GrantMismatch", "IamGrants"]
 
+#: ``ListPolicies`` page size: IAM's maximum (MaxItems 1..1000; it defaults to 100)
+LIST_PAGE = 1000
+
 
 def _code(exc) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
@@ -124,11 +127,14 @@ class IamGrants:
     def drawbridge_policies(self) -> list[tuple[str, str, int]]:
         """Every policy Drawbridge created: (request id, policy ARN, how many entities hold it).
 
-        One ``ListPolicies`` page per 100 policies; who holds a policy is a separate call
-        (:meth:`attached_principals`), made only when the count alone cannot settle it.
+        One ``ListPolicies`` page per 1,000 policies (IAM's largest page; its quota of
+        customer-managed policies, 1,500 by default and 5,000 at most, makes that 1 to 5
+        pages); who holds a policy is a separate call (:meth:`attached_principals`), made
+        only when the count alone cannot settle it or the sweep's rotation asks.
         """
         out = []
-        for page in self._iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=self._path):
+        for page in self._iam.get_paginator("list_policies").paginate(
+                Scope="Local", PathPrefix=self._path, PaginationConfig={"PageSize": LIST_PAGE}):
             for p in page["Policies"]:
                 rid = pol.request_id_from_policy_name(p["PolicyName"], self._path)
                 if rid is None or p.get("Path") != self._path:

@@ -16,10 +16,21 @@ Items (PK / SK):
 Sparse indexes keep every query proportional to what is live, never to history:
 
 * ``open_by_person``  (open_pk = OPEN#<person>)   pending requests and live grants, for ``list``
-* ``due``             (due_pk = DUE, due_at)       what the sweep must look at, by time
+* ``due``             (due_pk = DUE#<n> / OWED#<n>, due_at)  what the sweep must look at, by time
 * ``grants_by_user``  (grant_pk = GRANT#<principal key>, grant_sk = <end>#<id>)  alert correlation;
   the same partition holds the principal's open burst digests and first-use markers, and
   ``USES#<request id>`` partitions hold the calls each grant covered
+
+The ``due`` index is sharded: a request's record carries ``DUE#<n>`` and what it owes people
+``OWED#<n>``, ``n`` = CRC-32 of the request id modulo :data:`DUE_SHARDS`, so no single index
+partition takes every write of every live request (a GSI partition key value lives on one
+partition: 1,000 WCU/s and 3,000 RCU/s at most). The sweep's queries read every shard and
+merge them in ``due_at`` order. Items written before the index was sharded carry the bare
+``DUE`` / ``OWED``: that value is read as one more shard, and an item moves to its shard the
+next time it is written, so a deploy needs no migration (see :data:`LEGACY_DUE_KEYS`).
+
+One more item belongs to the sweep: ``SWEEP / VERIFY_CURSOR``, where reconcile's rotation over
+the live grants has got to (:meth:`DynamoStore.verify_cursor`).
 
 Every status change is one transaction: a Put of the record conditioned on the
 version it was read at, plus a Put of its audit event that may not exist yet.
@@ -27,9 +38,12 @@ version it was read at, plus a Put of its audit event that may not exist yet.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
+import zlib
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..domain.errors import AlreadyDelivered, Conflict
 from ..domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
@@ -38,7 +52,32 @@ from .alert_calls import AlertCalls
 from .alert_items import AlertItems, _key, _s
 from ..domain.timing import due_at, grant_window_end
 
-__all__ = ["Conflict", "DynamoStore", "create_table_from_template", "event_item", "request_item"]
+__all__ = ["DUE_SHARDS", "Conflict", "DynamoStore", "create_table_from_template", "due_key", "event_item",
+           "request_item"]
+
+#: How many values the ``due`` index's partition key is spread over, for records (``DUE#<n>``)
+#: and for what they owe people (``OWED#<n>``). One value takes at most one index partition's
+#: writes, 1,000 WCU/s; a grant's lifecycle writes the index about 21 times, ~25 WCU. So one
+#: key carries ~2,400 new grants a minute (1,000 x 60 / 25) and 8 keys ~19,200, while every
+#: read of the index costs 8 Query calls (+1 for the legacy key) instead of one
+#: (docs/ARCHITECTURE.md, "The sweep's cost").
+DUE_SHARDS = 8
+#: The un-sharded values written before the index was sharded. Read as one more shard until
+#: no item carries them any more: a record is rewritten with its shard at its next change
+#: (every live record changes or ends within its pending window or its grant's duration, at
+#: most 7 days), an owed message at its next retry or when it is settled.
+LEGACY_DUE_KEYS = {"DUE": "DUE", "OWED": "OWED"}
+
+
+def shard_of(request_id: str) -> int:
+    """The request's shard of the ``due`` index: stable across processes and deploys
+    (CRC-32, not Python's salted ``hash``)."""
+    return zlib.crc32(request_id.encode("utf-8")) % DUE_SHARDS
+
+
+def due_key(kind: str, request_id: str) -> str:
+    """``DUE#<n>`` for a request's record, ``OWED#<n>`` for what it owes people."""
+    return f"{kind}#{shard_of(request_id)}"
 
 
 def request_item(req: Request) -> dict:
@@ -53,7 +92,7 @@ def request_item(req: Request) -> dict:
     if req.is_open:
         item["open_pk"] = _s(f"OPEN#{req.requester}")
     if (due := due_at(req)) is not None:
-        item["due_pk"] = _s("DUE")
+        item["due_pk"] = _s(due_key("DUE", req.request_id))
         item["due_at"] = _s(iso_z(due))
     if (end := grant_window_end(req)) is not None:
         item["grant_pk"] = _s(f"GRANT#{req.principal.key}")
@@ -123,7 +162,7 @@ class DynamoStore(AlertItems, AlertCalls):
         return [{"Put": {"TableName": self._table, "Item": {
             **_key(f"REQ#{req.request_id}", f"OWE#{key}"), "job": _s(json.dumps(job)),
             "version": {"N": str(req.version)}, "attempts": {"N": "0"},
-            "due_pk": _s("OWED"), "due_at": _s(iso_z(at + OWED_RETRY_AFTER)),
+            "due_pk": _s(due_key("OWED", req.request_id)), "due_at": _s(iso_z(at + OWED_RETRY_AFTER)),
             "open_pk": _s(f"OPEN#{req.requester}"), "created_at": _s(iso_z(at)),
         }}} for key, job in owed]
 
@@ -189,21 +228,17 @@ class DynamoStore(AlertItems, AlertCalls):
         """Record a message owed outside a change of state (a drift notice found by the
         sweep), before the change to IAM it reports is made."""
         item = {**_key(f"REQ#{request_id}", f"OWE#{key}"), "job": _s(json.dumps(job)),
-                "version": {"N": str(version)}, "attempts": {"N": "0"}, "due_pk": _s("OWED"),
-                "due_at": _s(iso_z(at + OWED_RETRY_AFTER)), "created_at": _s(iso_z(at))}
+                "version": {"N": str(version)}, "attempts": {"N": "0"},
+                "due_pk": _s(due_key("OWED", request_id)), "due_at": _s(iso_z(at + OWED_RETRY_AFTER)),
+                "created_at": _s(iso_z(at))}
         if person:
             item["open_pk"] = _s(f"OPEN#{person}")
         self._db.put_item(TableName=self._table, Item=item)
 
     def owed_due(self, now: datetime, limit: int = 200) -> list[Owed]:
-        """Undelivered messages whose next try has come (the sweep's share of the outbox)."""
-        items = self._query(
-            IndexName="due",
-            KeyConditionExpression="due_pk = :d AND due_at <= :now",
-            ExpressionAttributeValues={":d": _s("OWED"), ":now": _s(iso_z(now))},
-            max_items=limit,
-        )
-        return [_owed(i) for i in items]
+        """Undelivered messages whose next try has come (the sweep's share of the outbox),
+        oldest first across every shard, at most ``limit``."""
+        return [_owed(i) for i in self._due_index("OWED", now, limit)]
 
     def settle(self, request_id: str, key: str, version: int) -> None:
         """Delivered: forget what was owed, unless a newer change owes it again."""
@@ -218,15 +253,17 @@ class DynamoStore(AlertItems, AlertCalls):
                 raise
 
     def retry_later(self, owed: Owed, at: datetime) -> None:
-        """Not delivered this time: try again at ``at`` (if it is still owed)."""
+        """Not delivered this time: try again at ``at`` (if it is still owed). The item is
+        (re)keyed to its shard of the ``due`` index, so a legacy un-sharded one moves too."""
         from botocore.exceptions import ClientError
 
         try:
             self._db.update_item(
                 TableName=self._table, Key=_key(f"REQ#{owed.request_id}", f"OWE#{owed.key}"),
-                UpdateExpression="SET due_at = :at, attempts = attempts + :one",
+                UpdateExpression="SET due_at = :at, due_pk = :d, attempts = attempts + :one",
                 ConditionExpression="attribute_exists(PK) AND version = :v",
                 ExpressionAttributeValues={":at": _s(iso_z(at)), ":one": {"N": "1"},
+                                           ":d": _s(due_key("OWED", owed.request_id)),
                                            ":v": {"N": str(owed.version)}})
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -266,23 +303,66 @@ class DynamoStore(AlertItems, AlertCalls):
                              ExpressionAttributeValues={":c": _s(channel), ":t": _s(ts)})
 
     def due(self, now: datetime, limit: int = 500) -> list[Request]:
-        """Requests whose next sweep time has come, oldest first (sparse index)."""
-        items = self._query(
-            IndexName="due",
-            KeyConditionExpression="due_pk = :d AND due_at <= :now",
-            ExpressionAttributeValues={":d": _s("DUE"), ":now": _s(iso_z(now))},
-            max_items=limit,
-        )
-        return [_request(i) for i in items]
+        """Requests whose next sweep time has come, oldest first across every shard (sparse
+        index), at most ``limit``."""
+        return [_request(i) for i in self._due_index("DUE", now, limit)]
 
     def live(self) -> list[Request]:
-        """Every request the sweep still tracks (pending, granting, active, revoking)."""
-        items = self._query(
-            IndexName="due",
-            KeyConditionExpression="due_pk = :d",
-            ExpressionAttributeValues={":d": _s("DUE")},
-        )
-        return [_request(i) for i in items]
+        """Every request the sweep still tracks (pending, granting, active, revoking), in
+        ``due_at`` order across every shard."""
+        return [_request(i) for i in self._due_index("DUE")]
+
+    def _due_index(self, kind: str, now: datetime | None = None, limit: int | None = None) -> list[dict]:
+        """The ``due`` index's items of ``kind`` ("DUE" or "OWED"; due by ``now`` if given),
+        every shard and the legacy un-sharded key merged in (due_at, PK, SK) order, at most
+        ``limit``. One Query per shard; a shard's next page (of ``limit`` items at most) is
+        read only if the merge gets that far, so at most (shards + 1) x ``limit`` items are
+        read however much is due."""
+        keys = [f"{kind}#{n}" for n in range(DUE_SHARDS)] + [LEGACY_DUE_KEYS[kind]]
+        condition = "due_pk = :d" + (" AND due_at <= :now" if now is not None else "")
+
+        def shard(key: str) -> Iterator[dict]:
+            values = {":d": _s(key), **({":now": _s(iso_z(now))} if now is not None else {})}
+            page = {"Limit": limit} if limit is not None else {}
+            for items in self._pages(IndexName="due", KeyConditionExpression=condition,
+                                     ExpressionAttributeValues=values, **page):
+                yield from items
+
+        def order(item: dict) -> tuple[str, str, str]:
+            return item["due_at"]["S"], item["PK"]["S"], item["SK"]["S"]
+
+        shards: list[Iterable[dict]] = [shard(k) for k in keys]
+        return list(itertools.islice(heapq.merge(*shards, key=order), limit))
+
+    # -- the sweep's rotation over live grants (reconcile verifies a slice of them a run) ----
+    def verify_cursor(self) -> tuple[str, int]:
+        """Where reconcile's rotation has got to: (the last request id whose holders it
+        verified, the cursor's version); ("", 0) before the first run."""
+        item = self._db.get_item(TableName=self._table, Key=_key("SWEEP", "VERIFY_CURSOR"),
+                                 ConsistentRead=True).get("Item")
+        if not item:
+            return "", 0
+        return item["cursor"]["S"], int(item["version"]["N"])
+
+    def move_verify_cursor(self, cursor: str, version: int) -> bool:
+        """Move the rotation on to ``cursor`` if nobody moved it since ``version`` was read.
+        False if somebody did (a sweep that ran at the same time): theirs stands, and at
+        worst a slice is verified twice - a cursor only moves past grants verified."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=_key("SWEEP", "VERIFY_CURSOR"),
+                UpdateExpression="SET #c = :c, version = :next",
+                ConditionExpression="attribute_not_exists(PK)" if version == 0 else "version = :v",
+                ExpressionAttributeNames={"#c": "cursor"},
+                ExpressionAttributeValues={":c": _s(cursor), ":next": {"N": str(version + 1)},
+                                           **({":v": {"N": str(version)}} if version else {})})
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
 
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
         """Grants of ``principal`` whose usable window ends at or after ``at``."""

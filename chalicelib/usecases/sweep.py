@@ -3,12 +3,21 @@
 Ends grants past expiry, expires stale pending requests, retries grants or revocations
 a crashed worker left behind (all from the sparse ``due`` index, so the cost follows what
 is live, not history), then reconciles IAM with the table.
+
+What one run costs IAM does not grow with the number of live grants N beyond a fixed cap:
+one ``ListPolicies`` page per 1,000 grant policies (IAM's quota of customer-managed policies,
+1,500 by default and 5,000 at most per account, makes that 1 to 5 pages), a
+``ListEntitiesForPolicy`` for each policy whose attachment count is off (drift only), and
+the rotation: the holders of ``verify_slice_size(N) = min(VERIFY_CAP, ceil(N / VERIFY_ROUNDS))``
+live grants, at most 30 per run, so every live grant's holders are verified at least once an
+hour while N <= 1,800 (see :func:`reconcile`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from ..domain.duration import format_duration
 from ..domain.errors import Conflict
@@ -20,6 +29,30 @@ from .deps import Deps
 from .delivery import MAX_ATTEMPTS, key_of, owed, retry_at
 from .dispatch import OnError, run_all
 from .grant import fail_grant
+
+#: The most live grants whose holders (``ListEntitiesForPolicy``) one run verifies: the fixed
+#: cap on the rotation's IAM calls, whatever the number of live grants.
+VERIFY_CAP = 30
+#: The rotation takes ``ceil(N / VERIFY_ROUNDS)`` grants a run, so it passes every live grant
+#: in at most 50 runs (minutes); the other 10 of the hour absorb failed runs and grants added
+#: meanwhile (N growing by up to a fifth during one pass).
+VERIFY_ROUNDS = 50
+#: Every live grant's holders are verified at least this often - while N <= VERIFY_CAP x 60
+#: (1,800). Beyond that a pass takes ceil(N / VERIFY_CAP) minutes: the report says so
+#: (``verify_period``) and the sweep handler logs a warning.
+VERIFY_PERIOD = timedelta(hours=1)
+
+
+def rotation_key(request_id: str) -> str:
+    """A grant's place in the rotation: by a hash of its id, so that grants made meanwhile
+    land anywhere in the order (request ids sort by day: today's would all land in one
+    stretch, and could all land ahead of the same grant)."""
+    return f"{zlib.crc32(request_id.encode('utf-8')):08x}#{request_id}"
+
+
+def verify_slice_size(n: int) -> int:
+    """How many of ``n`` live grants one run verifies the holders of."""
+    return min(VERIFY_CAP, -(-n // VERIFY_ROUNDS))
 
 
 @dataclass
@@ -34,6 +67,10 @@ class SweepReport:
     undelivered: int = 0  # ... and that failed again (retried later, with backoff)
     digests_shown: int = 0  # burst digests whose last calls this sweep showed (alert_digest.py)
     digests_pending: int = 0  # ... that Slack did not take yet (the next call or sweep shows them)
+    # How far the rotation got: not something that happened, so not part of equality (a
+    # sweep that found nothing to do still equals SweepReport()).
+    verified: int = field(default=0, compare=False)  # live grants whose holders this run asked for
+    verify_period: int = field(default=0, compare=False)  # runs (minutes) a pass over all takes now
 
 
 def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
@@ -133,26 +170,46 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
     * an ACTIVE grant whose policy is no longer attached is marked FAILED.
     Policies Drawbridge did not create are never looked at, let alone touched.
 
-    Cost per sweep: ``ListPolicies`` (one page per 100 grants); who holds a policy is
-    asked only when its attachment count is off, and for every grant on a *deep* pass
-    (each quarter hour), which also catches a grant moved to another single user.
+    Cost per run: ``ListPolicies`` (one page per 1,000 grants). Who holds a policy is asked
+    at once when its attachment count is off (2 or more for a live grant; any for a policy
+    without one: found the minute it happens; a live grant whose count reads 0 is judged
+    vanished without asking), and otherwise for a slice of the live grants, the *rotation*,
+    which also catches a grant moved to another single user (its count still reads 1). The
+    grants whose count looks right are taken in the order of :func:`rotation_key` from where
+    the last run stopped (a cursor in the table), ``verify_slice_size(N)`` a run, wrapping
+    round. A pass over N grants takes ``ceil(N / that)`` runs: at most 50 while N <= 1,500
+    and 60 while N <= 1,800, so every live grant is verified within the hour; the 10 runs to
+    spare absorb failed runs and grants made during a pass (up to a fifth of N more ahead of
+    a grant than end meanwhile). The cursor moves only after its slice was verified, and only
+    from the version it was read at: a failed run leaves the slice to the next run, two runs
+    at once verify one slice twice, and neither skips a grant.
+    ``deep=True`` verifies every live grant now, ``deep=False`` none (tests, operators).
     """
     report = report or SweepReport()
     now = deps.now()
-    deep = now.minute % 15 == 0 if deep is None else deep
     follow: list[jobs.Job] = []
     # IAM first, the table after: a grant's record is GRANTING before its policy exists, so
     # every policy in this listing has a record that reads GRANTING or later below, however
     # slowly the listing came back (an approval landing meanwhile cannot look like a stray).
     policies = deps.grants.drawbridge_policies()
     live = {r.request_id: r for r in deps.store.live()}
+    # The grants whose count (1) looks right: who holds them is asked for a slice of them.
+    looks_right = sorted(rotation_key(rid) for rid, _, count in policies
+                         if count == 1 and rid in live and live[rid].grant_status is GrantStatus.ACTIVE)
+    turn: list[str] = []
+    version = 0
+    if deep is None:
+        turn, version = _rotation(deps, looks_right, report)
+        verify = {key.split("#", 1)[1] for key in turn}
+    else:
+        verify = {key.split("#", 1)[1] for key in looks_right} if deep else set()
     held: dict[str, bool] = {}  # request id -> its owner holds the policy
     for rid, arn, count in policies:
         req = live.get(rid) or deps.store.get(rid)
         if req is not None and req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING):
             continue  # in flight: the grant / end_grant jobs own it
         active = req is not None and req.grant_status is GrantStatus.ACTIVE
-        if active and (count == 0 or (count == 1 and not deep)):
+        if active and (count == 0 or (count == 1 and rid not in verify)):
             held[rid] = count == 1
             continue
         # Re-read right before changing IAM: only a record that can no longer hold a grant
@@ -189,6 +246,8 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
             deps.grants.remove_policy(rid, holders)
         report.drift += 1
         follow.append(notice)
+    if turn:  # its slice verified: the next run goes on from here (unless a run beat it to it)
+        deps.store.move_verify_cursor(turn[-1], version)
     for req in live.values():
         if req.grant_status is not GrantStatus.ACTIVE or now >= req.expires_at:
             # An ACTIVE grant past its expiry is the due loop's (end_grant records EXPIRED,
@@ -205,3 +264,17 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
         report.drift += 1
         follow.extend(fail_grant(deps, latest, "the grant's IAM policy vanished (removed outside Drawbridge)"))
     return follow
+
+
+def _rotation(deps: Deps, looks_right: list[str], report: SweepReport) -> tuple[list[str], int]:
+    """This run's slice of ``looks_right`` (sorted rotation keys): the next grants after
+    the cursor, wrapping round; and the cursor's version it was read at."""
+    if not looks_right:
+        return [], 0
+    size = verify_slice_size(len(looks_right))
+    cursor, version = deps.store.verify_cursor()
+    ahead = [rid for rid in looks_right if rid > cursor]
+    turn = (ahead + [rid for rid in looks_right if rid <= cursor])[:size]
+    report.verified = len(turn)
+    report.verify_period = -(-len(looks_right) // size)
+    return turn, version

@@ -207,6 +207,19 @@ def test_live_is_every_request_the_sweep_tracks_in_due_order(store):
     assert store.live() == [g, p, a]
 
 
+def test_the_verify_cursor_moves_only_from_the_version_it_was_read_at(store):
+    """Reconcile's rotation: two sweeps that read the same cursor cannot both move it (the
+    loser's slice was verified anyway; it only must not move the cursor past the winner's)."""
+    assert store.verify_cursor() == ("", 0)
+    assert store.move_verify_cursor("req-20261112-000005", 0) is True
+    assert store.verify_cursor() == ("req-20261112-000005", 1)
+    assert store.move_verify_cursor("req-20261112-000009", 0) is False  # read before the move above
+    assert store.verify_cursor() == ("req-20261112-000005", 1)
+    assert store.move_verify_cursor("req-20261112-000001", 1) is True  # wrapping round is a move too
+    assert store.verify_cursor() == ("req-20261112-000001", 2)
+    assert store.live() == [] and store.due(at(23, 59)) == []  # not a request: in no index
+
+
 def test_grants_ending_after_follows_the_usable_window(store):
     active = stored(store, "req-20261112-000001", approve(at(14, 2)), grant)  # until 16:02
     early_end = stored(store, "req-20261112-000002", approve(at(14, 2)), grant, revoke(at(14, 10)), revoked,

@@ -12,8 +12,8 @@ from chalicelib.usecases.sweep import SweepReport
 from tests.service.helpers import (SECURITY, actions, approve, approved, ask, card, dm_types, granted, security, slash,
                                    state)
 
-AT_1420 = datetime(2026, 11, 12, 14, 20, tzinfo=timezone.utc)  # not a quarter hour: a shallow reconcile
-AT_1430 = datetime(2026, 11, 12, 14, 30, tzinfo=timezone.utc)  # a quarter hour: the deep pass
+AT_1420 = datetime(2026, 11, 12, 14, 20, tzinfo=timezone.utc)  # well after the grants below were made
+AT_1430 = datetime(2026, 11, 12, 14, 30, tzinfo=timezone.utc)  # a quarter hour: the same rotation as any minute
 
 
 def test_a_pending_request_expires_when_its_window_closes(svc):
@@ -156,19 +156,21 @@ def test_a_grant_copied_to_someone_else_is_taken_back_from_them_only(svc):
     assert notice.text.endswith("was also attached to dave; detached from them.")
 
 
-def test_a_grant_moved_to_another_single_user_is_caught_by_the_deep_pass(svc):
+def test_a_grant_moved_to_another_single_user_is_caught_by_the_rotation(svc):
+    """Its attachment count still reads 1: only asking who holds it tells. Each run asks
+    that of a slice of the live grants (the rotation); the only live grant is in every
+    slice. (With many grants, within the hour: tests/service/test_sweep_rotation.py.)"""
     rid = granted(svc)
     svc.grants.detach(rid, "alice")
     svc.grants.attach(rid, "dave")
 
     svc.clock.set(AT_1420)
-    assert svc.sweep().drift == 0  # the count (1) looks right: only the deep pass asks who
+    assert svc.reconcile(deep=False) == []  # the count (1) looks right: without asking who, nothing is seen
     assert svc.grants.holders(rid) == ["dave"]
 
-    svc.clock.set(AT_1430)
     report = svc.sweep()
 
-    assert report.drift == 2  # taken from dave, and alice's grant is gone: FAILED
+    assert (report.drift, report.verified) == (2, 1)  # taken from dave, and alice's grant is gone: FAILED
     assert svc.grants.policies == {}
     assert state(svc, rid) == "APPROVED/FAILED"
     assert [m.event_type for m in security(svc)] == ["grant_drift", "grant_failed"]
@@ -248,7 +250,7 @@ def test_an_approval_landing_during_reconcile_keeps_its_grant(svc, hook):
 
     rid = ask(svc)
     approve(svc, "bob", rid)
-    svc.clock.set(AT_1430)  # a deep pass: every policy's holders are asked for
+    svc.clock.set(AT_1430)  # the only live grant is in the rotation's slice: its holders are asked for
 
     def has_policy() -> bool:
         return any(arn.endswith(rid) for arn in svc.grants.policies)
