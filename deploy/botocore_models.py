@@ -1,19 +1,21 @@
 """Trimmed botocore service models for the Lambda zip (``make package`` writes them).
 
 A cold ack builds three botocore clients: DynamoDB, SSM (the signing secret) and Lambda
-(the async hand-off to the worker). Building a client parses its whole service model,
-and SSM's and Lambda's are large (about 1,350 and 600 shapes) for the one operation each
-that Drawbridge calls. The zip therefore carries, under ``botocore_models/``, a copy of
-those two models cut down to the operations in :data:`TRIMMED` and the shapes they reach,
+(the async hand-off to the worker). Building a client parses its whole service model, and
+these are large (DynamoDB's is half a megabyte of JSON; SSM's and Lambda's about 1,350 and
+600 shapes) for the handful of operations Drawbridge calls. The zip therefore carries, under
+``botocore_models/``, copies of those models cut down to the operations in :data:`TRIMMED`
+and the shapes they reach (their modelled errors included),
 made from the botocore this build runs; ``chalicelib/wiring.py`` puts that directory first
 on botocore's data path (its documented ``data_path`` setting), so botocore still does
 everything else - endpoints, signing, retries, errors - from its own data.
 
 Only services whose every call is listed here are trimmed: tests/deploy/test_botocore_models.py
-fails if the code calls an operation of a trimmed service that is not in :data:`TRIMMED`,
-and calls each listed operation through a client built on the trimmed model (against moto).
-DynamoDB is not trimmed: the table is used for many operations, and the floor it is
-measured against parses the same model.
+fails if the code calls an operation of a trimmed service that is not in :data:`TRIMMED` (the
+same source scan that checks the Lambda's IAM policy), and runs the table's adapter - a
+cancelled transaction's reasons included - and each other listed operation through clients
+built on the trimmed models, against moto; ``make package``'s smoke import checks that the
+zip's clients read them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 
 #: service -> the operations Drawbridge calls on it (all of them)
 TRIMMED: dict[str, tuple[str, ...]] = {
+    # chalicelib/adapters (store, alert items, alert calls): the table's every operation
+    "dynamodb": ("DeleteItem", "GetItem", "PutItem", "Query", "TransactWriteItems", "UpdateItem"),
     "ssm": ("GetParameter",),  # wiring._secret (Powertools' SSMProvider.get)
     "lambda": ("Invoke",),  # handlers.defer: the async hand-off to the worker
 }
@@ -43,6 +47,20 @@ def _reachable(shapes: dict, roots: list[str]) -> set[str]:
     return seen
 
 
+def _undocumented(node: dict) -> dict:
+    """A shape, operation or member reference without its ``documentation`` text (botocore
+    never reads it at run time; it is most of the bytes). Member *names* are left alone."""
+    out = {k: v for k, v in node.items() if k != "documentation"}
+    if "members" in out:
+        out["members"] = {name: _undocumented(ref) for name, ref in out["members"].items()}
+    for k in ("member", "key", "value", "input", "output"):
+        if isinstance(out.get(k), dict):
+            out[k] = _undocumented(out[k])
+    if "errors" in out:
+        out["errors"] = [_undocumented(e) for e in out["errors"]]
+    return out
+
+
 def trimmed_model(service: str, operations: tuple[str, ...]) -> tuple[str, dict]:
     """(api version, the service model with only ``operations`` and the shapes they use)."""
     from botocore.loaders import Loader
@@ -58,8 +76,8 @@ def trimmed_model(service: str, operations: tuple[str, ...]) -> tuple[str, dict]
     roots += [e["shape"] for o in ops.values() for e in o.get("errors", [])]
     keep = _reachable(model["shapes"], roots)
     out = {k: v for k, v in model.items() if k not in ("operations", "shapes", "documentation")}
-    out["operations"] = ops
-    out["shapes"] = {name: model["shapes"][name] for name in sorted(keep)}
+    out["operations"] = {name: _undocumented(op) for name, op in ops.items()}
+    out["shapes"] = {name: _undocumented(model["shapes"][name]) for name in sorted(keep)}
     return version, out
 
 

@@ -100,7 +100,8 @@ def test_slim_drops_what_is_never_imported_and_keeps_the_rest(fake_zip):
         names = z.namelist()
         infos = {i.filename: i for i in z.infolist()}
     py = {n for n in FAKE_KEPT if n.endswith(".py")}
-    models = {"botocore_models/lambda/2015-03-31/service-2.json", "botocore_models/ssm/2014-11-06/service-2.json"}
+    models = {"botocore_models/lambda/2015-03-31/service-2.json", "botocore_models/ssm/2014-11-06/service-2.json",
+              "botocore_models/dynamodb/2012-08-10/service-2.json"}
     assert set(names) == FAKE_KEPT | {pkg.pyc_path(n) for n in py} | models  # + the trimmed models (0007)
     assert names == sorted(names)
     assert result.pyc == len(py) == 12 and result.files == len(names)
@@ -284,7 +285,7 @@ def test_the_smoke_import_fails_a_zip_without_bytecode(chalice_like_zip):
     problems = str(exc.value)
     assert "compiled at import (no usable bytecode in the zip): app.py" in problems
     assert "have no __cached__ pyc in it: app" in problems
-    assert "does not read the zip's trimmed models for ssm, lambda" in problems  # nor the models (0007)
+    assert "does not read the zip's trimmed models for dynamodb, ssm, lambda" in problems  # nor the models (0007)
 
 
 def test_the_smoke_import_fails_when_slim_drops_too_much(chalice_like_zip, tmp_path):
