@@ -99,7 +99,7 @@ def run(smoke: bool) -> list[Row]:
 
     import compileall
 
-    rounds = 1 if smoke else 7
+    rounds = 1 if smoke else 11
     zpath = deployment_zip()
     # the checkout's own code compiled once, as pip compiled its libraries (the children run
     # with PYTHONDONTWRITEBYTECODE, so a stale or missing .pyc would be compiled every run)
@@ -130,12 +130,16 @@ def run(smoke: bool) -> list[Row]:
     rows = [
         Row(ROWS[0], f"{_spread(floor_cpu)} (min / median / max of {rounds})", "the unit", "—"),
         Row(ROWS[1], f"{_spread([cold(r) for r in src])}", "—", "—"),
-        Row(ROWS[2], _spread(src_ratio, "×"), f"≤ {GOAL_RATIO}×", met(median(src_ratio) <= GOAL_RATIO)),
+        Row(ROWS[2], f"{_spread(src_ratio, '×')} (min / median / max of the per-round ratios; the fastest run "
+                     f"of each: {min(cold(r) for r in src) / min(floor_cpu):.2f}×)",
+            f"≤ {GOAL_RATIO}× (median)", met(median(src_ratio) <= GOAL_RATIO)),
     ]
     if zipped:
         zip_ratio = [cold(r) / f for r, f in zip(zipped, floor_cpu)]
         rows += [Row(ROWS[3], f"{_spread([cold(r) for r in zipped])} ({zpath.relative_to(ROOT)})", "—", "—"),
-                 Row(ROWS[4], _spread(zip_ratio, "×"), f"≤ {GOAL_RATIO}×", met(median(zip_ratio) <= GOAL_RATIO))]
+                 Row(ROWS[4], f"{_spread(zip_ratio, '×')} (per-round ratios; the fastest run of each: "
+                              f"{min(cold(r) for r in zipped) / min(floor_cpu):.2f}×)",
+                     f"≤ {GOAL_RATIO}× (median)", met(median(zip_ratio) <= GOAL_RATIO))]
     else:
         rows += [Row(ROWS[3], "n/a (no build/*/deployment.zip: run make package)", "—", NA),
                  Row(ROWS[4], "n/a (no zip)", f"≤ {GOAL_RATIO}×", NA)]
