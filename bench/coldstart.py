@@ -23,11 +23,6 @@ hits all three alike); the ratio is taken per round and reported as min / median
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import os
-import stat
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -37,8 +32,6 @@ GOAL_RATIO = 1.3
 #: the peer figure issue 14 quotes for fivexl sso-elevator's Slack handler (import alone ÷
 #: import boto3); it is quoted, not measured here - this run cannot import a peer's code
 PEER_IMPORT_RATIO = 5.6
-#: what the Lambda Python runtime provides besides the standard library
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 
 ROWS = [
     "Floor: fresh process, import boto3 + one DynamoDB PutItem (CPU)",
@@ -65,27 +58,15 @@ def deployment_zip() -> Path | None:
 
 @contextlib.contextmanager
 def unpacked(zip_path: Path) -> Iterator[dict[str, str]]:
-    """The zip unpacked read-only (as /var/task) plus a directory holding only what the
-    Lambda runtime provides; yields the child's extra environment."""
-    with tempfile.TemporaryDirectory(prefix="drawbridge-zip-") as tmp:
-        code, runtime = Path(tmp, "task"), Path(tmp, "runtime")
-        with zipfile.ZipFile(zip_path) as z:
-            z.extractall(code)
-        runtime.mkdir()
-        for name in RUNTIME_PROVIDED:
-            spec = importlib.util.find_spec(name)
-            if spec and spec.origin:
-                src = Path(spec.origin)
-                src = src.parent if src.name == "__init__.py" else src
-                (runtime / src.name).symlink_to(src)
-        dirs = [code, *(p for p in code.rglob("*") if p.is_dir())]
-        for d in dirs:  # nothing can write bytecode beside the code, as in Lambda
-            d.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        try:
-            yield {"BENCH_CODE_DIR": str(code), "BENCH_RUNTIME_DIR": str(runtime)}
-        finally:
-            for d in dirs:
-                d.chmod(stat.S_IRWXU)
+    """The zip unpacked read-only (as /var/task) beside a directory holding only what the
+    Lambda runtime provides - the same tree ``make package``'s smoke import uses
+    (deploy/package.py ``lambda_tree``); yields the child's extra environment."""
+    from deploy.package import lambda_tree
+
+    with lambda_tree(zip_path, bytecode=True, read_only=True) as (code, env):
+        code_dir, runtime_dir = env["PYTHONPATH"].split(":")
+        assert Path(code_dir) == Path(code)
+        yield {"BENCH_CODE_DIR": code_dir, "BENCH_RUNTIME_DIR": runtime_dir}
 
 
 def _spread(values: list[float], unit: str = "ms") -> str:

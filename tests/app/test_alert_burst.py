@@ -9,7 +9,6 @@ AWS calls are counted as the bench's Meter counts them: every botocore
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -17,24 +16,11 @@ import pytest
 import time_machine
 
 from local.events import refresh_cloudtrail
+from tests.app.test_role_assumed import granted  # noqa: F401 - the same grant, as a fixture
 from tests.fixtures import load_cloudtrail
 
 SECURITY = "C0SECURIT1"
-T_REQUEST = datetime(2026, 11, 12, 14, 0, 0, tzinfo=timezone.utc)
 START = datetime(2026, 11, 12, 14, 10, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def granted(app_client, slack):
-    """alice holds prod/admin from 14:02:15 to 16:02:15 (approved by bob and carol)."""
-    with time_machine.travel(T_REQUEST, tick=False) as clock:
-        reply = app_client.command("alice", "prod admin 2h fix incident 4521")
-        rid = re.search(r"req-\d{8}-[0-9a-f]{6}", reply.text).group(0)
-        clock.move_to(T_REQUEST + timedelta(minutes=2))
-        app_client.approve("bob", rid)
-        clock.move_to(T_REQUEST + timedelta(minutes=2, seconds=15))
-        app_client.approve("carol", rid)
-    return rid
 
 
 @pytest.fixture
