@@ -123,7 +123,7 @@ def slack_interaction(app):
 
 def _command(cmd):
     from . import wiring
-    from .usecases.deliveries import Repeated
+    from .usecases.deliveries import Repeated, in_flight
 
     logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
     svc = wiring.service()
@@ -131,6 +131,7 @@ def _command(cmd):
         reply = svc.command(cmd, delivery=cmd.trigger_id)
     except Repeated as repeat:  # a redelivered command must not act twice
         logger().info("repeated slash command delivery ignored")
+        defer(in_flight(svc, repeat.request_id))  # (a revoke whose own answer was lost: hand it on)
         return _ephemeral(repeat.reply or "Still working on this command; see the messages above.")
     defer(reply.jobs)
     return _ephemeral(reply.text)
@@ -138,7 +139,7 @@ def _command(cmd):
 
 def _interaction(click):
     from . import wiring
-    from .usecases.deliveries import Repeated
+    from .usecases.deliveries import Repeated, in_flight
     from .usecases.jobs import Ephemeral
 
     if click is None:  # an interaction Drawbridge does not handle (e.g. a modal)
@@ -148,8 +149,12 @@ def _interaction(click):
     svc = wiring.service()
     try:
         defer(svc.click(click, delivery=click.trigger_id))
-    except Repeated:
+    except Repeated as repeat:
         logger().info("repeated interaction delivery ignored")
+        try:
+            defer(in_flight(svc, repeat.request_id))  # (an approval whose own answer was lost: hand it on)
+        except Exception:  # noqa: BLE001 - the sweep retries a grant in flight anyway
+            logger().exception("could not hand on the repeated click's grant; the sweep will")
     except Exception:  # noqa: BLE001 - Slack shows nothing of a click's HTTP body: tell the clicker
         text = _unexpected("interaction")
         try:

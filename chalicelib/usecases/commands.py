@@ -2,7 +2,8 @@
 
 Who is asking (the catalog), what they typed (the grammar), then one of: help, list,
 revoke, request. A redelivered command (Slack repeats ``trigger_id``) acts once: the
-delivery is claimed before anything is decided and released if deciding fails.
+delivery's claim rides in the command's own write (usecases/deliveries.py), so a command
+that fails before writing leaves no claim and its redelivery acts.
 """
 
 from __future__ import annotations

@@ -24,11 +24,31 @@ T = TypeVar("T")
 
 
 class Repeated(Exception):
-    """This delivery was already handled; ``reply`` says so in words (when there are any)."""
+    """This delivery was already handled; ``reply`` says so in words (when there are any),
+    ``request_id`` names the request the first delivery changed (when known)."""
 
-    def __init__(self, reply: str | None) -> None:
+    def __init__(self, reply: str | None, request_id: str | None = None) -> None:
         super().__init__("repeated delivery")
         self.reply = reply
+        self.request_id = request_id
+
+
+def in_flight(deps: Deps, request_id: str | None) -> list:
+    """The job a request in flight needs, for a repeat to hand on again: when the first
+    delivery's own answer was lost (botocore retried its transaction, which then met its own
+    claim), nobody handed on its grant or revocation. Both jobs re-read the record and act
+    only on GRANTING / REVOKING, so handing them on twice does no harm."""
+    from ..domain.lifecycle import GrantStatus
+    from . import jobs
+
+    req = deps.store.get(request_id) if request_id else None
+    if req is None:
+        return []
+    if req.grant_status is GrantStatus.GRANTING:
+        return [jobs.Grant(request_id)]
+    if req.grant_status is GrantStatus.REVOKING:
+        return [jobs.EndGrant(request_id)]
+    return []
 
 
 class _Claiming:
@@ -73,9 +93,9 @@ def once(deps: Deps, key: str | None, act: Callable[[Deps], T],
         result = act(dataclasses.replace(deps, store=claiming))
     except AlreadyDelivered:
         _, request_id = deps.store.first_delivery(key, deps.now())  # (False, the id) - or a claim for nothing
-        raise Repeated(replay(request_id)) from None
+        raise Repeated(replay(request_id), request_id) from None
     if not claiming.written and sends(result):
         first, request_id = deps.store.first_delivery(key, deps.now())
         if not first:
-            raise Repeated(replay(request_id))
+            raise Repeated(replay(request_id), request_id)
     return result

@@ -149,3 +149,33 @@ def test_redelivered_command_and_click_act_once(app_client, slack, store):
     assert len(store.history(rid)) == 3  # requested, approved, granted: the repeat did nothing
     assert len(slack.dms("U0ALICE001")) == 1
     assert slack.ephemerals("U0BOB00001") == []
+
+
+def test_an_approval_whose_own_answer_was_lost_still_grants_at_once(app_client, slack, store):
+    """The final approval's transaction lands but its answer is lost; botocore sends it again
+    and it meets its own delivery claim (AlreadyDelivered). The handler must still hand the
+    grant on: the record is GRANTING, and waiting for the sweep would keep the person
+    waiting minutes for access two people approved."""
+    from chalicelib import wiring
+    from tests.conftest import click_body, sign
+
+    rid = request_id_from(app_client.command("alice", "prod readonly 1h checking dashboards").text)
+    events = wiring.service().store._db.meta.events  # the app's own DynamoDB client (botocore's event hooks)
+    sent = []
+
+    def lose_the_first_answer(attempts, **_):
+        sent.append(attempts)
+        return 0 if attempts == 1 and len(sent) == 1 else None  # retry at once, one time only
+
+    events.register("needs-retry.dynamodb.TransactWriteItems", lose_the_first_answer)
+    try:
+        click = click_body("U0BOB00001", "approve_request", rid, trigger="7.7.lost-answer")
+        assert app_client.raw("/slack/interactions", click, sign(click)).status == 200
+    finally:
+        events.unregister("needs-retry.dynamodb.TransactWriteItems", lose_the_first_answer)
+
+    assert sent[:2] == [1, 2]  # the approval's transaction really went twice
+    req = store.get(rid)
+    assert req.grant_status is GrantStatus.ACTIVE and req.approvers == ("bob",)
+    assert [e.action for e in store.history(rid)] == ["requested", "approved", "granted"]
+    assert len(slack.dms("U0ALICE001")) == 1
