@@ -59,7 +59,7 @@ Budget (measured with :func:`iam_size`, whitespace excluded, for a 21-character 
     * people sharing an end second share one statement: 256 characters for two people,
       37 more for each other one (the userid in the list). All in one second: **160**
       people; N people in each second: N = 2: 23 seconds, **46** people; N = 5: 16 seconds,
-      **80** people (about 6,106 / (220 + 37 (N - 1)) seconds)
+      **80** people (and one more alone) (about 6,106 / (220 + 37 (N - 1)) seconds)
     * the role-wide fallback statement: 194 characters
     (tests/unit/test_cutoff.py::test_measured_sizes keeps these figures honest)
 
