@@ -314,7 +314,7 @@ def merge(existing: dict | None, new: list[CutOff], now: datetime, max_session: 
         folded = [c for c in people if bound is not None and c.bound <= bound and c.role_id in ids]
         rest = [c for c in people if c not in folded]
         statements = [role_wide_statement(sorted(ids), bound - _SECOND)] if bound is not None else []
-        statements += _statements(rest, shared)
+        statements += _statements(rest, shared, taken={ROLE_WIDE_SID})
         doc = document(statements)
         if iam_size(doc) <= budget:
             break
@@ -334,7 +334,7 @@ def merge(existing: dict | None, new: list[CutOff], now: datetime, max_session: 
     )
 
 
-def _statements(people: list[CutOff], shared: bool) -> list[dict]:
+def _statements(people: list[CutOff], shared: bool, taken: set[str]) -> list[dict]:
     """Per-person statements in (end, userid) order; with ``shared``, one per end second."""
     out: list[dict] = []
     if shared:
@@ -345,7 +345,7 @@ def _statements(people: list[CutOff], shared: bool) -> list[dict]:
             out.append(cutoff_statement(group[0]) if len(group) == 1 else shared_statement(group))
     else:
         out = [cutoff_statement(c) for c in people]
-    seen: set[str] = set()
+    seen = set(taken)
     for st in out:  # Sids must be unique in a policy (request ids differing only in punctuation)
         sid, n = st["Sid"], 1
         while st["Sid"] in seen:

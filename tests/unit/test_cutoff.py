@@ -182,6 +182,10 @@ def test_sids_stay_unique_when_request_ids_differ_only_in_punctuation():
     sids = [s["Sid"] for s in doc["Statement"]]
     assert sids == ["Cutr1", "Cutr1N2"]
     assert all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
+    # nor may a request id take the role-wide statement's Sid
+    cuts = [CutOff(ROLE, f"user{i:02d}", t(15, i), "RoleWide") for i in range(40)]
+    sids = [s["Sid"] for s in merge(None, cuts, now=t(15, 45)).document["Statement"]]
+    assert sids[0] == "CutRoleWide" and len(set(sids)) == len(sids)
 
 
 @pytest.mark.parametrize("role_id, session", [("", "alice"), ("aroa", "alice"), (ROLE, "ali*ce"),
