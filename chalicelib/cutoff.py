@@ -308,7 +308,9 @@ def merge(existing: dict | None, new: list[CutOff], now: datetime, max_session: 
             latest[c.userid] = c  # the first seen wins a tie: merging what is there changes nothing
     people = sorted(latest.values(), key=lambda c: (c.bound, c.userid))
 
-    for k, shared in [(0, False), (0, True)] + [(k, True) for k in range(1, len(people) + 1)]:
+    # fold as few as possible (k earliest ends) into the role-wide cut-off; for each k, own
+    # statements before shared ones. Read back, the result is chosen again: idempotent.
+    for k, shared in [(k, shared) for k in range(len(people) + 1) for shared in (False, True)]:
         ids = prev_ids | {c.role_id for c in people[:k]}
         bound = max([b for b in [prev_bound] + [c.bound for c in people[:k]] if b is not None], default=None)
         folded = [c for c in people if bound is not None and c.bound <= bound and c.role_id in ids]

@@ -350,7 +350,8 @@ _cut = st.builds(
     lambda person, role, offset_ms: CutOff(role, person, START + timedelta(milliseconds=offset_ms),
                                            f"req-{person}-{offset_ms}"),
     st.sampled_from(PEOPLE), st.sampled_from([ROLE, ROLE, OTHER_ROLE]),
-    st.integers(min_value=0, max_value=4 * 3600 * 1000),
+    st.one_of(st.integers(min_value=0, max_value=4 * 3600 * 1000),
+              st.integers(min_value=0, max_value=5).map(lambda s: s * 1000 + 250)),  # shared seconds
 )
 _step = st.tuples(st.lists(_cut, max_size=6), st.integers(min_value=0, max_value=40 * 60))
 
@@ -365,6 +366,9 @@ def test_every_live_cut_off_stays_represented(steps, budget):
         result = merge(doc, new, now=now, budget=budget)
         assert iam_size(result.document) <= budget
         assert result.unreadable == ()
+        sids = [s["Sid"] for s in result.document["Statement"]]
+        assert len(set(sids)) == len(sids) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
+        assert merge(result.document, new, now=now, budget=budget).changed is False  # idempotent
         doc = result.document
         given_so_far += new
         for c in given_so_far:
