@@ -10,8 +10,10 @@
 #      document: policies/permission-boundary.json (the human boundary rendered for the
 #      catalog, `make boundary`), the sample SCP policies/scp-protect-drawbridge.json, the
 #      rendered Lambda policies of every stage (with the statements the merge template
-#      adds to one function's role, policy-<stage>-extra-<fn>.json), and a rendered grant
-#      (chalicelib.policy), with deploy/parliament.yaml's narrow, explained exceptions
+#      adds to one function's role, policy-<stage>-extra-<fn>.json), a rendered grant
+#      (chalicelib.policy) and every identity policy of the member template
+#      (deploy/member_docs.py: cut-off, no-chaining, revoker, forwarding), with
+#      deploy/parliament.yaml's narrow, explained exceptions
 #
 # Needs no AWS credentials. The Region only fills in ARNs: LINT_REGION (default us-east-1).
 set -euo pipefail
@@ -54,6 +56,8 @@ role = load_catalog("policies/access.toml").roles()[0]
 print(render(grant_policy(role.role_arn, datetime(2030, 1, 1, tzinfo=timezone.utc), "r-lint0001")))
 ' > "$LINT_DIR/grant-example.json"
 docs+=("$LINT_DIR/grant-example.json")
+"$BIN/python" -m deploy.member_docs --out-dir "$LINT_DIR" >/dev/null
+docs+=("$LINT_DIR"/member-*.json)
 # every other IAM document in policies/ (a JSON file with a "Statement") is linted too
 for f in policies/*.json; do
   case "$f" in *.template.json|policies/permission-boundary.json|policies/scp-protect-drawbridge.json) continue ;; esac

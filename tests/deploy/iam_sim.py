@@ -11,7 +11,8 @@ use and IAM's documented semantics for them:
   request context) and every condition operator is true (AND across operators and keys,
   OR across a key's values);
 * a missing context key makes a positive operator false and a negated one
-  (``StringNotEquals``, ``ArnNotLike``...) true;
+  (``StringNotEquals``, ``ArnNotLike``...) true; ``ForAnyValue:`` is true when any of a
+  multivalued key's values matches (none, or no key: false); dates are ISO 8601;
 * an explicit Deny wins, then an Allow, else the request is implicitly denied.
 
 It is no substitute for IAM's policy simulator: anything else it meets raises, so a new
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from datetime import datetime
 
 ALLOW, DENY, IMPLICIT_DENY = "Allow", "Deny", "ImplicitDeny"
 
@@ -39,12 +41,18 @@ def _like(value: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+def _date(value: str) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
 _POSITIVE = {
     "StringEquals": lambda v, p: v == p,
     "StringLike": _like,
     "ArnEquals": lambda v, p: v == p,
     "ArnLike": _like,
     "Bool": lambda v, p: str(v).lower() == str(p).lower(),
+    "DateLessThan": lambda v, p: _date(v) < _date(p),
+    "DateGreaterThan": lambda v, p: _date(v) > _date(p),
 }
 _NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike",
             "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
@@ -52,6 +60,12 @@ _NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike",
 
 def _condition_holds(operator: str, key: str, wanted, context: dict) -> bool:
     values = [_fill(str(w), context) for w in as_list(wanted)]
+    if operator.startswith("ForAnyValue:"):
+        # a multivalued key (aws:TagKeys): true when any of the request's values matches
+        base = operator.split(":", 1)[1]
+        if base not in _POSITIVE:
+            raise NotImplementedError(f"iam_sim does not know the condition operator {operator}")
+        return any(_POSITIVE[base](str(v), p) for v in as_list(context.get(key, [])) for p in values)
     if operator in _NEGATED:
         if key not in context:
             return True
