@@ -20,6 +20,7 @@ parliament lints) and played with tests/deploy/iam_sim.py where a condition deci
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 import re
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def test_initial_cutoff_denies_no_real_session(cutoff_id):
     for action, resource in (("s3:GetObject", "arn:aws:s3:::b/k"), ("iam:CreateUser", "*")):
         assert iam_sim.decide(doc, action, resource, session) == iam_sim.IMPLICIT_DENY
     # and it is a real Deny shape, not a no-op by typo: an ancient session would be denied
-    assert iam_sim.decide(doc, "s3:GetObject", "*", {"aws:TokenIssueTime": "1999-12-31T23:59:59Z"}) == iam_sim.DENY
+    assert iam_sim.decide(doc, "s3:GetObject", "*", {"aws:TokenIssueTime": "1969-12-31T23:59:59Z"}) == iam_sim.DENY
 
 
 def test_cutoff_policies_are_named_like_the_revoker_resources_and_the_scp():
@@ -313,3 +314,15 @@ def test_lint_runs_parliament_on_the_member_documents_with_narrow_exceptions():
                                   "type": "CreateNewPolicyVersion"}),
         ("PERMISSIONS_MANAGEMENT_ACTIONS", {"filepath": r"build/lint/member-RevokerRole-write-session-cutoffs\.json"}),
     ]
+
+
+def test_the_initial_cutoff_document_is_the_one_the_bastion_reads_back_as_empty():
+    """The template's first version is chalicelib/cutoff.py's placeholder, so the first merge
+    reads it as "no cut-offs yet" rather than as a statement it cannot parse."""
+    from chalicelib import cutoff
+
+    for _, policy_id, _ in JIT_ROLES.values():
+        doc = template()["Resources"][policy_id]["Properties"]["PolicyDocument"]
+        assert doc["Statement"] == [cutoff.EMPTY_STATEMENT]
+        merged = cutoff.merge(doc, [], now=datetime(2026, 11, 12, tzinfo=timezone.utc))
+        assert not merged.changed and not merged.unreadable and not merged.kept
