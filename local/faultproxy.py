@@ -68,6 +68,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 from urllib.parse import parse_qsl, urlsplit
 
+from local.background import ServedInBackground
+
 __all__ = ["FaultProxy", "Call", "Rule", "Decision", "error", "throttle", "slack_error", "delay", "drop",
            "lose_response", "call_name"]
 
@@ -300,7 +302,7 @@ class Decision:
 
 
 # --------------------------------------------------------------------------- the proxy
-class FaultProxy:
+class FaultProxy(ServedInBackground):
     """A threaded HTTP proxy to ``upstream`` with a settable, thread-safe rule table."""
 
     def __init__(self, upstream: str, *, seed: int = 0, name: str = "", port: int = 0,
@@ -329,29 +331,7 @@ class FaultProxy:
 
     # ---- lifecycle -------------------------------------------------------------
     def start(self) -> "FaultProxy":
-        server = ThreadingHTTPServer((HOST, self._port), _Handler)
-        server.daemon_threads = True
-        server.proxy = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"faultproxy-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "FaultProxy":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._serve(self._port, _Handler, f"faultproxy-{self.name}", proxy=self)
 
     @property
     def port(self) -> int:

@@ -65,6 +65,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import parse_qsl, urlsplit
 
+from local.background import ServedInBackground
+
 from local.slack_client import TEAM_ID, slack_escape  # noqa: F401 - slack_escape is re-exported here
 
 Printer = Callable[[str], None]
@@ -253,7 +255,7 @@ def render_blocks(blocks: list[dict], names: Optional[dict[str, str]] = None) ->
     return lines
 
 
-class SlackStandin:
+class SlackStandin(ServedInBackground):
     def __init__(self, token: str = "xoxb-test-token", *, printer: Optional[Printer] = None,
                  channel_names: Optional[dict[str, str]] = None, port: int = 0,
                  rate_limits: bool = False, post_rate: float = 1.0, post_burst: int = 3) -> None:
@@ -275,29 +277,7 @@ class SlackStandin:
 
     # ---- lifecycle ---------------------------------------------------------------
     def start(self) -> "SlackStandin":
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
-        server.daemon_threads = True
-        server.standin = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="slack-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "SlackStandin":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._serve(self._port, _Handler, "slack-standin", standin=self)
 
     @property
     def url(self) -> str:

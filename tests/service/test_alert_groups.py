@@ -4,7 +4,6 @@ store methods behind it held to the real DynamoDB adapter (moto)."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -94,36 +93,10 @@ def test_a_failed_count_releases_the_claim(svc):
 
 # --------------------------------------------------------------------------- the store, fake and real
 
-_tables = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def moto():
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as mp:
-        for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
-            mp.delenv(var, raising=False)
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLESEED00001")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "seed")
-        with mock_aws():
-            yield
-
-
-@pytest.fixture(params=["memory", pytest.param("dynamo", marks=pytest.mark.moto)])
-def store(request):
-    if request.param == "memory":
-        return InMemoryStore()
-    from chalicelib.adapters.store import DynamoStore, create_table_from_template
-    from local.seed import TABLE_TEMPLATE
-    from local.seed import client as aws
-
-    request.getfixturevalue("moto")
-    client = aws("dynamodb")
-    table = f"groups-{next(_tables)}"
-    create_table_from_template(client, table, str(TABLE_TEMPLATE))
-    return DynamoStore(client, table)
+# the same store on the in-memory fake and on moto as the fakes contract uses
+from tests.service.test_fakes_contract import moto, store  # noqa: E402, F401
 
 
 def at(minute: int, second: int = 0) -> datetime:
