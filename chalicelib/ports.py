@@ -1,12 +1,14 @@
 """What the use cases need from the outside world, as ``Protocol``s (no implementation here).
 
-Three ports, each with a real adapter in ``chalicelib/adapters/`` and an in-memory fake in
+Four ports, each with a real adapter in ``chalicelib/adapters/`` and an in-memory fake in
 ``tests/fakes.py``:
 
 * :class:`Store` - the table: requests and their audit events, the card's location,
   one-time claims (messages, alerts, deliveries) and recorded uses;
 * :class:`Grants` - the grant as IAM holds it, for one kind of :class:`Principal`;
-* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs.
+* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs;
+* :class:`SessionCuts` - the session cut-off policy on each JIT role, in its member
+  account (written through that account's revoker role).
 
 Every method either succeeds, raises a domain error (:mod:`chalicelib.domain.errors`:
 ``Conflict`` for a lost conditional write, ``GrantLimitReached``), or raises something
@@ -103,6 +105,11 @@ class Store(Protocol):
     def live(self) -> list[Request]: ...
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]: ...
 
+    # -- short leases: one holder at a time (e.g. one writer of a role's cut-off policy); a
+    # holder that outlives ``lease`` loses it to the next taker
+    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> bool: ...
+    def release_lease(self, key: str, token: str) -> None: ...
+
     # -- the sweep's rotation over live grants: where it has got to, moved conditionally
     def verify_cursor(self) -> tuple[str, int]:
         """(the last request id whose holders reconcile verified, the cursor's version)."""
@@ -181,6 +188,23 @@ class Grants(Protocol):
         """Who holds the policy; None if it no longer exists."""
     def revoke_from(self, principal: Principal, request_id: str) -> None: ...
     def remove_policy(self, request_id: str, principals: list[Principal]) -> None: ...
+
+
+class SessionCuts(Protocol):
+    """The cut-off policy of a JIT role (``/drawbridge/drawbridge-session-cutoffs-<RoleName>``
+    in the role's account, chalicelib/cutoff.py), reached through that account's revoker
+    role. A role is named by its ARN. ``CutOffsUnavailable`` when the account has no revoker
+    or the role no cut-off policy (the member template is not deployed there)."""
+
+    def role_id(self, role_arn: str) -> str:
+        """The role's unique id (``AROA...``): what ``aws:userid`` starts with."""
+
+    def read(self, role_arn: str) -> dict:
+        """The cut-off policy's default version, as a document."""
+
+    def write(self, role_arn: str, document: dict) -> None:
+        """Make ``document`` the default version; when the policy already holds the five
+        versions IAM allows, the oldest one that is not the default is deleted first."""
 
 
 class Notifier(Protocol):

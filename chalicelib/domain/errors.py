@@ -37,6 +37,11 @@ class GrantMismatch(DomainError):
     """What IAM already holds under a grant's name is not what the grant should be."""
 
 
+class CutOffsUnavailable(DomainError):
+    """A member account cannot take session cut-offs: its revoker role or the role's cut-off
+    policy is missing (the member-account template is not deployed there, or is older)."""
+
+
 class RateLimited(DomainError):
     """Slack refused a message for now (HTTP 429): nothing was posted or changed. Try again
     after ``retry_after`` seconds (the ``Retry-After`` Slack sent)."""
