@@ -11,7 +11,7 @@ from typing import Callable
 from ..domain.model import Request, utc
 from ..domain.timing import DEFAULT_PENDING_WINDOW
 from ..policy import DEFAULT_MANAGED_POLICIES_PER_USER
-from ..ports import Clock, Grants, Notifier, Store
+from ..ports import Clock, Grants, Notifier, SessionCuts, Store
 
 #: re-read-and-decide rounds after losing a conditional write
 RETRIES = 5
@@ -32,6 +32,9 @@ class Deps:
     max_open_per_user: int = DEFAULT_MANAGED_POLICIES_PER_USER
     new_id: Callable[[datetime], str] = field(default=_new_id)
     sleep: Callable[[float], None] = field(default=time.sleep)  # the sweep waits for Slack's pace
+    #: the JIT roles' cut-off policies (chalicelib/cutoff.py); None: session cut-offs are off
+    #: (``DRAWBRIDGE_SESSION_CUTOFFS=off``) and a session outlives its grant by up to MAX_SESSION
+    cuts: SessionCuts | None = None
 
     def now(self) -> datetime:
         return utc(self.clock())
