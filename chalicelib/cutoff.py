@@ -355,3 +355,11 @@ def _statements(people: list[CutOff], shared: bool, taken: set[str]) -> list[dic
             st["Sid"] = f"{sid}N{n}"
         seen.add(st["Sid"])
     return out
+
+
+def enforced(doc: dict | None, cut: CutOff) -> bool:
+    """Whether ``doc`` denies every session ``cut`` targets: a statement for the same userid
+    (or the role-wide one, for the same role) whose bound is at or after ``cut``'s."""
+    held, _ = parse(doc)
+    return any(c.role_id == cut.role_id and c.bound >= cut.bound
+               and (c.role_wide or c.session_name == cut.session_name) for c in held)

@@ -147,6 +147,7 @@ class InMemoryStore(_Faults):
         self._owed_person: dict[str, str] = {}  # request id -> requester (the index key)
         self._deliveries: dict[tuple[str, str], Delivery] = {}
         self._cursor: tuple[str, int] = ("", 0)  # reconcile's rotation: (last id verified, version)
+        self.leases: dict[str, tuple[str, datetime]] = {}  # key -> (token, until)
 
     # -- requests ---------------------------------------------------------------
     def create(self, req: Request, event: AuditEvent, owed=(), claim: str | None = None) -> None:
@@ -306,6 +307,19 @@ class InMemoryStore(_Faults):
         return [r for sk, r in sorted(keyed, key=lambda kr: kr[0]) if sk >= iso_z(at)]
 
     # -- the approval card --------------------------------------------------------
+    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> bool:
+        self._hook("take_lease")
+        held = self.leases.get(key)
+        if held is not None and held[0] != token and held[1] >= now:
+            return False
+        self.leases[key] = (token, now + lease)
+        return True
+
+    def release_lease(self, key: str, token: str) -> None:
+        self._hook("release_lease")
+        if self.leases.get(key, ("",))[0] == token:
+            del self.leases[key]
+
     def save_card(self, request_id: str, channel: str, ts: str) -> bool:
         self._hook("save_card")
         if request_id in self._cards:
@@ -714,6 +728,61 @@ class FakeGrants(_Faults):
 # --------------------------------------------------------------------------- Slack
 
 
+class FakeSessionCuts(_Faults):
+    """The JIT roles' cut-off policies in the member accounts, as IAM keeps them: a role's
+    unique id, and its policy's versions (at most five, one the default).
+
+    ``roles``: the role ARNs whose account has the member template (revoker + cut-off
+    policy); any other role is ``CutOffsUnavailable``, as the real adapter says when the
+    template is not deployed there. Faults: ``fail_next("write", exc)`` and friends."""
+
+    def __init__(self, roles: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.policies: dict[str, list[dict]] = {}  # role ARN -> versions, oldest first; the last is the default
+        self.writes = 0
+        for arn in roles:
+            self.deploy(arn)
+
+    def deploy(self, role_arn: str) -> None:
+        """The member template's first version: the placeholder statement."""
+        from chalicelib import cutoff
+
+        self.policies.setdefault(role_arn, [cutoff.document([])])
+
+    @staticmethod
+    def unique_id(role_arn: str) -> str:
+        import hashlib
+
+        return "AROA" + hashlib.sha256(role_arn.encode()).hexdigest().upper()[:17]
+
+    def _versions(self, role_arn: str) -> list[dict]:
+        if role_arn not in self.policies:
+            raise _errors.CutOffsUnavailable(f"no cut-off policy for {role_arn} (member template not deployed)")
+        return self.policies[role_arn]
+
+    # -- the port ---------------------------------------------------------------------
+    def role_id(self, role_arn: str) -> str:
+        self._hook("role_id")
+        self._versions(role_arn)
+        return self.unique_id(role_arn)
+
+    def read(self, role_arn: str) -> dict:
+        self._hook("read")
+        return copy.deepcopy(self._versions(role_arn)[-1])
+
+    def write(self, role_arn: str, document: dict) -> None:
+        self._hook("write")
+        versions = self._versions(role_arn)
+        if len(versions) >= 5:
+            del versions[0]  # the oldest that is not the default
+        versions.append(copy.deepcopy(document))
+        self.writes += 1
+
+    # -- for tests ----------------------------------------------------------------------
+    def document(self, role_arn: str) -> dict:
+        return self.policies[role_arn][-1]
+
+
 class MessageNotFound(LookupError):
     """Slack's ``message_not_found`` (chat.update of a message that does not exist)."""
 
@@ -909,7 +978,8 @@ def make_service(catalog=None, **overrides):
     (policies/access.toml). Every catalog person gets the MFA device the local seed gives
     them (``arn:aws:iam::<bastion>:mfa/<iam user>``) unless ``grants`` is overridden.
     ``overrides`` replace any Deps field (store, grants, slack, clock, pending_window,
-    max_open_per_user, new_id).
+    max_open_per_user, new_id, cuts: a FakeSessionCuts holding every catalog role unless
+    given; ``cuts=None`` turns cut-offs off).
     """
     from chalicelib.catalog import load_catalog, parse_catalog
     from chalicelib.service import Drawbridge
@@ -923,6 +993,9 @@ def make_service(catalog=None, **overrides):
         for person in catalog.people.values():
             grants.set_mfa(person.iam_user, f"arn:aws:iam::{catalog.bastion_account_id}:mfa/{person.iam_user}")
         overrides["grants"] = grants
+    if "cuts" not in overrides:  # every catalog role's account has the member template
+        overrides["cuts"] = FakeSessionCuts(role.role_arn for account in catalog.accounts.values()
+                                            for role in account.roles.values())
     deps = {"store": InMemoryStore(), "slack": FakeNotifier(), "clock": FakeClock(), "new_id": sequential_ids()}
     deps.update(overrides)
     if "sleep" not in deps and isinstance(deps["clock"], FakeClock):  # waiting moves the fake clock

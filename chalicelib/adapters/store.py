@@ -402,6 +402,39 @@ class DynamoStore(AlertItems, AlertCalls):
         return (item["channel"]["S"], item["ts"]["S"]) if item else None
 
     # -- idempotent deliveries ------------------------------------------------------
+    # -- short leases (one writer of a role's cut-off policy at a time) --------------------
+    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> bool:
+        """Hold ``key`` until ``now + lease`` if nobody else holds it now (or theirs ran out).
+        Taking it again with the same token renews it (a retried PutItem whose answer was lost)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={**_key(f"LEASE#{key}", "LEASE"), "token": _s(token), "until": _s(iso_z(now + lease)),
+                      "ttl": {"N": str(int((utc(now) + timedelta(days=1)).timestamp()))}},
+                ConditionExpression="attribute_not_exists(PK) OR #until < :now OR #token = :token",
+                ExpressionAttributeNames={"#until": "until", "#token": "token"},
+                ExpressionAttributeValues={":now": _s(iso_z(now)), ":token": _s(token)})
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def release_lease(self, key: str, token: str) -> None:
+        """Give the lease back if it is still ours (a later holder's stays)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.delete_item(TableName=self._table, Key=_key(f"LEASE#{key}", "LEASE"),
+                                 ConditionExpression="#token = :token",
+                                 ExpressionAttributeNames={"#token": "token"},
+                                 ExpressionAttributeValues={":token": _s(token)})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
     def first_delivery(self, key: str, now: datetime) -> tuple[bool, str | None]:
         """(True, None) the first time ``key`` is claimed (here or riding a write); afterwards
         (False, the request id the claiming write changed, if any)."""

@@ -118,6 +118,11 @@ def request_from_dict(data: Any) -> Request:
             mfa_serial=_field(data, "mfa_serial", (str, type(None)), None),
             grant_attempts=_field(data, "grant_attempts", int, 0),
             note=_field(data, "note", (str, type(None)), None),
+            cut_before=_time(data, "cut_before", optional=True),
+            sessions_cut_at=_time(data, "sessions_cut_at", optional=True),
+            cut_attempts=_field(data, "cut_attempts", int, 0),
+            cut_note=_field(data, "cut_note", (str, type(None)), None),
+            cut_given_up_at=_time(data, "cut_given_up_at", optional=True),
             version=_field(data, "version", int, 1),
         )
     except ValueError as exc:  # an unknown status value

@@ -88,6 +88,9 @@ GRANTING = (R.APPROVED, G.GRANTING)
 ACTIVE = (R.APPROVED, G.ACTIVE)
 REVOKING = (R.APPROVED, G.REVOKING)
 
+#: the states of a grant that ended after it may have been used (its sessions may be cut off)
+ENDED = {(R.APPROVED, G.REVOKED), (R.APPROVED, G.EXPIRED), (R.APPROVED, G.FAILED)}
+
 #: every move a request can make, by method name on Request
 MOVES: dict[str, Move] = {
     "count_approval": _move("approved", {PENDING}, None),
@@ -102,6 +105,10 @@ MOVES: dict[str, Move] = {
     "revoke": _move("revoke_requested", {ACTIVE}, REVOKING),
     "revoked": _move("revoked", {REVOKING}, (R.APPROVED, G.REVOKED)),
     "expire_grant": _move("expired", {ACTIVE}, (R.APPROVED, G.EXPIRED)),
+    # the session cut-off after a grant ended (usecases/cut.py): recorded, the state stays
+    "sessions_cut": _move("sessions_cut", ENDED, None),
+    "cut_attempt_failed": _move("cut_attempt_failed", ENDED, None),
+    "cut_given_up": _move("cut_given_up", ENDED, None),
 }
 
 

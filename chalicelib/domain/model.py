@@ -102,7 +102,8 @@ class Approval:
         object.__setattr__(self, "at", utc(self.at))
 
 
-_TIMES = ("created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at")
+_TIMES = ("created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at", "cut_before",
+          "sessions_cut_at", "cut_given_up_at")
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,13 @@ class Request:
     mfa_serial: str | None = None  # the requester's MFA device, for the DM (looked up at grant time)
     grant_attempts: int = 0
     note: str | None = None  # last failure, for humans
+    # -- session cut-off (chalicelib/cutoff.py, usecases/cut.py): set when a grant that was
+    # ACTIVE ends while cut-offs are on
+    cut_before: datetime | None = None  # the person's role sessions issued before this are to be denied
+    sessions_cut_at: datetime | None = None  # when the deny was in the role's cut-off policy
+    cut_attempts: int = 0  # failed attempts at writing it
+    cut_note: str | None = None  # the last failure, or what else happened (role-wide fallback)
+    cut_given_up_at: datetime | None = None  # every session it was to cut had expired first
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -225,20 +233,36 @@ class Request:
         return self.move("grant_attempt_failed", at=at, actor=SYSTEM, reason=note,
                          grant_attempts=self.grant_attempts + 1, note=note)
 
-    def grant_failed(self, at: datetime, why: str, attempts: int | None = None):
+    def grant_failed(self, at: datetime, why: str, attempts: int | None = None,
+                     cut_before: datetime | None = None):
         extra = {} if attempts is None else {"grant_attempts": attempts}
         return self.move("grant_failed", at=at, actor=SYSTEM, reason=why, ended_at=at, ended_by=SYSTEM,
-                         note=why, **extra)
+                         note=why, cut_before=cut_before, **extra)
 
     def revoke(self, at: datetime, by: str, reason: str = ""):
         """Asked for: REVOKING until the grant is out of IAM (then :meth:`revoked`)."""
         return self.move("revoke", at=at, actor=by, reason=reason, ended_by=by, ended_at=at)
 
-    def revoked(self, at: datetime):
-        return self.move("revoked", at=at, actor=self.ended_by or SYSTEM)
+    def revoked(self, at: datetime, cut_before: datetime | None = None):
+        return self.move("revoked", at=at, actor=self.ended_by or SYSTEM, cut_before=cut_before)
 
-    def expire_grant(self, at: datetime):
-        return self.move("expire_grant", at=at, actor=SYSTEM, ended_at=at, ended_by=SYSTEM)
+    def expire_grant(self, at: datetime, cut_before: datetime | None = None):
+        return self.move("expire_grant", at=at, actor=SYSTEM, ended_at=at, ended_by=SYSTEM, cut_before=cut_before)
+
+    # -- the session cut-off that follows an ended grant (the state does not change) -------
+    def sessions_cut(self, at: datetime, note: str | None = None):
+        before = iso_z(self.cut_before) if self.cut_before else "the end"
+        return self.move("sessions_cut", at=at, actor=SYSTEM, reason=f"sessions issued before {before} denied"
+                         f"{'; ' + note if note else ''}", sessions_cut_at=at,
+                         cut_note=note if note else self.cut_note)
+
+    def cut_attempt_failed(self, at: datetime, note: str):
+        return self.move("cut_attempt_failed", at=at, actor=SYSTEM, reason=note,
+                         cut_attempts=self.cut_attempts + 1, cut_note=note)
+
+    def cut_given_up(self, at: datetime):
+        return self.move("cut_given_up", at=at, actor=SYSTEM,
+                         reason="every session the cut-off was to end has expired on its own", cut_given_up_at=at)
 
     @classmethod
     def requested(cls, at: datetime, **fields: Any) -> tuple["Request", "AuditEvent"]:

@@ -103,6 +103,20 @@ def security_text(event_type: str, payload: Mapping[str, Any], req: Request | No
     if event_type == "grant_failed":
         who = f" ({req.requester} → `{req.label}`)" if req else ""
         return f":x: Grant {rid}{who} failed and was not applied: {escape_mrkdwn(str(payload.get('reason')))}"
+    if event_type == "access_cut":
+        users = ", ".join(f"`{escape_mrkdwn(str(u))}`" for u in payload.get("iam_users") or [])
+        label = f"`{req.label}`" if req else f"`{payload.get('role_arn')}`"
+        scope = ("*every* session of the role issued before it (over the size budget; others must "
+                 "assume the role again)" if payload.get("role_wide") else f"sessions of {users} issued before it")
+        notes = "".join(f"\n• {escape_mrkdwn(str(n))}" for n in payload.get("notes") or [])
+        late = " (late: earlier attempts failed)" if payload.get("late") else ""
+        return (f":scissors: Grant {rid} on {label}: cut-off at {payload.get('cut_at')} now denies "
+                f"{scope}{late}.{notes}")
+    if event_type == "access_cut_failed":
+        who = f" ({req.requester} → `{req.label}`)" if req else ""
+        return (f":rotating_light: Grant {rid}{who} has ended, but its live role sessions could not be cut off: "
+                f"{escape_mrkdwn(str(payload.get('reason')))}. They keep working until "
+                f"{payload.get('live_until')} at the latest; Drawbridge keeps retrying.")
     if event_type == "grant_drift":
         users = [str(u) for u in payload.get("users") or []]
         action = payload.get("action")

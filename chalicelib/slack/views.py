@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from ..domain.duration import format_duration
 from ..domain.model import GrantStatus, Request, RequestStatus, hhmm, iso_z
-from ..domain.timing import sessions_end_by
+from ..cutoff import bound_of as cutoff_bound
+from ..domain.timing import MAX_SESSION, sessions_end_by
 from .escape import escape_mrkdwn
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def _status_line(req: Request, people: Mapping[str, str]) -> str:
     if g is GrantStatus.EXPIRED:
         return f":hourglass: Access expired at {hhmm(req.expires_at)} (approved by {who}){_sessions_note(req)}"
     if g is GrantStatus.FAILED:
-        return f":x: Approved by {who}, but the grant failed: {escape_mrkdwn(req.note or 'unknown error')}"
+        return (f":x: Approved by {who}, but the grant failed: {escape_mrkdwn(req.note or 'unknown error')}"
+                f"{_sessions_note(req) if req.cut_before else ''}")
     if req.status is RequestStatus.DENIED:
         return f":no_entry_sign: Denied by {_mention(people, req.decided_by)} at {hhmm(req.decided_at)}"
     if req.status is RequestStatus.CANCELLED:
@@ -194,9 +196,28 @@ def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
     return text, [b.to_dict() for b in blocks]
 
 
+def sessions_state(req: Request) -> str:
+    """What became of the role sessions an ended grant let the person start (issue 15):
+    cut off at the target role, being cut off, still live because cutting them off failed,
+    or (cut-offs off) left to run out. Empty for a request that never held a grant."""
+    if req.cut_before is None:
+        end = sessions_end_by(req) if req.granted_at is not None else None
+        return f"sessions already started end by {hhmm(end)} at the latest" if end else ""
+    if req.sessions_cut_at is not None:
+        return f"live sessions ended at {hhmm(req.sessions_cut_at)}"
+    live_until = hhmm(cutoff_bound(req.cut_before) + MAX_SESSION)
+    if req.cut_given_up_at is not None:
+        return (f":warning: live sessions could not be cut off and ran until {live_until} at the latest "
+                f"({escape_mrkdwn(req.cut_note or 'unknown error')})")
+    if req.cut_attempts:
+        return (f":warning: sessions still live until {live_until} at the latest: cutting them off failed "
+                f"({escape_mrkdwn(req.cut_note or 'unknown error')}); Drawbridge keeps trying")
+    return "cutting off live sessions…"
+
+
 def _sessions_note(req: Request) -> str:
-    end = sessions_end_by(req)
-    return f"; sessions already started end by {hhmm(end)} at the latest" if end else ""
+    state = sessions_state(req)
+    return f"; {state}" if state else ""
 
 
 def ended_dm(req: Request, people: Mapping[str, str]) -> str:

@@ -32,7 +32,13 @@ class DeliveryInFlight(DomainError):
 
 
 def key_of(job: jobs.Job) -> str | None:
-    """The outbox key of a job that tells people something (None: not owed)."""
+    """The outbox key of a job that tells people something, or that must happen in the end
+    even if its worker dies (a session cut-off); None: not owed."""
+    if isinstance(job, jobs.CutSessions):
+        if not job.end:
+            return "cut"
+        digest = hashlib.sha256(json.dumps([sorted(job.people), job.end]).encode()).hexdigest()[:12]
+        return f"cut:{digest}"
     if isinstance(job, jobs.Card):
         return "card"
     if isinstance(job, jobs.Dm):
@@ -42,10 +48,15 @@ def key_of(job: jobs.Job) -> str | None:
     return None
 
 
+#: security notices told once per request, however often (and however worded) they recur
+ONE_PER_REQUEST = ("grant_failed", "access_cut_failed")
+
+
 def security_kind(job: jobs.Security) -> str:
-    """One ``grant_failed`` per request, whatever its wording; one drift notice per finding."""
-    if job.event_type == "grant_failed":
-        return "security:grant_failed"
+    """One ``grant_failed`` (``access_cut_failed``) per request, whatever its wording; one
+    drift notice per finding."""
+    if job.event_type in ONE_PER_REQUEST:
+        return f"security:{job.event_type}"
     digest = hashlib.sha256(json.dumps(job.payload, sort_keys=True).encode()).hexdigest()[:12]
     return f"security:{job.event_type}:{digest}"
 

@@ -12,6 +12,7 @@ OnError = Callable[[object, Exception], None]
 
 def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     """Run one job (typed, or its wire form from the worker's event); return what follows."""
+    from .cut import cut_sessions
     from .grant import end_grant, make_grant
     from .notify import post_card, send_dm, send_ephemeral, tell_security
 
@@ -22,6 +23,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.Ephemeral: send_ephemeral,
         jobs.Grant: make_grant,
         jobs.EndGrant: end_grant,
+        jobs.CutSessions: cut_sessions,
         jobs.Security: tell_security,
     }[type(job)]
     return handler(deps, job) or []

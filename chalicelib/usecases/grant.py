@@ -7,6 +7,7 @@ calls are idempotent (see the grants adapter).
 
 from __future__ import annotations
 
+from .. import cutoff
 from .. import policy as pol
 from ..domain.decide import decide_grant
 from ..domain.errors import Conflict, GrantLimitReached, GrantMismatch
@@ -89,10 +90,14 @@ def _note_attempt(deps: Deps, req: Request, exc: Exception) -> None:
 
 def fail_grant(deps: Deps, req: Request, why: str, attempts: int | None = None) -> list[jobs.Job]:
     now = deps.now()
-    after, event = req.grant_failed(now, why, attempts)
+    # A grant that was ACTIVE (its policy vanished) may have live sessions: cut them off,
+    # from the end IAM may have honoured it until (now, plus propagation).
+    cut_before = cutoff.grant_end(req.expires_at, now) if _may_cut(deps, req) else None
+    after, event = req.grant_failed(now, why, attempts, cut_before=cut_before)
+    cut: list[jobs.Job] = [jobs.CutSessions(req.request_id)] if cut_before else []
     # What a failure owes people: the card, the requester and #security - recorded with the
     # failure itself, so a Slack outage at this moment delays the news but never loses it.
-    told = [jobs.Card(req.request_id, "access_revoked", {"request_id": req.request_id, "revoked_by": None,
+    told = cut + [jobs.Card(req.request_id, "access_revoked", {"request_id": req.request_id, "revoked_by": None,
                                                          "reason": why}),
             jobs.Dm(req.request_id, "access_revoked", {"request_id": req.request_id, "revoked_by": None,
                                                        "reason": why}),
@@ -111,9 +116,9 @@ def fail_grant(deps: Deps, req: Request, why: str, attempts: int | None = None) 
         why = f"{why} (removing what was made failed too: {type(exc).__name__}; the sweep removes it)"
     # Nobody revoked it: no person key (metadata names people only), the reason says why.
     payload = {"request_id": req.request_id, "revoked_by": None, "reason": why}
-    return [jobs.Card(req.request_id, "access_revoked", payload),
-            jobs.Dm(req.request_id, "access_revoked", payload),
-            jobs.Security("grant_failed", {"request_id": req.request_id, "reason": why})]
+    card: list[jobs.Job] = [] if cut else [jobs.Card(req.request_id, "access_revoked", payload)]
+    return cut + card + [jobs.Dm(req.request_id, "access_revoked", payload),
+                         jobs.Security("grant_failed", {"request_id": req.request_id, "reason": why})]
 
 
 def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
@@ -131,15 +136,31 @@ def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
     else:
         return []
     strangers = deps.grants.revoke(principal=req.principal, request_id=req.request_id) or []
-    after, event = move(now)
-    follow: list[jobs.Job] = [jobs.Card(req.request_id, event_type, payload),
-                              jobs.Dm(req.request_id, event_type, payload)]
+    detached = deps.now()
+    cut_before = None
+    if _may_cut(deps, req):
+        # the last moment IAM may have honoured the grant: its expiry, or for a revoke, the
+        # detach that just succeeded plus propagation (chalicelib/cutoff.py, grant_end)
+        cut_before = cutoff.grant_end(req.expires_at, None if event_type == "access_expired" else detached)
+    after, event = move(now, cut_before=cut_before)
+    told: list[jobs.Job] = [jobs.Card(req.request_id, event_type, payload),
+                            jobs.Dm(req.request_id, event_type, payload)]
     if strangers:  # the grant had been copied to other users by hand: taken back, and said
-        follow.append(jobs.Security("grant_drift", {
+        told.append(jobs.Security("grant_drift", {
             "request_id": req.request_id, "users": [p.key for p in strangers],
             "state": f"record {after.grant_status.value}", "action": "taken_back_at_end"}))
+    cut: list[jobs.Job] = []
+    if cut_before is not None:  # their sessions too: they held the same grant
+        cut = [jobs.CutSessions(req.request_id, [p.name for p in strangers if p.kind == p.IAM_USER])]
     try:
-        deps.store.transition(req, after, event, owed(follow))
+        deps.store.transition(req, after, event, owed(cut + told))
     except Conflict:
         return []  # someone else recorded the end; IAM removal above is idempotent
-    return follow
+    # The cut first, so that the card and the DM say how it went: it brings the card up to
+    # date itself (success or failure), so the card is not updated twice.
+    return cut + [j for j in told if not (cut and isinstance(j, jobs.Card))]
+
+
+def _may_cut(deps: Deps, req: Request) -> bool:
+    """Sessions can outlive this grant's end: cut-offs are on and the grant was ACTIVE."""
+    return deps.cuts is not None and req.granted_at is not None and req.expires_at is not None

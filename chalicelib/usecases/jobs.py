@@ -60,6 +60,20 @@ class EndGrant:
 
 
 @dataclass(frozen=True)
+class CutSessions:
+    """Deny, at the target role, the role sessions an ended grant let people start
+    (usecases/cut.py). Without ``end``: the grantee's (and ``people``'s) sessions issued
+    before the record's ``cut_before``, and the record says when it was done. With ``end``
+    (ISO 8601): only ``people``'s sessions issued before it - copies of a live grant that the
+    sweep took back from other users (drift)."""
+
+    kind: ClassVar[str] = "cut_sessions"
+    request_id: str
+    people: list = field(default_factory=list)
+    end: str = ""
+
+
+@dataclass(frozen=True)
 class Security:
     """A notice for the security channel (a failed grant, drift); ``event_type`` and
     ``payload`` are its message metadata, and the text is rendered from them."""
@@ -69,8 +83,8 @@ class Security:
     payload: dict = field(default_factory=dict)
 
 
-Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, Security]
-KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, Security)}
+Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security]
+KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security)}
 
 
 class BadJob(ValueError):

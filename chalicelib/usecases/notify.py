@@ -11,7 +11,7 @@ from ..domain.lifecycle import GrantStatus, RequestStatus
 from ..domain.model import SYSTEM, Request, iso_z
 from ..slack import replies, views
 from . import jobs
-from .delivery import deliver_once, security_kind
+from .delivery import ONE_PER_REQUEST, deliver_once, security_kind
 from .deps import Deps
 
 
@@ -118,7 +118,7 @@ def tell_security(deps: Deps, job: jobs.Security) -> None:
     req = deps.store.get(rid) if isinstance(rid, str) else None
     text = replies.security_text(job.event_type, job.payload, req)
     kind = security_kind(job)
-    match = {"request_id": rid} if job.event_type == "grant_failed" else dict(job.payload)
+    match = {"request_id": rid} if job.event_type in ONE_PER_REQUEST else dict(job.payload)
     deliver_once(deps, str(rid), kind, channel=deps.catalog.security_channel,
                  text=text, blocks=None, event_type=job.event_type, payload=job.payload, match=match)
     if isinstance(rid, str):

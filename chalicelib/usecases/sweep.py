@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from ..domain.duration import format_duration
 from ..domain.errors import Conflict
 from ..domain.lifecycle import GrantStatus, RequestStatus
-from ..domain.model import Request
+from .. import cutoff
+from ..domain.model import Request, iso_z
 from ..domain.timing import IAM_SETTLE
 from . import alert_digest, jobs
 from .deps import Deps
@@ -239,13 +240,20 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
         # Owed before IAM changes: once the policy is gone, no later sweep would find it again.
         deps.store.owe(rid, key_of(notice), jobs.to_wire(notice), now, req.version if req else 0,
                        req.requester if req else None)
+        cut: list[jobs.Job] = []
+        if active and deps.cuts is not None and strangers:
+            # Their role sessions too (usecases/cut.py): issued before they lost the copy,
+            # which is now (plus propagation). Owed before IAM changes, like the notice.
+            end = cutoff.grant_end(req.expires_at, now)
+            cut = [jobs.CutSessions(rid, [p.name for p in strangers if p.kind == p.IAM_USER], iso_z(end))]
+            deps.store.owe(rid, key_of(cut[0]), jobs.to_wire(cut[0]), now, req.version, req.requester)
         if active:
             for principal in strangers:  # copied to somebody else: take it back from them only
                 deps.grants.revoke_from(principal, rid)
         else:
             deps.grants.remove_policy(rid, holders)
         report.drift += 1
-        follow.append(notice)
+        follow += [notice, *cut]
     if turn:  # its slice verified: the next run goes on from here (unless a run beat it to it)
         deps.store.move_verify_cursor(turn[-1], version)
     for req in live.values():

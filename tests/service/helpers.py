@@ -93,8 +93,10 @@ def cards(svc) -> list[Message]:
     return svc.slack.posts(APPROVALS, thread_ts=None)
 
 
-def security(svc) -> list[Message]:
-    return svc.slack.posts(SECURITY)
+def security(svc, cuts: bool = False) -> list[Message]:
+    """The security channel's messages; the ``access_cut`` notice every ended production
+    grant gets (tests/service/test_cut.py) only with ``cuts``."""
+    return [m for m in svc.slack.posts(SECURITY) if cuts or m.event_type != "access_cut"]
 
 
 def actions(svc, rid: str) -> list[tuple[str, str, str, str]]:

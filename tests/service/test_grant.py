@@ -200,7 +200,8 @@ def test_end_grant_records_revoked_after_iam_lets_go(svc):
     req = svc.store.get(rid)
     assert req.grant_status is GrantStatus.REVOKED and svc.grants.policy(rid) is None
     payload = {"request_id": rid, "revoked_by": "carol"}
-    assert follow == [jobs.Card(rid, "access_revoked", payload), jobs.Dm(rid, "access_revoked", payload)]
+    # the cut-off first (it brings the card up to date itself), then the DM
+    assert follow == [jobs.CutSessions(rid), jobs.Dm(rid, "access_revoked", payload)]
     assert end_grant(svc, jobs.EndGrant(rid)) == []  # run again: nothing left to do
 
 
@@ -216,8 +217,7 @@ def test_end_grant_expires_a_grant_only_when_its_time_is_up(svc):
 
     assert state(svc, rid) == "APPROVED/EXPIRED" and svc.grants.policy(rid) is None
     assert actions(svc, rid)[-1] == ("drawbridge", "expired", "APPROVED/ACTIVE", "APPROVED/EXPIRED")
-    assert follow == [jobs.Card(rid, "access_expired", {"request_id": rid}),
-                      jobs.Dm(rid, "access_expired", {"request_id": rid})]
+    assert follow == [jobs.CutSessions(rid), jobs.Dm(rid, "access_expired", {"request_id": rid})]
 
 
 def test_a_grant_copied_to_strangers_is_taken_back_from_them_at_the_end(svc):

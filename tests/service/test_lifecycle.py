@@ -36,6 +36,9 @@ CALLS = {
     "revoke": lambda r: r.revoke(AT, "alice", "revoked by @alice"),
     "revoked": lambda r: r.revoked(AT),
     "expire_grant": lambda r: r.expire_grant(AT),
+    "sessions_cut": lambda r: r.sessions_cut(AT),
+    "cut_attempt_failed": lambda r: r.cut_attempt_failed(AT, "CutOffsUnavailable: no revoker"),
+    "cut_given_up": lambda r: r.cut_given_up(AT),
 }
 ACTORS = {"count_approval": "bob", "approve": "carol", "deny": "bob", "cancel": "alice", "revoke": "alice",
           "revoked": "carol"}  # the rest: drawbridge
@@ -64,6 +67,8 @@ def in_state(state: tuple[RequestStatus, GrantStatus]) -> Request:
         fields.update(granted_at=T0 + timedelta(minutes=2), policy_arn=ARN)
     if grant in (GrantStatus.REVOKING, GrantStatus.REVOKED):
         fields.update(ended_at=T0 + timedelta(minutes=2, seconds=30), ended_by="carol")
+    if grant in (GrantStatus.REVOKED, GrantStatus.EXPIRED, GrantStatus.FAILED):
+        fields.update(cut_before=T0 + timedelta(minutes=2, seconds=31))
     return dataclasses.replace(req, **fields)
 
 
@@ -86,6 +91,11 @@ EXPECTED_MOVES = {
     "revoke": ("revoke_requested", {"APPROVED/ACTIVE"}, "APPROVED/REVOKING"),
     "revoked": ("revoked", {"APPROVED/REVOKING"}, "APPROVED/REVOKED"),
     "expire_grant": ("expired", {"APPROVED/ACTIVE"}, "APPROVED/EXPIRED"),
+    # the session cut-off after a grant ended: recorded, the state stays
+    "sessions_cut": ("sessions_cut", {"APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"}, None),
+    "cut_attempt_failed": ("cut_attempt_failed", {"APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"},
+                           None),
+    "cut_given_up": ("cut_given_up", {"APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"}, None),
 }
 #: state -> (label, the card's metadata event type (docs/REFERENCE.md), open)
 EXPECTED_STATES = {
@@ -196,6 +206,8 @@ def test_open_states_are_exactly_the_ones_the_sweep_tracks():
 
 
 def test_terminal_states_have_no_way_out():
+    # an ended grant may still record its session cut-off, but never changes state again
     for state, info in STATES.items():
         if not info.open:
-            assert not [name for name, m in MOVES.items() if state in m.sources], state
+            leaving = [name for name, m in MOVES.items() if state in m.sources and m.target is not None]
+            assert not leaving, state

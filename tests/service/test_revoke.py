@@ -61,7 +61,8 @@ def test_revoking_an_active_grant(svc, who):
     svc.run_all(reply.jobs)
 
     assert state(svc, rid) == "APPROVED/REVOKED" and svc.grants.policy(rid) is None
-    assert actions(svc, rid)[-1] == (who, "revoked", "APPROVED/REVOKING", "APPROVED/REVOKED")
+    assert actions(svc, rid)[-2:] == [(who, "revoked", "APPROVED/REVOKING", "APPROVED/REVOKED"),
+                                      ("drawbridge", "sessions_cut", "APPROVED/REVOKED", "APPROVED/REVOKED")]
     msg = card(svc, rid)
     assert msg.event_type == "access_revoked" and msg.payload == {"request_id": rid, "revoked_by": who}
     assert dm_types(svc) == ["access_granted", "access_revoked"]

@@ -191,7 +191,8 @@ def test_a_grant_whose_policy_vanished_fails_once_iam_has_settled(svc):
     req = svc.store.get(rid)
     why = "the grant's IAM policy vanished (removed outside Drawbridge)"
     assert (req.grant_status.value, req.note) == ("FAILED", why)
-    assert actions(svc, rid)[-1] == ("drawbridge", "grant_failed", "APPROVED/ACTIVE", "APPROVED/FAILED")
+    assert actions(svc, rid)[-2:] == [("drawbridge", "grant_failed", "APPROVED/ACTIVE", "APPROVED/FAILED"),
+                                      ("drawbridge", "sessions_cut", "APPROVED/FAILED", "APPROVED/FAILED")]
     assert card(svc, rid).payload == {"request_id": rid, "revoked_by": None, "reason": why}
     assert dm_types(svc) == ["access_granted", "access_revoked"]
     (notice,) = security(svc)

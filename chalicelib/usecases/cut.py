@@ -1,0 +1,204 @@
+"""Job: cut off the role sessions an ended grant let a person start (issue 15).
+
+A grant stops new ``sts:AssumeRole`` calls when it ends, but a session issued before that
+keeps working until it expires (up to the role's MaxSessionDuration). This job writes, in
+the target role's cut-off policy (chalicelib/cutoff.py), a deny for the person's sessions
+issued before the grant's end, and records when it did.
+
+Order and failure
+    The grant is taken out of IAM first (``end_grant``), and the record's ``cut_before``
+    fixed with that change, which also owes this job (outbox key ``cut``): a worker that
+    dies here leaves it to the sweep. A failed attempt is recorded (the card then says
+    "sessions still live until ...", and #security is told once), and the job raises, so
+    the sweep retries it with backoff. Once every session it was to end has expired on its
+    own (``cut_before + MAX_SESSION``), it stops trying and records that.
+
+One writer per role
+    IAM has no compare-and-swap on policy versions, so two jobs merging into the same policy
+    at once could each drop the other's cut-off. A lease in the table (``CUT#<role ARN>``)
+    lets one job at a time read, merge and write a role's policy; a job that cannot take it
+    waits a little, then leaves the work to a retry. After writing, the job reads the
+    policy back and succeeds only if its cut-off is in force there (a holder that outlived
+    its lease cannot make it record a cut-off that a later writer dropped).
+
+Idempotent
+    Merging a cut-off the policy already enforces changes nothing (no write). The deny is
+    bounded by the grant's end: a session of the same person under a later grant is issued
+    after it and never denied, so a retried, late or duplicated job cannot cut a later,
+    valid grant (the end second itself excepted; see chalicelib/cutoff.py, "Rounding").
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from .. import cutoff
+from ..domain.errors import Conflict, DomainError
+from ..domain.model import Request, iso_z, parse_iso
+from ..domain.timing import MAX_SESSION
+from . import jobs
+from .delivery import key_of, owed
+from .deps import Deps
+
+#: how long one job may hold a role's cut-off policy (its IAM calls take seconds)
+LEASE = timedelta(minutes=2)
+#: a job does not start writing with less than this left of its lease
+LEASE_MARGIN = timedelta(seconds=45)
+#: waiting for another job's lease on the same role: tries, and seconds between them
+LEASE_TRIES = 5
+LEASE_WAIT = 1.0
+
+
+class CutBusy(DomainError):
+    """Another job holds the role's cut-off policy; the cut is retried."""
+
+
+class CutNotInForce(DomainError):
+    """The cut-off was written but the policy read back does not enforce it."""
+
+
+def lease_key(role_arn: str) -> str:
+    return f"CUT#{role_arn}"
+
+
+def cut_sessions(deps: Deps, job: jobs.CutSessions) -> list[jobs.Job]:
+    req = deps.store.get(job.request_id)
+    key = _key(job)
+    if req is None:
+        deps.store.settle(job.request_id, key, 2**31)
+        return []
+    if not job.end:
+        if req.cut_before is None or req.sessions_cut_at is not None or req.cut_given_up_at is not None:
+            deps.store.settle(req.request_id, key, req.version)
+            return []  # nothing to cut, or done
+        end = req.cut_before
+        names = _unique([req.principal.name, *job.people])
+    else:
+        end, names = parse_iso(job.end), _unique(job.people)
+    now = deps.now()
+    if deps.cuts is None or not names:  # cut-offs were turned off after this job was owed
+        deps.store.settle(req.request_id, key, req.version)
+        return []
+    if cutoff.bound_of(end) + MAX_SESSION <= now:
+        return _give_up(deps, req, job, key)
+    try:
+        merged = _write(deps, req, end, names)
+    except Exception as exc:
+        _note_failure(deps, req, job, end, exc)
+        raise
+    return _done(deps, req, job, key, end, names, merged)
+
+
+def _write(deps: Deps, req: Request, end: datetime, names: list[str]) -> cutoff.Merged:
+    """Merge the cut-offs into the role's policy under the role's lease; what was merged."""
+    token = secrets.token_hex(8)
+    lease = lease_key(req.role_arn)
+    for attempt in range(LEASE_TRIES):
+        taken_at = deps.now()
+        if deps.store.take_lease(lease, token, taken_at, LEASE):
+            break
+        if attempt + 1 < LEASE_TRIES:
+            deps.sleep(LEASE_WAIT)
+    else:
+        raise CutBusy(f"another job is writing the cut-offs of {req.role_arn}; retried")
+    try:
+        role_id = deps.cuts.role_id(req.role_arn)
+        wanted = [cutoff.CutOff(role_id, name, end, req.request_id) for name in names]
+        merged = cutoff.merge(deps.cuts.read(req.role_arn), wanted, deps.now())
+        if merged.changed:
+            if deps.now() > taken_at + LEASE - LEASE_MARGIN:
+                raise CutBusy(f"too slow to write the cut-offs of {req.role_arn} within the lease; retried")
+            deps.cuts.write(req.role_arn, merged.document)
+            back = deps.cuts.read(req.role_arn)
+            missing = [c.session_name for c in wanted if not cutoff.enforced(back, c)]
+            if missing:
+                raise CutNotInForce(f"the cut-off policy of {req.role_arn} read back does not deny "
+                                    f"{', '.join(missing)}; retried")
+        return merged
+    finally:
+        try:
+            deps.store.release_lease(lease, token)
+        except Exception:  # noqa: BLE001 - the lease runs out by itself
+            pass
+
+
+def _done(deps: Deps, req: Request, job: jobs.CutSessions, key: str, end: datetime, names: list[str],
+          merged: cutoff.Merged) -> list[jobs.Job]:
+    notable = []
+    if merged.fallback:
+        notable.append("over the policy's size budget: every session of the role issued before "
+                       f"{iso_z(merged.role_wide[0].bound)} is denied (role-wide)")
+    if merged.unreadable:
+        notable.append(f"{len(merged.unreadable)} statement(s) Drawbridge did not write were dropped "
+                       "from the cut-off policy")
+    notice = jobs.Security("access_cut", {
+        "request_id": req.request_id, "cut_at": iso_z(cutoff.bound_of(end)), "account": req.account,
+        "role": req.role, "role_arn": req.role_arn, "iam_users": names,
+        "role_wide": bool(merged.role_wide), "late": bool(job.end) or req.cut_attempts > 0,
+        "notes": notable})
+    tell = req.production or bool(notable) or bool(job.end) or req.cut_attempts > 0
+    if job.end:  # a drift cut: the record does not change
+        follow: list[jobs.Job] = [notice] if tell else []
+        if follow:
+            deps.store.owe(req.request_id, key_of(notice), jobs.to_wire(notice), deps.now(),
+                           req.version, req.requester)
+        deps.store.settle(req.request_id, key, 2**31)
+        return follow
+    now = deps.now()
+    for _ in range(3):
+        after, event = req.sessions_cut(now, "; ".join(notable) or None)
+        follow = [jobs.Card(req.request_id)] + ([notice] if tell else [])
+        try:
+            deps.store.transition(req, after, event, owed(follow))
+        except Conflict:
+            req = deps.store.get(req.request_id)
+            if req is None or req.sessions_cut_at is not None:
+                return []
+            continue
+        deps.store.settle(req.request_id, key, after.version)
+        return follow
+    raise Conflict(f"{req.request_id} kept changing while its cut-off was recorded")
+
+
+def _note_failure(deps: Deps, req: Request, job: jobs.CutSessions, end: datetime, exc: Exception) -> None:
+    """The card and #security say that live sessions may outlast the grant (once each)."""
+    from .dispatch import run_all
+
+    if job.end:
+        return  # a drift cut: the sweep retries it; the drift notice has been told
+    note = f"{type(exc).__name__}: {exc}"[:300]
+    live_until = iso_z(cutoff.bound_of(end) + MAX_SESSION)
+    told: list[jobs.Job] = [jobs.Card(req.request_id)]
+    if req.cut_attempts == 0:
+        told.append(jobs.Security("access_cut_failed", {"request_id": req.request_id, "reason": note,
+                                                        "live_until": live_until}))
+    after, event = req.cut_attempt_failed(deps.now(), note)
+    try:
+        deps.store.transition(req, after, event, owed(told))
+    except Conflict:
+        return
+    run_all(deps, told, on_error=lambda job, exc: None)  # owed: the sweep retries what fails here
+
+
+def _give_up(deps: Deps, req: Request, job: jobs.CutSessions, key: str) -> list[jobs.Job]:
+    """Every session the cut-off was to end has expired: nothing left to cut."""
+    if job.end:
+        deps.store.settle(req.request_id, key, 2**31)
+        return []
+    after, event = req.cut_given_up(deps.now())
+    follow: list[jobs.Job] = [jobs.Card(req.request_id)]
+    try:
+        deps.store.transition(req, after, event, owed(follow))
+    except Conflict:
+        return []  # changed meanwhile: the next try re-reads it
+    deps.store.settle(req.request_id, key, after.version)
+    return follow
+
+
+def _key(job: jobs.CutSessions) -> str:
+    return key_of(job) or "cut"
+
+
+def _unique(names) -> list[str]:
+    return list(dict.fromkeys(n for n in names if n))
