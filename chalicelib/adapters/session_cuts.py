@@ -149,13 +149,15 @@ class IamSessionCuts:
     @staticmethod
     def _make_room(iam, policy_arn: str) -> None:
         """Delete the oldest non-default version while the policy holds IAM's maximum."""
+        from botocore.exceptions import ClientError
+
         versions = iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
         spare = sorted((v for v in versions if not v["IsDefaultVersion"]),
                        key=lambda v: (v["CreateDate"], int(v["VersionId"].lstrip("v") or 0)))
         for v in spare[:max(0, len(versions) - cutoff.MAX_POLICY_VERSIONS + 1)]:
             try:
                 iam.delete_policy_version(PolicyArn=policy_arn, VersionId=v["VersionId"])
-            except Exception as exc:  # a racing writer deleted it first: the room is made
+            except ClientError as exc:  # a racing writer deleted it first: the room is made
                 if _code(exc) != "NoSuchEntity":
                     raise
 
