@@ -8,6 +8,7 @@ use and reuses them while the settings stay the same (warm Lambda invocations).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -28,6 +29,11 @@ class Settings:
     in_lambda: bool
     worker_function: str
     policy_path: str = "/drawbridge/"
+    #: the role the worker and sweep assume in each member account to write cut-offs
+    #: (policies/member-account.yaml RevokerRoleName)
+    revoker_role: str = "DrawbridgeSessionRevoker"
+    #: cut off a person's live role sessions when their grant ends (chalicelib/cutoff.py)
+    session_cutoffs: bool = True
 
     # The secrets are read when used, not when the settings are: an ack needs the signing
     # secret only, and the bot token (one more SSM read on a cold start) is the worker's.
@@ -63,7 +69,24 @@ def settings() -> Settings:
         in_lambda=bool(function),
         worker_function=env.get("DRAWBRIDGE_WORKER_FUNCTION") or (f"{function}-worker" if function else ""),
         policy_path=env.get("DRAWBRIDGE_POLICY_PATH") or "/drawbridge/",
+        revoker_role=_revoker_role(env.get("DRAWBRIDGE_REVOKER_ROLE") or "DrawbridgeSessionRevoker"),
+        session_cutoffs=_on_off("DRAWBRIDGE_SESSION_CUTOFFS", env.get("DRAWBRIDGE_SESSION_CUTOFFS") or "on"),
     )
+
+
+def _on_off(name: str, value: str) -> bool:
+    value = value.strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"{name} must be 'on' or 'off', not {value!r}")
+    return value == "on"
+
+
+def _revoker_role(name: str) -> str:
+    # a role name, not an ARN or a path: the ARN is built per member account
+    if not re.fullmatch(r"[\w+=,.@-]{1,64}", name, re.ASCII):
+        raise ConfigError(f"DRAWBRIDGE_REVOKER_ROLE must be an IAM role name (the member template's "
+                          f"RevokerRoleName), not {name!r}")
+    return name
 
 
 #: set only by the benchmarks, which run the handlers "as Lambda" against local emulators;
@@ -222,6 +245,7 @@ def lambda_client(endpoint: str | None, region: str | None):
 @lru_cache(maxsize=4)
 def _service(s: Settings, endpoint: str | None, region: str | None):
     from .adapters.iam import IamGrants
+    from .adapters.session_cuts import IamSessionCuts
     from .adapters.store import DynamoStore
     from .catalog import load_catalog
     from .service import Drawbridge
@@ -234,6 +258,9 @@ def _service(s: Settings, endpoint: str | None, region: str | None):
         slack=_SlackNotifier(s),
         clock=utcnow,
         pending_window=s.pending_window,
+        # each member account's revoker, assumed with the function's own credentials
+        cuts=_Lazy(lambda: IamSessionCuts(lambda: _boto_session(endpoint, region), s.revoker_role,
+                                          endpoint=endpoint, region=region)) if s.session_cutoffs else None,
     )
 
 

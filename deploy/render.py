@@ -3,7 +3,9 @@
 * **Lambda IAM policies** (``.chalice/policy-<stage>.json``, ``policy-<stage>-no-iam.json``)
   from ``policies/lambda-policy.template.json``, filling in the bastion account id
   (``policies/access.toml`` ``bastion.account_id``, or ``BASTION_ACCOUNT_ID``), the
-  Region and the stage. They are generated, git-ignored files: an installation never
+  Region, the stage and the revoker role of each of the catalog's member accounts (the
+  worker and the sweep may assume it there to write session cut-offs; a new account in
+  the catalog needs the policies rendered and deployed again). They are generated, git-ignored files: an installation never
   edits them and a fresh clone cannot deploy someone else's account by accident.
 * **The merge template** (``build/merge-<stage>.json``) that ``chalice package
   --merge-template`` deep-merges into Chalice's SAM template: the table, copied from
@@ -93,7 +95,7 @@ DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 VARIANTS = {
     "grants": ("TableReadWrite", "SlackSecretsRead", "SlackSecretsDecrypt", "IamGrantPolicies",
                "IamAttachGrantsToBoundedUsers", "IamDetachGrants", "IamListUserPolicies",
-               "IamListPolicies", "OwnLogs"),
+               "IamListPolicies", "AssumeSessionRevokers", "OwnLogs"),
     "no-iam": ("TableReadWrite", "SlackSecretsRead", "SlackSecretsDecrypt", "InvokeWorker", "OwnLogs"),
 }
 #: Chalice function name -> policy variant
@@ -179,17 +181,53 @@ def account_id() -> str:
 # --------------------------------------------------------------------------- policies
 
 
+#: the template's placeholder for the member accounts' revoker roles (a list of ARNs)
+_REVOKERS = "${REVOKER_ROLE_ARNS}"
+#: what the member template's RevokerRoleName and chalicelib.wiring default to
+DEFAULT_REVOKER_ROLE = "DrawbridgeSessionRevoker"
+
+
+def revoker_role(stage: str, config: dict | None = None) -> str:
+    """The revoker role name the stage's functions assume (DRAWBRIDGE_REVOKER_ROLE, else the default)."""
+    config = config or chalice_config()
+    env = {**config.get("environment_variables", {}),
+           **config.get("stages", {}).get(stage, {}).get("environment_variables", {})}
+    return env.get("DRAWBRIDGE_REVOKER_ROLE") or DEFAULT_REVOKER_ROLE
+
+
+def revoker_role_arns(stage: str, catalog_path: Path | str = CATALOG) -> list[str]:
+    """``arn:aws:iam::<account>:role/<revoker>`` for every member account of the catalog:
+    the worker and the sweep may assume the revoker there and nowhere else."""
+    from chalicelib.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(catalog_path)
+    except CatalogError as exc:
+        raise RenderError(str(exc)) from exc
+    name = revoker_role(stage)
+    if not re.fullmatch(r"[\w+=,.@-]{1,64}", name, re.ASCII):
+        raise RenderError(f"DRAWBRIDGE_REVOKER_ROLE {name!r} is not an IAM role name")
+    accounts = sorted({a.id for a in catalog.accounts.values()})
+    if not accounts:
+        raise RenderError(f"{catalog_path} names no member accounts")
+    return [f"arn:aws:iam::{a}:role/{name}" for a in accounts]
+
+
 def _statements(stage: str, sids: tuple[str, ...], *, account: str, region: str) -> dict:
-    """The template's statements ``sids``, in template order, with the placeholders filled in."""
+    """The template's statements ``sids``, in template order, with the placeholders filled in
+    (``${REVOKER_ROLE_ARNS}``: the catalog's member accounts' revoker roles, a list)."""
     if not re.fullmatch(r"[a-z0-9-]+", stage):
         raise RenderError(f"stage {stage!r}: use lower-case letters, digits and '-'")
     text = string.Template(POLICY_TEMPLATE.read_text()).substitute(
-        ACCOUNT_ID=account, REGION=region, STAGE=stage)
+        ACCOUNT_ID=account, REGION=region, STAGE=stage, REVOKER_ROLE_ARNS=_REVOKERS)
     doc = json.loads(text)
     doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] in sids]
     missing = set(sids) - {s["Sid"] for s in doc["Statement"]}
     if missing:
         raise RenderError(f"{POLICY_TEMPLATE.name} has no statement(s) {sorted(missing)}")
+    for st in doc["Statement"]:
+        if st.get("Resource") == _REVOKERS:
+            st["Resource"] = revoker_role_arns(stage)
     return doc
 
 

@@ -3,7 +3,8 @@
 Builds what a real installation has: the bastion account's IAM users (one per
 catalog person, with access keys and an MFA device), a service identity for Drawbridge itself,
 the member accounts' target roles (trusting the bastion, MFA required, session
-name = IAM user name), and the table created from policies/table.json.
+name = IAM user name) with their session cut-off policies and each member account's
+revoker role, and the table created from policies/table.json.
 Shared by the test suite, ``make demo`` and ``make dev``.
 """
 
@@ -13,9 +14,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib import cutoff
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_TEMPLATE = ROOT / "policies" / "table.json"
 SERVICE_USER = "drawbridge-service"
+#: policies/member-account.yaml RevokerRoleName's default (and chalicelib.wiring's)
+REVOKER_ROLE = "DrawbridgeSessionRevoker"
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,18 @@ def trust_policy(bastion_account_id: str) -> dict:
     }
 
 
+def revoker_trust_policy(bastion_account_id: str) -> dict:
+    """The member template's revoker trust (the worker and sweep roles; here any bastion role)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{bastion_account_id}:root"},
+            "Action": "sts:AssumeRole",
+        }],
+    }
+
+
 def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> World:
     from chalicelib.adapters.store import create_table_from_template
 
@@ -104,6 +121,15 @@ def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = 
             member.create_role(RoleName=name, Path=f"/{path}/" if path else "/",
                                AssumeRolePolicyDocument=json.dumps(trust_policy(bastion)),
                                MaxSessionDuration=3600)
+            # its session cut-off policy, as policies/member-account.yaml creates it
+            policy = member.create_policy(
+                PolicyName=cutoff.cutoff_policy_name(name), Path=cutoff.CUTOFF_POLICY_PATH,
+                PolicyDocument=json.dumps(cutoff.document([])))["Policy"]
+            member.attach_role_policy(RoleName=name, PolicyArn=policy["Arn"])
+        # the role Drawbridge assumes to write the cut-offs (moto does not enforce its trust
+        # or its policy; the template's are tested as documents, tests/deploy)
+        member.create_role(RoleName=REVOKER_ROLE, AssumeRolePolicyDocument=json.dumps(revoker_trust_policy(bastion)),
+                           MaxSessionDuration=3600, Tags=[{"Key": "drawbridge", "Value": "revoker-role"}])
 
     create_table_from_template(client("dynamodb", keys=service, endpoint_url=endpoint_url, region=region),
                                table, str(TABLE_TEMPLATE))

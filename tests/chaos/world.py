@@ -164,7 +164,8 @@ class World:
         self._undo.append(restore_env)
         for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_LAMBDA_FUNCTION_NAME", "SLACK_SIGNING_SECRET_PARAM",
                     "SLACK_BOT_TOKEN_PARAM", "DRAWBRIDGE_LOCAL_EMULATION", "DRAWBRIDGE_POLICY_PATH",
-                    "DRAWBRIDGE_PENDING_WINDOW", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID"):
+                    "DRAWBRIDGE_PENDING_WINDOW", "DRAWBRIDGE_SESSION_CUTOFFS", "DRAWBRIDGE_REVOKER_ROLE",
+                    "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID"):
             os.environ.pop(var, None)
         os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
         world = seed(self.catalog, TABLE, endpoint_url=self.moto_url)

@@ -146,7 +146,9 @@ def test_no_secret_values_in_config_and_boto3_not_packaged():
 
 def test_the_template_hard_codes_no_account_or_region():
     text = json.dumps(render.lambda_policy("dev", "grants", account=ACCOUNT, region=REGION))
-    assert set(re.findall(r"\b\d{12}\b", text)) == {ACCOUNT}
+    # the bastion, and the member accounts (their revokers) from the catalog
+    assert set(re.findall(r"\b\d{12}\b", text)) == {ACCOUNT, *_catalog_accounts()}
+    assert ACCOUNT not in _catalog_accounts()
     assert set(re.findall(r"\b[a-z]{2}-[a-z]+-\d\b", text)) == {REGION}
 
 
@@ -244,6 +246,29 @@ def aws_calls() -> set[tuple[str, str]]:
     return calls
 
 
+SESSION_CUTS = ROOT / "chalicelib" / "adapters" / "session_cuts.py"
+
+
+def session_cut_calls() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(calls made with the function's own credentials, calls made as a member account's
+    revoker) in chalicelib/adapters/session_cuts.py: ``self._sts.x()`` is the Lambda role
+    assuming the revoker; ``iam.x()`` / ``self._iam(role).x()`` run with the revoker's
+    credentials, so policies/member-account.yaml's RevokerRole must allow them, not the
+    Lambda policy. Any other client call in that file fails the scan (it would be unchecked)."""
+    own: set[tuple[str, str]] = set()
+    revoker: set[tuple[str, str]] = set()
+    tree = ast.parse(SESSION_CUTS.read_text())
+    (cls,) = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "IamSessionCuts"]
+    for call in (n for n in ast.walk(cls) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+        target, method = call.func.value, call.func.attr
+        if isinstance(target, ast.Attribute) and target.attr == "_sts":
+            own.add(("sts", method))
+        elif (isinstance(target, ast.Name) and target.id == "iam") or (
+                isinstance(target, ast.Call) and getattr(target.func, "attr", "") == "_iam"):
+            revoker.add(("iam", method))
+    return own, revoker
+
+
 #: boto3 operations whose IAM actions are not simply <prefix>:<Operation>
 ACTION_OVERRIDES = {
     # no IAM action of its own: each item needs its own action; our transactions hold only Puts
@@ -284,6 +309,7 @@ def example_resources(action: str, stage: str) -> list[str]:
         "iam:AttachUserPolicy": [user], "iam:DetachUserPolicy": [user], "iam:ListAttachedUserPolicies": [user],
         "iam:ListMFADevices": [user],
         "iam:ListPolicies": ["*"],
+        "sts:AssumeRole": [f"arn:aws:iam::{a}:role/{render.revoker_role(stage)}" for a in _catalog_accounts()],
         "dynamodb:GetItem": [table], "dynamodb:PutItem": [table], "dynamodb:UpdateItem": [table],
         "dynamodb:DeleteItem": [table],
         "dynamodb:Query": [table, f"{table}/index/due", f"{table}/index/open_by_person"],
@@ -291,6 +317,12 @@ def example_resources(action: str, stage: str) -> list[str]:
         "ssm:GetParameter": [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{env[v]}"
                              for v in ("SLACK_SIGNING_SECRET_PARAM", "SLACK_BOT_TOKEN_PARAM")],
     }[action]
+
+
+def _catalog_accounts() -> list[str]:
+    from chalicelib.catalog import load_catalog
+
+    return sorted({a.id for a in load_catalog(render.CATALOG).accounts.values()})
 
 
 def test_the_scan_finds_the_calls_we_know_about():
@@ -304,9 +336,10 @@ def test_the_scan_finds_the_calls_we_know_about():
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_lambda_policies_allow_every_call_the_code_makes(stage):
     missing = []
-    for service, method in sorted(aws_calls()):
-        # IAM runs in the worker and the sweep only; the API handler defers to the worker.
-        variants = {"iam": ["grants"], "lambda": ["no-iam"]}.get(service, list(render.VARIANTS))
+    for service, method in sorted(aws_calls() | session_cut_calls()[0]):
+        # IAM (and assuming the revokers) runs in the worker and the sweep only; the API
+        # handler defers to the worker.
+        variants = {"iam": ["grants"], "sts": ["grants"], "lambda": ["no-iam"]}.get(service, list(render.VARIANTS))
         for action in sorted(iam_actions(service, method)):
             for resource in example_resources(action, stage):
                 for variant in variants:
@@ -315,10 +348,51 @@ def test_the_lambda_policies_allow_every_call_the_code_makes(stage):
     assert not missing, "\n".join(missing)
 
 
+def test_the_scan_finds_the_session_cut_calls():
+    own, revoker = session_cut_calls()
+    assert own == {("sts", "assume_role")}
+    assert revoker == {("iam", m) for m in ("get_role", "get_policy", "get_policy_version", "list_policy_versions",
+                                            "create_policy_version", "delete_policy_version")}
+
+
+def test_the_revoker_allows_every_call_made_with_its_credentials():
+    """Those calls are not the Lambda role's: they run as the member account's revoker
+    (policies/member-account.yaml RevokerRole), on the JIT roles and their cut-off policies."""
+    from chalicelib import cutoff
+    from deploy import member_docs
+
+    doc = member_docs.documents()["member-RevokerRole-write-session-cutoffs"]
+    template = cfn(MEMBER_TEMPLATE)["Parameters"]
+    acct = member_docs.MEMBER_ACCOUNT
+    roles = [template[p]["Default"] for p in ("AdminRoleName", "ReadOnlyRoleName")]
+    missing = []
+    for service, method in sorted(session_cut_calls()[1]):
+        for action in sorted(iam_actions(service, method)):
+            for role in roles:
+                resource = (f"arn:aws:iam::{acct}:role/{role}" if action == "iam:GetRole" else
+                            f"arn:aws:iam::{acct}:policy{cutoff.CUTOFF_POLICY_PATH}{cutoff.cutoff_policy_name(role)}")
+                if not allows(doc, action, resource):
+                    missing.append(f"{action} on {resource} ({service}.{method})")
+    assert not missing, "\n".join(missing)
+    # and the template's defaults are what the code assumes
+    assert template["RevokerRoleName"]["Default"] == render.DEFAULT_REVOKER_ROLE
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_worker_and_sweep_assume_the_revoker_in_the_catalogs_accounts_only(stage):
+    doc = lambda_policy(stage, "grants")
+    st = _statement(doc, "sts:AssumeRole")
+    assert st["Resource"] == [f"arn:aws:iam::{a}:role/DrawbridgeSessionRevoker" for a in _catalog_accounts()]
+    assert "Condition" not in st
+    for other in ("arn:aws:iam::444455556666:role/DrawbridgeSessionRevoker", "arn:aws:iam::222222222222:role/admin",
+                  f"arn:aws:iam::{ACCOUNT}:role/DrawbridgeSessionRevoker"):
+        assert not allows(doc, "sts:AssumeRole", other), other
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_api_and_event_handlers_cannot_touch_iam(stage):
     doc = lambda_policy(stage, "no-iam")
-    assert not [a for st in doc["Statement"] for a in as_list(st["Action"]) if a.startswith("iam:")]
+    assert not [a for st in doc["Statement"] for a in as_list(st["Action"]) if a.startswith(("iam:", "sts:"))]
     assert not [a for st in lambda_policy(stage, "grants")["Statement"]
                 for a in as_list(st["Action"]) if a.startswith("lambda:")]
 
