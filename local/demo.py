@@ -228,7 +228,17 @@ class Story:
         expect(kinds[-1:] == ["access_expired"], "alice DM'd access_expired", kinds)
         attached = self.stack.attached_policies("alice")
         expect(attached == [], "no grant policy left on IAM user alice", attached)
-        return "expired: policy removed, card updated, alice told"
+        # her session from step 7 would live on for up to an hour: the role now denies it
+        role_id, doc = self.stack.cutoff_document(PROD_ADMIN)
+        cuts = [st for st in doc.get("Statement", [])
+                if st.get("Condition", {}).get("StringEquals", {}).get("aws:userid") == f"{role_id}:alice"]
+        expect(len(cuts) == 1, f"a deny for aws:userid {role_id}:alice in the admin role's cut-off policy", doc)
+        issued_before = cuts[0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
+        self.note(f"role admin's cut-off policy: Deny * for {role_id}:alice when aws:TokenIssueTime < "
+                  f"{issued_before} (her step-7 session is cut off; moto does not evaluate it, IAM does)")
+        expect("live sessions ended at" in card.get("all_text", ""), "the card to say live sessions ended",
+               card.get("all_text"))
+        return "expired: policy removed, live sessions cut off, card updated, alice told"
 
     def step10(self) -> str:
         got = self.stack.assume_role("alice", PROD_ADMIN)
@@ -246,7 +256,7 @@ class Story:
         ("step7", "alice tries sts:AssumeRole again", "an assumed-role ARN"),
         ("step8", "CloudTrail's record of that call reaches on_role_assumed",
          "a role_assumed alert in the security channel naming the request id"),
-        ("step9", "time moves past expiry; the sweep runs", "the grant to expire"),
+        ("step9", "time moves past expiry; the sweep runs", "the grant to expire and her live sessions cut off"),
         ("step10", "alice tries sts:AssumeRole once more", "AccessDenied"),
     ]
 

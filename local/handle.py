@@ -200,6 +200,26 @@ class StackHandle:
         user = self.catalog.people[person].iam_user
         return [p["PolicyName"] for p in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]]
 
+    def cutoff_document(self, role_arn: str) -> tuple[str, dict]:
+        """(the role's unique id, the default version of its session cut-off policy), read
+        in the role's member account (chalicelib/cutoff.py)."""
+        import boto3
+
+        from chalicelib import cutoff
+        from local.seed import REVOKER_ROLE
+
+        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[1]
+        # read as the member account's revoker does (the local stack checks credentials)
+        creds = self.aws("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/{REVOKER_ROLE}",
+                                            RoleSessionName="drawbridge-demo")["Credentials"]
+        iam = boto3.client("iam", endpoint_url=self.moto_url, region_name=REGION,
+                           aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                           aws_session_token=creds["SessionToken"])
+        arn = f"arn:aws:iam::{account}:policy{cutoff.CUTOFF_POLICY_PATH}{cutoff.cutoff_policy_name(name)}"
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        return iam.get_role(RoleName=name)["Role"]["RoleId"], doc
+
     # ---- non-HTTP handlers, run here as Lambda would -------------------------------------
     @contextlib.contextmanager
     def app_environ(self) -> Iterator[None]:

@@ -75,6 +75,21 @@ def trust_policy(bastion_account_id: str) -> dict:
     }
 
 
+def revoker_policy(roles: list) -> dict:
+    """The member template's revoker permissions, for the seeded roles of one account."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadJitRoles", "Effect": "Allow", "Action": "iam:GetRole",
+         "Resource": [r.role_arn for r in roles]},
+        {"Sid": "WriteSessionCutoffs", "Effect": "Allow",
+         "Action": ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:CreatePolicyVersion",
+                    "iam:DeletePolicyVersion"],
+         # moto judges IAM calls on policies against the resource "*" (it resolves role ARNs
+         # only), so here the policy calls are allowed on any resource; the template names
+         # the cut-off policies exactly (tested as documents, tests/deploy/test_member_template.py)
+         "Resource": "*"},
+    ]}
+
+
 def revoker_trust_policy(bastion_account_id: str) -> dict:
     """The member template's revoker trust (the worker and sweep roles; here any bastion role)."""
     return {
@@ -126,10 +141,14 @@ def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = 
                 PolicyName=cutoff.cutoff_policy_name(name), Path=cutoff.CUTOFF_POLICY_PATH,
                 PolicyDocument=json.dumps(cutoff.document([])))["Policy"]
             member.attach_role_policy(RoleName=name, PolicyArn=policy["Arn"])
-        # the role Drawbridge assumes to write the cut-offs (moto does not enforce its trust
-        # or its policy; the template's are tested as documents, tests/deploy)
+        # the role Drawbridge assumes to write the cut-offs, with the template's permissions
+        # (policies/member-account.yaml, RevokerRole) on these roles: the local stack
+        # enforces identity policies, so a call the template does not allow fails here too
+        # (moto does not judge the trust; the template's is tested as a document, tests/deploy)
         member.create_role(RoleName=REVOKER_ROLE, AssumeRolePolicyDocument=json.dumps(revoker_trust_policy(bastion)),
                            MaxSessionDuration=3600, Tags=[{"Key": "drawbridge", "Value": "revoker-role"}])
+        member.put_role_policy(RoleName=REVOKER_ROLE, PolicyName="write-session-cutoffs",
+                               PolicyDocument=json.dumps(revoker_policy(list(account.roles.values()))))
 
     create_table_from_template(client("dynamodb", keys=service, endpoint_url=endpoint_url, region=region),
                                table, str(TABLE_TEMPLATE))
