@@ -109,6 +109,11 @@ class IamSessionCuts:
                 raise CutOffsUnavailable(
                     f"account {role.account} has no role {role.name} ({role.arn}): the catalog names a "
                     f"role that does not exist; {_DEPLOY}, or fix the catalog") from None
+            if _code(exc) == "AccessDenied":  # the revoker covers the template's JIT roles only
+                raise CutOffsUnavailable(
+                    f"the revoker of account {role.account} may not read role {role.name} ({role.arn}): "
+                    f"it is not one of the roles that account's member template made; {_DEPLOY}, "
+                    "with this role among its role names") from None
             raise
 
     def read(self, role_arn: str) -> dict:

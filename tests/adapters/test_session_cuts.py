@@ -333,3 +333,16 @@ def test_importing_the_adapter_loads_no_aws_sdk():
             "print([m for m in ('boto3', 'botocore') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_role_the_revoker_may_not_read_is_named(cuts, sessions):
+    # the member template's revoker may read its own JIT roles only: a catalog role made
+    # outside it is refused by IAM, and the error says which role and what to deploy
+    arn = member_account(MEMBER)
+
+    def denied(params, **_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: iam:GetRole"}},
+                          "GetRole")
+    sessions.session.events.register("provide-client-params.iam.GetRole", denied)
+    with pytest.raises(CutOffsUnavailable, match=f"revoker of account {MEMBER} may not read role admin"):
+        cuts.role_id(arn)

@@ -100,3 +100,21 @@ def test_cfn_lint_would_notice_a_broken_reference():
     template["Resources"][render.DEAD_LETTERS["invoke_config"]]["Properties"]["DestinationConfig"] = \
         {"OnFailure": {"Destination": {"Fn::GetAtt": ["NoSuchQueue", "Arn"]}}}
     assert lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"]))
+
+
+def test_the_member_revoker_trusts_the_roles_chalice_makes_for_worker_and_sweep():
+    # policies/member-account.yaml trusts <stack>-WorkerRole-* and <stack>-SweepRole-*:
+    # CloudFormation names a role without RoleName <stack>-<logical id>-<random>, so the
+    # logical ids must be the ones Chalice gives the worker's and the sweep's roles, each
+    # without a fixed RoleName, and the functions must run as them
+    from deploy.render import cfn_yaml
+
+    template = merged("prod")
+    resources = template["Resources"]
+    for function, role in (("Worker", "WorkerRole"), ("Sweep", "SweepRole")):
+        assert resources[role]["Type"] == "AWS::IAM::Role"
+        assert "RoleName" not in resources[role]["Properties"]
+        assert resources[function]["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    params = cfn_yaml(ROOT / "policies" / "member-account.yaml")["Parameters"]
+    assert params["BastionWorkerRoleName"]["Default"] == "drawbridge-prod-WorkerRole-*"
+    assert params["BastionSweepRoleName"]["Default"] == "drawbridge-prod-SweepRole-*"
