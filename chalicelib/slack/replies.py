@@ -29,7 +29,8 @@ def command_reply(outcome: o.Outcome) -> str:
     if isinstance(outcome, o.Help):
         return help_text(outcome.person, outcome.roles, USAGE)
     if isinstance(outcome, o.Listing):
-        return list_text(outcome.own, outcome.now, waiting=outcome.waiting) + _owed_text(outcome.owed)
+        return (list_text(outcome.own, outcome.now, waiting=outcome.waiting, ended=outcome.ended)
+                + _owed_text(outcome.owed))
     if isinstance(outcome, o.UnknownRequest):
         return f"unknown request `{outcome.request_id}` (see `/aws-access list`)"
     if isinstance(outcome, o.TooBusy):
@@ -64,6 +65,7 @@ _OWED_LABELS = {"card": "the approval card's update", "security:grant_failed": "
 
 def _owed_text(owed) -> str:
     """Messages about your requests that Slack has not taken yet (retried until it does)."""
+    owed = [item for item in owed if not item.key.startswith("cut")]  # not a message: the "Ended" lines say it
     if not owed:
         return ""
     lines = []

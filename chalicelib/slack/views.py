@@ -260,10 +260,16 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
     return f"{usage}\n\n{mine}"
 
 
-def list_text(reqs: Sequence[Request], now: datetime, waiting: Sequence[Request] = ()) -> str:
+def list_text(reqs: Sequence[Request], now: datetime, waiting: Sequence[Request] = (),
+              ended: Sequence[Request] = ()) -> str:
     """``reqs``: the person's own open requests; ``waiting``: pending requests of others
-    that they could approve right now."""
+    that they could approve right now; ``ended``: their grants that ended recently, with
+    what became of their live sessions."""
     mine = _own_requests(reqs, now)
+    if ended:
+        lines = [f"• `{r.request_id}` `{r.label}` — {r.info.label} at {hhmm(r.ended_at or r.expires_at)}; "
+                 f"{sessions_state(r)}" for r in sorted(ended, key=lambda r: r.ended_at or r.expires_at)]
+        mine += "\n\nEnded within the last hour:\n" + "\n".join(lines)
     if not waiting:
         return mine
     lines = []

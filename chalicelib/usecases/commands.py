@@ -45,10 +45,21 @@ def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
     if isinstance(parsed, ListCmd):
         now = deps.now()
         return Answer(Listing(deps.store.open_for(person.key), waiting_for(deps, person.key, now), now,
-                              deps.store.owed_for(person.key)))
+                              deps.store.owed_for(person.key), recently_ended(deps, person, now)))
     if isinstance(parsed, RevokeCmd):
         return revoke(deps, person.key, parsed.request_id)
     return request_access(deps, person, parsed)
+
+
+def recently_ended(deps: Deps, person, now: datetime) -> list[Request]:
+    """This person's grants that ended while sessions they started may still be running
+    (or were just cut off): what ``list`` says about live sessions (issue 15)."""
+    from ..domain.model import Principal
+    from ..domain.timing import MAX_SESSION, sessions_end_by
+
+    ended = deps.store.grants_ending_after(Principal.iam_user(person.iam_user), now - MAX_SESSION)
+    return [r for r in ended if not r.is_open and r.granted_at is not None
+            and (r.cut_before + MAX_SESSION if r.cut_before else sessions_end_by(r)) > now]
 
 
 def waiting_for(deps: Deps, person: str, now: datetime) -> list[Request]:

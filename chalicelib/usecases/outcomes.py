@@ -76,6 +76,7 @@ class Listing:
     waiting: Sequence[Request]  # others' pending requests this person could approve now
     now: datetime
     owed: Sequence[Any] = ()  # messages about their requests not delivered yet (ports.Owed)
+    ended: Sequence[Request] = ()  # their grants that ended within a session's length (issue 15)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,9 @@ def test_request_approve_grant_use_expire(app_client, stack, slack, store):
         card = slack.get(card.channel, card.ts)
         assert card.event_type == "access_expired" and "expired" in card.all_text().lower()
         assert [m.event_type for m in slack.dms("U0ALICE001")] == ["access_granted", "access_expired"]
-        assert app_client.command("alice", "list").text == "You have no pending or active requests."
+        listing = app_client.command("alice", "list").text
+        assert listing.startswith("You have no pending or active requests.\n\nEnded within the last hour:\n")
+        assert f"`{rid}` `prod/admin` — expired at" in listing and "live sessions ended at" in listing
 
     history = [(e.actor, e.action, e.from_status, e.to_status) for e in store.history(rid)]
     assert history == [
@@ -128,6 +130,8 @@ def test_request_approve_grant_use_expire(app_client, stack, slack, store):
         ("carol", "approved", "PENDING/NONE", "APPROVED/GRANTING"),
         ("drawbridge", "granted", "APPROVED/GRANTING", "APPROVED/ACTIVE"),
         ("drawbridge", "expired", "APPROVED/ACTIVE", "APPROVED/EXPIRED"),
+        # her live sessions cut off at the role, through the member account's revoker (moto)
+        ("drawbridge", "sessions_cut", "APPROVED/EXPIRED", "APPROVED/EXPIRED"),
     ]
 
 

@@ -312,3 +312,20 @@ def test_with_cut_offs_off_nothing_is_written_and_the_card_says_sessions_run_out
     assert svc.store.get(rid).cut_before is None
     assert "sessions already started end by 17:02 UTC at the latest" in card(svc, rid).all_text()
     assert not [o for o in svc.store.owed if o.key.startswith("cut")]
+
+
+def test_list_shows_what_became_of_live_sessions_for_an_hour(svc):
+    rid = granted(svc)
+    svc.cuts.fail_next("write", RuntimeError("throttled"))
+    expire(svc, rid)
+    text = slash(svc, "alice", "list").text
+    assert f"`{rid}` `prod/admin` — expired at 16:02 UTC; :warning: sessions still live until 17:02 UTC" in text
+
+    svc.clock.advance(minutes=2)
+    sweep(svc)
+    cut_at = svc.store.get(rid).sessions_cut_at
+    assert f"`{rid}` `prod/admin` — expired at 16:02 UTC; live sessions ended at {cut_at:%H:%M} UTC" \
+        in slash(svc, "alice", "list").text
+
+    svc.clock.set(svc.store.get(rid).cut_before + MAX_SESSION + timedelta(seconds=1))
+    assert rid not in slash(svc, "alice", "list").text  # every session it could have started is over
