@@ -106,9 +106,12 @@ class Store(Protocol):
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]: ...
 
     # -- short leases: one holder at a time (e.g. one writer of a role's cut-off policy); a
-    # holder that outlives ``lease`` loses it to the next taker
-    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> bool: ...
-    def release_lease(self, key: str, token: str) -> None: ...
+    # holder that outlives ``lease`` loses it to the next taker. A lease keeps what its last
+    # holder left in it (``data``, e.g. the document it wrote), strongly consistent.
+    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> dict | None:
+        """The data the last holder left ({} if none) once taken; None if somebody holds it."""
+    def release_lease(self, key: str, token: str, data: dict | None = None) -> None:
+        """Give it back if still ours, leaving ``data`` (None: keep what is there)."""
 
     # -- the sweep's rotation over live grants: where it has got to, moved conditionally
     def verify_cursor(self) -> tuple[str, int]:

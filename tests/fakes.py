@@ -147,7 +147,7 @@ class InMemoryStore(_Faults):
         self._owed_person: dict[str, str] = {}  # request id -> requester (the index key)
         self._deliveries: dict[tuple[str, str], Delivery] = {}
         self._cursor: tuple[str, int] = ("", 0)  # reconcile's rotation: (last id verified, version)
-        self.leases: dict[str, tuple[str, datetime]] = {}  # key -> (token, until)
+        self.leases: dict[str, tuple[str | None, datetime, dict]] = {}  # key -> (holder's token, until, data)
 
     # -- requests ---------------------------------------------------------------
     def create(self, req: Request, event: AuditEvent, owed=(), claim: str | None = None) -> None:
@@ -307,18 +307,19 @@ class InMemoryStore(_Faults):
         return [r for sk, r in sorted(keyed, key=lambda kr: kr[0]) if sk >= iso_z(at)]
 
     # -- the approval card --------------------------------------------------------
-    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> bool:
+    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> dict | None:
         self._hook("take_lease")
         held = self.leases.get(key)
-        if held is not None and held[0] != token and held[1] >= now:
-            return False
-        self.leases[key] = (token, now + lease)
-        return True
+        if held is not None and held[0] not in (token, None) and held[1] >= now:
+            return None
+        self.leases[key] = (token, now + lease, held[2] if held else {})
+        return copy.deepcopy(self.leases[key][2])
 
-    def release_lease(self, key: str, token: str) -> None:
+    def release_lease(self, key: str, token: str, data: dict | None = None) -> None:
         self._hook("release_lease")
-        if self.leases.get(key, ("",))[0] == token:
-            del self.leases[key]
+        held = self.leases.get(key)
+        if held is not None and held[0] == token:
+            self.leases[key] = (None, held[1], copy.deepcopy(data) if data is not None else held[2])
 
     def save_card(self, request_id: str, channel: str, ts: str) -> bool:
         self._hook("save_card")
@@ -740,6 +741,10 @@ class FakeSessionCuts(_Faults):
         super().__init__()
         self.policies: dict[str, list[dict]] = {}  # role ARN -> versions, oldest first; the last is the default
         self.writes = 0
+        #: IAM's eventual consistency: this many reads after each write still see the
+        #: version before it
+        self.stale_reads = 0
+        self._stale_left: dict[str, int] = {}
         for arn in roles:
             self.deploy(arn)
 
@@ -768,7 +773,11 @@ class FakeSessionCuts(_Faults):
 
     def read(self, role_arn: str) -> dict:
         self._hook("read")
-        return copy.deepcopy(self._versions(role_arn)[-1])
+        versions = self._versions(role_arn)
+        if self._stale_left.get(role_arn, 0) > 0 and len(versions) > 1:
+            self._stale_left[role_arn] -= 1
+            return copy.deepcopy(versions[-2])
+        return copy.deepcopy(versions[-1])
 
     def write(self, role_arn: str, document: dict) -> None:
         self._hook("write")
@@ -777,6 +786,7 @@ class FakeSessionCuts(_Faults):
             del versions[0]  # the oldest that is not the default
         versions.append(copy.deepcopy(document))
         self.writes += 1
+        self._stale_left[role_arn] = self.stale_reads
 
     # -- for tests ----------------------------------------------------------------------
     def document(self, role_arn: str) -> dict:

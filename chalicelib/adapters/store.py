@@ -403,34 +403,43 @@ class DynamoStore(AlertItems, AlertCalls):
 
     # -- idempotent deliveries ------------------------------------------------------
     # -- short leases (one writer of a role's cut-off policy at a time) --------------------
-    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> bool:
-        """Hold ``key`` until ``now + lease`` if nobody else holds it now (or theirs ran out).
-        Taking it again with the same token renews it (a retried PutItem whose answer was lost)."""
+    def take_lease(self, key: str, token: str, now: datetime, lease: timedelta) -> dict | None:
+        """Hold ``key`` until ``now + lease`` if nobody else holds it now (or theirs ran out);
+        the data its last holder left ({} if none). Taking it again with the same token renews
+        it (a retried write whose answer was lost). An update, so the data outlives holders."""
         from botocore.exceptions import ClientError
 
         try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={**_key(f"LEASE#{key}", "LEASE"), "token": _s(token), "until": _s(iso_z(now + lease)),
-                      "ttl": {"N": str(int((utc(now) + timedelta(days=1)).timestamp()))}},
-                ConditionExpression="attribute_not_exists(PK) OR #until < :now OR #token = :token",
-                ExpressionAttributeNames={"#until": "until", "#token": "token"},
-                ExpressionAttributeValues={":now": _s(iso_z(now)), ":token": _s(token)})
-            return True
+            resp = self._db.update_item(
+                TableName=self._table, Key=_key(f"LEASE#{key}", "LEASE"),
+                UpdateExpression="SET #token = :token, #until = :until, #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(#token) OR #until < :now OR #token = :token",
+                ExpressionAttributeNames={"#until": "until", "#token": "token", "#ttl": "ttl"},
+                ExpressionAttributeValues={":now": _s(iso_z(now)), ":token": _s(token),
+                                           ":until": _s(iso_z(now + lease)),
+                                           ":ttl": {"N": str(int((utc(now) + timedelta(days=2)).timestamp()))}},
+                ReturnValues="ALL_NEW")
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
+        data = resp.get("Attributes", {}).get("data")
+        return json.loads(data["S"]) if data else {}
 
-    def release_lease(self, key: str, token: str) -> None:
-        """Give the lease back if it is still ours (a later holder's stays)."""
+    def release_lease(self, key: str, token: str, data: dict | None = None) -> None:
+        """Give the lease back if it is still ours (a later holder's stays), leaving ``data``."""
         from botocore.exceptions import ClientError
 
+        sets, values = "", {":token": _s(token)}
+        if data is not None:
+            sets, values = "SET #data = :data ", {**values, ":data": _s(json.dumps(data, separators=(",", ":")))}
         try:
-            self._db.delete_item(TableName=self._table, Key=_key(f"LEASE#{key}", "LEASE"),
+            self._db.update_item(TableName=self._table, Key=_key(f"LEASE#{key}", "LEASE"),
+                                 UpdateExpression=f"{sets}REMOVE #token, #until",
                                  ConditionExpression="#token = :token",
-                                 ExpressionAttributeNames={"#token": "token"},
-                                 ExpressionAttributeValues={":token": _s(token)})
+                                 ExpressionAttributeNames={"#token": "token", "#until": "until",
+                                                           **({"#data": "data"} if data is not None else {})},
+                                 ExpressionAttributeValues=values)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise

@@ -19,7 +19,10 @@ One writer per role
     lets one job at a time read, merge and write a role's policy; a job that cannot take it
     waits a little, then leaves the work to a retry. After writing, the job reads the
     policy back and succeeds only if its cut-off is in force there (a holder that outlived
-    its lease cannot make it record a cut-off that a later writer dropped).
+    its lease cannot make it record a cut-off that a later writer dropped). IAM's reads are
+    eventually consistent, so the lease also keeps the last document written (the table
+    reads consistently): its cut-offs are merged in too, and a stale read of the policy
+    cannot make the next writer drop them.
 
 Idempotent
     Merging a cut-off the policy already enforces changes nothing (no write). The deny is
@@ -48,6 +51,9 @@ LEASE_MARGIN = timedelta(seconds=45)
 #: waiting for another job's lease on the same role: tries, and seconds between them
 LEASE_TRIES = 5
 LEASE_WAIT = 1.0
+#: reading the written policy back until it shows the new version: tries, seconds between
+VERIFY_TRIES = 4
+VERIFY_WAIT = 1.0
 
 
 class CutBusy(DomainError):
@@ -96,31 +102,48 @@ def _write(deps: Deps, req: Request, end: datetime, names: list[str]) -> cutoff.
     lease = lease_key(req.role_arn)
     for attempt in range(LEASE_TRIES):
         taken_at = deps.now()
-        if deps.store.take_lease(lease, token, taken_at, LEASE):
+        held = deps.store.take_lease(lease, token, taken_at, LEASE)
+        if held is not None:
             break
         if attempt + 1 < LEASE_TRIES:
             deps.sleep(LEASE_WAIT)
     else:
         raise CutBusy(f"another job is writing the cut-offs of {req.role_arn}; retried")
+    written = None
     try:
         role_id = deps.cuts.role_id(req.role_arn)
         wanted = [cutoff.CutOff(role_id, name, end, req.request_id) for name in names]
-        merged = cutoff.merge(deps.cuts.read(req.role_arn), wanted, deps.now())
+        # IAM's reads are eventually consistent: the policy read now may not show the last
+        # version written. The lease keeps that document (the table reads consistently), so
+        # its cut-offs are merged in too and a stale read cannot drop them.
+        last, _ = cutoff.parse(held.get("document"))
+        merged = cutoff.merge(deps.cuts.read(req.role_arn), wanted + [c for c in last if c.role_id == role_id],
+                              deps.now())
         if merged.changed:
             if deps.now() > taken_at + LEASE - LEASE_MARGIN:
                 raise CutBusy(f"too slow to write the cut-offs of {req.role_arn} within the lease; retried")
             deps.cuts.write(req.role_arn, merged.document)
-            back = deps.cuts.read(req.role_arn)
-            missing = [c.session_name for c in wanted if not cutoff.enforced(back, c)]
-            if missing:
-                raise CutNotInForce(f"the cut-off policy of {req.role_arn} read back does not deny "
-                                    f"{', '.join(missing)}; retried")
+            written = merged.document
+            _check_in_force(deps, req.role_arn, wanted)
         return merged
     finally:
         try:
-            deps.store.release_lease(lease, token)
+            deps.store.release_lease(lease, token, {"document": written} if written is not None else None)
         except Exception:  # noqa: BLE001 - the lease runs out by itself
             pass
+
+
+def _check_in_force(deps: Deps, role_arn: str, wanted: list[cutoff.CutOff]) -> None:
+    """Read the policy back until it enforces ``wanted`` (IAM takes a moment to show a new
+    default version); CutNotInForce if it still does not after ``VERIFY_TRIES`` reads."""
+    for attempt in range(VERIFY_TRIES):
+        back = deps.cuts.read(role_arn)
+        missing = [c.session_name for c in wanted if not cutoff.enforced(back, c)]
+        if not missing:
+            return
+        if attempt + 1 < VERIFY_TRIES:
+            deps.sleep(VERIFY_WAIT)
+    raise CutNotInForce(f"the cut-off policy of {role_arn} read back does not deny {', '.join(missing)}; retried")
 
 
 def _done(deps: Deps, req: Request, job: jobs.CutSessions, key: str, end: datetime, names: list[str],

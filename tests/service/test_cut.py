@@ -329,3 +329,24 @@ def test_list_shows_what_became_of_live_sessions_for_an_hour(svc):
 
     svc.clock.set(svc.store.get(rid).cut_before + MAX_SESSION + timedelta(seconds=1))
     assert rid not in slash(svc, "alice", "list").text  # every session it could have started is over
+
+
+def test_a_stale_read_of_the_policy_never_drops_the_last_cut_off_written(svc):
+    # IAM's reads are eventually consistent: right after dave's cut-off was written, a read
+    # may still show the version before it. Alice's cut, merged from that read alone,
+    # would drop dave's; the lease keeps the last document written, so it is merged in too.
+    first = granted(svc, person="dave")
+    second = granted(svc)
+    svc.clock.advance(minutes=10)
+    revoke(svc, first, by="dave")
+    svc.cuts.stale_reads = 3  # each write is followed by three reads of the version before it
+    svc.cuts._stale_left[PROD_ADMIN] = 3
+    svc.clock.advance(minutes=1)
+    revoke(svc, second)
+
+    doc = policy(svc)
+    assert denied(doc, userid("dave"), svc.store.get(first).granted_at + timedelta(minutes=1))
+    assert denied(doc, userid("alice"), svc.store.get(second).granted_at + timedelta(minutes=1))
+    # and the read-back waited for IAM to show the new version instead of failing
+    assert svc.store.get(second).sessions_cut_at is not None and svc.store.get(second).cut_attempts == 0
+    assert cuts_told(svc)[-1].event_type == "access_cut"

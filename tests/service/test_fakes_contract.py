@@ -640,3 +640,26 @@ def test_a_lost_answer_retried_by_botocore_finds_its_own_claim(request):
     assert sent == [1, 2]  # the transaction was really sent twice
     assert store.get(req.request_id) == req and len(store.history(req.request_id)) == 1
     assert store.first_delivery("cmd#lost", T0) == (False, req.request_id)
+
+
+# -- leases (one writer of a role's cut-off policy at a time) ---------------------------------
+
+
+def test_a_lease_has_one_holder_until_it_runs_out(store):
+    lease = timedelta(minutes=2)
+    assert store.take_lease("CUT#r", "a", T0, lease) == {}
+    assert store.take_lease("CUT#r", "b", T0 + timedelta(seconds=30), lease) is None
+    assert store.take_lease("CUT#r", "a", T0 + timedelta(seconds=31), lease) == {}  # renewed by its holder
+    assert store.take_lease("CUT#r", "b", T0 + timedelta(minutes=3), lease) == {}  # ran out: taken over
+    store.release_lease("CUT#r", "a", {"document": {"stale": True}})  # no longer a's: changes nothing
+    assert store.take_lease("CUT#r", "c", T0 + timedelta(minutes=3, seconds=1), lease) is None
+    assert store.take_lease("CUT#other", "c", T0, lease) == {}  # another key is another lease
+
+
+def test_a_released_lease_keeps_what_its_holder_left_for_the_next(store):
+    lease = timedelta(minutes=2)
+    store.take_lease("CUT#r", "a", T0, lease)
+    store.release_lease("CUT#r", "a", {"document": {"Statement": [1]}})
+    assert store.take_lease("CUT#r", "b", T0 + timedelta(seconds=1), lease) == {"document": {"Statement": [1]}}
+    store.release_lease("CUT#r", "b")  # left nothing new: the data stays
+    assert store.take_lease("CUT#r", "c", T0 + timedelta(seconds=2), lease) == {"document": {"Statement": [1]}}
