@@ -22,7 +22,13 @@ Checked on the final state only - the table (DynamoStore), IAM (boto3 on moto) a
   or ``eventID``) and one "used" reply per call on the card, at most one ``grant_failed`` per
   request;
 * **I7** nothing is stuck: no request is GRANTING or REVOKING after recovery, none is PENDING
-  past its window or ACTIVE past its expiry.
+  past its window or ACTIVE past its expiry;
+* **I8** sessions end with the grant: every grant that ended after being ACTIVE has its
+  cut-off in force at its role (the role's cut-off policy in the member account denies the
+  person's sessions issued before the recorded end) and the record says when, unless every
+  session it targets has expired; and no cut-off denies a session of a grant still ACTIVE
+  issued after that grant began (a late or repeated cut never cuts a later, valid grant).
+  At most one ``access_cut_failed`` per request.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ INVARIANTS = {
     "I5": "everyone told: FAILED -> #security + card + DM; ended -> card + DM; ACTIVE -> DM; each call alerted",
     "I6": "at most one message per fact per channel (card, DM kind, alert per call, grant_failed)",
     "I7": "nothing stuck: no GRANTING/REVOKING, nothing pending or active past its time",
+    "I8": "ended grants' live sessions cut off at the role; no cut of a live grant's sessions",
 }
 
 ENDING_DM = {GrantStatus.REVOKED: "access_revoked", GrantStatus.EXPIRED: "access_expired",
@@ -195,6 +202,37 @@ def check(s, catalog, now: datetime, calls: list[str]) -> dict[str, list[str]]:
             bad["I7"].append(f"{rid}: still PENDING {now - req.pending_until} past its window")
         elif g is GrantStatus.ACTIVE and now >= req.expires_at:
             bad["I7"].append(f"{rid}: still ACTIVE {now - req.expires_at} past its expiry")
+    # I8 -------------------------------------------------------------------------------------
+    from chalicelib import cutoff
+
+    cutoffs = getattr(s, "cutoffs", {})
+    for rid, req in reqs.items():
+        if req.role_arn not in cutoffs:
+            continue
+        role_id, doc = cutoffs[req.role_arn]
+        if req.cut_before is not None:
+            cut = cutoff.CutOff(role_id, req.iam_user, req.cut_before, rid)
+            if cut.dead(now):
+                continue
+            if req.sessions_cut_at is None:
+                bad["I8"].append(f"{rid} ({req.grant_status.value}): live sessions not cut off "
+                                 f"({req.cut_attempts} failed attempts: {(req.cut_note or '')[:80]})")
+            elif not cutoff.enforced(doc, cut):
+                bad["I8"].append(f"{rid}: recorded as cut at {req.sessions_cut_at:%H:%M:%S}, but the role's "
+                                 "cut-off policy does not deny those sessions")
+        elif req.grant_status in (GrantStatus.REVOKED, GrantStatus.EXPIRED) and req.granted_at is not None:
+            bad["I8"].append(f"{rid}: ended {req.grant_status.value} without a cut-off end")
+        if req.grant_status is GrantStatus.ACTIVE and req.granted_at is not None:
+            held, _ = cutoff.parse(doc)
+            ours = {cutoff.statement_id(r)[len(cutoff.SID_PREFIX):] for r in reqs}  # this run's (the
+            # member accounts' policies outlive a run; another run's clock starts at 14:00 again)
+            for c in held:  # a session issued after the grant began must not be denied
+                if c.role_id == role_id and c.session_name == req.iam_user and c.request_id in ours \
+                        and c.bound > req.granted_at:
+                    bad["I8"].append(f"{rid}: ACTIVE since {req.granted_at:%H:%M:%S}, but a cut-off denies "
+                                     f"{req.iam_user}'s sessions issued before {c.bound:%H:%M:%S}")
+    cut_failed = Counter(m.event_payload.get("request_id") for m in s.security if m.event_type == "access_cut_failed")
+    bad["I8"] += [f"{rid}: {n} access_cut_failed notices" for rid, n in cut_failed.items() if n > 1]
     return {k: v for k, v in bad.items() if v}
 
 

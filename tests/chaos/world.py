@@ -170,6 +170,7 @@ class World:
         os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
         world = seed(self.catalog, TABLE, endpoint_url=self.moto_url)
         self.iam = client("iam", keys=world.service, endpoint_url=self.moto_url)
+        self.service_keys = world.service
         self.ddb = client("dynamodb", keys=world.service, endpoint_url=self.moto_url)
         os.environ.update(world.service.env())
         os.environ.update({
@@ -268,4 +269,30 @@ class World:
     def snapshot(self):
         from tests.resilience.harness import snapshot
 
-        return snapshot(self.store, self.iam, self.standin, with_history=True)
+        s = snapshot(self.store, self.iam, self.standin, with_history=True)
+        s.cutoffs = self.cutoff_documents()
+        return s
+
+    def cutoff_documents(self) -> dict:
+        """role ARN -> (its unique id, its cut-off policy's default document), read in each
+        member account through its revoker, past the fault proxy (I8 looks at them)."""
+        import boto3
+
+        from chalicelib import cutoff
+        from local.seed import REVOKER_ROLE, client
+
+        sts = client("sts", keys=self.service_keys, endpoint_url=self.moto_url)
+        out = {}
+        for account in self.catalog.accounts.values():
+            creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account.id}:role/{REVOKER_ROLE}",
+                                    RoleSessionName="chaos-check")["Credentials"]
+            iam = boto3.client("iam", endpoint_url=self.moto_url, region_name="us-east-1",
+                               aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                               aws_session_token=creds["SessionToken"])
+            for role in account.roles.values():
+                name = role.role_name.rpartition("/")[2]
+                arn = f"arn:aws:iam::{account.id}:policy{cutoff.CUTOFF_POLICY_PATH}{cutoff.cutoff_policy_name(name)}"
+                version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+                doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+                out[role.role_arn] = (iam.get_role(RoleName=name)["Role"]["RoleId"], doc)
+        return out

@@ -301,6 +301,7 @@ class Snapshot:
     security: list
     dms: list
     digests: dict = field(default_factory=dict)  # burst digest key -> the call keys it shows
+    cutoffs: dict = field(default_factory=dict)  # role ARN -> (role id, cut-off policy document); chaos only
 
 
 def digest_members(store) -> dict:
