@@ -151,7 +151,7 @@ def cli_session_profile(req: Request) -> str:
     )
 
 
-def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
+def granted_dm(req: Request, bastion_account_id: str, cut_offs: bool = True) -> tuple[str, list[dict]]:
     """Why two CLI flows: the grant requires ``aws:MultiFactorAuthPresent``, which IAM sets
     only for requests signed with credentials that came from an MFA sign-in. A plain
     ``aws --profile`` with ``mfa_serial`` calls AssumeRole with the long-term keys (the MFA
@@ -168,7 +168,9 @@ def granted_dm(req: Request, bastion_account_id: str) -> tuple[str, list[dict]]:
         SectionBlock(text=_md(
             f":white_check_mark: *Access granted: `{req.label}`* ({req.request_id})\n"
             f"You may assume `{req.role_arn}` with MFA until *{until}*. "
-            f"IAM enforces the expiry itself; sessions you start last at most the role's session length.")),
+            + ("IAM enforces the expiry itself, and when the grant ends (or is revoked) the role denies the "
+               "sessions you started under it." if cut_offs else
+               "IAM enforces the expiry itself; sessions you start last at most the role's session length."))),
         SectionBlock(text=_md(f"*Console:* <{url}|Switch role to {req.label}>")),
         SectionBlock(text=_md(
             "*aws-vault* (recommended) — add to `~/.aws/config` (`bastion` holds your bastion access "
@@ -227,6 +229,9 @@ def ended_dm(req: Request, people: Mapping[str, str]) -> str:
     if req.grant_status is GrantStatus.REVOKED:
         return (f":no_entry: Your access to `{req.label}` ({req.request_id}) was revoked by "
                 f"{_mention(people, req.ended_by)} at {hhmm(req.ended_at)}{_sessions_note(req)}.")
+    if req.grant_status is GrantStatus.FAILED and req.granted_at is not None:  # it was ACTIVE (vanished)
+        return (f":x: Your access to `{req.label}` ({req.request_id}) ended at {hhmm(req.ended_at)}: "
+                f"{escape_mrkdwn(req.note or 'unknown error')}{_sessions_note(req)}.")
     if req.grant_status is GrantStatus.FAILED:
         return (f":x: Your request {req.request_id} for `{req.label}` was approved, but the grant "
                 f"failed: {escape_mrkdwn(req.note or 'unknown error')}. You have NOT been granted access.")

@@ -101,7 +101,7 @@ def send_dm(deps: Deps, job: jobs.Dm) -> None:
         deps.store.settle(req.request_id, key, req.version)
         return
     if job.event_type == "access_granted":
-        text, blocks = views.granted_dm(req, deps.catalog.bastion_account_id)
+        text, blocks = views.granted_dm(req, deps.catalog.bastion_account_id, cut_offs=deps.cuts is not None)
     else:
         text, blocks = views.ended_dm(req, deps.people), None
     deliver_once(deps, req.request_id, key, channel=req.requester_slack, text=text, blocks=blocks,

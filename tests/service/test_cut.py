@@ -350,3 +350,17 @@ def test_a_stale_read_of_the_policy_never_drops_the_last_cut_off_written(svc):
     # and the read-back waited for IAM to show the new version instead of failing
     assert svc.store.get(second).sessions_cut_at is not None and svc.store.get(second).cut_attempts == 0
     assert cuts_told(svc)[-1].event_type == "access_cut"
+
+
+def test_a_grant_whose_policy_vanished_has_its_sessions_cut_and_the_dm_says_so(svc):
+    rid = granted(svc)
+    svc.clock.advance(minutes=30)
+    svc.grants.delete(rid)  # removed outside Drawbridge while ACTIVE
+    sweep(svc)
+
+    req = svc.store.get(rid)
+    assert req.grant_status.value == "FAILED" and req.cut_before == svc.clock() + IAM_SETTLE
+    assert denied(policy(svc), userid("alice"), svc.clock() - timedelta(minutes=1))
+    text = dm_text(svc)
+    assert "NOT been granted" not in text  # she had access: it ended
+    assert f"ended at {svc.clock():%H:%M} UTC" in text and "live sessions ended at" in text
