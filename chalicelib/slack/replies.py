@@ -114,6 +114,12 @@ def security_text(event_type: str, payload: Mapping[str, Any], req: Request | No
         late = " (late: earlier attempts failed)" if payload.get("late") else ""
         return (f":scissors: Grant {rid} on {label}: cut-off at {payload.get('cut_at')} now denies "
                 f"{scope}{late}.{notes}")
+    if event_type == "access_cut_failed" and payload.get("iam_users"):  # a copy taken back by the sweep
+        users = ", ".join(f"`{escape_mrkdwn(str(u))}`" for u in payload["iam_users"])
+        label = f" (`{req.label}`)" if req else ""
+        return (f":rotating_light: The copy of grant {rid}{label} taken back from {users}: their live role "
+                f"sessions could not be cut off: {escape_mrkdwn(str(payload.get('reason')))}. They keep working "
+                f"until {payload.get('live_until')} at the latest; Drawbridge keeps retrying.")
     if event_type == "access_cut_failed":
         who = f" ({req.requester} → `{req.label}`)" if req else ""
         return (f":rotating_light: Grant {rid}{who} has ended, but its live role sessions could not be cut off: "

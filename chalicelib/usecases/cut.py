@@ -188,10 +188,15 @@ def _note_failure(deps: Deps, req: Request, job: jobs.CutSessions, end: datetime
     """The card and #security say that live sessions may outlast the grant (once each)."""
     from .dispatch import run_all
 
-    if job.end:
-        return  # a drift cut: the sweep retries it; the drift notice has been told
     note = f"{type(exc).__name__}: {exc}"[:300]
     live_until = iso_z(cutoff.bound_of(end) + MAX_SESSION)
+    if job.end:  # a drift cut: no record to change; #security hears of it once (per copy taken back)
+        notice = jobs.Security("access_cut_failed", {"request_id": req.request_id, "reason": note,
+                                                     "live_until": live_until, "iam_users": _unique(job.people)})
+        deps.store.owe(req.request_id, key_of(notice), jobs.to_wire(notice), deps.now(), req.version,
+                       req.requester)
+        run_all(deps, [notice], on_error=lambda job, exc: None)
+        return
     told: list[jobs.Job] = [jobs.Card(req.request_id)]
     if req.cut_attempts == 0:
         told.append(jobs.Security("access_cut_failed", {"request_id": req.request_id, "reason": note,

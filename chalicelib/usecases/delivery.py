@@ -56,7 +56,9 @@ def security_kind(job: jobs.Security) -> str:
     """One ``grant_failed`` (``access_cut_failed``) per request, whatever its wording; one
     drift notice per finding."""
     if job.event_type in ONE_PER_REQUEST:
-        return f"security:{job.event_type}"
+        people = job.payload.get("iam_users")  # a drift cut's failure: once per copy taken back
+        extra = ":" + hashlib.sha256(json.dumps(sorted(people)).encode()).hexdigest()[:12] if people else ""
+        return f"security:{job.event_type}{extra}"
     digest = hashlib.sha256(json.dumps(job.payload, sort_keys=True).encode()).hexdigest()[:12]
     return f"security:{job.event_type}:{digest}"
 

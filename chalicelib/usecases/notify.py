@@ -118,7 +118,8 @@ def tell_security(deps: Deps, job: jobs.Security) -> None:
     req = deps.store.get(rid) if isinstance(rid, str) else None
     text = replies.security_text(job.event_type, job.payload, req)
     kind = security_kind(job)
-    match = {"request_id": rid} if job.event_type in ONE_PER_REQUEST else dict(job.payload)
+    match = {"request_id": rid} if job.event_type in ONE_PER_REQUEST and "iam_users" not in job.payload \
+        else dict(job.payload)
     deliver_once(deps, str(rid), kind, channel=deps.catalog.security_channel,
                  text=text, blocks=None, event_type=job.event_type, payload=job.payload, match=match)
     if isinstance(rid, str):

@@ -364,3 +364,21 @@ def test_a_grant_whose_policy_vanished_has_its_sessions_cut_and_the_dm_says_so(s
     text = dm_text(svc)
     assert "NOT been granted" not in text  # she had access: it ended
     assert f"ended at {svc.clock():%H:%M} UTC" in text and "live sessions ended at" in text
+
+
+def test_a_drift_cut_that_fails_is_told_once_and_retried(svc):
+    rid = granted(svc)
+    svc.clock.advance(minutes=10)
+    svc.grants.attach(rid, "dave")
+    svc.cuts.fail_next("write", RuntimeError("throttled"), times=2)
+    sweep(svc)
+    assert svc.grants.holders(rid) == ["alice"]  # taken back from dave at once
+    (failed,) = cuts_told(svc)
+    assert failed.event_type == "access_cut_failed" and failed.payload["iam_users"] == ["dave"]
+    assert "taken back from `dave`" in failed.text
+
+    for _ in range(3):  # the outbox retries it: the second try fails too, the third succeeds
+        svc.clock.advance(minutes=3)
+        sweep(svc)
+    assert denied(policy(svc), userid("dave"), svc.clock() - timedelta(minutes=10))
+    assert [m.event_type for m in cuts_told(svc)] == ["access_cut_failed", "access_cut"]
