@@ -59,20 +59,21 @@ def client(service: str, *, account_id: str | None = None, keys: Keys | None = N
     return c
 
 
+def _bastion_may_assume(bastion_account_id: str, condition: dict | None = None) -> dict:
+    statement = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{bastion_account_id}:root"},
+                 "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
 def trust_policy(bastion_account_id: str) -> dict:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{bastion_account_id}:root"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "Bool": {"aws:MultiFactorAuthPresent": "true"},
-                "StringLike": {"sts:RoleSessionName": "${aws:username}"},
-                "StringEquals": {"aws:PrincipalTag/drawbridge-human": "true"},
-            },
-        }],
-    }
+    """A JIT role's trust: a person of the bastion, with MFA, under their own user name."""
+    return _bastion_may_assume(bastion_account_id, {
+        "Bool": {"aws:MultiFactorAuthPresent": "true"},
+        "StringLike": {"sts:RoleSessionName": "${aws:username}"},
+        "StringEquals": {"aws:PrincipalTag/drawbridge-human": "true"},
+    })
 
 
 def revoker_policy(roles: list) -> dict:
@@ -92,14 +93,7 @@ def revoker_policy(roles: list) -> dict:
 
 def revoker_trust_policy(bastion_account_id: str) -> dict:
     """The member template's revoker trust (the worker and sweep roles; here any bastion role)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{bastion_account_id}:root"},
-            "Action": "sts:AssumeRole",
-        }],
-    }
+    return _bastion_may_assume(bastion_account_id)
 
 
 def seed(catalog, table: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> World:
