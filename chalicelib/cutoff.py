@@ -35,7 +35,9 @@ Why ``aws:TokenIssueTime < end`` cuts every session of the ended grant and no la
       stopped honouring it. ``Request.ended_at`` records when the revoke was asked, which
       is earlier, so a session started in between would escape the cut-off. Use
       :func:`grant_end` with the time the detach succeeded: it adds ``IAM_SETTLE`` for
-      propagation and never goes past ``expires_at``.
+      propagation and never goes past ``expires_at``. The price: a new grant to the same
+      person on the same role within that ``IAM_SETTLE`` works only for sessions issued
+      after the bound (its DM says from when).
 
     The deny is on the session, not on the grant: a person holding two grants on the same
     role at once (overlapping) loses the sessions of both when one ends; they can assume

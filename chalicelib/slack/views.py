@@ -151,7 +151,8 @@ def cli_session_profile(req: Request) -> str:
     )
 
 
-def granted_dm(req: Request, bastion_account_id: str, cut_offs: bool = True) -> tuple[str, list[dict]]:
+def granted_dm(req: Request, bastion_account_id: str, cut_offs: bool = True,
+               denied_before: datetime | None = None) -> tuple[str, list[dict]]:
     """Why two CLI flows: the grant requires ``aws:MultiFactorAuthPresent``, which IAM sets
     only for requests signed with credentials that came from an MFA sign-in. A plain
     ``aws --profile`` with ``mfa_serial`` calls AssumeRole with the long-term keys (the MFA
@@ -189,6 +190,11 @@ def granted_dm(req: Request, bastion_account_id: str, cut_offs: bool = True) -> 
             ":information_source: IAM can take a moment to apply a new grant; if the first "
             "AssumeRole is denied, wait a few seconds and retry.")]),
     ]
+    if denied_before is not None:
+        blocks.insert(1, SectionBlock(text=_md(
+            f":warning: Your previous grant on `{req.label}` ended moments ago, and the role denies your "
+            f"sessions issued before *{denied_before:%H:%M:%S} UTC* (IAM may honour an ended grant that long): "
+            "assume the role after that.")))
     if not req.mfa_serial:
         blocks.insert(2, SectionBlock(text=_md(
             f":warning: IAM lists no MFA device for your user `{escape_mrkdwn(req.iam_user)}`, and the "

@@ -26,9 +26,12 @@ One writer per role
 
 Idempotent
     Merging a cut-off the policy already enforces changes nothing (no write). The deny is
-    bounded by the grant's end: a session of the same person under a later grant is issued
-    after it and never denied, so a retried, late or duplicated job cannot cut a later,
-    valid grant (the end second itself excepted; see chalicelib/cutoff.py, "Rounding").
+    bounded by the grant's end, kept within the grant's own life whatever the record or the
+    job says: a session of the same person under a later grant is issued after it and never
+    denied, so a retried, late, duplicated or forged job cannot cut a later, valid grant -
+    except in the end second (chalicelib/cutoff.py, "Rounding") and, after a revoke, for
+    the IAM_SETTLE its bound reaches past the detach: a new grant made then works for
+    sessions issued after the bound only, and its DM says so (usecases/notify.py).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from datetime import datetime, timedelta
 from .. import cutoff
 from ..domain.errors import Conflict, DomainError
 from ..domain.model import Request, iso_z, parse_iso
-from ..domain.timing import MAX_SESSION
+from ..domain.timing import IAM_SETTLE, MAX_SESSION
 from . import jobs
 from .delivery import key_of, owed
 from .deps import Deps
@@ -83,13 +86,25 @@ def cut_sessions(deps: Deps, job: jobs.CutSessions) -> list[jobs.Job]:
     else:
         end, names = parse_iso(job.end), _unique(job.people)
     now = deps.now()
-    if deps.cuts is None or not names:  # cut-offs were turned off after this job was owed
+    if deps.cuts is None or not names or req.granted_at is None or req.expires_at is None:
         deps.store.settle(req.request_id, key, req.version)
-        return []
+        return []  # cut-offs were turned off after this job was owed, or it never was a grant
+    # Defence in depth: whatever the record or the job says, a cut-off ends within the grant's
+    # own life (from when it was made to its expiry, and, for a drift cut, not later than IAM
+    # could still honour a copy taken back now): a forged end cannot deny sessions for longer.
+    end = max(req.granted_at, min(end, req.expires_at, now + IAM_SETTLE if job.end else end))
     if cutoff.bound_of(end) + MAX_SESSION <= now:
         return _give_up(deps, req, job, key)
     try:
         merged = _write(deps, req, end, names)
+    except CutBusy:
+        # another writer holds the role: not a failure to report; the outbox retries it. The
+        # card still shows the end now (this job brings it up to date, end_grant does not).
+        if not job.end:
+            from .dispatch import run_all
+
+            run_all(deps, [jobs.Card(req.request_id)], on_error=lambda job, exc: None)
+        raise
     except Exception as exc:
         _note_failure(deps, req, job, end, exc)
         raise
@@ -125,6 +140,14 @@ def _write(deps: Deps, req: Request, end: datetime, names: list[str]) -> cutoff.
             deps.cuts.write(req.role_arn, merged.document)
             written = merged.document
             _check_in_force(deps, req.role_arn, wanted)
+            # Still ours, and nobody wrote meanwhile? A holder whose IAM calls outlived its
+            # lease may have overwritten a version another job wrote (and recorded) in
+            # between: the lease's data changed then (or the lease is held by another). Retry:
+            # the retry merges that job's document, kept in the lease, back in.
+            if deps.store.take_lease(lease, token, deps.now(), LEASE) != held:
+                written = None
+                raise CutBusy(f"lost the lease on the cut-offs of {req.role_arn} while writing; retried so "
+                              "that the other writer's cut-offs are merged back")
         return merged
     finally:
         try:
@@ -216,6 +239,10 @@ def _give_up(deps: Deps, req: Request, job: jobs.CutSessions, key: str) -> list[
         return []
     after, event = req.cut_given_up(deps.now())
     follow: list[jobs.Job] = [jobs.Card(req.request_id)]
+    if req.cut_attempts == 0:  # never tried (no worker or sweep ran it in time): say so once
+        follow.append(jobs.Security("access_cut_failed", {
+            "request_id": req.request_id, "live_until": iso_z(cutoff.bound_of(req.cut_before) + MAX_SESSION),
+            "reason": "the cut-off was not written before every session it was to end had expired"}))
     try:
         deps.store.transition(req, after, event, owed(follow))
     except Conflict:

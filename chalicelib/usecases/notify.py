@@ -101,12 +101,29 @@ def send_dm(deps: Deps, job: jobs.Dm) -> None:
         deps.store.settle(req.request_id, key, req.version)
         return
     if job.event_type == "access_granted":
-        text, blocks = views.granted_dm(req, deps.catalog.bastion_account_id, cut_offs=deps.cuts is not None)
+        text, blocks = views.granted_dm(req, deps.catalog.bastion_account_id, cut_offs=deps.cuts is not None,
+                                        denied_before=_earlier_cut_off(deps, req))
     else:
         text, blocks = views.ended_dm(req, deps.people), None
     deliver_once(deps, req.request_id, key, channel=req.requester_slack, text=text, blocks=blocks,
                  event_type=job.event_type, payload=job.payload, match={"request_id": req.request_id})
     deps.store.settle(req.request_id, key, req.version)
+
+
+def _earlier_cut_off(deps: Deps, req: Request):
+    """When the person's sessions on this role stay denied by the cut-off of an earlier grant
+    that ended moments ago (a revoke's cut-off reaches IAM_SETTLE past the detach): the
+    bound, if it is after this grant began, else None. The DM says to assume after it."""
+    if deps.cuts is None or req.granted_at is None:
+        return None
+    from ..cutoff import bound_of
+    from ..domain.timing import IAM_SETTLE
+
+    recent = deps.store.grants_ending_after(req.principal, req.granted_at - IAM_SETTLE - IAM_SETTLE)
+    bounds = [bound_of(r.cut_before) for r in recent if r.request_id != req.request_id
+              and r.role_arn == req.role_arn and r.cut_before is not None]
+    latest = max(bounds, default=None)
+    return latest if latest is not None and latest > req.granted_at else None
 
 
 def send_ephemeral(deps: Deps, job: jobs.Ephemeral) -> None:

@@ -24,7 +24,7 @@ from ..domain.errors import Conflict
 from ..domain.lifecycle import GrantStatus, RequestStatus
 from .. import cutoff
 from ..domain.model import Request, iso_z
-from ..domain.timing import IAM_SETTLE
+from ..domain.timing import IAM_SETTLE, MAX_SESSION
 from . import alert_digest, jobs
 from .deps import Deps
 from .delivery import MAX_ATTEMPTS, key_of, owed, retry_at
@@ -241,9 +241,13 @@ def reconcile(deps: Deps, report: SweepReport | None = None, deep: bool | None =
         deps.store.owe(rid, key_of(notice), jobs.to_wire(notice), now, req.version if req else 0,
                        req.requester if req else None)
         cut: list[jobs.Job] = []
-        if active and deps.cuts is not None and strangers:
-            # Their role sessions too (usecases/cut.py): issued before they lost the copy,
-            # which is now (plus propagation). Owed before IAM changes, like the notice.
+        # Whoever held it may have role sessions from it (usecases/cut.py): a copy of a live
+        # grant, or a policy of an ended grant put back while the grant's time still ran.
+        # Cut those issued before they lost it, which is now (plus propagation); owed before
+        # IAM changes, like the notice. (A policy without a record names no role: not cut.)
+        could_use = req is not None and req.granted_at is not None and req.expires_at is not None \
+            and now < req.expires_at + MAX_SESSION
+        if deps.cuts is not None and strangers and could_use:
             end = cutoff.grant_end(req.expires_at, now)
             cut = [jobs.CutSessions(rid, [p.name for p in strangers if p.kind == p.IAM_USER], iso_z(end))]
             deps.store.owe(rid, key_of(cut[0]), jobs.to_wire(cut[0]), now, req.version, req.requester)
