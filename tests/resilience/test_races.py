@@ -247,7 +247,11 @@ def check(w: RaceWorld, run: Run, scenario: str, allowed: set[str]) -> str:
     for key, msgs in h.check_consistent(s).items():
         problems.append(f"{key}: {msgs}")
     problems += h.card_disagreements(s, w.catalog)
-    problems += [f"#security told: {m.text[:120]!r}" for m in s.security]  # nothing here is drift
+    # nothing here is drift or a failure; an ended production grant's cut-off is told once
+    problems += [f"#security told: {m.text[:120]!r}" for m in s.security if m.event_type != "access_cut"]
+    cuts = [m for m in s.security if m.event_type == "access_cut"]
+    if len(cuts) > 1:
+        problems.append(f"{len(cuts)} access_cut notices for one grant")
     problems += h.duplicate_transitions(s.history[run.rid])
     kinds = [m.event_type for m in s.dms]
     problems += [f"{k} DMed {kinds.count(k)} times" for k in set(kinds) if kinds.count(k) > 1]
