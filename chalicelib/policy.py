@@ -81,6 +81,30 @@ def grant_policy(role_arn: str, expires_at: datetime, request_id: str) -> dict:
     return {"Version": "2012-10-17", "Statement": [grant_statement(role_arn, expires_at, request_id)]}
 
 
+def _statements(document: dict) -> list[dict]:
+    found = document.get("Statement", [])
+    return [st for st in (found if isinstance(found, list) else [found]) if isinstance(st, dict)]
+
+
+def expiry_of(document: dict) -> str | None:
+    """The ``aws:CurrentTime`` a grant document allows access before (its expiry, as IAM
+    holds it); None unless every statement names the same one."""
+    times = {(st.get("Condition") or {}).get("DateLessThan", {}).get("aws:CurrentTime")
+             for st in _statements(document)}
+    return times.pop() if len(times) == 1 and None not in times else None
+
+
+def without_expiry(document: dict) -> dict:
+    """The document with every ``DateLessThan aws:CurrentTime`` blanked: what a grant allows,
+    whatever until when. Two documents equal under it differ only in their expiry."""
+    out = json.loads(json.dumps(document))
+    for st in _statements(out):
+        less = (st.get("Condition") or {}).get("DateLessThan")
+        if isinstance(less, dict) and "aws:CurrentTime" in less:
+            less["aws:CurrentTime"] = None
+    return out
+
+
 def render(document: dict) -> str:
     """The exact JSON sent to IAM (stable key order, compact)."""
     return json.dumps(document, separators=(",", ":"))

@@ -182,6 +182,15 @@ class Grants(Protocol):
         """Remove exactly this grant; already gone is done. Returns the *other* principals
         it had to be taken from too (a copy made by hand)."""
 
+    def extend(self, *, principal: Principal, request_id: str, document: dict) -> str:
+        """Make ``document`` the grant policy's default version - one atomic switch: IAM
+        evaluates either the old or the new version, never neither - and keep the policy
+        attached; returns the policy ARN. Already the default: done (safe to repeat after
+        a lost answer). ``GrantMismatch`` (nothing changed) if the policy does not exist, is
+        not attached to ``principal`` or is attached to anybody else too, or ``document``
+        differs from its current one in anything but the ``aws:CurrentTime`` expiry (the
+        role included): an extension never changes what a grant allows, only until when."""
+
     def mfa_serial(self, principal: Principal) -> str | None: ...
 
     def drawbridge_policies(self) -> list[tuple[str, str, int]]:

@@ -645,6 +645,31 @@ class FakeGrants(_Faults):
         del self.policies[arn]
         return strangers
 
+    def extend(self, *, principal: Principal, request_id: str, document: dict) -> str:
+        self._hook("extend")
+        user = _user(principal)
+        arn = self.arn(request_id)
+        found = self.policies.get(arn)
+        name = pol.policy_name(request_id, self.path)
+        if found is None:
+            raise _GrantMismatch(f"IAM holds no policy {name}: there is no grant to extend")
+        if pol.without_expiry(found.document) != pol.without_expiry(document):
+            raise _GrantMismatch(f"the policy {name} allows something else than the extended grant would "
+                                 "(an extension only moves the expiry); it was not changed")
+        if user not in found.users:
+            raise _GrantMismatch(f"the policy {name} is not attached to {user}; it was not extended")
+        others = sorted(u for u in found.users if u != user)
+        if others:
+            raise _GrantMismatch(f"the policy {name} is attached to {', '.join(others)} too; "
+                                 "extending it would lengthen their access, so it was not extended")
+        if found.document != document:
+            pol.render(document)  # what IAM would be sent: must be JSON
+            found.document = copy.deepcopy(document)  # the new default version, in one step
+        expiry = pol.expiry_of(document)
+        if "drawbridge:expires-at" in found.tags and expiry:
+            found.tags["drawbridge:expires-at"] = expiry
+        return arn
+
     def mfa_serial(self, principal: Principal) -> str | None:
         self._hook("mfa_serial")
         devices = sorted(self.mfa_devices.get(_user(principal), []))

@@ -19,6 +19,11 @@ from ..domain.model import Principal
 
 __all__ = ["GrantLimitReached", "GrantMismatch", "IamGrants"]
 
+#: IAM keeps at most 5 versions of a managed policy
+MAX_POLICY_VERSIONS = 5
+#: the tag a grant policy carries its expiry in (chalicelib/usecases/grant.py); an extension moves it
+EXPIRES_TAG = "drawbridge:expires-at"
+
 #: ``ListPolicies`` page size: IAM's maximum (MaxItems 1..1000; it defaults to 100)
 LIST_PAGE = 1000
 
@@ -99,9 +104,106 @@ class IamGrants:
         self.remove_policy(request_id, strangers)
         return strangers
 
+    def extend(self, *, principal: Principal, request_id: str, document: dict) -> str:
+        """Make ``document`` the grant policy's default version and keep it attached.
+
+        One ``CreatePolicyVersion(SetAsDefault=True)``: IAM evaluates the old version or the
+        new one, never neither, and the policy stays attached throughout, so the holder never
+        loses access and no second grant exists. Already the default: done (after tidying
+        versions a lost answer left). Old versions are deleted afterwards, best effort (they
+        are not evaluated; one left over is harmless). The ``drawbridge:expires-at`` tag, if
+        the policy has it, follows the new expiry (the description cannot be changed).
+
+        GrantMismatch, and nothing changes, when IAM holds no such policy, when it is not
+        attached to ``principal`` or is attached to anybody else too (extending would lengthen
+        their access), or when ``document`` differs from the current one in anything but its
+        ``aws:CurrentTime`` expiry: an extension never changes what a grant allows.
+        """
+        from botocore.exceptions import ClientError
+
+        _user(principal)
+        arn = self.arn(request_id)
+        name = pol.policy_name(request_id, self._path)
+        try:
+            policy = self._iam.get_policy(PolicyArn=arn)["Policy"]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                raise GrantMismatch(f"IAM holds no policy {name}: there is no grant to extend") from None
+            raise
+        current = self._version_document(arn, policy["DefaultVersionId"])
+        if pol.without_expiry(current) != pol.without_expiry(document):
+            raise GrantMismatch(f"the policy {name} allows something else than the extended grant would "
+                                "(an extension only moves the expiry); it was not changed")
+        holders = self.attached_principals(arn)
+        if holders is None:
+            raise GrantMismatch(f"IAM holds no policy {name}: there is no grant to extend")
+        if principal not in holders:
+            raise GrantMismatch(f"the policy {name} is not attached to {principal.name}; it was not extended")
+        others = sorted(p.name for p in holders if p != principal)
+        if others:
+            raise GrantMismatch(f"the policy {name} is attached to {', '.join(others)} too; "
+                                "extending it would lengthen their access, so it was not extended")
+        if current != document:
+            self._switch_default(arn, name, document)
+        self._drop_old_versions(arn)
+        tags = {t["Key"]: t["Value"] for t in policy.get("Tags") or []}
+        expiry = pol.expiry_of(document)
+        if EXPIRES_TAG in tags and expiry and tags[EXPIRES_TAG] != expiry:
+            self._iam.tag_policy(PolicyArn=arn, Tags=[{"Key": EXPIRES_TAG, "Value": expiry}])
+        return arn
+
+    def _switch_default(self, arn: str, name: str, document: dict) -> None:
+        from botocore.exceptions import ClientError
+
+        for attempt in (1, 2):
+            self._make_room(arn)
+            try:
+                self._iam.create_policy_version(PolicyArn=arn, PolicyDocument=pol.render(document),
+                                                SetAsDefault=True)
+                return
+            except ClientError as exc:
+                if _code(exc) == "NoSuchEntity":  # revoked meanwhile: nothing left to extend
+                    raise GrantMismatch(f"IAM holds no policy {name}: there is no grant to extend") from None
+                # a version made by a lost-answer attempt or a racing writer took the room
+                if _code(exc) == "LimitExceeded" and attempt == 1:
+                    continue
+                raise
+
+    def _versions(self, arn: str) -> list[dict]:
+        """The policy's versions, oldest first (IAM keeps 5 at most: one page)."""
+        versions = self._iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        return sorted(versions, key=lambda v: (v["CreateDate"], int(v["VersionId"].lstrip("v") or 0)))
+
+    def _make_room(self, arn: str) -> None:
+        """Delete the oldest non-default versions while the policy holds IAM's maximum."""
+        from botocore.exceptions import ClientError
+
+        versions = self._versions(arn)
+        spare = [v for v in versions if not v["IsDefaultVersion"]]
+        for v in spare[:max(0, len(versions) - MAX_POLICY_VERSIONS + 1)]:
+            try:
+                self._iam.delete_policy_version(PolicyArn=arn, VersionId=v["VersionId"])
+            except ClientError as exc:  # a racing writer deleted it first: the room is made
+                if _code(exc) != "NoSuchEntity":
+                    raise
+
+    def _drop_old_versions(self, arn: str) -> None:
+        """Delete every version but the default, best effort: IAM never evaluates them."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            for v in self._versions(arn):
+                if not v["IsDefaultVersion"]:
+                    self._iam.delete_policy_version(PolicyArn=arn, VersionId=v["VersionId"])
+        except (BotoCoreError, ClientError):
+            pass  # a racing writer's default, a version already gone, a throttle: left for next time
+
     def document(self, policy_arn: str) -> dict:
         """The default version's document of a policy (boto3 decodes it to a dict)."""
         version = self._iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+        return self._version_document(policy_arn, version)
+
+    def _version_document(self, policy_arn: str, version: str) -> dict:
         doc = self._iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"]["Document"]
         if isinstance(doc, str):  # URL-encoded JSON from some endpoints
             import json

@@ -306,6 +306,7 @@ def example_resources(action: str, stage: str) -> list[str]:
     return {
         "iam:CreatePolicy": [policy], "iam:DeletePolicy": [policy], "iam:TagPolicy": [policy],
         "iam:GetPolicy": [policy], "iam:GetPolicyVersion": [policy], "iam:ListEntitiesForPolicy": [policy], "iam:ListPolicyVersions": [policy],
+        "iam:CreatePolicyVersion": [policy], "iam:DeletePolicyVersion": [policy],
         "iam:AttachUserPolicy": [user], "iam:DetachUserPolicy": [user], "iam:ListAttachedUserPolicies": [user],
         "iam:ListMFADevices": [user],
         "iam:ListPolicies": ["*"],
@@ -408,7 +409,8 @@ def test_iam_writes_are_limited_to_drawbridge_policies_and_bounded_users(stage):
     ours = f"arn:aws:iam::{ACCOUNT}:policy/drawbridge/{stage}/*"
     env = render.chalice_config()["stages"][stage]["environment_variables"]
     assert env["DRAWBRIDGE_POLICY_PATH"] == f"/drawbridge/{stage}/"  # the code's path is what the policy allows
-    for action in ("iam:CreatePolicy", "iam:DeletePolicy", "iam:TagPolicy"):
+    for action in ("iam:CreatePolicy", "iam:DeletePolicy", "iam:TagPolicy", "iam:CreatePolicyVersion",
+                   "iam:DeletePolicyVersion"):
         assert as_list(_statement(doc, action)["Resource"]) == [ours]
     attach = _statement(doc, "iam:AttachUserPolicy")["Condition"]
     assert attach["ArnLike"]["iam:PolicyARN"] == ours

@@ -611,6 +611,44 @@ def test_an_existing_policy_with_another_document_is_not_reused(iam):
     assert iam.attached("alice") == [arn]
 
 
+def _grant_doc(hours: int, role: str = "arn:aws:iam::222222222222:role/admin") -> dict:
+    from chalicelib import policy as pol
+
+    return pol.grant_policy(role, T0 + timedelta(hours=hours), "req-20261112-000001")
+
+
+def test_extend_moves_only_the_expiry_of_the_grant_its_holder_has(iam):
+    from chalicelib.domain.model import iso_z
+
+    rid = "req-20261112-000001"
+    arn = iam.grants.grant(principal=ALICE, request_id=rid, document=_grant_doc(1), description="d",
+                           tags={"drawbridge:request-id": rid})
+    assert iam.grants.extend(principal=ALICE, request_id=rid, document=_grant_doc(2)) == arn
+    assert iam.document(arn) == _grant_doc(2) and iam.attached("alice") == [arn]
+    assert iam.grants.drawbridge_policies() == [(rid, arn, 1)]  # still one grant, one holder
+    assert iam.grants.extend(principal=ALICE, request_id=rid, document=_grant_doc(2)) == arn  # a repeat
+    assert iam.document(arn) == _grant_doc(2)
+    assert iso_z(T0 + timedelta(hours=2)) in json.dumps(iam.document(arn))
+
+
+def test_extend_refuses_what_is_not_this_holders_grant_for_the_same_role(iam):
+    rid = "req-20261112-000001"
+    with pytest.raises(errors.GrantMismatch):  # no policy
+        iam.grants.extend(principal=ALICE, request_id=rid, document=_grant_doc(2))
+    arn = iam.grants.grant(principal=ALICE, request_id=rid, document=_grant_doc(1), description="d", tags={})
+    refused = [
+        dict(principal=DAVE, document=_grant_doc(2)),  # somebody else's grant
+        dict(principal=ALICE, document=_grant_doc(2, "arn:aws:iam::222222222222:role/other")),  # another role
+    ]
+    for kwargs in refused:
+        with pytest.raises(errors.GrantMismatch):
+            iam.grants.extend(request_id=rid, **kwargs)
+    iam.attach(arn, "dave")  # copied by hand: extending it would lengthen dave's access too
+    with pytest.raises(errors.GrantMismatch):
+        iam.grants.extend(principal=ALICE, request_id=rid, document=_grant_doc(2))
+    assert iam.document(arn) == _grant_doc(1)
+
+
 @pytest.mark.moto
 def test_a_lost_answer_retried_by_botocore_finds_its_own_claim(request):
     """The transaction landed but its answer was lost, and botocore sent it again: the
