@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from chalicelib.domain.duration import HOUR, format_duration
 from chalicelib.domain.eligibility import _approvals, _either, _shortfall
 
 from .model import Account, Catalog, CatalogError, Person, Role
@@ -110,6 +111,8 @@ def _account(
         if "role_name" not in rbad:
             names[rkey] = _resolved_name(rkey, role)
         _check_role(check, rwhere, role, rbad, production, people)
+        _check_extend(check, rwhere, role, rbad, production, people)
+        _check_break_glass(check, rwhere, role, rbad, people)
     check.unique(names, "role_name", f"{where}.roles", fold=True)
     return ((account, roles) if account and not bad else None), bad
 
@@ -162,6 +165,111 @@ def _check_role(
                    f"{_either(fixes)}")
 
 
+def _check_extend(
+    check: Problems, where: str, role: Fields, bad: set[str], production: bool, people: dict[str, Any]
+) -> None:
+    """``max_extended_duration``, ``extend_approvals`` and ``self_extend`` (issue 16).
+
+    An extension's approvals follow the approvals_required rule: more than the role has
+    approvers is an error; a listed requester who could be approved but never extended is
+    a warning (with ``requesters`` absent, only if nobody who could be approved could)."""
+    given = role.given
+    if "max_extended_duration" in given and "max_duration" not in bad:
+        longest, most = role["max_extended_duration"], role["max_duration"]
+        if longest < most:
+            check.add(f"{where}.max_extended_duration",
+                      f"is {format_duration(longest)}, shorter than max_duration ({format_duration(most)}), "
+                      f"so no extension could ever be granted; set it to at least {format_duration(most)} "
+                      "or remove it (default: max_duration)")
+    if "extend_approvals" in bad or ("extend_approvals" not in given and "approvals_required" in bad):
+        return
+    needed = _extend_approvals(role)
+    if "self_extend" not in bad and role["self_extend"] and needed > 0:
+        why = f"is {needed}" if "extend_approvals" in given else f"defaults to approvals_required ({needed})"
+        check.warn(f"{where}.self_extend",
+                   f"has no effect: extend_approvals {why}, so extensions need approvals anyway; "
+                   "remove it, or set extend_approvals = 0 to let the requester extend alone")
+    if "extend_approvals" not in given:
+        return  # the same as approvals_required, checked already
+    if needed == 0:
+        if production and "self_extend" not in bad and not role["self_extend"]:
+            check.add(f"{where}.extend_approvals",
+                      "is 0 in a production account, so a requester would extend their own grant without "
+                      "anyone's approval; require at least 1 approval, or set self_extend = true to allow it")
+        return
+    if "approvers" in bad:
+        return
+    approvers = [a for a in dict.fromkeys(role["approvers"]) if a in people]
+    if not approvers:
+        return  # already an error
+    if needed > len(approvers):
+        check.add(f"{where}.extend_approvals",
+                  f"is {needed} but there {'is' if len(approvers) == 1 else 'are'} only "
+                  f"{plural(len(approvers), 'approver')}; lower it or add approvers")
+        return
+    if "requesters" in bad or "self_approval" in bad or "approvals_required" in bad:
+        return
+    self_approval, required = role["self_approval"], role["approvals_required"]
+
+    def never_extended(person: str) -> tuple[list[str], list[str]] | None:
+        """(who could approve their extension, fixes) if they could be approved but never extended."""
+        if _shortfall(approvers, required, self_approval, person) is not None:
+            return None  # never approved at all: warned about at requesters, if listed
+        short = _shortfall(approvers, needed, self_approval, person)
+        if short is None:
+            return None
+        eligible, fixes = short
+        return eligible, [f.replace("approvals_required", "extend_approvals") for f in fixes]
+
+    if "requesters" in given:
+        for person in dict.fromkeys(p for p in role["requesters"] if p in people):
+            short = never_extended(person)
+            if short is not None:
+                eligible, fixes = short
+                names = ", ".join(eligible) or "none"
+                check.warn(f"{where}.extend_approvals",
+                           f"'{person}' can be approved but never extended: an extension needs "
+                           f"{_approvals(needed)} and only {len(eligible)} of its approvers ({names}) may "
+                           f"approve {person}'s; {_either(fixes)}")
+        return
+    approvable = [p for p in people if _shortfall(approvers, required, self_approval, p) is None]
+    if approvable and all(never_extended(p) for p in approvable):
+        _, fixes = never_extended(approvable[0]) or ([], [])
+        check.warn(f"{where}.extend_approvals",
+                   f"nobody can ever extend it: an extension needs {_approvals(needed)} and everyone who "
+                   f"can be approved for it is one of its approvers, who may not approve their own; "
+                   f"{_either(fixes)}")
+
+
+def _check_break_glass(check: Problems, where: str, role: Fields, bad: set[str], people: dict[str, Any]) -> None:
+    """``break_glass`` and ``break_glass_max`` (issue 16); ``review_within`` needs only its shape."""
+    given = role.given
+    if "break_glass" in given:
+        listed = role["break_glass"]
+        check.people_list(listed, f"{where}.break_glass", people)
+        if "requesters" in given and "requesters" not in bad:
+            for i, person in enumerate(listed):
+                if person in people and person not in listed[:i] and person not in role["requesters"]:
+                    check.add(f"{where}.break_glass[{i}]",
+                              f"'{person}' may not request this role, so may not break glass into it either; "
+                              f"add '{person}' to requesters or remove them from break_glass")
+    if "break_glass_max" in given:
+        longest = role["break_glass_max"]
+        if "max_duration" not in bad and longest > role["max_duration"]:
+            most = format_duration(role["max_duration"])
+            check.add(f"{where}.break_glass_max",
+                      f"is {format_duration(longest)}, longer than max_duration ({most}), and a break-glass "
+                      f"grant may not outlast an approved one; lower it to at most {most} or raise max_duration")
+        if "break_glass" not in bad and not role["break_glass"]:
+            check.warn(f"{where}.break_glass_max",
+                       "has no effect: break_glass lists nobody; remove it, or list in break_glass "
+                       "who may self-grant this role in an emergency")
+
+
+def _extend_approvals(raw: Fields) -> int:
+    return raw["extend_approvals"] if "extend_approvals" in raw.given else raw["approvals_required"]
+
+
 def _never_approved(person: str, needed: int, eligible: list[str], approvers: list[str]) -> str:
     """Why a listed requester can never be approved, said about them (for the validator)."""
     head = f"'{person}' can never be approved: the role needs {_approvals(needed)}"
@@ -203,6 +311,16 @@ def _resolve(
             requesters=tuple(raw["requesters"]) if "requesters" in raw.given else everyone,
             self_approval=raw["self_approval"],
             reason_required=raw["reason_required"] if "reason_required" in raw.given else account["production"],
+            max_extended_duration_seconds=(
+                raw["max_extended_duration"] if "max_extended_duration" in raw.given else raw["max_duration"]
+            ),
+            extend_approvals=_extend_approvals(raw),
+            self_extend=raw["self_extend"],
+            break_glass=tuple(raw["break_glass"]),
+            break_glass_max_seconds=(
+                raw["break_glass_max"] if "break_glass_max" in raw.given else min(HOUR, raw["max_duration"])
+            ),
+            review_within_seconds=raw["review_within"],
         )
 
     return Catalog(

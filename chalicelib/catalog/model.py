@@ -54,6 +54,19 @@ class Role:
     requesters: tuple[str, ...]
     self_approval: bool
     reason_required: bool
+    # Issue 16 groundwork: checked and resolved (defaults filled in), used by no command yet.
+    #: longest a grant may last in total from its approval once extended (>= max_duration)
+    max_extended_duration_seconds: int
+    #: approvals an extension needs; 0: the requester extends alone
+    extend_approvals: int
+    #: allows extend_approvals = 0 in a production account
+    self_extend: bool
+    #: person keys who may self-grant this role in an emergency
+    break_glass: tuple[str, ...]
+    #: longest break-glass grant (<= max_duration)
+    break_glass_max_seconds: int
+    #: how soon the role's approvers must acknowledge a break-glass use
+    review_within_seconds: int
 
     @property
     def role_arn(self) -> str:
@@ -66,6 +79,10 @@ class Role:
     @property
     def max_duration(self) -> str:
         return format_duration(self.max_duration_seconds)
+
+    @property
+    def max_extended_duration(self) -> str:
+        return format_duration(self.max_extended_duration_seconds)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -76,6 +76,14 @@ def _at_least_one(value: Any) -> int:
     return value
 
 
+def _at_least_zero(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Invalid("must be a whole number")
+    if value < 0:
+        raise Invalid(f"must be 0 or more, not {value}")
+    return value
+
+
 def _strings(value: Any) -> list[str]:
     if not isinstance(value, list):
         raise Invalid("must be a list")
@@ -184,6 +192,14 @@ ROLE = (
     Key("requesters", _strings, []),
     Key("self_approval", _bool, False),
     Key("reason_required", _bool, False),
+    # Issue 16 (extend, break-glass): read and checked now, used by no command yet.
+    # None: the role's own value (max_duration, approvals_required), filled in by check.py.
+    Key("max_extended_duration", _max_duration, None),
+    Key("extend_approvals", _at_least_zero, None),
+    Key("self_extend", _bool, False),
+    Key("break_glass", _strings, []),
+    Key("break_glass_max", _max_duration, HOUR),  # or max_duration if shorter (check.py)
+    Key("review_within", _max_duration, DAY),
 )
 
 
