@@ -19,8 +19,9 @@ from typing import Any, Callable, Sequence
 from chalicelib.domain.duration import DAY, HOUR, DurationError, format_duration, parse_duration
 
 MAX_ROLE_DURATION = 7 * DAY
-#: first words of the command grammar; an account so named could never be requested
-RESERVED_ACCOUNT_KEYS = frozenset({"help", "list", "revoke"})
+#: first words of the command grammar, including the ones issues 16 and 18 add (extend,
+#: breakglass, activity); an account so named could never be requested
+RESERVED_ACCOUNT_KEYS = frozenset({"help", "list", "revoke", "extend", "breakglass", "activity"})
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")

@@ -1082,3 +1082,15 @@ def test_command_words_and_the_service_name_are_reserved():
     problems = "\n".join(err.value.problems)
     assert _re.search(r"^accounts\.list: 'list' is a command word", problems, _re.M)
     assert _re.search(r"^people\.drawbridge: 'drawbridge' is reserved", problems, _re.M)
+
+
+@pytest.mark.parametrize("word", ["extend", "breakglass", "activity"])
+def test_the_command_words_still_being_built_are_reserved_too(word):
+    from chalicelib.catalog import CatalogError, parse_catalog
+
+    text = (Path(__file__).resolve().parents[2] / "policies" / "access.toml").read_text()
+    text = text.replace("[accounts.dev]", f"[accounts.{word}]").replace("[accounts.dev.roles.admin]",
+                                                                         f"[accounts.{word}.roles.admin]")
+    with pytest.raises(CatalogError) as err:
+        parse_catalog(text)
+    assert f"accounts.{word}: '{word}' is a command word" in "\n".join(err.value.problems)
