@@ -46,6 +46,7 @@ from ..domain.timing import IAM_SETTLE, MAX_SESSION
 from . import jobs
 from .delivery import key_of, owed
 from .deps import Deps
+from .dispatch import run_all
 
 #: how long one job may hold a role's cut-off policy (its IAM calls take seconds)
 LEASE = timedelta(minutes=2)
@@ -101,8 +102,6 @@ def cut_sessions(deps: Deps, job: jobs.CutSessions) -> list[jobs.Job]:
         # another writer holds the role: not a failure to report; the outbox retries it. The
         # card still shows the end now (this job brings it up to date, end_grant does not).
         if not job.end:
-            from .dispatch import run_all
-
             run_all(deps, [jobs.Card(req.request_id)], on_error=lambda job, exc: None)
         raise
     except Exception as exc:
@@ -209,8 +208,6 @@ def _done(deps: Deps, req: Request, job: jobs.CutSessions, key: str, end: dateti
 
 def _note_failure(deps: Deps, req: Request, job: jobs.CutSessions, end: datetime, exc: Exception) -> None:
     """The card and #security say that live sessions may outlast the grant (once each)."""
-    from .dispatch import run_all
-
     note = f"{type(exc).__name__}: {exc}"[:300]
     live_until = iso_z(cutoff.bound_of(end) + MAX_SESSION)
     if job.end:  # a drift cut: no record to change; #security hears of it once (per copy taken back)
