@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from .model import Approval, AuditEvent, GrantStatus, Principal, Request, RequestStatus, parse_iso, utc
+from .model import Approval, AuditEvent, Extension, GrantStatus, Principal, Request, RequestStatus, parse_iso, utc
 
 
 def to_json(value: Any) -> str:
@@ -91,6 +91,31 @@ def _principal(data: dict) -> Principal:
     return Principal(_field(raw, "kind", str), _field(raw, "name", str))
 
 
+def _approvals(data: dict, name: str) -> tuple[Approval, ...]:
+    return tuple(Approval(_field(_object(a, "approval"), "person", str), _time(a, "at"))
+                 for a in _field(data, name, list, []))
+
+
+def _extension(raw: Any) -> Extension | None:
+    if raw is None:
+        return None
+    data = _object(raw, "extension")
+    state = _field(data, "state", str)
+    if state not in (Extension.PENDING, Extension.APPROVED, Extension.APPLIED, Extension.DENIED,
+                     Extension.LAPSED, Extension.FAILED):
+        raise RecordError("record field extension.state has an unknown value")
+    return Extension(
+        n=_field(data, "n", int), seconds=_field(data, "seconds", int), requested_at=_time(data, "requested_at"),
+        required=_field(data, "required", int), reason=_field(data, "reason", str, ""), state=state,
+        approvals=_approvals(data, "approvals"),
+        decided_by=_field(data, "decided_by", (str, type(None)), None),
+        decided_at=_time(data, "decided_at", optional=True),
+        old_expires_at=_time(data, "old_expires_at", optional=True),
+        new_expires_at=_time(data, "new_expires_at", optional=True),
+        note=_field(data, "note", (str, type(None)), None),
+    )
+
+
 def request_from_dict(data: Any) -> Request:
     data = _object(data, "request")
     approvals = _field(data, "approvals", list, [])
@@ -123,6 +148,8 @@ def request_from_dict(data: Any) -> Request:
             cut_attempts=_field(data, "cut_attempts", int, 0),
             cut_note=_field(data, "cut_note", (str, type(None)), None),
             cut_given_up_at=_time(data, "cut_given_up_at", optional=True),
+            extension=_extension(data.get("extension")),
+            extended_seconds=_field(data, "extended_seconds", int, 0),
             version=_field(data, "version", int, 1),
         )
     except ValueError as exc:  # an unknown status value

@@ -212,6 +212,7 @@ def decide_request(person: str, role: RequestableRole, *, duration: str, reason:
 
 class GrantableRole(RequestableRole, Protocol):
     account_id: str
+    max_extended_duration_seconds: int  # read only for a grant that has been extended
 
 
 class Grantee(Protocol):
@@ -246,9 +247,16 @@ def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | Non
     if not req.created_at <= req.decided_at <= now:
         return _refuse("the record's approval time is not between its creation and now")
     longest = min(req.duration_seconds, role.max_duration_seconds)
+    cap = role.max_duration_seconds
+    if req.extended_seconds:
+        # lengthened by approved extensions (decide_extension_grant judged each one)
+        if req.grant_status is GrantStatus.GRANTING or req.extended_seconds < 0:
+            return _refuse("the record claims extensions of a grant not made yet")
+        cap = role.max_extended_duration_seconds
+        longest = min(req.duration_seconds + req.extended_seconds, cap)
     if (req.expires_at - req.decided_at).total_seconds() > longest:
         return _refuse(f"the record's expiry is later than {req.label} allows "
-                       f"({format_duration(role.max_duration_seconds)} from approval)")
+                       f"({format_duration(cap)} from approval)")
     eligible = [a.person for a in req.approvals
                 if a.person in role.approvers and (a.person != req.requester or role.self_approval)]
     if recorded_approvers is not None:
@@ -258,3 +266,175 @@ def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | Non
         return _refuse(f"{len(set(eligible))} of {required} approvals count for {req.label} "
                        "(approvers and approvals as the catalog and the audit trail say now)")
     return Decision(Outcome.APPROVED, f"{len(set(eligible))} of {required} approvals")
+
+
+# --------------------------------------------------------------------------- extending
+
+
+class ExtendableRole(RequestableRole, Protocol):
+    """What the extension rules need from a catalog role."""
+
+    max_extended_duration_seconds: int
+    extend_approvals: int
+    self_extend: bool
+
+
+def extend_approvals_needed(req: Request, role: ExtendableRole) -> int:
+    """Approvals an extension needs: the stricter of the rule when it was asked and now."""
+    asked = req.extension.required if req.extension is not None else 0
+    return max(asked, role.extend_approvals)
+
+
+def _extend_room(req: Request, role: ExtendableRole) -> int:
+    """Seconds a grant may still be lengthened by: its total from approval is capped."""
+    used = (req.expires_at - req.decided_at).total_seconds()
+    return max(0, int(role.max_extended_duration_seconds - used))
+
+
+def decide_extend(req: Request, role: ExtendableRole | None, person: str, *, duration: str, reason: str,
+                  now: datetime) -> RequestDecision:
+    """May ``person`` ask to lengthen grant ``req`` by ``duration``? Only its requester, while
+    it is ACTIVE, one extension at a time, within the role's total cap from approval."""
+    rid = req.request_id
+    if person != req.requester:
+        return _refuse_request(f"only the requester (@{req.requester}) can extend {rid}")
+    if role is None:
+        return _refuse_request(f"{req.label} is no longer in the catalog; {rid} cannot be extended")
+    if req.requester not in role.requesters:
+        return _refuse_request(f"you may no longer request {req.label} (the catalog changed), so {rid} "
+                               "cannot be extended")
+    if req.grant_status is not GrantStatus.ACTIVE or req.expires_at is None or req.decided_at is None:
+        state = describe_outcome(req) if not req.is_open else f"{rid} is {req.info.label}, not active yet"
+        return _refuse_request(f"only an active grant can be extended: {state}")
+    if now >= req.expires_at:
+        return _refuse_request(f"{rid} expired at {hhmm(req.expires_at)}; request the role again")
+    ext = req.extension
+    if ext is not None and ext.open:
+        what = (f"waiting for approval ({len(ext.approvals)} of {ext.required})" if ext.state == ext.PENDING
+                else "approved and being applied")
+        return _refuse_request(f"{rid} already has an extension of {format_duration(ext.seconds)} {what}; "
+                               "wait for it to be decided")
+    try:
+        seconds = parse_duration(duration)
+    except DurationTooLong:
+        seconds = role.max_extended_duration_seconds + 1
+    except DurationError as exc:
+        return _refuse_request(str(exc))
+    room = _extend_room(req, role)
+    if seconds > room:
+        cap = format_duration(role.max_extended_duration_seconds)
+        if room < 60:
+            return _refuse_request(f"{req.label} grants may last at most {cap} from approval, and {rid} already "
+                                   "does: it cannot be extended further; request the role again when it ends")
+        return _refuse_request(f"{req.label} grants may last at most {cap} from approval (at "
+                               f"{hhmm(req.decided_at)}): {rid} can be extended by at most {format_duration(room)}")
+    if role.reason_required and not reason.strip():
+        kind = "production extensions" if role.production else f"{req.label} extensions"
+        return _refuse_request(f"{kind} need a reason: `/aws-access extend {rid} {duration} &lt;reason&gt;`")
+    required = role.extend_approvals
+    able = [a for a in role.approvers if a != req.requester or role.self_approval]
+    if required > len(able):
+        return _refuse_request(f"an extension of {req.label} needs {required} approvals and only "
+                               f"{_people(able)} could give them; request the role again instead")
+    return RequestDecision(True, "", seconds)
+
+
+def _extension_problem(req: Request, now: datetime) -> str | None:
+    ext = req.extension
+    if ext is None:
+        return f"{req.request_id} has no extension request"
+    if req.grant_status is not GrantStatus.ACTIVE:
+        return f"the extension lapsed: {describe_outcome(req)}"
+    if now >= req.expires_at:
+        return f"the extension lapsed: {req.request_id} expired at {hhmm(req.expires_at)}"
+    if ext.state == ext.APPROVED or ext.state == ext.APPLIED:
+        who = _people(ext.approvers) if ext.approvals else f"@{ext.decided_by}"
+        return f"the extension of {req.request_id} was already approved by {who}"
+    if ext.state == ext.DENIED:
+        return f"the extension of {req.request_id} was already denied by @{ext.decided_by}"
+    if ext.state != ext.PENDING:
+        return f"the extension of {req.request_id} is {ext.state}"
+    return None
+
+
+def decide_extension_approval(req: Request, role: ExtendableRole | None, clicker: str | None,
+                              now: datetime) -> Decision:
+    """An approver's click on an extension: the same rules as a request's approval, against
+    the role's ``extend_approvals`` (the stricter of when it was asked and now)."""
+    if clicker is None:
+        return _refuse("you are not in the Drawbridge catalog, so you cannot approve extensions")
+    if (problem := _extension_problem(req, now)) is not None:
+        return _refuse(problem)
+    if role is None:
+        return _refuse(f"{req.label} is no longer in the catalog; nobody can approve the extension")
+    if clicker not in role.approvers:
+        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(role.approvers)}")
+    if req.requester not in role.requesters:
+        return _refuse(f"@{req.requester} may no longer request {req.label} (the catalog changed); "
+                       "deny the extension instead")
+    if clicker == req.requester and not role.self_approval:
+        return _refuse(f"you cannot approve your own extension ({req.label} does not allow self-approval)")
+    ext = req.extension
+    if _extend_room(req, role) < ext.seconds:
+        return _refuse(f"the extension would take {req.request_id} past the {format_duration(role.max_extended_duration_seconds)} "
+                       f"{req.label} allows from approval (the catalog changed); deny it instead")
+    required = extend_approvals_needed(req, role)
+    if ext.approval_by(clicker) is not None:
+        return _refuse(f"you already approved the extension of {req.request_id} "
+                       f"({len(ext.approvals)} of {required} approvals)")
+    count = sum(1 for a in ext.approvals if a.person in role.approvers) + 1
+    if count >= required:
+        return Decision(Outcome.APPROVED, f"final approval of the extension ({count} of {required})")
+    return Decision(Outcome.COUNTED, f"extension approval {count} of {required}")
+
+
+def decide_extension_deny(req: Request, role: ExtendableRole | None, clicker: str | None,
+                          now: datetime) -> Decision:
+    if clicker is None:
+        return _refuse("you are not in the Drawbridge catalog, so you cannot deny extensions")
+    if (problem := _extension_problem(req, now)) is not None:
+        return _refuse(problem)
+    approvers = role.approvers if role is not None else ()
+    if clicker not in approvers:
+        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(approvers)}")
+    return Decision(Outcome.DENIED, f"extension denied by @{clicker}")
+
+
+def decide_extension_grant(req: Request, role: GrantableRole | None, person: Grantee | None,
+                           recorded_approvers: Sequence[str]) -> Decision:
+    """May IAM's grant be lengthened as the record's approved extension says? Re-derived from
+    the catalog *now* and the extension's approvals in the audit trail (``recorded_approvers``:
+    the actors of its ``extension_approved`` events), never from the record's fields alone."""
+    ext = req.extension
+    if ext is None or ext.state != ext.APPROVED or ext.decided_at is None:
+        return _refuse("the record has no approved extension")
+    if req.grant_status is not GrantStatus.ACTIVE or req.expires_at is None or req.decided_at is None:
+        return _refuse(f"{req.request_id} is {req.info.label}, not active")
+    if role is None:
+        return _refuse(f"{req.label} is not in the catalog")
+    if req.role_arn != role.role_arn or req.account_id != role.account_id:
+        return _refuse(f"the record's role {req.role_arn} is not the catalog's {role.role_arn} for {req.label}")
+    if person is None or person.key != req.requester:
+        return _refuse(f"the requester @{req.requester} is not in the catalog")
+    if person.principal != req.principal or person.slack_user != req.requester_slack:
+        return _refuse(f"the record's grantee {req.principal} is not @{req.requester}'s ({person.principal})")
+    if req.requester not in role.requesters:
+        return _refuse(f"@{req.requester} may not request {req.label}")
+    if ext.seconds <= 0:
+        return _refuse("the extension adds no time")
+    if not ext.requested_at <= ext.decided_at < req.expires_at:
+        return _refuse("the extension was not approved while the grant was in force")
+    if _extend_room(req, role) < ext.seconds:
+        return _refuse(f"the extension would take the grant past the {format_duration(role.max_extended_duration_seconds)} "
+                       f"{req.label} allows from approval")
+    required = extend_approvals_needed(req, role)
+    if required == 0:
+        if role.production and not role.self_extend:
+            return _refuse(f"{req.label} is production and does not allow self-extension")
+        return Decision(Outcome.APPROVED, "no approval needed")
+    eligible = {a.person for a in ext.approvals if a.person in role.approvers
+                and (a.person != req.requester or role.self_approval) and a.person in recorded_approvers}
+    if len(eligible) < required:
+        return _refuse(f"{len(eligible)} of {required} extension approvals count for {req.label} "
+                       "(approvers and approvals as the catalog and the audit trail say now)")
+    return Decision(Outcome.APPROVED, f"{len(eligible)} of {required} extension approvals")

@@ -109,6 +109,13 @@ MOVES: dict[str, Move] = {
     "sessions_cut": _move("sessions_cut", ENDED, None),
     "cut_attempt_failed": _move("cut_attempt_failed", ENDED, None),
     "cut_given_up": _move("cut_given_up", ENDED, None),
+    # extensions of an ACTIVE grant (usecases/extend.py): recorded, the state stays
+    "request_extension": _move("extension_requested", {ACTIVE}, None),
+    "count_extension_approval": _move("extension_approved", {ACTIVE}, None),
+    "approve_extension": _move("extension_approved", {ACTIVE}, None),
+    "deny_extension": _move("extension_denied", {ACTIVE}, None),
+    "extended": _move("extended", {ACTIVE}, None),
+    "extension_failed": _move("extension_failed", {ACTIVE}, None),
 }
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from .errors import IllegalTransition
 from .lifecycle import LIVE_GRANT, MOVES, STATES, GrantStatus, RequestStatus, StateInfo
 
-__all__ = ["LIVE_GRANT", "SYSTEM", "Approval", "AuditEvent", "GrantStatus", "Principal",
+__all__ = ["LIVE_GRANT", "SYSTEM", "Approval", "AuditEvent", "Extension", "GrantStatus", "Principal",
            "Request", "RequestStatus", "event_for", "hhmm", "iso_z", "parse_iso", "state_of", "utc"]
 
 #: the actor recorded when Drawbridge itself changes a request (never a catalog person)
@@ -102,6 +102,55 @@ class Approval:
         object.__setattr__(self, "at", utc(self.at))
 
 
+@dataclass(frozen=True)
+class Extension:
+    """A request to lengthen an ACTIVE grant (``/aws-access extend``), the latest one a
+    record has seen: pending, approved (IAM not changed yet), or how it ended.
+
+    The new expiry is the old one plus ``seconds``: the clock of an extension starts where
+    the grant would have ended, not at its approval.
+    """
+
+    n: int  # 1 for a grant's first extension request, 2 for its second...
+    seconds: int
+    requested_at: datetime
+    required: int  # distinct approvals it needs (the role's extend_approvals when asked)
+    reason: str = ""
+    state: str = "pending"  # pending | approved | applied | denied | lapsed | failed
+    approvals: tuple[Approval, ...] = ()
+    decided_by: str | None = None  # the final approver (the requester when none is needed), the denier
+    decided_at: datetime | None = None
+    old_expires_at: datetime | None = None  # set when applied
+    new_expires_at: datetime | None = None
+    note: str | None = None  # why it failed or lapsed
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    APPLIED = "applied"
+    DENIED = "denied"
+    LAPSED = "lapsed"
+    FAILED = "failed"
+
+    def __post_init__(self) -> None:
+        for name in ("requested_at", "decided_at", "old_expires_at", "new_expires_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value))
+        object.__setattr__(self, "approvals", tuple(self.approvals))
+
+    @property
+    def open(self) -> bool:
+        """Still to be decided, or approved and not yet in IAM."""
+        return self.state in (self.PENDING, self.APPROVED)
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(a.person for a in self.approvals)
+
+    def approval_by(self, person: str) -> Approval | None:
+        return next((a for a in self.approvals if a.person == person), None)
+
+
 _TIMES = ("created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at", "cut_before",
           "sessions_cut_at", "cut_given_up_at")
 
@@ -144,6 +193,10 @@ class Request:
     cut_attempts: int = 0  # failed attempts at writing it
     cut_note: str | None = None  # the last failure, or what else happened (role-wide fallback)
     cut_given_up_at: datetime | None = None  # every session it was to cut had expired first
+    # -- extensions (usecases/extend.py): the latest extension request, and what the grant
+    # has been lengthened by so far (expires_at already includes it)
+    extension: Extension | None = None
+    extended_seconds: int = 0
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -237,17 +290,79 @@ class Request:
                      cut_before: datetime | None = None):
         extra = {} if attempts is None else {"grant_attempts": attempts}
         return self.move("grant_failed", at=at, actor=SYSTEM, reason=why, ended_at=at, ended_by=SYSTEM,
-                         note=why, cut_before=cut_before, **extra)
+                         note=why, cut_before=cut_before, extension=self._lapsed(at), **extra)
 
     def revoke(self, at: datetime, by: str, reason: str = ""):
         """Asked for: REVOKING until the grant is out of IAM (then :meth:`revoked`)."""
-        return self.move("revoke", at=at, actor=by, reason=reason, ended_by=by, ended_at=at)
+        return self.move("revoke", at=at, actor=by, reason=reason, ended_by=by, ended_at=at,
+                         extension=self._lapsed(at))
 
     def revoked(self, at: datetime, cut_before: datetime | None = None):
         return self.move("revoked", at=at, actor=self.ended_by or SYSTEM, cut_before=cut_before)
 
     def expire_grant(self, at: datetime, cut_before: datetime | None = None):
-        return self.move("expire_grant", at=at, actor=SYSTEM, ended_at=at, ended_by=SYSTEM, cut_before=cut_before)
+        return self.move("expire_grant", at=at, actor=SYSTEM, ended_at=at, ended_by=SYSTEM, cut_before=cut_before,
+                         extension=self._lapsed(at))
+
+    # -- extensions of an ACTIVE grant (the state does not change) ------------------------
+    def _lapsed(self, at: datetime) -> "Extension | None":
+        """The extension as it stands once the grant ends: an open one lapses with it."""
+        ext = self.extension
+        if ext is None or not ext.open:
+            return ext
+        note = ("it was approved, but the grant ended before it could be applied" if ext.state == Extension.APPROVED
+                else "the grant ended before it was decided")
+        return dataclasses.replace(ext, state=Extension.LAPSED, note=note, decided_at=ext.decided_at or at)
+
+    def request_extension(self, at: datetime, *, seconds: int, required: int, reason: str = ""):
+        """The requester asks for ``seconds`` more; with ``required`` 0 it is approved at once."""
+        n = self.extension.n + 1 if self.extension is not None else 1
+        ext = Extension(n=n, seconds=seconds, requested_at=at, required=required, reason=reason)
+        if required == 0:
+            ext = dataclasses.replace(ext, state=Extension.APPROVED, decided_by=self.requester, decided_at=at)
+        from .duration import format_duration
+
+        why = f"+{format_duration(seconds)}" + (f": {reason}" if reason else "")
+        return self.move("request_extension", at=at, actor=self.requester, reason=why, extension=ext)
+
+    def count_extension_approval(self, at: datetime, by: str, reason: str = ""):
+        ext = self._open_extension()
+        return self.move("count_extension_approval", at=at, actor=by, reason=reason,
+                         extension=dataclasses.replace(ext, approvals=ext.approvals + (Approval(by, at),)))
+
+    def approve_extension(self, at: datetime, by: str, reason: str = ""):
+        """The final approval of the extension: IAM is changed next (:meth:`extended`)."""
+        ext = self._open_extension()
+        return self.move("approve_extension", at=at, actor=by, reason=reason, extension=dataclasses.replace(
+            ext, approvals=ext.approvals + (Approval(by, at),), state=Extension.APPROVED, decided_by=by,
+            decided_at=at))
+
+    def deny_extension(self, at: datetime, by: str, reason: str = ""):
+        ext = self._open_extension()
+        return self.move("deny_extension", at=at, actor=by, reason=reason, extension=dataclasses.replace(
+            ext, state=Extension.DENIED, decided_by=by, decided_at=at))
+
+    def extended(self, at: datetime, new_expires_at: datetime):
+        """IAM now holds the later expiry: the record follows."""
+        ext = self._open_extension()
+        old = self.expires_at
+        return self.move("extended", at=at, actor=SYSTEM, reason=f"expiry {iso_z(old) if old else '-'} -> {iso_z(new_expires_at)}",
+                         expires_at=new_expires_at, extended_seconds=self.extended_seconds + ext.seconds,
+                         extension=dataclasses.replace(ext, state=Extension.APPLIED, old_expires_at=old,
+                                                       new_expires_at=new_expires_at))
+
+    def extension_failed(self, at: datetime, why: str):
+        ext = self._open_extension()
+        return self.move("extension_failed", at=at, actor=SYSTEM, reason=why,
+                         extension=dataclasses.replace(ext, state=Extension.FAILED, note=why,
+                                                       decided_at=ext.decided_at or at))
+
+    def _open_extension(self) -> Extension:
+        """The extension being decided or applied (a placeholder when there is none, so
+        that the state machine, not this, refuses a move from the wrong state)."""
+        if self.extension is not None:
+            return self.extension
+        return Extension(n=0, seconds=0, requested_at=self.created_at, required=0)
 
     # -- the session cut-off that follows an ended grant (the state does not change) -------
     def sessions_cut(self, at: datetime, note: str | None = None):

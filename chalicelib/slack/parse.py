@@ -31,6 +31,8 @@ USAGE = (
     "• `/aws-access help` what you may request\n"
     "• `/aws-access list` your pending and active requests\n"
     "• `/aws-access revoke &lt;request-id&gt;` end a grant early (requester or approver)\n"
+    "• `/aws-access extend &lt;request-id&gt; &lt;duration&gt; [reason ...]` lengthen your active grant "
+    "(approvers decide; it stays in force meanwhile)\n"
     "Durations: `30m`, `2h`, `1h30m`, `1d`. A reason may be up to 300 characters."
 )
 _MARKUP = frozenset("&<>")  # never part of an account, role (catalog keys) or duration
@@ -81,7 +83,14 @@ class RevokeCmd:
     request_id: str
 
 
-Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd
+@dataclass(frozen=True)
+class ExtendCmd:
+    request_id: str
+    duration: str
+    reason: str
+
+
+Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | ExtendCmd
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,8 @@ class Click:
     trigger_id: str = ""
     team_id: str = ""
     api_app_id: str = ""
+    #: which extension request of ``request_id`` an extension button belongs to (0: not one)
+    extension: int = 0
 
 
 def decode_entities(text: str) -> str:
@@ -149,6 +160,8 @@ def parse_command_text(text: str) -> Command:
             raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "
                                "(they look like req-20261112-3fa9c1)")
         return RevokeCmd(rid)
+    if verb == "extend":
+        return _extend(words)
     if len(words) < 3:
         raise CommandError("a request needs an account, a role and a duration.\n" + USAGE)
     for what, word in zip(("account", "role", "duration"), words[:3]):
@@ -162,6 +175,29 @@ def parse_command_text(text: str) -> Command:
     if len(reason) > MAX_REASON:
         raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
     return RequestCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
+
+
+EXTEND_USAGE = ("usage: `/aws-access extend &lt;request-id&gt; &lt;duration&gt; [reason ...]`, e.g. "
+                "`/aws-access extend req-20261112-3fa9c1 1h still fixing incident 4521` (see `/aws-access list`)")
+
+
+def _extend(words: list[str]) -> ExtendCmd:
+    if len(words) < 3:
+        raise CommandError(EXTEND_USAGE)
+    rid = words[1].strip("`").lower()
+    if not _REQUEST_ID.fullmatch(rid):
+        raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "
+                           f"(they look like req-20261112-3fa9c1); {EXTEND_USAGE}")
+    if _MARKUP & set(words[2]):
+        raise CommandError(f"'{escape_mrkdwn(words[2][:40])}' is not a duration: durations never contain "
+                           "`&amp;`, `&lt;` or `&gt;`")
+    reason = " ".join(words[3:])
+    if len(reason) > MAX_REASON:
+        raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
+    return ExtendCmd(request_id=rid, duration=words[2], reason=reason)
+
+
+_EXTENSION_BLOCK = re.compile(r"extend:(req-[0-9]{8}-[0-9a-f]{6}):([1-9][0-9]{0,3})", re.ASCII)
 
 
 def parse_interaction(body: bytes) -> Click | None:
@@ -186,6 +222,7 @@ def parse_interaction(body: bytes) -> Click | None:
     channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
     container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
     value = action.get("value")
+    block = _EXTENSION_BLOCK.fullmatch(str(action.get("block_id") or ""))
     return Click(
         action_id=str(action.get("action_id", "")),
         request_id=value if isinstance(value, str) else "",
@@ -196,6 +233,7 @@ def parse_interaction(body: bytes) -> Click | None:
         team_id=str((payload.get("team") if isinstance(payload.get("team"), dict) else {}).get("id")
                     or (user.get("team_id") or ""))[:32],
         api_app_id=str(payload.get("api_app_id") or "")[:32],
+        extension=int(block.group(2)) if block and block.group(1) == value else 0,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..domain.duration import format_duration
-from ..domain.model import Request
+from ..domain.model import Request, hhmm
 from ..usecases import outcomes as o
 from .escape import escape_mrkdwn
 from .parse import USAGE
@@ -41,6 +41,16 @@ def command_reply(outcome: o.Outcome) -> str:
         return (f"Request `{req.request_id}` for `{req.label}` ({format_duration(req.duration_seconds)}) is "
                 f"waiting for approval in <#{outcome.approvals_channel}>: needs {req.approvals_required} "
                 f"of {approvers}. I'll DM you when access is granted.")
+    if isinstance(outcome, o.ExtensionAsked):
+        req, ext = outcome.req, outcome.req.extension
+        plus = format_duration(ext.seconds)
+        if ext.state == ext.APPROVED:
+            return (f"Extending `{req.request_id}` (`{req.label}`) by {plus} now (no approval needed); "
+                    "I'll DM you the new expiry.")
+        approvers = ", ".join(f"@{escape_mrkdwn(a)}" for a in outcome.approvers)
+        return (f"Extension of `{req.request_id}` (`{req.label}`) by {plus} is waiting for approval on its card in "
+                f"<#{outcome.approvals_channel}>: needs {ext.required} of {approvers}. Your access stays in force "
+                f"until {hhmm(req.expires_at)} meanwhile; I'll DM you when it is decided.")
     if isinstance(outcome, o.Cancelled):
         return f"Cancelled `{outcome.req.request_id}` (`{outcome.req.label}`)."
     if isinstance(outcome, o.Revoking):
@@ -65,7 +75,8 @@ _OWED_LABELS = {"card": "the approval card's update", "security:grant_failed": "
 
 def _owed_text(owed) -> str:
     """Messages about your requests that Slack has not taken yet (retried until it does)."""
-    owed = [item for item in owed if not item.key.startswith("cut")]  # not a message: the "Ended" lines say it
+    # not messages: a cut-off (the "Ended" lines say it) and an extension's IAM work (the card says it)
+    owed = [item for item in owed if not item.key.startswith(("cut", "extend:"))]
     if not owed:
         return ""
     lines = []

@@ -11,7 +11,7 @@ either (explicit ``<@U…>`` mentions of our own still work in them).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Mapping, Sequence
 from urllib.parse import urlencode
 
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 APPROVE = "approve_request"
 DENY = "deny_request"
+#: the buttons of an extension request on the card (value: the request id; block_id
+#: ``extend:<request id>:<extension number>``, so a click on an earlier one is refused)
+APPROVE_EXTENSION = "approve_extension"
+DENY_EXTENSION = "deny_extension"
 
 # slack_sdk's Block Kit models are imported where a card or DM is built (in the worker), not
 # at import: the ack path renders plain text only, and importing slack_sdk.models imports the
@@ -59,7 +63,8 @@ def _status_line(req: Request, people: Mapping[str, str]) -> str:
     if g is GrantStatus.GRANTING:
         return f":hourglass_flowing_sand: Approved by {who}; granting access now…"
     if g is GrantStatus.ACTIVE:
-        return f":white_check_mark: Approved by {who}. *Access granted until {hhmm(req.expires_at)}*"
+        return (f":white_check_mark: Approved by {who}. *Access granted until {hhmm(req.expires_at)}*"
+                f"{_extended_note(req)}")
     if g is GrantStatus.REVOKING:
         return f":hourglass_flowing_sand: Revoking (asked by {_mention(people, req.ended_by)})…"
     if g is GrantStatus.REVOKED:
@@ -79,6 +84,42 @@ def _status_line(req: Request, people: Mapping[str, str]) -> str:
     return f":hourglass_flowing_sand: Waiting for approval (open until {hhmm(req.pending_until)})"
 
 
+def _extended_note(req: Request) -> str:
+    if not req.extended_seconds:
+        return ""
+    return f" (extended by {format_duration(req.extended_seconds)})"
+
+
+def extension_line(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> str:
+    """The card's line about the grant's latest extension request (empty: none)."""
+    ext = req.extension
+    if ext is None:
+        return ""
+    plus = format_duration(ext.seconds)
+    asked = f"by {_mention(people, req.requester)} at {hhmm(ext.requested_at)}"
+    why = f" — {escape_mrkdwn(ext.reason)}" if ext.reason else ""
+    if ext.state == ext.PENDING:
+        until = hhmm(req.expires_at + timedelta(seconds=ext.seconds))
+        who = " ".join(_mention(people, a) for a in approvers if a != req.requester) or "none"
+        got = ", ".join(_mention(people, p) for p in ext.approvers) or "none yet"
+        return (f":hourglass_flowing_sand: *Extension asked* {asked}: +{plus}, to {until}{why}\n"
+                f"Approvals {len(ext.approvals)} of {ext.required}: {got}. Approvers: {who}. "
+                f"Access stays in force until {hhmm(req.expires_at)} meanwhile.")
+    if ext.state == ext.APPROVED:
+        by = ", ".join(_mention(people, p) for p in ext.approvers) or "no approval needed"
+        return f":hourglass_flowing_sand: Extension +{plus} approved ({by}); applying it…"
+    if ext.state == ext.APPLIED:
+        by = ", ".join(_mention(people, p) for p in ext.approvers) or "no approval needed"
+        return (f":arrows_clockwise: Extended +{plus} ({by}){why}: until {hhmm(ext.new_expires_at)}, "
+                f"was {hhmm(ext.old_expires_at)}")
+    if ext.state == ext.DENIED:
+        return (f":no_entry_sign: Extension +{plus} {asked} was denied by {_mention(people, ext.decided_by)} "
+                f"at {hhmm(ext.decided_at)}")
+    if ext.state == ext.LAPSED:
+        return f":hourglass: Extension +{plus} {asked} lapsed: {escape_mrkdwn(ext.note or 'the grant ended first')}"
+    return f":x: Extension +{plus} could not be applied: {escape_mrkdwn(ext.note or 'unknown error')}"
+
+
 def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> tuple[str, list[dict]]:
     """The approval card, rendered from the table's record.
 
@@ -93,7 +134,8 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
     fields = [
         _verbatim(f"*Requester*\n{_mention(people, req.requester)} (IAM user `{escape_mrkdwn(req.iam_user)}`)"),
         _md(f"*Access*\n`{req.label}`{prod}\n`{req.role_arn}`"),
-        _md(f"*Duration*\n{format_duration(req.duration_seconds)}"),
+        _md(f"*Duration*\n{format_duration(req.duration_seconds)}"
+            + (f" + {format_duration(req.extended_seconds)} extended" if req.extended_seconds else "")),
         _md(f"*Approvals*\n{len(req.approvals)} of {req.approvals_required}: {got}"),
     ]
     blocks = [
@@ -102,6 +144,15 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
         SectionBlock(text=_verbatim(f"*Reason*\n{reason}")),
         ContextBlock(elements=[_verbatim(_status_line(req, people))]),  # may hold an IAM error
     ]
+    if (line := extension_line(req, people, approvers)):
+        blocks.append(SectionBlock(text=_verbatim(line)))  # holds the extension's reason
+    ext = req.extension
+    if ext is not None and ext.state == ext.PENDING and req.grant_status is GrantStatus.ACTIVE:
+        blocks.append(ActionsBlock(block_id=f"extend:{req.request_id}:{ext.n}", elements=[
+            ButtonElement(text="Approve extension", action_id=APPROVE_EXTENSION, value=req.request_id,
+                          style="primary"),
+            ButtonElement(text="Deny extension", action_id=DENY_EXTENSION, value=req.request_id, style="danger"),
+        ]))
     if req.status is RequestStatus.PENDING:
         who = " ".join(_mention(people, a) for a in approvers if a != req.requester)
         blocks.append(ContextBlock(elements=[_md(f"Approvers: {who or 'none'}")]))
@@ -204,6 +255,36 @@ def granted_dm(req: Request, bastion_account_id: str, cut_offs: bool = True,
     return text, [b.to_dict() for b in blocks]
 
 
+def extension_asked_reply(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> str:
+    """The reply in the card's thread that asks the approvers about an extension."""
+    ext = req.extension
+    who = " ".join(_mention(people, a) for a in approvers if a != req.requester) or "nobody"
+    why = f": {escape_mrkdwn(ext.reason)}" if ext.reason else ""
+    return (f"{who} — {_mention(people, req.requester)} asks to extend `{req.label}` ({req.request_id}) by "
+            f"{format_duration(ext.seconds)}, to {hhmm(req.expires_at + timedelta(seconds=ext.seconds))}{why}. "
+            f"Approve or deny on the card ({ext.required} approval{'s' if ext.required != 1 else ''} needed); "
+            f"the grant stays in force until {hhmm(req.expires_at)} meanwhile.")
+
+
+def extension_dm(req: Request, event_type: str, n: int, people: Mapping[str, str]) -> str:
+    """The requester's DM about their extension number ``n``."""
+    ext = req.extension
+    if ext is None or ext.n != n:
+        return f"Your extension request for `{req.label}` ({req.request_id}) has been superseded."
+    plus = format_duration(ext.seconds)
+    if event_type == "access_extended":
+        by = ", ".join(_mention(people, p) for p in ext.approvers) or "no approval needed"
+        return (f":arrows_clockwise: Your access to `{req.label}` ({req.request_id}) is extended by {plus} "
+                f"({by}): *until {iso_z(ext.new_expires_at)} ({hhmm(ext.new_expires_at)})*, was "
+                f"{hhmm(ext.old_expires_at)}. Nothing to do: your sessions keep working, and you may start new "
+                "ones until then.")
+    if event_type == "extension_denied":
+        return (f":no_entry_sign: Your extension of `{req.label}` ({req.request_id}) by {plus} was denied by "
+                f"{_mention(people, ext.decided_by)}; access still ends at {hhmm(req.expires_at)}.")
+    return (f":x: Your extension of `{req.label}` ({req.request_id}) by {plus} could not be applied: "
+            f"{escape_mrkdwn(ext.note or 'unknown error')}. Access ends at {hhmm(req.expires_at)} as before.")
+
+
 def sessions_state(req: Request) -> str:
     """What became of the role sessions an ended grant let the person start (issue 15):
     cut off at the target role, being cut off, still live because cutting them off failed,
@@ -229,6 +310,15 @@ def _sessions_note(req: Request) -> str:
 
 
 def ended_dm(req: Request, people: Mapping[str, str]) -> str:
+    text = _ended_dm(req, people)
+    ext = req.extension
+    if ext is not None and ext.state == ext.LAPSED and req.grant_status is not GrantStatus.ACTIVE:
+        text += (f" Your extension request (+{format_duration(ext.seconds)}) lapsed with it: "
+                 f"{escape_mrkdwn(ext.note or 'the grant ended first')}.")
+    return text
+
+
+def _ended_dm(req: Request, people: Mapping[str, str]) -> str:
     if req.grant_status is GrantStatus.EXPIRED:
         return (f":hourglass: Your access to `{req.label}` ({req.request_id}) expired at "
                 f"{hhmm(req.expires_at)}{_sessions_note(req)}.")
@@ -285,6 +375,12 @@ def list_text(reqs: Sequence[Request], now: datetime, waiting: Sequence[Request]
         return mine
     lines = []
     for r in sorted(waiting, key=lambda r: r.created_at):
+        ext = r.extension
+        if r.status is not RequestStatus.PENDING and ext is not None:
+            lines.append(f"• `{r.request_id}` @{escape_mrkdwn(r.requester)} asks to extend `{r.label}` by "
+                         f"{format_duration(ext.seconds)} (active until {hhmm(r.expires_at)}), "
+                         f"{len(ext.approvals)} of {ext.required} approvals")
+            continue
         lines.append(f"• `{r.request_id}` @{escape_mrkdwn(r.requester)} wants `{r.label}` for "
                      f"{format_duration(r.duration_seconds)}, {len(r.approvals)} of {r.approvals_required} "
                      f"approvals, open until {hhmm(r.pending_until)}")
@@ -301,6 +397,14 @@ def _own_requests(reqs: Sequence[Request], now: datetime) -> str:
         elif r.grant_status is GrantStatus.ACTIVE:
             left = max(0, int((r.expires_at - now).total_seconds()) // 60 * 60)
             state = f"*active* until {hhmm(r.expires_at)} ({format_duration(left)} left)"
+            if r.extended_seconds:
+                state += f", extended by {format_duration(r.extended_seconds)}"
+            ext = r.extension
+            if ext is not None and ext.state == ext.PENDING:
+                state += (f"; extension +{format_duration(ext.seconds)} waiting, {len(ext.approvals)} of "
+                          f"{ext.required} approvals")
+            elif ext is not None and ext.state == ext.APPROVED:
+                state += f"; extension +{format_duration(ext.seconds)} being applied"
         else:
             state = r.info.label  # the state table's name for it
         lines.append(f"• `{r.request_id}` `{r.label}` {format_duration(r.duration_seconds)} — {state}")

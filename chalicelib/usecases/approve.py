@@ -12,7 +12,7 @@ from ..domain.errors import Conflict
 from ..slack.parse import Click, is_request_id
 from . import jobs
 from .deps import RETRIES, Deps
-from ..slack.views import APPROVE, DENY
+from ..slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION
 from .commands import admit
 from .delivery import owed
 from .outcomes import (Answer, BadButtonValue, ClickDone, Outcome, Refused, TooBusy, UnknownButton, UnknownRequest,
@@ -24,13 +24,14 @@ def admit_click(deps: Deps, click: Click) -> Outcome | None:
     the button, its value, and whether the clicker is in the catalog."""
     if isinstance(refused := admit(deps, click.team_id, click.api_app_id, click.user_id), WrongWorkspace):
         return refused
-    if click.action_id not in (APPROVE, DENY):
+    if click.action_id not in (APPROVE, DENY, APPROVE_EXTENSION, DENY_EXTENSION):
         return UnknownButton()
     if not is_request_id(click.request_id):
         return BadButtonValue()
     if refused is not None:  # not in the catalog
-        verb = "approve" if click.action_id == APPROVE else "deny"
-        return Refused(f"you are not in the Drawbridge catalog, so you cannot {verb} requests")
+        verb = "approve" if click.action_id in (APPROVE, APPROVE_EXTENSION) else "deny"
+        what = "extensions" if click.action_id in (APPROVE_EXTENSION, DENY_EXTENSION) else "requests"
+        return Refused(f"you are not in the Drawbridge catalog, so you cannot {verb} {what}")
     return None
 
 
@@ -38,6 +39,10 @@ def decide_click(deps: Deps, click: Click) -> Answer:
     if (refused := admit_click(deps, click)) is not None:
         return Answer(refused)
     clicker = deps.catalog.person_by_slack(click.user_id).key
+    if click.action_id in (APPROVE_EXTENSION, DENY_EXTENSION):
+        from .extend import decide_click as decide_extension
+
+        return decide_extension(deps, click, clicker, approve=click.action_id == APPROVE_EXTENSION)
     decide = rules.decide_approval if click.action_id == APPROVE else rules.decide_deny
     for _ in range(RETRIES):
         req = deps.store.get(click.request_id)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ..domain import decide as rules
 from ..domain.model import Request, RequestStatus
-from ..slack.parse import CommandError, HelpCmd, ListCmd, RevokeCmd, SlashCommand, parse_command_text
+from ..slack.parse import CommandError, ExtendCmd, HelpCmd, ListCmd, RevokeCmd, SlashCommand, parse_command_text
 from .deps import Deps
 from .outcomes import Answer, Help, Listing, NotInCatalog, Outcome, Unreadable, WrongWorkspace
 from .request import request_access
@@ -48,6 +48,10 @@ def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
                               deps.store.owed_for(person.key), recently_ended(deps, person, now)))
     if isinstance(parsed, RevokeCmd):
         return revoke(deps, person.key, parsed.request_id)
+    if isinstance(parsed, ExtendCmd):
+        from .extend import ask
+
+        return ask(deps, person, parsed)
     return request_access(deps, person, parsed)
 
 
@@ -63,9 +67,12 @@ def recently_ended(deps: Deps, person, now: datetime) -> list[Request]:
 
 
 def waiting_for(deps: Deps, person: str, now: datetime) -> list[Request]:
-    """Pending requests this person could approve right now (the same decision a click
-    would get). Only people who approve some role pay for the query."""
+    """Pending requests, and grants with an extension asked, that this person could approve
+    right now (the same decision a click would get). Only people who approve some role pay
+    for the query."""
     if not any(person in r.approvers for r in deps.catalog.roles()):
         return []
-    return [r for r in deps.store.live() if r.status is RequestStatus.PENDING
-            and rules.decide_approval(r, deps.role_of(r), person, now).allowed]
+    return [r for r in deps.store.live()
+            if (r.status is RequestStatus.PENDING and rules.decide_approval(r, deps.role_of(r), person, now).allowed)
+            or (r.extension is not None and r.extension.state == r.extension.PENDING
+                and rules.decide_extension_approval(r, deps.role_of(r), person, now).allowed)]

@@ -48,6 +48,9 @@ def in_flight(deps: Deps, request_id: str | None) -> list:
         return [jobs.Grant(request_id)]
     if req.grant_status is GrantStatus.REVOKING:
         return [jobs.EndGrant(request_id)]
+    ext = req.extension
+    if req.grant_status is GrantStatus.ACTIVE and ext is not None and ext.state == ext.APPROVED:
+        return [jobs.ExtendGrant(request_id, ext.n)]
     return []
 
 

@@ -39,10 +39,14 @@ def key_of(job: jobs.Job) -> str | None:
             return "cut"
         digest = hashlib.sha256(json.dumps([sorted(job.people), job.end]).encode()).hexdigest()[:12]
         return f"cut:{digest}"
+    if isinstance(job, jobs.ExtendGrant):  # IAM must follow an approved extension, worker or not
+        return f"extend:{job.extension}"
+    if isinstance(job, jobs.Reply):
+        return f"reply:{job.what}:{job.extension}"
     if isinstance(job, jobs.Card):
         return "card"
     if isinstance(job, jobs.Dm):
-        return f"dm:{job.event_type}"
+        return f"dm:{job.event_type}" + (f":{job.tag}" if job.tag else "")
     if isinstance(job, jobs.Security):
         return security_kind(job)
     return None

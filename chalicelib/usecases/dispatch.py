@@ -13,8 +13,9 @@ OnError = Callable[[object, Exception], None]
 def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     """Run one job (typed, or its wire form from the worker's event); return what follows."""
     from .cut import cut_sessions
+    from .extend import apply_extension
     from .grant import end_grant, make_grant
-    from .notify import post_card, send_dm, send_ephemeral, tell_security
+    from .notify import post_card, reply_in_thread, send_dm, send_ephemeral, tell_security
 
     job = jobs.as_job(job)
     handler = {
@@ -25,6 +26,8 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.EndGrant: end_grant,
         jobs.CutSessions: cut_sessions,
         jobs.Security: tell_security,
+        jobs.ExtendGrant: apply_extension,
+        jobs.Reply: reply_in_thread,
     }[type(job)]
     return handler(deps, job) or []
 

@@ -131,6 +131,14 @@ def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
         event_type, payload = "access_revoked", {"request_id": req.request_id, "revoked_by": req.ended_by}
         move = req.revoked
     elif req.grant_status is GrantStatus.ACTIVE and now >= req.expires_at:
+        ext = req.extension
+        if ext is not None and ext.state == ext.APPROVED:
+            # Approved while the grant lived, not in IAM yet (its worker died): apply it; the
+            # extension fails (and this ends the grant) if it cannot be applied in time.
+            from .extend import LATE_APPLY
+
+            if now < req.expires_at + LATE_APPLY:
+                return [jobs.ExtendGrant(req.request_id, ext.n)]
         event_type, payload = "access_expired", {"request_id": req.request_id}
         move = req.expire_grant
     else:
@@ -155,10 +163,31 @@ def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
     try:
         deps.store.transition(req, after, event, owed(cut + told))
     except Conflict:
-        return []  # someone else recorded the end; IAM removal above is idempotent
+        # Someone else recorded the end (IAM removal above is idempotent) - or the grant was
+        # extended between our read and the removal: then it must be put back.
+        return _restore_if_extended(deps, req)
     # The cut first, so that the card and the DM say how it went: it brings the card up to
     # date itself (success or failure), so the card is not updated twice.
     return cut + [j for j in told if not (cut and isinstance(j, jobs.Card))]
+
+
+def _restore_if_extended(deps: Deps, req: Request) -> list[jobs.Job]:
+    """``end_grant`` read the grant as expired and removed it from IAM, but an extension was
+    recorded in between (its IAM switch and record landed after our read): the record now
+    says ACTIVE until later, so the grant goes back into IAM with the record's expiry (a
+    gap of the moments between, never a grant the record does not hold)."""
+    latest = deps.store.get(req.request_id)
+    if latest is None or latest.grant_status is not GrantStatus.ACTIVE or latest.expires_at <= req.expires_at \
+            or deps.now() >= latest.expires_at:
+        return []
+    rid = latest.request_id
+    deps.grants.grant(
+        principal=latest.principal, request_id=rid,
+        document=pol.grant_policy(latest.role_arn, latest.expires_at, rid),
+        description=pol.description(rid, latest.requester, latest.label, latest.expires_at),
+        tags={"drawbridge:request-id": rid, "drawbridge:expires-at": iso_z(latest.expires_at),
+              "drawbridge:requester": latest.requester})
+    return []
 
 
 def _may_cut(deps: Deps, req: Request) -> bool:

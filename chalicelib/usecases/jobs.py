@@ -31,6 +31,8 @@ class Dm:
     request_id: str
     event_type: str
     payload: dict = field(default_factory=dict)
+    #: tells apart messages of one kind a request may send more than once (the extension's number)
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,26 @@ class CutSessions:
 
 
 @dataclass(frozen=True)
+class ExtendGrant:
+    """Put the record's approved extension number ``extension`` into IAM (usecases/extend.py)."""
+
+    kind: ClassVar[str] = "extend_grant"
+    request_id: str
+    extension: int
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply in the card's thread, rendered from the record when it runs (``what``: what
+    it is about, e.g. ``extension_requested``; ``extension``: which one)."""
+
+    kind: ClassVar[str] = "reply"
+    request_id: str
+    what: str
+    extension: int = 0
+
+
+@dataclass(frozen=True)
 class Security:
     """A notice for the security channel (a failed grant, drift); ``event_type`` and
     ``payload`` are its message metadata, and the text is rendered from them."""
@@ -83,8 +105,9 @@ class Security:
     payload: dict = field(default_factory=dict)
 
 
-Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security]
-KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security)}
+Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, Reply]
+KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
+                                                    ExtendGrant, Reply)}
 
 
 class BadJob(ValueError):

@@ -11,7 +11,7 @@ from ..domain.lifecycle import GrantStatus, RequestStatus
 from ..domain.model import SYSTEM, Request, iso_z
 from ..slack import replies, views
 from . import jobs
-from .delivery import ONE_PER_REQUEST, deliver_once, security_kind
+from .delivery import ONE_PER_REQUEST, deliver_once, key_of, security_kind
 from .deps import Deps
 
 
@@ -90,7 +90,7 @@ def post_card(deps: Deps, job: jobs.Card) -> None:
 
 def send_dm(deps: Deps, job: jobs.Dm) -> None:
     """Tell the requester, once per kind of message, however often the job runs."""
-    key = f"dm:{job.event_type}"
+    key = key_of(job)
     req = deps.store.get(job.request_id)
     if req is None:
         deps.store.settle(job.request_id, key, 2**31)
@@ -98,6 +98,14 @@ def send_dm(deps: Deps, job: jobs.Dm) -> None:
     if job.event_type == "access_granted" and req.grant_status is not GrantStatus.ACTIVE:
         # A late "granted" DM (re-invoked worker, or the grant was revoked or failed
         # meanwhile) says nothing; the ending's own DM tells the truth.
+        deps.store.settle(req.request_id, key, req.version)
+        return
+    if job.event_type in EXTENSION_DMS:
+        text, blocks = views.extension_dm(req, job.event_type, int(job.tag or 0), deps.people), None
+        match = {"request_id": req.request_id, **({"expires_at": job.payload["expires_at"]}
+                                                  if "expires_at" in job.payload else {"extension": int(job.tag or 0)})}
+        deliver_once(deps, req.request_id, key, channel=req.requester_slack, text=text, blocks=blocks,
+                     event_type=job.event_type, payload=job.payload, match=match)
         deps.store.settle(req.request_id, key, req.version)
         return
     if job.event_type == "access_granted":
@@ -124,6 +132,32 @@ def _earlier_cut_off(deps: Deps, req: Request):
               and r.role_arn == req.role_arn and r.cut_before is not None]
     latest = max(bounds, default=None)
     return latest if latest is not None and latest > req.granted_at else None
+
+
+#: DMs about an extension (several per request: one of each per extension, ``Dm.tag``)
+EXTENSION_DMS = ("access_extended", "extension_denied", "extension_failed")
+
+
+def reply_in_thread(deps: Deps, job: jobs.Reply) -> None:
+    """A reply in the card's thread (``extension_requested``: the approvers are asked),
+    rendered from the record; at most once (a thread reply cannot be looked up again)."""
+    key = key_of(job)
+    req = deps.store.get(job.request_id)
+    ref = deps.store.card(job.request_id) if req is not None else None
+    ext = req.extension if req is not None else None
+    if ref is None or ext is None or ext.n != job.extension or not ext.open:
+        if req is not None and ref is None and ext is not None and ext.n == job.extension and ext.open:
+            from ..domain.errors import DomainError
+
+            raise DomainError(f"the card of {job.request_id} is not posted yet")  # owed: retried
+        deps.store.settle(job.request_id, key, 2**31)
+        return
+    role = deps.role_of(req)
+    text = views.extension_asked_reply(req, deps.people, role.approvers if role else ())
+    deliver_once(deps, req.request_id, key, channel=ref[0], text=text, blocks=None, event_type=job.what,
+                 payload={"request_id": req.request_id, "extension": ext.n}, match={"request_id": req.request_id},
+                 thread_ts=ref[1])
+    deps.store.settle(req.request_id, key, 2**31)
 
 
 def send_ephemeral(deps: Deps, job: jobs.Ephemeral) -> None:

@@ -55,6 +55,13 @@ class Requested:
 
 
 @dataclass(frozen=True)
+class ExtensionAsked:
+    req: Request  # with its new extension (pending, or approved at once)
+    approvers: tuple[str, ...]  # who could approve it
+    approvals_channel: str
+
+
+@dataclass(frozen=True)
 class Cancelled:
     req: Request
 
@@ -94,7 +101,8 @@ class BadButtonValue:
     pass
 
 
-Outcome = Union[Refused, Unreadable, NotInCatalog, WrongWorkspace, UnknownRequest, TooBusy, Requested, Cancelled, Revoking,
+Outcome = Union[Refused, Unreadable, NotInCatalog, WrongWorkspace, UnknownRequest, TooBusy, Requested, ExtensionAsked,
+                Cancelled, Revoking,
                 Help, Listing, ClickDone, UnknownButton, BadButtonValue]
 
 

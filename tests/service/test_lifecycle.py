@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib.domain.errors import Conflict, IllegalTransition
 from chalicelib.domain.lifecycle import MOVES, STATES, GrantStatus, RequestStatus
-from chalicelib.domain.model import SYSTEM, Principal, Request, event_for, state_of
+from chalicelib.domain.model import SYSTEM, Extension, Principal, Request, event_for, state_of
 from chalicelib.domain.timing import due_at
 from tests.fakes import T0, InMemoryStore
 
@@ -39,9 +39,26 @@ CALLS = {
     "sessions_cut": lambda r: r.sessions_cut(AT),
     "cut_attempt_failed": lambda r: r.cut_attempt_failed(AT, "CutOffsUnavailable: no revoker"),
     "cut_given_up": lambda r: r.cut_given_up(AT),
+    "request_extension": lambda r: r.request_extension(AT, seconds=3600, required=1, reason="still on it"),
+    "count_extension_approval": lambda r: asked(r).count_extension_approval(AT, "bob", "extension approval 1 of 2"),
+    "approve_extension": lambda r: asked(r).approve_extension(AT, "carol", "final approval of the extension"),
+    "deny_extension": lambda r: asked(r).deny_extension(AT, "bob", "extension denied by @bob"),
+    "extended": lambda r: approved(r).extended(AT, AT + timedelta(hours=3)),
+    "extension_failed": lambda r: approved(r).extension_failed(AT, "GrantMismatch: the policy is gone"),
 }
 ACTORS = {"count_approval": "bob", "approve": "carol", "deny": "bob", "cancel": "alice", "revoke": "alice",
-          "revoked": "carol"}  # the rest: drawbridge
+          "revoked": "carol", "request_extension": "alice", "count_extension_approval": "bob",
+          "approve_extension": "carol", "deny_extension": "bob"}  # the rest: drawbridge
+
+
+def asked(r: Request) -> Request:
+    """``r`` with an extension waiting for approval (as if asked before; same version)."""
+    return dataclasses.replace(r, extension=Extension(n=1, seconds=3600, requested_at=AT, required=2))
+
+
+def approved(r: Request) -> Request:
+    return dataclasses.replace(r, extension=Extension(n=1, seconds=3600, requested_at=AT, required=1,
+                                                      state=Extension.APPROVED, decided_by="bob", decided_at=AT))
 
 
 def base() -> Request:
@@ -96,6 +113,13 @@ EXPECTED_MOVES = {
     "cut_attempt_failed": ("cut_attempt_failed", {"APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"},
                            None),
     "cut_given_up": ("cut_given_up", {"APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"}, None),
+    # extensions of an active grant: recorded, the state stays
+    "request_extension": ("extension_requested", {"APPROVED/ACTIVE"}, None),
+    "count_extension_approval": ("extension_approved", {"APPROVED/ACTIVE"}, None),
+    "approve_extension": ("extension_approved", {"APPROVED/ACTIVE"}, None),
+    "deny_extension": ("extension_denied", {"APPROVED/ACTIVE"}, None),
+    "extended": ("extended", {"APPROVED/ACTIVE"}, None),
+    "extension_failed": ("extension_failed", {"APPROVED/ACTIVE"}, None),
 }
 #: state -> (label, the card's metadata event type (docs/REFERENCE.md), open)
 EXPECTED_STATES = {
