@@ -31,7 +31,7 @@ REQUEST_TEXT = "/aws-access prod admin 2h fixing incident 4521"
 CLOUDTRAIL_FIXTURE = "assume_role_bastion_copy"
 _REQUEST_ID = re.compile(r"req-\d{8}-[0-9a-f]{6}")
 _SWITCH_ROLE = re.compile(r"https://signin\.aws\.amazon\.com/switchrole\?[^\s|>]+")
-TOTAL = 10
+TOTAL = 11
 
 Out = Callable[[str], None]
 
@@ -74,7 +74,7 @@ class StoryResult:
 
 
 class Story:
-    """The demo's ten steps against a running stack. ``run()`` never raises for a
+    """The demo's steps against a running stack. ``run()`` never raises for a
     misbehaving app: it returns a :class:`StoryResult` that says what went wrong."""
 
     def __init__(self, stack: StackHandle, out: Out = _say):
@@ -212,6 +212,33 @@ class Story:
                f"request_id={payload.get('request_id')!r} (payload {payload})")
         return f"the security channel saw it, tied to {self.rid}"
 
+    def step8b(self) -> str:
+        assert self.expires_at is not None
+        old = self.expires_at
+        reply = self.stack.signed_command("alice", f"/aws-access extend {self.rid} 1h incident 4521 needs longer")
+        expect(reply.status == 200 and "waiting for approval" in reply.text,
+               "an ephemeral reply that the extension waits for approval", reply.text)
+        self.note("alice sees: " + reply.text)
+        card = self.card()
+        expect("approve_extension" in str(card.get("blocks")), "Approve extension / Deny extension on the card",
+               card.get("all_text"))
+        before, _ = self.stack.grant_expiry("alice", self.rid)
+        expect(before == _z(old), f"the grant still ending at {_z(old)} until the extension is approved", before)
+        click = self.stack.signed_click("bob", "approve_extension", self.rid)
+        expect(click.status == 200, "HTTP 200 for bob's click", f"HTTP {click.status} {click.body!r}")
+        new = old + timedelta(hours=1)
+        after, versions = self.stack.grant_expiry("alice", self.rid)
+        expect((after, versions) == (_z(new), 1),
+               f"the same grant policy, one version, now ending at {_z(new)}", (after, versions))
+        dms = [m for m in self.dms("alice") if m.get("event_type") == "access_extended"]
+        payload = (dms[-1].get("metadata") or {}).get("event_payload") if dms else None
+        want = {"request_id": self.rid, "old_expires_at": _z(old), "expires_at": _z(new), "approvers": ["bob"]}
+        expect(payload == want, f"an access_extended DM to alice with {want}", payload)
+        self.note(f"IAM: policy drawbridge-{self.rid} switched to one new version ending {_z(new)} "
+                  "(the old version stayed in force until the switch)")
+        self.expires_at = new
+        return f"extended by 1h without a gap: until {_z(new)} (from the old expiry, not from the approval)"
+
     def step9(self) -> str:
         assert self.expires_at is not None
         at = self.expires_at + timedelta(minutes=1)
@@ -256,6 +283,8 @@ class Story:
         ("step7", "alice tries sts:AssumeRole again", "an assumed-role ARN"),
         ("step8", "CloudTrail's record of that call reaches on_role_assumed",
          "a role_assumed alert in the security channel naming the request id"),
+        ("step8b", "alice asks `/aws-access extend <id> 1h ...`; bob clicks Approve extension",
+         "the same grant, now ending 1h later"),
         ("step9", "time moves past expiry; the sweep runs", "the grant to expire and her live sessions cut off"),
         ("step10", "alice tries sts:AssumeRole once more", "AccessDenied"),
     ]
@@ -283,6 +312,10 @@ class Story:
             self.out(f"  ✔ {summary}")
         result.seconds = time.monotonic() - t0
         return result
+
+
+def _z(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def run_story(stack: StackHandle, out: Out = _say) -> StoryResult:

@@ -200,6 +200,24 @@ class StackHandle:
         user = self.catalog.people[person].iam_user
         return [p["PolicyName"] for p in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]]
 
+    def grant_expiry(self, person: str, request_id: str) -> tuple[str | None, int]:
+        """(the ``aws:CurrentTime`` expiry in the default version of ``person``'s grant policy
+        for ``request_id``, how many versions the policy has); (None, 0) if not attached."""
+        import json
+
+        from chalicelib import policy as pol
+
+        iam = self.aws("iam")
+        user = self.catalog.people[person].iam_user
+        for p in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]:
+            if p["PolicyName"] != pol.policy_name(request_id):
+                continue
+            versions = iam.list_policy_versions(PolicyArn=p["PolicyArn"])["Versions"]
+            default = next(v["VersionId"] for v in versions if v["IsDefaultVersion"])
+            doc = iam.get_policy_version(PolicyArn=p["PolicyArn"], VersionId=default)["PolicyVersion"]["Document"]
+            return pol.expiry_of(json.loads(doc) if isinstance(doc, str) else doc), len(versions)
+        return None, 0
+
     def cutoff_document(self, role_arn: str) -> tuple[str, dict]:
         """(the role's unique id, the default version of its session cut-off policy), read
         in the role's member account (chalicelib/cutoff.py)."""
