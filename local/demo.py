@@ -8,7 +8,7 @@ checks that every step did what the narration says. Exit status 0 only if all of
 them did; otherwise the first failing step is reported as
 ``FAILED at step N: expected ..., got ...``.
 
-Time: the grant lasts 2 hours, and nobody waits for that. Step 9 runs the ``sweep``
+Time: the grant lasts 3 hours once extended, and nobody waits for that. Step 10 runs the ``sweep``
 handler in this process inside ``time_machine.travel(expires_at + 1 min)``; only this
 process's clock moves (the app server and moto keep real time), and nothing in
 ``chalicelib`` knows about it. See docs/DEMO.md.

@@ -7,6 +7,7 @@ review the diff like code: it is exactly what IAM and Slack will receive.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.domain.model import Approval, GrantStatus, Principal, Request, RequestStatus
+from chalicelib.domain.model import Approval, Extension, GrantStatus, Principal, Request, RequestStatus
 from chalicelib.policy import (
     DEFAULT_MANAGED_POLICIES_PER_USER,
     MANAGED_POLICY_MAX_CHARS,
@@ -25,7 +26,7 @@ from chalicelib.policy import (
     iam_size,
     render,
 )
-from chalicelib.slack.views import APPROVE, DENY, card, granted_dm
+from chalicelib.slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, card, granted_dm
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 RID = "req-20261112-0a11ce"
@@ -273,3 +274,36 @@ def test_ended_grants_say_when_live_sessions_end():
     assert ended_dm(EXPIRED_GRANT, PEOPLE).endswith(
         "expired at 16:02 UTC; sessions already started end by 17:02 UTC at the latest.")
     assert ended_dm(REVOKED, PEOPLE).endswith("at 15:10 UTC; sessions already started end by 16:10 UTC at the latest.")
+
+
+# ==== extensions (issue 16) ==========================================================
+ASKED = Extension(n=1, seconds=3600, requested_at=t(15, 30), required=1, reason="still on <incident> 4521")
+EXTENSION_ASKED = ACTIVE.change(extension=ASKED)
+EXTENDED = ACTIVE.change(expires_at=t(17, 2, 15), extended_seconds=3600, extension=dataclasses.replace(
+    ASKED, state=Extension.APPLIED, approvals=(Approval("bob", t(15, 35)),), decided_by="bob",
+    decided_at=t(15, 35), old_expires_at=EXPIRES, new_expires_at=t(17, 2, 15)))
+EXTENSION_CARDS = {"card_extension_asked": EXTENSION_ASKED, "card_extended": EXTENDED}
+
+
+@pytest.mark.parametrize("name", list(EXTENSION_CARDS))
+def test_extension_card_golden(name):
+    text, blocks = card(EXTENSION_CARDS[name], PEOPLE, APPROVERS)
+    check_golden(name, {"text": text, "blocks": blocks})
+
+
+def test_an_extension_asked_carries_its_own_buttons_naming_which_extension():
+    _, blocks = card(EXTENSION_ASKED, PEOPLE, APPROVERS)
+    [actions] = _actions(blocks)
+    assert actions["block_id"] == f"extend:{RID}:1"
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        (APPROVE_EXTENSION, RID), (DENY_EXTENSION, RID)]
+    section = json.dumps(blocks)
+    assert "still on &lt;incident&gt; 4521" in section and "<incident>" not in section  # escaped once
+
+
+def test_an_applied_extension_has_no_buttons_and_shows_both_expiries():
+    _, blocks = card(EXTENDED, PEOPLE, APPROVERS)
+    assert _actions(blocks) == []
+    text = json.dumps(blocks)
+    assert "Access granted until 17:02 UTC* (extended by 1h)" in text
+    assert "until 17:02 UTC, was 16:02 UTC" in text and "2h + 1h extended" in text
