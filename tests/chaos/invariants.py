@@ -36,13 +36,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from chalicelib.domain.model import GrantStatus, RequestStatus
+from chalicelib.domain.model import GrantStatus, RequestStatus, iso_z
 
 from .world import APPROVALS, SECURITY
 
 INVARIANTS = {
     "I1": "one grant per request, attached to the requester only",
-    "I2": "IAM agrees with the table; no approved grant lost (no false drift / vanished alarm)",
+    "I2": "IAM agrees with the table (an ACTIVE grant's policy ends when its record does); no approved grant "
+          "lost (no false drift / vanished alarm); no extension past the cap",
     "I3": "audit history: no repeated transition, versions contiguous",
     "I4": "each request has its card, showing the record's final state",
     "I5": "everyone told: FAILED -> #security + card + DM; ended -> card + DM; ACTIVE -> DM; each call alerted",
@@ -108,6 +109,16 @@ def check(s, catalog, now: datetime, calls: list[str]) -> dict[str, list[str]]:
         actions = [e.action for e in s.history.get(rid, [])]
         if req.grant_status is GrantStatus.FAILED and "granted" in actions:
             bad["I2"].append(f"{rid}: granted, then FAILED ({(req.note or '')[:80]}): an approved grant was lost")
+        ext = req.extension
+        if req.grant_status is GrantStatus.ACTIVE and rid in getattr(s, "expiries", {}) \
+                and s.expiries[rid] != iso_z(req.expires_at) \
+                and not (ext is not None and ext.state == ext.APPROVED):  # (being applied: IAM may lead)
+            bad["I2"].append(f"{rid}: ACTIVE until {iso_z(req.expires_at)}, but its IAM policy says "
+                             f"{s.expiries[rid]}")
+        if ext is not None and ext.state == ext.APPLIED and (
+                req.expires_at - req.decided_at).total_seconds() > catalog.find_role(req.account, req.role) \
+                .max_extended_duration_seconds:
+            bad["I2"].append(f"{rid}: extended past the role's max_extended_duration")
     for rid in policies:
         req = reqs.get(rid)
         if req is None or req.grant_status not in (GrantStatus.GRANTING, GrantStatus.ACTIVE, GrantStatus.REVOKING):

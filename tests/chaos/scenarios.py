@@ -112,7 +112,7 @@ class Run:
             return  # no request (it visibly failed): there is no card to click
         svc = svc or self.service()
         user = self.catalog.people[person].slack_user
-        verb = "approves" if action == "approve_request" else "denies"
+        verb = "approves" if action.startswith("approve") else "denies"
         try:
             jobs = svc.click(Click(action, rid, user, APPROVALS, "1.1"))
         except Exception as exc:  # noqa: BLE001
@@ -124,6 +124,27 @@ class Run:
         if answer and "try again" in answer:
             self.visible.append((f"{person} {verb} again", lambda: self.click(person, label, action)))
         svc.run_all(jobs, on_error=self._on_error(f"{person}'s click"))
+
+    def extend(self, person: str, label: str, text: str, svc=None) -> None:
+        """``/aws-access extend <the label's request id> <text>``."""
+        from chalicelib.slack.parse import SlashCommand
+
+        rid = self.rids.get(label)
+        if rid is None:
+            return
+        svc = svc or self.service()
+        user = self.catalog.people[person].slack_user
+        try:
+            reply = svc.command(SlashCommand(user, "C0CMD00001", f"extend {rid} {text}", "/aws-access",
+                                             "https://hooks.slack.invalid/x"))
+        except Exception as exc:  # noqa: BLE001
+            self.note(f"{person} extends {rid}: unexpected error ({type(exc).__name__})")
+            self.visible.append((f"{person} extends again", lambda: self.extend(person, label, text)))
+            return
+        self.note(f"{person} extends {rid}: {reply.text[:90]}")
+        if "try again" in reply.text:
+            self.visible.append((f"{person} extends again", lambda: self.extend(person, label, text)))
+        svc.run_all(reply.jobs, on_error=self._on_error(f"{person}'s extend"))
 
     def revoke(self, person: str, label: str, svc=None) -> None:
         from chalicelib.slack.parse import SlashCommand
@@ -487,6 +508,28 @@ def mixed(run: Run) -> None:
     run.past_expiry = r.random() < 0.5
 
 
+def extend_race(run: Run) -> None:
+    """alice extends her grant; bob approves the extension at the old expiry's edge, against
+    the sweep at that moment (and sometimes alice's revoke); faults anywhere."""
+    r = run.rng
+    _granted(run, "alice", "prod admin 1h incident 4521", "a", ("bob", "carol"))
+    run.clock.advance(MIN)
+    run.extend("alice", "a", r.choice(["30m still on it", "2h still on it", "7h more than the cap allows"]))
+    arm(run, r.randint(1, 3))
+    req = run.world.store.get(run.rids["a"]) if "a" in run.rids else None
+    if req is not None and req.expires_at is not None:
+        run.clock.set(req.expires_at - timedelta(seconds=r.choice([1, 2, 5])))
+    acts = [lambda s: run.click("bob", "a", "approve_extension", svc=s), lambda s: run.sweep(svc=s)]
+    offsets = [0.0, r.choice([0.0, 0.02, 0.1, 0.3])]
+    if r.random() < 0.3:
+        acts.append(lambda s: run.revoke("alice", "a", svc=s))
+        offsets.append(r.choice([0.0, 0.05]))
+    run.together(*acts, offsets=tuple(offsets))
+    run.clock.advance(timedelta(seconds=r.choice([10, 30, 90])))  # past the old expiry
+    run.sweep()
+    run.past_expiry = r.random() < 0.5
+
+
 SCENARIOS: dict[str, Callable[[Run], None]] = {
     "approvals": approvals,
     "revoke-race": revoke_race,
@@ -497,4 +540,5 @@ SCENARIOS: dict[str, Callable[[Run], None]] = {
     "cloudtrail": cloudtrail,
     "aws-lost-responses": aws_lost_responses,
     "mixed": mixed,
+    "extend-race": extend_race,
 }

@@ -269,8 +269,11 @@ class World:
     def snapshot(self):
         from tests.resilience.harness import snapshot
 
+        from tests.resilience.harness import grant_expiries
+
         s = snapshot(self.store, self.iam, self.standin, with_history=True)
         s.cutoffs = self.cutoff_documents()
+        s.expiries = grant_expiries(self.iam)
         return s
 
     def cutoff_documents(self) -> dict:

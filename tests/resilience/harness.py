@@ -302,6 +302,7 @@ class Snapshot:
     dms: list
     digests: dict = field(default_factory=dict)  # burst digest key -> the call keys it shows
     cutoffs: dict = field(default_factory=dict)  # role ARN -> (role id, cut-off policy document); chaos only
+    expiries: dict = field(default_factory=dict)  # request id -> its grant policy's default-version expiry; chaos only
 
 
 def digest_members(store) -> dict:
@@ -340,6 +341,21 @@ def drawbridge_policies(iam) -> dict:
             users = [u["UserName"] for u in iam.list_entities_for_policy(
                 PolicyArn=p["Arn"], EntityFilter="User")["PolicyUsers"]]
             out[p["PolicyName"][len("drawbridge-"):]] = users
+    return out
+
+
+def grant_expiries(iam) -> dict:
+    """request id -> the ``aws:CurrentTime`` expiry of its grant policy's default version."""
+    from chalicelib import policy as pol
+
+    out = {}
+    for page in iam.get_paginator("list_policies").paginate(Scope="Local", PathPrefix=DRAWBRIDGE_PATH):
+        for p in page["Policies"]:
+            if p["PolicyName"].startswith("drawbridge-"):
+                doc = iam.get_policy_version(PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"])
+                doc = doc["PolicyVersion"]["Document"]
+                out[p["PolicyName"][len("drawbridge-"):]] = pol.expiry_of(json.loads(doc) if isinstance(doc, str)
+                                                                          else doc)
     return out
 
 

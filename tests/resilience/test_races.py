@@ -70,6 +70,8 @@ max_duration = "4h"
 approvers = ["bob", "carol", "dave"]
 approvals_required = 2
 requesters = ["alice"]
+max_extended_duration = "6h"
+extend_approvals = 1
 """
 
 
