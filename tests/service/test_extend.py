@@ -372,3 +372,26 @@ def test_the_extension_job_refuses_what_the_audit_trail_does_not_show(svc):
     after = svc.store.get(rid)
     assert after.extension.state == "failed" and "0 of 1 extension approvals count" in after.extension.note
     assert iso_z(after.expires_at) == OLD_END and expiry_in_iam(svc, rid) == OLD_END
+
+
+def test_a_call_after_the_old_expiry_is_covered_by_the_extended_grant(svc):
+    """The alert path's re-check (decide_grant) accepts the extended expiry: a production
+    call between the old and the new expiry names the grant; one after the new does not."""
+    from chalicelib.usecases.alert import handle
+    from tests.fixtures import load_cloudtrail
+
+    rid = granted(svc)
+    extend(svc, rid)
+    click(svc, "bob", APPROVE_EXTENSION, rid)
+
+    def call(at: str, n: int) -> dict:
+        e = load_cloudtrail("assume_role_bastion_copy")
+        e["detail"]["eventTime"] = e["time"] = at
+        e["detail"]["eventID"] = f"e7e70000-0000-4000-8000-0000000000e{n}"
+        e["detail"]["sharedEventID"] = f"5a5ed000-0000-4000-8000-0000000000e{n}"
+        return e
+
+    svc.clock.set(svc.store.get(rid).expires_at - timedelta(minutes=30))
+    assert handle(svc, call("2026-11-12T16:30:00Z", 1)).kind == "covered"  # after 16:02:15, before 17:02:15
+    svc.clock.set(svc.store.get(rid).expires_at + timedelta(minutes=5))
+    assert handle(svc, call("2026-11-12T17:05:00Z", 2)).kind == "uncovered"
