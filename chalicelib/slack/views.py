@@ -352,6 +352,10 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
             who = [a for a in r.approvers if a != person_key or r.self_approval]
             extra.append(f"{r.approvals_required} approval{'s' if r.approvals_required > 1 else ''} "
                          f"from {', '.join('@' + escape_mrkdwn(a) for a in who)}")
+            if r.max_extended_duration_seconds > r.max_duration_seconds:
+                n = r.extend_approvals
+                extra.append(f"extendable to {format_duration(r.max_extended_duration_seconds)} in total"
+                             + (f" ({n} approval{'s' if n != 1 else ''})" if n else " (no approval needed)"))
             if r.reason_required:
                 extra.append("reason required")
             if r.production:

@@ -19,7 +19,8 @@ def test_help_shows_what_the_person_may_request(svc, text):
     assert reply.text.startswith(USAGE)
     assert "What you (@alice) may request:" in reply.text
     assert "• `dev/admin` up to 1d — 1 approval from @bob, @carol" in reply.text
-    assert "• `prod/admin` up to 4h — 2 approvals from @bob, @carol; reason required; production" in reply.text
+    assert ("• `prod/admin` up to 4h — 2 approvals from @bob, @carol; extendable to 8h in total (1 approval); "
+            "reason required; production") in reply.text
     assert svc.slack.messages == []
 
 
