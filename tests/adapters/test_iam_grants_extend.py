@@ -241,3 +241,23 @@ def test_an_extension_never_widens_the_grant(iam, grants):
     with pytest.raises(GrantMismatch, match="allows something else"):
         grants.extend(principal=ALICE, request_id=RID, document=wider)
     _unchanged(iam, arn)
+
+
+#: one extension on the real adapter: the policy read (GetPolicy, GetPolicyVersion), who holds
+#: it (ListEntitiesForPolicy), its versions (room for one more, then the old ones to delete),
+#: the switch (CreatePolicyVersion), the old version deleted, and the expiry tag moved
+EXTEND_CALLS = {"GetPolicy": 1, "GetPolicyVersion": 1, "ListEntitiesForPolicy": 1, "CreatePolicyVersion": 1,
+                "ListPolicyVersions": 2, "DeletePolicyVersion": 1, "TagPolicy": 1}
+
+
+def test_one_extension_costs_a_fixed_handful_of_calls(iam, grants):
+    from collections import Counter
+
+    give(grants, tags={"drawbridge:request-id": RID, "drawbridge:expires-at": iso_z(EXPIRES)})
+    seen: Counter = Counter()
+    iam.meta.events.register("before-call.iam", lambda model, **_: seen.update([model.name]))
+    extend(grants)
+    assert dict(seen) == EXTEND_CALLS
+    seen.clear()
+    extend(grants)  # a repeat (a lost answer): reads, changes nothing
+    assert "CreatePolicyVersion" not in seen and "TagPolicy" not in seen
