@@ -182,14 +182,17 @@ class Grants(Protocol):
         """Remove exactly this grant; already gone is done. Returns the *other* principals
         it had to be taken from too (a copy made by hand)."""
 
-    def extend(self, *, principal: Principal, request_id: str, document: dict) -> str:
+    def extend(self, *, principal: Principal, request_id: str, document: dict,
+               expected_expiry: str | None = None) -> str:
         """Make ``document`` the grant policy's default version - one atomic switch: IAM
         evaluates either the old or the new version, never neither - and keep the policy
         attached; returns the policy ARN. Already the default: done (safe to repeat after
         a lost answer). ``GrantMismatch`` (nothing changed) if the policy does not exist, is
         not attached to ``principal`` or is attached to anybody else too, or ``document``
         differs from its current one in anything but the ``aws:CurrentTime`` expiry (the
-        role included): an extension never changes what a grant allows, only until when."""
+        role included): an extension never changes what a grant allows, only until when.
+        With ``expected_expiry`` (ISO 8601), also when the current version's expiry is not
+        that one: the switch starts from the expiry IAM holds, not only from a record's."""
 
     def mfa_serial(self, principal: Principal) -> str | None: ...
 

@@ -645,7 +645,8 @@ class FakeGrants(_Faults):
         del self.policies[arn]
         return strangers
 
-    def extend(self, *, principal: Principal, request_id: str, document: dict) -> str:
+    def extend(self, *, principal: Principal, request_id: str, document: dict,
+               expected_expiry: str | None = None) -> str:
         self._hook("extend")
         user = _user(principal)
         arn = self.arn(request_id)
@@ -656,6 +657,10 @@ class FakeGrants(_Faults):
         if pol.without_expiry(found.document) != pol.without_expiry(document):
             raise _GrantMismatch(f"the policy {name} allows something else than the extended grant would "
                                  "(an extension only moves the expiry); it was not changed")
+        current = pol.expiry_of(found.document)
+        if expected_expiry is not None and found.document != document and current != expected_expiry:
+            raise _GrantMismatch(f"the policy {name} ends at {current}, not at {expected_expiry} "
+                                 "as the extension was asked from; it was not changed")
         if user not in found.users:
             raise _GrantMismatch(f"the policy {name} is not attached to {user}; it was not extended")
         others = sorted(u for u in found.users if u != user)

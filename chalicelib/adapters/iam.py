@@ -93,18 +93,17 @@ class IamGrants:
 
         self.revoke_from(principal, request_id)
         try:
-            self._iam.delete_policy(PolicyArn=self.arn(request_id))
+            self._delete_policy(self.arn(request_id))
             return []
         except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
-                return []
             if _code(exc) != "DeleteConflict":
                 raise
         strangers = [p for p in self.attached_principals(self.arn(request_id)) or [] if p != principal]
         self.remove_policy(request_id, strangers)
         return strangers
 
-    def extend(self, *, principal: Principal, request_id: str, document: dict) -> str:
+    def extend(self, *, principal: Principal, request_id: str, document: dict,
+               expected_expiry: str | None = None) -> str:
         """Make ``document`` the grant policy's default version and keep it attached.
 
         One ``CreatePolicyVersion(SetAsDefault=True)``: IAM evaluates the old version or the
@@ -117,7 +116,9 @@ class IamGrants:
         GrantMismatch, and nothing changes, when IAM holds no such policy, when it is not
         attached to ``principal`` or is attached to anybody else too (extending would lengthen
         their access), or when ``document`` differs from the current one in anything but its
-        ``aws:CurrentTime`` expiry: an extension never changes what a grant allows.
+        ``aws:CurrentTime`` expiry: an extension never changes what a grant allows. With
+        ``expected_expiry``, also when the current expiry is another one (unless the
+        document is already in force: a repeat after a lost answer).
         """
         from botocore.exceptions import ClientError
 
@@ -134,6 +135,9 @@ class IamGrants:
         if pol.without_expiry(current) != pol.without_expiry(document):
             raise GrantMismatch(f"the policy {name} allows something else than the extended grant would "
                                 "(an extension only moves the expiry); it was not changed")
+        if expected_expiry is not None and current != document and pol.expiry_of(current) != expected_expiry:
+            raise GrantMismatch(f"the policy {name} ends at {pol.expiry_of(current)}, not at {expected_expiry} "
+                                "as the extension was asked from; it was not changed")
         holders = self.attached_principals(arn)
         if holders is None:
             raise GrantMismatch(f"IAM holds no policy {name}: there is no grant to extend")
@@ -265,11 +269,46 @@ class IamGrants:
 
         for principal in principals:
             self.revoke_from(principal, request_id)
+        self._delete_policy(self.arn(request_id))
+
+    def _delete_policy(self, arn: str) -> None:
+        """Delete a policy; already gone is done. IAM refuses (DeleteConflict) to delete a
+        policy that still has versions besides its default - an extension's old version
+        whose clean-up failed - so those go first, then it is deleted again. A policy still
+        attached somewhere raises DeleteConflict."""
+        from botocore.exceptions import ClientError
+
         try:
-            self._iam.delete_policy(PolicyArn=self.arn(request_id))
+            self._iam.delete_policy(PolicyArn=arn)
+            return
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return
+            if _code(exc) != "DeleteConflict" or not self._drop_spare_versions(arn):
+                raise
+        try:
+            self._iam.delete_policy(PolicyArn=arn)
         except ClientError as exc:
             if _code(exc) != "NoSuchEntity":
                 raise
+
+    def _drop_spare_versions(self, arn: str) -> bool:
+        """Delete every version but the default; whether there were any."""
+        from botocore.exceptions import ClientError
+
+        try:
+            spare = [v for v in self._versions(arn) if not v["IsDefaultVersion"]]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return False
+            raise
+        for v in spare:
+            try:
+                self._iam.delete_policy_version(PolicyArn=arn, VersionId=v["VersionId"])
+            except ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
+        return bool(spare)
 
     def revoke_from(self, principal: Principal, request_id: str) -> None:
         from botocore.exceptions import ClientError

@@ -186,6 +186,53 @@ def test_a_failed_clean_up_does_not_fail_the_extension(iam, grants):
     assert len(versions(iam, arn)) == 1
 
 
+def iam_refuses_to_delete_a_policy_with_spare_versions(iam) -> None:
+    """Real IAM's rule that moto does not apply: DeletePolicy is a DeleteConflict while the
+    policy has versions besides its default (IAM API reference, DeletePolicy)."""
+    observer = aws("iam", account_id=ACCOUNT)
+
+    def conflict(params, **_):
+        if len(observer.list_policy_versions(PolicyArn=params["PolicyArn"])["Versions"]) > 1:
+            raise ClientError({"Error": {"Code": "DeleteConflict", "Message": "delete the versions first"}},
+                              "DeletePolicy")
+
+    iam.meta.events.register("before-parameter-build.iam.DeletePolicy", conflict)
+
+
+@pytest.mark.parametrize("how", ["revoke", "remove_policy"])
+def test_an_extended_grant_whose_old_version_was_left_is_still_removed(iam, grants, how):
+    arn = give(grants)
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "DeletePolicyVersion")
+
+    iam.meta.events.register("before-call.iam.DeletePolicyVersion", refuse)
+    extend(grants)
+    iam.meta.events.unregister("before-call.iam.DeletePolicyVersion", refuse)
+    assert len(versions(iam, arn)) == 2
+    iam_refuses_to_delete_a_policy_with_spare_versions(iam)
+
+    if how == "revoke":
+        assert grants.revoke(principal=ALICE, request_id=RID) == []
+    else:
+        grants.remove_policy(RID, [ALICE])
+    assert holdings(iam) == []
+    with pytest.raises(ClientError):
+        iam.get_policy(PolicyArn=arn)
+
+
+def test_the_switch_starts_from_the_expiry_iam_holds(iam, grants):
+    """``expected_expiry``: a record whose expiry is not IAM's (edited in the table) moves nothing."""
+    arn = give(grants)
+    with pytest.raises(GrantMismatch, match="ends at 2026-11-12T16:02:15Z, not at 2026-11-12T20:00:00Z"):
+        grants.extend(principal=ALICE, request_id=RID, document=doc(LATER), expected_expiry="2026-11-12T20:00:00Z")
+    assert holdings(iam) == [(arn, ROLE, iso_z(EXPIRES))]
+    assert grants.extend(principal=ALICE, request_id=RID, document=doc(LATER), expected_expiry=iso_z(EXPIRES)) == arn
+    # a repeat after a lost answer: IAM already holds the document, the old expiry is gone: done
+    assert grants.extend(principal=ALICE, request_id=RID, document=doc(LATER), expected_expiry=iso_z(EXPIRES)) == arn
+    assert holdings(iam) == [(arn, ROLE, iso_z(LATER))]
+
+
 def test_the_expiry_tag_follows_the_extension(iam, grants):
     arn = give(grants, tags={"drawbridge:request-id": RID, "drawbridge:expires-at": iso_z(EXPIRES)})
     extend(grants)
