@@ -339,6 +339,12 @@ def decide_extend(req: Request, role: ExtendableRole | None, person: str, *, dur
     return RequestDecision(True, "", seconds)
 
 
+def _own_extension_counts(role: ExtendableRole) -> bool:
+    """Whether a requester's click counts on their own extension: with self_approval, and in
+    production only if the catalog also lets them extend alone (self_extend)."""
+    return role.self_approval and (not role.production or role.self_extend)
+
+
 def _extension_problem(req: Request, now: datetime) -> str | None:
     ext = req.extension
     if ext is None:
@@ -372,8 +378,9 @@ def decide_extension_approval(req: Request, role: ExtendableRole | None, clicker
     if req.requester not in role.requesters:
         return _refuse(f"@{req.requester} may no longer request {req.label} (the catalog changed); "
                        "deny the extension instead")
-    if clicker == req.requester and not role.self_approval:
-        return _refuse(f"you cannot approve your own extension ({req.label} does not allow self-approval)")
+    if clicker == req.requester and not _own_extension_counts(role):
+        why = "does not allow self-approval" if not role.self_approval else "is production and self_extend is off"
+        return _refuse(f"you cannot approve your own extension ({req.label} {why})")
     ext = req.extension
     if _extend_room(req, role) < ext.seconds:
         return _refuse(f"the extension would take {req.request_id} past the {format_duration(role.max_extended_duration_seconds)} "
@@ -400,11 +407,24 @@ def decide_extension_deny(req: Request, role: ExtendableRole | None, clicker: st
     return Decision(Outcome.DENIED, f"extension denied by @{clicker}")
 
 
+@dataclass(frozen=True)
+class ExtensionTrail:
+    """What the audit trail says about a grant and its latest extension request."""
+
+    approved_at: datetime | None  # the grant's final approval (its last ``approved`` event)
+    asked_by: str | None  # the latest ``extension_requested`` event: who, when, how long
+    asked_at: datetime | None
+    asked_seconds: int | None
+    approvers: Sequence[str]  # actors of the ``extension_approved`` events after it
+
+
 def decide_extension_grant(req: Request, role: GrantableRole | None, person: Grantee | None,
-                           recorded_approvers: Sequence[str]) -> Decision:
+                           trail: ExtensionTrail, now: datetime) -> Decision:
     """May IAM's grant be lengthened as the record's approved extension says? Re-derived from
-    the catalog *now* and the extension's approvals in the audit trail (``recorded_approvers``:
-    the actors of its ``extension_approved`` events), never from the record's fields alone."""
+    the catalog *now* and the audit trail (``trail``), never from the record's fields alone:
+    the extension's length and who asked come from its ``extension_requested`` event, its
+    approvals from the ``extension_approved`` events, the grant's approval time from its
+    ``approved`` event; the old expiry is IAM's own (``Grants.extend``'s ``expected_expiry``)."""
     ext = req.extension
     if ext is None or ext.state != ext.APPROVED or ext.decided_at is None:
         return _refuse("the record has no approved extension")
@@ -420,20 +440,24 @@ def decide_extension_grant(req: Request, role: GrantableRole | None, person: Gra
         return _refuse(f"the record's grantee {req.principal} is not @{req.requester}'s ({person.principal})")
     if req.requester not in role.requesters:
         return _refuse(f"@{req.requester} may not request {req.label}")
+    if trail.approved_at is None or trail.approved_at != req.decided_at:
+        return _refuse("the record's approval time is not the audit trail's")
+    if (trail.asked_by, trail.asked_at, trail.asked_seconds) != (req.requester, ext.requested_at, ext.seconds):
+        return _refuse("the extension is not the one the requester asked for in the audit trail")
     if ext.seconds <= 0:
         return _refuse("the extension adds no time")
-    if not ext.requested_at <= ext.decided_at < req.expires_at:
-        return _refuse("the extension was not approved while the grant was in force")
+    if not req.decided_at <= ext.requested_at <= ext.decided_at <= now or ext.decided_at >= req.expires_at:
+        return _refuse("the extension was not asked and approved while the grant was in force")
     if _extend_room(req, role) < ext.seconds:
-        return _refuse(f"the extension would take the grant past the {format_duration(role.max_extended_duration_seconds)} "
-                       f"{req.label} allows from approval")
+        return _refuse(f"the extension would take the grant past the "
+                       f"{format_duration(role.max_extended_duration_seconds)} {req.label} allows from approval")
     required = extend_approvals_needed(req, role)
     if required == 0:
         if role.production and not role.self_extend:
             return _refuse(f"{req.label} is production and does not allow self-extension")
         return Decision(Outcome.APPROVED, "no approval needed")
     eligible = {a.person for a in ext.approvals if a.person in role.approvers
-                and (a.person != req.requester or role.self_approval) and a.person in recorded_approvers}
+                and (a.person != req.requester or _own_extension_counts(role)) and a.person in trail.approvers}
     if len(eligible) < required:
         return _refuse(f"{len(eligible)} of {required} extension approvals count for {req.label} "
                        "(approvers and approvals as the catalog and the audit trail say now)")

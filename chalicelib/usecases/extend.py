@@ -118,8 +118,8 @@ def _apply(deps: Deps, job: jobs.ExtendGrant) -> list[jobs.Job]:
     if req.grant_status is not GrantStatus.ACTIVE:
         return []  # ending: the ending lapses it
     now = deps.now()
-    recorded = _recorded_approvers(deps, rid)
-    check = rules.decide_extension_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester), recorded)
+    check = rules.decide_extension_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester),
+                                         trail_of(deps.store.history(rid)), now)
     if not check.allowed:
         return _failed(deps, req, f"refused: {check.reason}")
     if now >= req.expires_at + LATE_APPLY:
@@ -127,7 +127,8 @@ def _apply(deps: Deps, job: jobs.ExtendGrant) -> list[jobs.Job]:
     new_expiry = req.expires_at + timedelta(seconds=ext.seconds)
     try:
         deps.grants.extend(principal=req.principal, request_id=rid,
-                           document=pol.grant_policy(req.role_arn, new_expiry, rid))
+                           document=pol.grant_policy(req.role_arn, new_expiry, rid),
+                           expected_expiry=iso_z(req.expires_at))
     except GrantMismatch as exc:
         return _failed(deps, req, str(exc))
     after, event = req.extended(deps.now(), new_expiry)
@@ -145,13 +146,26 @@ def _apply(deps: Deps, job: jobs.ExtendGrant) -> list[jobs.Job]:
     return follow
 
 
-def _recorded_approvers(deps: Deps, request_id: str) -> list[str]:
-    """Who approved the latest extension request, as the audit trail says."""
-    history = deps.store.history(request_id)
-    start = max((e.seq for e in history if e.action == "extension_requested"), default=None)
-    if start is None:
-        return []
-    return [e.actor for e in history if e.action == "extension_approved" and e.seq > start]
+def trail_of(history) -> rules.ExtensionTrail:
+    """The audit trail's account of a grant and its latest extension request (the events
+    Drawbridge wrote: ``approved``, ``extension_requested`` with reason ``+<duration>[: why]``,
+    ``extension_approved``)."""
+    from ..domain.duration import DurationError, parse_duration
+
+    approved = [e for e in history if e.action == "approved"]
+    asked = [e for e in history if e.action == "extension_requested"]
+    last = asked[-1] if asked else None
+    seconds = None
+    if last is not None and last.reason.startswith("+"):
+        try:
+            seconds = parse_duration(last.reason[1:].split(":", 1)[0].strip())
+        except DurationError:
+            seconds = None
+    return rules.ExtensionTrail(
+        approved_at=approved[-1].at if approved else None,
+        asked_by=last.actor if last else None, asked_at=last.at if last else None, asked_seconds=seconds,
+        approvers=[e.actor for e in history if last is not None and e.action == "extension_approved"
+                   and e.seq > last.seq])
 
 
 def _failed(deps: Deps, req: Request, why: str) -> list[jobs.Job]:

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.catalog import load_catalog
-from chalicelib.domain.decide import (Outcome, decide_extend, decide_extension_approval, decide_extension_deny,
-                                      decide_extension_grant)
+from chalicelib.domain.decide import (ExtensionTrail, Outcome, decide_extend, decide_extension_approval,
+                                      decide_extension_deny, decide_extension_grant)
 from chalicelib.domain.model import Approval, Extension, GrantStatus, Principal, Request, RequestStatus
 from tests.fakes import SAMPLE_CATALOG
 
@@ -97,23 +97,55 @@ def test_a_decided_or_lapsed_extension_takes_no_more_clicks():
     assert "lapsed" in decide_extension_approval(ended, ROLE, "bob", NOW).reason
 
 
-@pytest.mark.parametrize(("req", "role", "recorded", "allowed", "says"), [
-    (approved_by("bob"), ROLE, ["bob"], True, "1 of 1"),
-    (approved_by("bob"), ROLE, [], False, "0 of 1 extension approvals count"),  # not in the audit trail
-    (approved_by("dave"), ROLE, ["dave"], False, "0 of 1"),  # not an approver
-    (approved_by("bob"), dataclasses.replace(ROLE, extend_approvals=2), ["bob"], False, "1 of 2"),
-    (approved_by("bob", seconds=7 * 3600), ROLE, ["bob"], False, "past the 8h"),
-    (approved_by(), dataclasses.replace(ROLE, extend_approvals=0), [], False, "does not allow self-extension"),
-    (approved_by(), dataclasses.replace(ROLE, extend_approvals=0, self_extend=True), [], True, "no approval"),
-    (asked(), ROLE, ["bob"], False, "no approved extension"),
-    (dataclasses.replace(approved_by("bob"), role_arn="arn:aws:iam::222222222222:role/other"), ROLE, ["bob"],
+def trail(recorded=(), seconds: int = 3600, **changes) -> ExtensionTrail:
+    """The audit trail Drawbridge would have written for ``approved_by``'s record."""
+    fields = dict(approved_at=DECIDED, asked_by="alice", asked_at=NOW, asked_seconds=seconds, approvers=list(recorded))
+    return ExtensionTrail(**{**fields, **changes})
+
+
+LATER = NOW + timedelta(minutes=1)
+PROD_SELF = dataclasses.replace(ROLE, approvers=("alice", "bob"), self_approval=True)
+
+
+@pytest.mark.parametrize(("req", "role", "history", "allowed", "says"), [
+    (approved_by("bob"), ROLE, trail(["bob"]), True, "1 of 1"),
+    (approved_by("bob"), ROLE, trail([]), False, "0 of 1 extension approvals count"),  # not in the audit trail
+    (approved_by("dave"), ROLE, trail(["dave"]), False, "0 of 1"),  # not an approver
+    (approved_by("bob"), dataclasses.replace(ROLE, extend_approvals=2), trail(["bob"]), False, "1 of 2"),
+    (approved_by("bob", seconds=7 * 3600), ROLE, trail(["bob"], 7 * 3600), False, "past the 8h"),
+    (approved_by(), dataclasses.replace(ROLE, extend_approvals=0), trail(), False, "does not allow self-extension"),
+    (approved_by(), dataclasses.replace(ROLE, extend_approvals=0, self_extend=True), trail(), True, "no approval"),
+    (asked(), ROLE, trail(["bob"]), False, "no approved extension"),
+    # the requester approving their own production extension: only with self_extend too
+    (approved_by("alice"), PROD_SELF, trail(["alice"]), False, "0 of 1"),
+    (approved_by("alice"), dataclasses.replace(PROD_SELF, self_extend=True), trail(["alice"]), True, "1 of 1"),
+    # fields edited in the table: the audit trail disagrees
+    (approved_by("bob", seconds=6 * 3600), ROLE, trail(["bob"], 3600), False, "not the one the requester asked"),
+    (approved_by("bob"), ROLE, trail(["bob"], asked_by="bob"), False, "not the one the requester asked"),
+    (approved_by("bob"), ROLE, trail(["bob"], asked_seconds=None), False, "not the one the requester asked"),
+    (approved_by("bob"), ROLE, trail(["bob"], approved_at=DECIDED + timedelta(hours=3)), False,
+     "approval time is not the audit trail's"),
+    (dataclasses.replace(approved_by("bob"), decided_at=NOW, expires_at=NOW + timedelta(hours=2)), ROLE,
+     trail(["bob"]), False, "approval time is not the audit trail's"),
+    (dataclasses.replace(approved_by("bob"), extension=dataclasses.replace(approved_by("bob").extension,
+                                                                           decided_at=LATER + timedelta(days=1))),
+     ROLE, trail(["bob"]), False, "not asked and approved while the grant was in force"),
+    (dataclasses.replace(approved_by("bob"), role_arn="arn:aws:iam::222222222222:role/other"), ROLE, trail(["bob"]),
      False, "not the catalog's"),
-    (dataclasses.replace(approved_by("bob"), principal=Principal.iam_user("mallory")), ROLE, ["bob"], False,
+    (dataclasses.replace(approved_by("bob"), principal=Principal.iam_user("mallory")), ROLE, trail(["bob"]), False,
      "grantee"),
     (dataclasses.replace(approved_by("bob"), extension=dataclasses.replace(
-        approved_by("bob").extension, decided_at=DECIDED + timedelta(hours=2, seconds=1))), ROLE, ["bob"], False,
-     "not approved while the grant was in force"),
+        approved_by("bob").extension, decided_at=DECIDED + timedelta(hours=2, seconds=1))), ROLE, trail(["bob"]),
+     False, "not asked and approved while the grant was in force"),
 ])
-def test_the_job_re_derives_the_extension_before_iam_changes(req, role, recorded, allowed, says):
-    decision = decide_extension_grant(req, role, ALICE, recorded)
+def test_the_job_re_derives_the_extension_before_iam_changes(req, role, history, allowed, says):
+    decision = decide_extension_grant(req, role, ALICE, history, LATER + timedelta(hours=1))
     assert decision.allowed is allowed and says in decision.reason
+
+
+def test_a_requester_approving_their_own_production_extension_needs_self_extend():
+    assert "is production and self_extend is off" in decide_extension_approval(asked(), PROD_SELF, "alice", NOW).reason
+    assert decide_extension_approval(asked(), dataclasses.replace(PROD_SELF, self_extend=True), "alice",
+                                     NOW).outcome is Outcome.APPROVED
+    dev = dataclasses.replace(PROD_SELF, production=False)
+    assert decide_extension_approval(asked(), dev, "alice", NOW).outcome is Outcome.APPROVED
