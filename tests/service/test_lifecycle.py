@@ -39,9 +39,13 @@ CALLS = {
     "sessions_cut": lambda r: r.sessions_cut(AT),
     "cut_attempt_failed": lambda r: r.cut_attempt_failed(AT, "CutOffsUnavailable: no revoker"),
     "cut_given_up": lambda r: r.cut_given_up(AT),
+    "review_acknowledged": lambda r: r.review_acknowledged(AT, "bob"),
+    "review_flagged": lambda r: r.review_flagged(AT, "carol", "no incident that night"),
+    "review_reminded": lambda r: r.review_reminded(AT, 1),
+    "review_escalated": lambda r: r.review_escalated(AT),
 }
 ACTORS = {"count_approval": "bob", "approve": "carol", "deny": "bob", "cancel": "alice", "revoke": "alice",
-          "revoked": "carol"}  # the rest: drawbridge
+          "revoked": "carol", "review_acknowledged": "bob", "review_flagged": "carol"}  # the rest: drawbridge
 
 
 def base() -> Request:
@@ -78,6 +82,9 @@ def stored(req: Request) -> InMemoryStore:
     return store
 
 
+MADE = {"APPROVED/GRANTING", "APPROVED/ACTIVE", "APPROVED/REVOKING", "APPROVED/REVOKED", "APPROVED/EXPIRED",
+        "APPROVED/FAILED"}
+
 #: move -> (audit action, the states it leaves, the state it leads to; None: stays)
 EXPECTED_MOVES = {
     "count_approval": ("approved", {"PENDING/NONE"}, None),
@@ -96,6 +103,11 @@ EXPECTED_MOVES = {
     "cut_attempt_failed": ("cut_attempt_failed", {"APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"},
                            None),
     "cut_given_up": ("cut_given_up", {"APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"}, None),
+    # the review of a break-glass grant: from every state a grant can be in once made
+    "review_acknowledged": ("review_acknowledged", MADE, None),
+    "review_flagged": ("review_flagged", MADE, None),
+    "review_reminded": ("review_reminded", MADE, None),
+    "review_escalated": ("review_escalated", MADE, None),
 }
 #: state -> (label, the card's metadata event type (docs/REFERENCE.md), open)
 EXPECTED_STATES = {
