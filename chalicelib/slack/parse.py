@@ -31,6 +31,8 @@ USAGE = (
     "• `/aws-access help` what you may request\n"
     "• `/aws-access list` your pending and active requests\n"
     "• `/aws-access revoke &lt;request-id&gt;` end a grant early (requester or approver)\n"
+    "• `/aws-access breakglass &lt;account&gt; &lt;role&gt; &lt;duration&gt; &lt;reason ...&gt;` emergency "
+    "access without approvals, if the catalog lets you (asks you to confirm; everyone is told)\n"
     "Durations: `30m`, `2h`, `1h30m`, `1d`. A reason may be up to 300 characters."
 )
 _MARKUP = frozenset("&<>")  # never part of an account, role (catalog keys) or duration
@@ -81,7 +83,15 @@ class RevokeCmd:
     request_id: str
 
 
-Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd
+@dataclass(frozen=True)
+class BreakGlassCmd:
+    account: str
+    role: str
+    duration: str
+    reason: str
+
+
+Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | BreakGlassCmd
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class Click:
     trigger_id: str = ""
     team_id: str = ""
     api_app_id: str = ""
+    block_id: str = ""  # a text input's block (``flag:<request-id>``); empty for buttons
 
 
 def decode_entities(text: str) -> str:
@@ -149,6 +160,8 @@ def parse_command_text(text: str) -> Command:
             raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "
                                "(they look like req-20261112-3fa9c1)")
         return RevokeCmd(rid)
+    if verb == "breakglass":
+        return _break_glass(words[1:])
     if len(words) < 3:
         raise CommandError("a request needs an account, a role and a duration.\n" + USAGE)
     for what, word in zip(("account", "role", "duration"), words[:3]):
@@ -162,6 +175,30 @@ def parse_command_text(text: str) -> Command:
     if len(reason) > MAX_REASON:
         raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
     return RequestCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
+
+
+BREAK_GLASS_USAGE = ("usage: `/aws-access breakglass &lt;account&gt; &lt;role&gt; &lt;duration&gt; &lt;reason&gt;`, "
+                     "e.g. `/aws-access breakglass prod admin 1h database down, on-call cannot reach approvers`")
+
+
+def _break_glass(words: list[str]) -> BreakGlassCmd:
+    """``breakglass <account> <role> <duration> <reason ...>``: the reason is mandatory and
+    at least a sentence (:func:`~chalicelib.domain.decide.break_glass_reason_problem`)."""
+    from ..domain.decide import break_glass_reason_problem
+
+    if len(words) < 3:
+        raise CommandError("break-glass needs an account, a role, a duration and a reason.\n" + BREAK_GLASS_USAGE)
+    for what, word in zip(("account", "role", "duration"), words[:3]):
+        if _MARKUP & set(word):
+            raise CommandError(f"'{escape_mrkdwn(word[:40])}' is not a{'n' if what == 'account' else ''} "
+                               f"{what}: accounts, roles and durations never contain "
+                               "`&amp;`, `&lt;` or `&gt;`")
+    reason = " ".join(words[3:])
+    if len(reason) > MAX_REASON:
+        raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
+    if (problem := break_glass_reason_problem(reason)) is not None:
+        raise CommandError(problem[:1].upper() + problem[1:])
+    return BreakGlassCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
 
 
 def parse_interaction(body: bytes) -> Click | None:
@@ -196,6 +233,8 @@ def parse_interaction(body: bytes) -> Click | None:
         team_id=str((payload.get("team") if isinstance(payload.get("team"), dict) else {}).get("id")
                     or (user.get("team_id") or ""))[:32],
         api_app_id=str(payload.get("api_app_id") or "")[:32],
+        # a text input's value is what was typed: its block says which request it is about
+        block_id=str(action.get("block_id") or "")[:64] if action.get("type") == "plain_text_input" else "",
     )
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ..domain import decide as rules
 from ..domain.model import Request, RequestStatus
-from ..slack.parse import CommandError, HelpCmd, ListCmd, RevokeCmd, SlashCommand, parse_command_text
+from ..slack.parse import BreakGlassCmd, CommandError, HelpCmd, ListCmd, RevokeCmd, SlashCommand, parse_command_text
 from .deps import Deps
 from .outcomes import Answer, Help, Listing, NotInCatalog, Outcome, Unreadable, WrongWorkspace
 from .request import request_access
@@ -48,6 +48,10 @@ def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
                               deps.store.owed_for(person.key), recently_ended(deps, person, now)))
     if isinstance(parsed, RevokeCmd):
         return revoke(deps, person.key, parsed.request_id)
+    if isinstance(parsed, BreakGlassCmd):
+        from .breakglass import preview
+
+        return preview(deps, person, parsed)
     return request_access(deps, person, parsed)
 
 

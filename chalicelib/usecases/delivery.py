@@ -45,6 +45,8 @@ def key_of(job: jobs.Job) -> str | None:
         return f"dm:{job.event_type}"
     if isinstance(job, jobs.Security):
         return security_kind(job)
+    if isinstance(job, jobs.ReviewReminder):
+        return f"dm:review:{job.step}"
     return None
 
 

@@ -15,6 +15,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     from .cut import cut_sessions
     from .grant import end_grant, make_grant
     from .notify import post_card, send_dm, send_ephemeral, tell_security
+    from .review import send_reminder
 
     job = jobs.as_job(job)
     handler = {
@@ -25,6 +26,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.EndGrant: end_grant,
         jobs.CutSessions: cut_sessions,
         jobs.Security: tell_security,
+        jobs.ReviewReminder: send_reminder,
     }[type(job)]
     return handler(deps, job) or []
 

@@ -83,8 +83,19 @@ class Security:
     payload: dict = field(default_factory=dict)
 
 
-Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security]
-KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security)}
+@dataclass(frozen=True)
+class ReviewReminder:
+    """Remind the approvers of a break-glass grant's role to review it (reminder ``step``),
+    each once (usecases/review.py)."""
+
+    kind: ClassVar[str] = "review_reminder"
+    request_id: str
+    step: int
+
+
+Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ReviewReminder]
+KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
+                                                    ReviewReminder)}
 
 
 class BadJob(ValueError):
