@@ -60,7 +60,9 @@ def _uncovered_lines(d: dict) -> list[str]:
         when = parse_utc(line.get("event_time"))
         out.append(f"• {format_event_time(when) if when else _e(line.get('event_time'))} · *{_e(line.get('where'))}* "
                    f"by {_e(line.get('who'), limit=120)} from {_e(line.get('source_ip'))} · {_e(line.get('client'))} · "
-                   f"MFA {_mfa_text(line.get('mfa'))} · event `{_e(line.get('event_id'), limit=64)}`")
+                   f"MFA {_mfa_text(line.get('mfa'))} · event `{_e(line.get('event_id'), limit=64)}`"
+                   + (f" · :rotating_light: under BREAK-GLASS grant {_e(line.get('break_glass'))} of "
+                      f"{_e(line.get('requester'))} (no approvals)" if line.get("break_glass") else ""))
     return out
 
 
