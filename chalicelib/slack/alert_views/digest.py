@@ -99,6 +99,8 @@ def digest_message(d: dict) -> tuple[str, list[dict], dict]:
         ]
         payload = {"digest": d["key"], "kind": "uncovered", "principal": who, "calls": n,
                    "event_ids": [line.get("event_id") for line in d.get("lines") or []]}
+        if broke := sorted({str(line["break_glass"]) for line in d.get("lines") or [] if line.get("break_glass")}):
+            payload["break_glass"] = broke  # these calls were under break-glass grants (named on their lines)
     else:
         text = f"Production role assumed {n} times by {_e(shown_who)} {span} (grouped)"
         blocks = [
