@@ -79,7 +79,8 @@ _OWED_LABELS = {"card": "the approval card's update", "security:grant_failed": "
 
 def _owed_text(owed) -> str:
     """Messages about your requests that Slack has not taken yet (retried until it does)."""
-    owed = [item for item in owed if not item.key.startswith("cut")]  # not a message: the "Ended" lines say it
+    owed = [item for item in owed if not item.key.startswith("cut")  # not a message: the "Ended" lines say it
+            and not item.key.startswith("dm:review:")]  # reminders to the approvers, not the requester's DMs
     if not owed:
         return ""
     lines = []
