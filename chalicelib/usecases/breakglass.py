@@ -39,6 +39,9 @@ from .outcomes import (Answer, BadButtonValue, BreakGlassPreview, BrokeGlass, Ou
 
 #: the buttons (and the text input) of break-glass and its review
 ACTIONS = (CONFIRM_BREAK_GLASS, ACK_BREAK_GLASS, FLAG_BREAK_GLASS)
+#: a Confirm clicked longer than this after its message was posted is refused: a stale
+#: button left on screen must not grant the role by a later slip
+CONFIRM_WINDOW = timedelta(minutes=15)
 
 
 def preview(deps: Deps, person, cmd: BreakGlassCmd) -> Answer:
@@ -105,6 +108,16 @@ def decide_click(deps: Deps, click: Click) -> Answer:
     return review_click(deps, click)
 
 
+def _posted_at(click: Click):
+    """When the clicked message was posted (its ``ts``), if it reads as one."""
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.fromtimestamp(float(click.message_ts), timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def _click_id(click: Click, now) -> str | None:
     """The same Confirm button, clicked twice, makes the same request id."""
     if not click.message_ts:
@@ -124,6 +137,9 @@ def confirm(deps: Deps, click: Click) -> Answer:
     except LookupError as exc:
         return Answer(Refused(str(exc.args[0] if exc.args else exc)))
     now = deps.now()
+    if (posted := _posted_at(click)) is not None and now - posted > CONFIRM_WINDOW:
+        return Answer(Refused(f"this Confirm is more than {CONFIRM_WINDOW.seconds // 60} minutes old, so it no "
+                              "longer counts; run `/aws-access breakglass ...` again if you still need it"))
     first = _click_id(click, now)
     for attempt in range(RETRIES):
         decision = decide_break_glass(person.key, role, cmd.duration, cmd.reason,

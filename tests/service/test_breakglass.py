@@ -411,3 +411,15 @@ def test_in_a_burst_a_break_glass_call_never_joins_a_quiet_digest(bg):
     assert set(digests) == {"covered", "uncovered"}
     assert digests["covered"].payload["counts"] == {readonly: 1}
     assert digests["uncovered"].payload["break_glass"] == [rid] and digests["uncovered"].text.startswith("<!here>")
+
+
+def test_a_stale_confirm_is_refused(bg):
+    """A Confirm left on screen does not grant by a later slip: 15 minutes after its message."""
+    value = confirm_value(preview(bg))
+    bg.clock.advance(minutes=15, seconds=1)
+    confirm(bg, value, message_ts="1794492000.000100")  # posted at T0
+    assert "more than 15 minutes old" in ephemeral_texts(bg, "alice")[-1]
+    nothing_happened(bg)
+    bg.clock.set(T0 + timedelta(minutes=15))
+    confirm(bg, value, message_ts="1794492000.000100")
+    assert len(bg.grants.policies) == 1
