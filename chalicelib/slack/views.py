@@ -268,6 +268,8 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
                 extra.append("reason required")
             if r.production:
                 extra.append("production")
+            if person_key in getattr(r, "break_glass", ()):
+                extra.append(f"break-glass up to {format_duration(r.break_glass_max_seconds)}")
             lines.append(f"• `{r.label}` up to {format_duration(r.max_duration_seconds)} — {'; '.join(extra)}")
         mine = f"What you (@{escape_mrkdwn(person_key)}) may request:\n" + "\n".join(lines)
     return f"{usage}\n\n{mine}"

@@ -13,7 +13,7 @@ import pytest
 from chalicelib.domain.errors import RateLimited
 from chalicelib.domain.model import GrantStatus, RequestStatus, event_for
 from chalicelib.slack.parse import Click
-from chalicelib.slack.views import ACK_BREAK_GLASS, CONFIRM_BREAK_GLASS
+from chalicelib.slack.views import CONFIRM_BREAK_GLASS
 from chalicelib.usecases import jobs
 from chalicelib.usecases.alert import AlertOutcome, handle
 from tests.fakes import SAMPLE_CATALOG, T0, make_service
@@ -423,3 +423,10 @@ def test_a_stale_confirm_is_refused(bg):
     bg.clock.set(T0 + timedelta(minutes=15))
     confirm(bg, value, message_ts="1794492000.000100")
     assert len(bg.grants.policies) == 1
+
+
+def test_help_says_where_you_may_break_glass(bg):
+    shown = slash(bg, "alice", "help").text
+    assert "`prod/admin` up to 4h" in shown and "break-glass up to 1h" in shown
+    assert "breakglass" in shown  # the usage names the command
+    assert "break-glass up to" not in slash(bg, "dave", "help").text
