@@ -55,7 +55,7 @@ def preview(deps: Deps, person, cmd: BreakGlassCmd) -> Answer:
     if not decision.allowed:
         return Answer(Refused(decision.reason))
     confirm = json.dumps({"a": cmd.account, "r": cmd.role, "d": cmd.duration, "why": cmd.reason},
-                         separators=(",", ":"))
+                         separators=(",", ":"), ensure_ascii=False)  # (300 characters of reason fit Slack's 2,000)
     return Answer(BreakGlassPreview(
         label=role.label, production=role.production, seconds=decision.seconds,
         until=deps.now() + timedelta(seconds=decision.seconds), reason=cmd.reason.strip(),

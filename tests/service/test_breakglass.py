@@ -430,3 +430,12 @@ def test_help_says_where_you_may_break_glass(bg):
     assert "`prod/admin` up to 4h" in shown and "break-glass up to 1h" in shown
     assert "breakglass" in shown  # the usage names the command
     assert "break-glass up to" not in slash(bg, "dave", "help").text
+
+
+def test_the_longest_reason_fits_the_confirm_button(bg):
+    """Slack's button value holds 2,000 characters: a 300-character reason in any script fits."""
+    reason = ("база данных недоступна " * 20)[:300].strip()
+    value = confirm_value(preview(bg, text=f"breakglass prod admin 1h {reason}"))
+    assert len(value) <= 2000 and json.loads(value)["why"] == reason
+    confirm(bg, value)
+    assert len(bg.grants.policies) == 1
