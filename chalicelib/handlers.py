@@ -22,8 +22,11 @@ def _response(status: int, body: Any):
     return Response(status_code=status, body=body, headers={"Content-Type": "application/json"})
 
 
-def _ephemeral(text: str):
-    return _response(200, {"response_type": "ephemeral", "text": text})
+def _ephemeral(text: str, blocks: list | None = None):
+    body = {"response_type": "ephemeral", "text": text}
+    if blocks:
+        body["blocks"] = blocks
+    return _response(200, body)
 
 
 def begin(app, kind: str, correlation_id: str | None = None, context=None) -> str:
@@ -134,7 +137,7 @@ def _command(cmd):
         defer(in_flight(svc, repeat.request_id))  # (a revoke whose own answer was lost: hand it on)
         return _ephemeral(repeat.reply or "Still working on this command; see the messages above.")
     defer(reply.jobs)
-    return _ephemeral(reply.text)
+    return _ephemeral(reply.text, reply.blocks)
 
 
 def _interaction(click):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from .slack import replies
 from .slack.parse import Click, SlashCommand
+from .usecases import breakglass as break_glass
 from .usecases import dispatch
 from .usecases import jobs as job_types
 from .usecases.approve import admit_click, decide_click
@@ -48,6 +49,7 @@ class Reply:
 
     text: str
     jobs: list[job_types.Job] = field(default_factory=list)
+    blocks: list[dict] | None = None  # an answer with buttons (the break-glass confirmation)
 
 
 class Drawbridge(Deps):
@@ -61,7 +63,7 @@ class Drawbridge(Deps):
 
         def act(deps: Deps) -> Reply:
             answer = run_command(deps, cmd)
-            return Reply(replies.command_reply(answer.outcome), answer.jobs)
+            return Reply(replies.command_reply(answer.outcome), answer.jobs, replies.command_blocks(answer.outcome))
 
         return once(self, delivery and f"cmd#{delivery}", act, replay=self._repeat_reply,
                     sends=lambda reply: bool(reply.jobs))
@@ -81,6 +83,8 @@ class Drawbridge(Deps):
 
     def click(self, click: Click, delivery: str | None = None) -> list[job_types.Job]:
         """A button click: the jobs that follow it (a private answer is one of them)."""
+        if click.action_id in break_glass.ACTIONS:
+            return self._break_glass_click(click, delivery)
         if (refused := admit_click(self, click)) is not None:  # before any table write
             return [job_types.Ephemeral(click.channel_id, click.user_id, replies.click_reply(refused))]
 
@@ -92,6 +96,20 @@ class Drawbridge(Deps):
             return [job_types.Ephemeral(click.channel_id, click.user_id, text), *answer.jobs]
 
         return once(self, delivery and f"click#{delivery}", act)  # a click's answer is the card itself
+
+    def _break_glass_click(self, click: Click, delivery: str | None) -> list[job_types.Job]:
+        """Confirm break-glass, or review it (usecases/breakglass.py, usecases/review.py)."""
+        if (refused := break_glass.admit_click(self, click)) is not None:  # before any table write
+            return [job_types.Ephemeral(click.channel_id, click.user_id, replies.click_reply(refused))]
+
+        def act(deps: Deps) -> list[job_types.Job]:
+            answer = break_glass.decide_click(deps, click)
+            text = replies.click_reply(answer.outcome)
+            if text is None:
+                return answer.jobs
+            return [job_types.Ephemeral(click.channel_id, click.user_id, text), *answer.jobs]
+
+        return once(self, delivery and f"click#{delivery}", act)
 
     # The use cases are called through their modules, so each is one patchable name.
     def run(self, job) -> list[job_types.Job]:

@@ -150,6 +150,14 @@ def request_from_dict(data: Any) -> Request:
             cut_given_up_at=_time(data, "cut_given_up_at", optional=True),
             extension=_extension(data.get("extension")),
             extended_seconds=_field(data, "extended_seconds", int, 0),
+            break_glass=_field(data, "break_glass", bool, False),
+            review_due_at=_time(data, "review_due_at", optional=True),
+            reviewed_at=_time(data, "reviewed_at", optional=True),
+            reviewed_by=_field(data, "reviewed_by", (str, type(None)), None),
+            review_outcome=_field(data, "review_outcome", (str, type(None)), None),
+            review_note=_field(data, "review_note", (str, type(None)), None),
+            review_reminders=_field(data, "review_reminders", int, 0),
+            review_escalated_at=_time(data, "review_escalated_at", optional=True),
             version=_field(data, "version", int, 1),
         )
     except ValueError as exc:  # an unknown status value

@@ -33,6 +33,7 @@ class Outcome(str, Enum):
     DENIED = "denied"
     CANCEL = "cancel"  # end a pending request
     REVOKE = "revoke"  # end an active grant
+    REVIEWED = "reviewed"  # a break-glass grant acknowledged or flagged
 
 
 @dataclass(frozen=True)
@@ -224,13 +225,17 @@ class Grantee(Protocol):
 
 
 def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | None, now: datetime,
-                 recorded_approvers: Sequence[str] | None = None) -> Decision:
+                 recorded_approvers: Sequence[str] | None = None,
+                 recorded_break_glass: bool | None = None) -> Decision:
     """May IAM be given what this record asks for? Re-derived from the catalog *now* and
     the recorded approvals, never from the record's fields alone: a record written to the
     table by anything but Drawbridge's own approval path must not become a grant.
 
     ``recorded_approvers``: the actors of the request's ``approved`` audit events (the
     history); None skips that cross-check (the alert path, which only reads).
+    ``recorded_break_glass``: whether the history has the ``break_glass`` event of the
+    requester (a break-glass record's only "approval"); None skips that cross-check.
+    A record without ``break_glass`` is judged on its approvals alone, as it always was.
     """
     if role is None:
         return _refuse(f"{req.label} is not in the catalog")
@@ -246,6 +251,8 @@ def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | Non
         return _refuse("the record has no approval time or expiry")
     if not req.created_at <= req.decided_at <= now:
         return _refuse("the record's approval time is not between its creation and now")
+    if req.break_glass:
+        return _break_glass_grant(req, role, recorded_break_glass)
     longest = min(req.duration_seconds, role.max_duration_seconds)
     cap = role.max_duration_seconds
     if req.extended_seconds:
@@ -462,3 +469,99 @@ def decide_extension_grant(req: Request, role: GrantableRole | None, person: Gra
         return _refuse(f"{len(eligible)} of {required} extension approvals count for {req.label} "
                        "(approvers and approvals as the catalog and the audit trail say now)")
     return Decision(Outcome.APPROVED, f"{len(eligible)} of {required} extension approvals")
+# --------------------------------------------------------------------------- break-glass
+
+
+class BreakGlassRole(RequestableRole, Protocol):
+    """What the break-glass rules need from a catalog role."""
+
+    break_glass: Sequence[str]
+    break_glass_max_seconds: int
+    review_within_seconds: int
+
+
+#: a break-glass reason is at least a sentence: this many words and characters
+BREAK_GLASS_MIN_WORDS = 3
+BREAK_GLASS_MIN_CHARS = 20
+
+
+def break_glass_reason_problem(reason: str) -> str | None:
+    """Why ``reason`` is not enough for a break-glass grant (None: it is)."""
+    text = " ".join(reason.split())
+    if len(text.split()) < BREAK_GLASS_MIN_WORDS or len(text) < BREAK_GLASS_MIN_CHARS:
+        return (f"break-glass needs a reason of at least a sentence ({BREAK_GLASS_MIN_WORDS} words and "
+                f"{BREAK_GLASS_MIN_CHARS} characters) saying what is broken and why you cannot wait for an "
+                "approval: `/aws-access breakglass &lt;account&gt; &lt;role&gt; &lt;duration&gt; &lt;reason&gt;`")
+    return None
+
+
+def decide_break_glass(person: str, role: BreakGlassRole, duration: str, reason: str,
+                       open_requests: Sequence[Request], max_open: int) -> RequestDecision:
+    """May ``person`` grant themself ``role`` for ``duration`` now, without approvals? Only
+    if the catalog lists them in the role's ``break_glass`` (and ``requesters``), within
+    ``break_glass_max``, with a reason of at least a sentence, and within the same limits
+    as any request (one open grant per role, ``max_open`` in all)."""
+    if person not in role.break_glass or person not in role.requesters:
+        return _refuse_request(f"you may not use break-glass on `{role.label}`: its `break_glass` list in the "
+                               "catalog does not name you. Request it with `/aws-access` instead")
+    try:
+        seconds = parse_duration(duration)
+    except DurationTooLong:
+        seconds = role.break_glass_max_seconds + 1  # say the role's cap, not the parser's
+    except DurationError as exc:
+        return _refuse_request(str(exc))
+    if seconds > role.break_glass_max_seconds:
+        return _refuse_request(f"break-glass on {role.label} allows at most "
+                               f"{format_duration(role.break_glass_max_seconds)}")
+    if (problem := break_glass_reason_problem(reason)) is not None:
+        return _refuse_request(problem)
+    same = [r for r in open_requests if r.role_arn == role.role_arn]
+    if same:
+        r = same[0]
+        state = f"active until {hhmm(r.expires_at)}" if r.grant_status is GrantStatus.ACTIVE else r.info.label
+        return _refuse_request(f"you already have `{r.request_id}` for `{role.label}` ({state}); "
+                               f"revoke it first with `/aws-access revoke {r.request_id}`")
+    if len(open_requests) >= max_open:
+        return _refuse_request(f"you already have {len(open_requests)} pending or active requests, the most one "
+                               f"person may hold at once ({max_open}, IAM's managed-policy limit per user); "
+                               "revoke one first")
+    return RequestDecision(True, "", seconds)
+
+
+def _break_glass_grant(req: Request, role: GrantableRole, recorded: bool | None) -> Decision:
+    """The grant check of a break-glass record: what :func:`decide_break_glass` allowed,
+    as the catalog says now, and the audit trail's ``break_glass`` event by the requester."""
+    listed = getattr(role, "break_glass", ())
+    cap = min(getattr(role, "break_glass_max_seconds", 0), role.max_duration_seconds)
+    if req.requester not in listed:
+        return _refuse(f"@{req.requester} may not use break-glass on {req.label}")
+    if req.approvals or req.decided_by != req.requester:
+        return _refuse("a break-glass record has no approvals and is decided by its requester")
+    if req.duration_seconds > cap or (req.expires_at - req.decided_at).total_seconds() > cap:
+        return _refuse(f"the record's expiry is later than break-glass on {req.label} allows "
+                       f"({format_duration(cap)} from its use)")
+    if recorded is False:
+        return _refuse(f"the audit trail has no break-glass event by @{req.requester}")
+    return Decision(Outcome.APPROVED, f"break-glass by @{req.requester}")
+
+
+def decide_review(req: Request, role: RoleRules | None, clicker: str | None, flag_reason: str | None) -> Decision:
+    """May ``clicker`` acknowledge (``flag_reason`` None) or flag this break-glass grant?
+    Only an approver of the role as the catalog says now, never its requester; once."""
+    if clicker is None:
+        return _refuse("you are not in the Drawbridge catalog, so you cannot review break-glass use")
+    if not req.break_glass:
+        return _refuse(f"{req.request_id} is not a break-glass grant; there is nothing to review")
+    if clicker == req.requester:
+        return _refuse(f"you cannot review your own break-glass use ({req.request_id}); "
+                       "an approver of the role must")
+    approvers = role.approvers if role is not None else ()
+    if clicker not in approvers:
+        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(approvers)}")
+    if req.reviewed_at is not None:
+        return _refuse(f"{req.request_id} was already {req.review_outcome} by @{req.reviewed_by} "
+                       f"at {hhmm(req.reviewed_at)}")
+    if flag_reason is not None and not flag_reason.strip():
+        return _refuse("say why you flag it: type the reason in the box and press Enter")
+    what = "acknowledged" if flag_reason is None else "flagged"
+    return Decision(Outcome.REVIEWED, f"{what} by @{clicker}")

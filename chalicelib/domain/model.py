@@ -152,7 +152,7 @@ class Extension:
 
 
 _TIMES = ("created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at", "cut_before",
-          "sessions_cut_at", "cut_given_up_at")
+          "sessions_cut_at", "cut_given_up_at", "review_due_at", "reviewed_at", "review_escalated_at")
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,16 @@ class Request:
     # has been lengthened by so far (expires_at already includes it)
     extension: Extension | None = None
     extended_seconds: int = 0
+    # -- break-glass (issue 16, usecases/breakglass.py and review.py): a grant the requester
+    # made alone in an emergency, and its review by the role's approvers afterwards
+    break_glass: bool = False
+    review_due_at: datetime | None = None  # unacknowledged past this: #security is told
+    reviewed_at: datetime | None = None
+    reviewed_by: str | None = None
+    review_outcome: str | None = None  # "acknowledged" | "flagged" | None (not reviewed yet)
+    review_note: str | None = None  # why it was flagged
+    review_reminders: int = 0  # reminder steps sent to the approvers so far
+    review_escalated_at: datetime | None = None  # when #security was told it is overdue
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -229,6 +239,11 @@ class Request:
     def is_open(self) -> bool:
         """Shown by ``list``: still pending, or holding (or about to hold) a grant."""
         return self.info.open
+
+    @property
+    def review_open(self) -> bool:
+        """A break-glass grant nobody has acknowledged or flagged yet."""
+        return self.break_glass and self.reviewed_at is None
 
     @property
     def duration(self) -> timedelta:
@@ -379,11 +394,38 @@ class Request:
         return self.move("cut_given_up", at=at, actor=SYSTEM,
                          reason="every session the cut-off was to end has expired on its own", cut_given_up_at=at)
 
+    # -- the review of a break-glass grant (the state does not change) ---------------------
+    def review_acknowledged(self, at: datetime, by: str):
+        return self.move("review_acknowledged", at=at, actor=by, reason="break-glass use acknowledged",
+                         reviewed_at=at, reviewed_by=by, review_outcome="acknowledged")
+
+    def review_flagged(self, at: datetime, by: str, why: str):
+        return self.move("review_flagged", at=at, actor=by, reason=why, reviewed_at=at, reviewed_by=by,
+                         review_outcome="flagged", review_note=why)
+
+    def review_reminded(self, at: datetime, step: int):
+        return self.move("review_reminded", at=at, actor=SYSTEM, reason=f"review reminder {step}",
+                         review_reminders=step)
+
+    def review_escalated(self, at: datetime):
+        return self.move("review_escalated", at=at, actor=SYSTEM,
+                         reason="not reviewed in time: #security told", review_escalated_at=at)
+
     @classmethod
     def requested(cls, at: datetime, **fields: Any) -> tuple["Request", "AuditEvent"]:
         """A new request (PENDING) and its first audit event."""
         req = cls(created_at=at, **fields)
         return req, event_for(None, req, at=at, actor=req.requester, action="requested", reason=req.reason)
+
+    @classmethod
+    def broke_glass(cls, at: datetime, **fields: Any) -> tuple["Request", "AuditEvent"]:
+        """A break-glass grant: made by the requester alone, APPROVED and GRANTING at once
+        (no approvals), with its ``break_glass`` audit event (usecases/breakglass.py)."""
+        req = cls(created_at=at, pending_until=at, status=RequestStatus.APPROVED,
+                  grant_status=GrantStatus.GRANTING, decided_by=fields["requester"], decided_at=at,
+                  expires_at=at + timedelta(seconds=fields["duration_seconds"]), approvals=(),
+                  approvals_required=0, break_glass=True, **fields)
+        return req, event_for(None, req, at=at, actor=req.requester, action="break_glass", reason=req.reason)
 
     # -- the store's codec ------------------------------------------------------
     def to_json(self) -> str:

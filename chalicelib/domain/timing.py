@@ -24,13 +24,15 @@ MAX_SESSION = timedelta(hours=1)
 
 def due_at(req: Request) -> datetime | None:
     """When the sweep must next look at this request (None: never again), from the
-    state table's ``due`` rule: a record time plus a delay."""
+    state table's ``due`` rule: a record time plus a delay; or, sooner, the next step of
+    an open break-glass review (:func:`review_next_at`), whatever the state."""
     rule = req.info.due
+    review = review_next_at(req)
     if rule is None:
-        return None
+        return review
     field, delay = rule
     base = getattr(req, field) or req.created_at
-    return base + delay
+    return base + delay if review is None else min(base + delay, review)
 
 
 def grant_window_end(req: Request) -> datetime | None:
@@ -49,3 +51,37 @@ def sessions_end_by(req: Request) -> datetime | None:
         return None
     end = min(req.ended_at, req.expires_at) if req.ended_at else req.expires_at
     return end + MAX_SESSION
+
+
+#: the first reminder to review a break-glass grant comes this long after its use; each
+#: next one after twice as long (1h, 2h, 4h, 8h...), until it is reviewed or escalated
+REVIEW_FIRST_REMINDER = timedelta(hours=1)
+
+
+def review_reminder_at(req: Request, step: int) -> datetime | None:
+    """When reminder ``step`` (1, 2, 3...) of a break-glass review is due."""
+    if req.decided_at is None:
+        return None
+    return req.decided_at + REVIEW_FIRST_REMINDER * (2 ** (step - 1))
+
+
+def review_steps_due(req: Request, now: datetime) -> int:
+    """How many reminder steps are due by ``now`` (before the review's deadline)."""
+    step = 0
+    while True:
+        at = review_reminder_at(req, step + 1)
+        if at is None or at > now or (req.review_due_at is not None and at >= req.review_due_at):
+            return step
+        step += 1
+
+
+def review_next_at(req: Request) -> datetime | None:
+    """The next step of an open break-glass review: the next reminder, or the escalation
+    at ``review_due_at``, whichever comes first. None once it is reviewed or escalated
+    (or for a grant that is not break-glass): reminders stop there."""
+    if not req.break_glass or req.reviewed_at is not None or req.review_escalated_at is not None:
+        return None
+    steps = [at for at in (review_reminder_at(req, req.review_reminders + 1), req.review_due_at) if at is not None]
+    if req.review_due_at is not None:
+        steps = [at for at in steps if at <= req.review_due_at]
+    return min(steps, default=None)

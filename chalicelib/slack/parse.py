@@ -33,6 +33,8 @@ USAGE = (
     "• `/aws-access revoke &lt;request-id&gt;` end a grant early (requester or approver)\n"
     "• `/aws-access extend &lt;request-id&gt; &lt;duration&gt; [reason ...]` lengthen your active grant "
     "(approvers decide; it stays in force meanwhile)\n"
+    "• `/aws-access breakglass &lt;account&gt; &lt;role&gt; &lt;duration&gt; &lt;reason ...&gt;` emergency "
+    "access without approvals, if the catalog lets you (asks you to confirm; everyone is told)\n"
     "Durations: `30m`, `2h`, `1h30m`, `1d`. A reason may be up to 300 characters."
 )
 _MARKUP = frozenset("&<>")  # never part of an account, role (catalog keys) or duration
@@ -90,7 +92,15 @@ class ExtendCmd:
     reason: str
 
 
-Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | ExtendCmd
+@dataclass(frozen=True)
+class BreakGlassCmd:
+    account: str
+    role: str
+    duration: str
+    reason: str
+
+
+Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | ExtendCmd | BreakGlassCmd
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,7 @@ class Click:
     api_app_id: str = ""
     #: which extension request of ``request_id`` an extension button belongs to (0: not one)
     extension: int = 0
+    block_id: str = ""  # a text input's block (``flag:<request-id>``); empty for buttons
 
 
 def decode_entities(text: str) -> str:
@@ -162,6 +173,8 @@ def parse_command_text(text: str) -> Command:
         return RevokeCmd(rid)
     if verb == "extend":
         return _extend(words)
+    if verb == "breakglass":
+        return _break_glass(words[1:])
     if len(words) < 3:
         raise CommandError("a request needs an account, a role and a duration.\n" + USAGE)
     for what, word in zip(("account", "role", "duration"), words[:3]):
@@ -198,6 +211,28 @@ def _extend(words: list[str]) -> ExtendCmd:
 
 
 _EXTENSION_BLOCK = re.compile(r"extend:(req-[0-9]{8}-[0-9a-f]{6}):([1-9][0-9]{0,3})", re.ASCII)
+BREAK_GLASS_USAGE = ("usage: `/aws-access breakglass &lt;account&gt; &lt;role&gt; &lt;duration&gt; &lt;reason&gt;`, "
+                     "e.g. `/aws-access breakglass prod admin 1h database down, on-call cannot reach approvers`")
+
+
+def _break_glass(words: list[str]) -> BreakGlassCmd:
+    """``breakglass <account> <role> <duration> <reason ...>``: the reason is mandatory and
+    at least a sentence (:func:`~chalicelib.domain.decide.break_glass_reason_problem`)."""
+    from ..domain.decide import break_glass_reason_problem
+
+    if len(words) < 3:
+        raise CommandError("break-glass needs an account, a role, a duration and a reason.\n" + BREAK_GLASS_USAGE)
+    for what, word in zip(("account", "role", "duration"), words[:3]):
+        if _MARKUP & set(word):
+            raise CommandError(f"'{escape_mrkdwn(word[:40])}' is not a{'n' if what == 'account' else ''} "
+                               f"{what}: accounts, roles and durations never contain "
+                               "`&amp;`, `&lt;` or `&gt;`")
+    reason = " ".join(words[3:])
+    if len(reason) > MAX_REASON:
+        raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
+    if (problem := break_glass_reason_problem(reason)) is not None:
+        raise CommandError(problem[:1].upper() + problem[1:])
+    return BreakGlassCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
 
 
 def parse_interaction(body: bytes) -> Click | None:
@@ -234,6 +269,8 @@ def parse_interaction(body: bytes) -> Click | None:
                     or (user.get("team_id") or ""))[:32],
         api_app_id=str(payload.get("api_app_id") or "")[:32],
         extension=int(block.group(2)) if block and block.group(1) == value else 0,
+        # a text input's value is what was typed: its block says which request it is about
+        block_id=str(action.get("block_id") or "")[:64] if action.get("type") == "plain_text_input" else "",
     )
 
 

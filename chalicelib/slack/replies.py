@@ -55,7 +55,21 @@ def command_reply(outcome: o.Outcome) -> str:
         return f"Cancelled `{outcome.req.request_id}` (`{outcome.req.label}`)."
     if isinstance(outcome, o.Revoking):
         return f"Revoking `{outcome.req.request_id}` (`{outcome.req.label}`) now; the card and a DM will confirm."
+    if isinstance(outcome, o.BreakGlassPreview):
+        from .views import break_glass_preview
+
+        return break_glass_preview(outcome)[0]
     raise TypeError(f"no reply for {outcome!r}")
+
+
+def command_blocks(outcome: o.Outcome) -> list[dict] | None:
+    """Blocks for the slash command's ephemeral answer, for the outcomes that have buttons
+    (the break-glass confirmation); None: the text alone."""
+    if isinstance(outcome, o.BreakGlassPreview):
+        from .views import break_glass_preview
+
+        return break_glass_preview(outcome)[1]
+    return None
 
 
 def repeated_command(req: Request) -> str:
@@ -75,8 +89,9 @@ _OWED_LABELS = {"card": "the approval card's update", "security:grant_failed": "
 
 def _owed_text(owed) -> str:
     """Messages about your requests that Slack has not taken yet (retried until it does)."""
-    # not messages: a cut-off (the "Ended" lines say it) and an extension's IAM work (the card says it)
-    owed = [item for item in owed if not item.key.startswith(("cut", "extend:"))]
+    # not the requester's messages: a cut-off (the "Ended" lines say it), an extension's IAM
+    # work (the card says it), reminders to the approvers
+    owed = [item for item in owed if not item.key.startswith(("cut", "extend:", "dm:review:"))]
     if not owed:
         return ""
     lines = []
@@ -102,6 +117,12 @@ def click_reply(outcome: o.Outcome) -> str | None:
         return f"Unknown request `{outcome.request_id}`; nothing was changed."
     if isinstance(outcome, o.TooBusy):
         return f"`{outcome.request_id}` is changing too fast; try again."
+    if isinstance(outcome, o.BrokeGlass):
+        req = outcome.req
+        return (f":rotating_light: Break-glass `{req.request_id}`: `{req.label}` is being granted to you now, "
+                f"until {hhmm(req.expires_at)} ({format_duration(req.duration_seconds)}); I'll DM you when it is "
+                f"in place. <#{outcome.approvals_channel}> and <#{outcome.security_channel}> have been told, and "
+                "the role's approvers will review it.")
     if isinstance(outcome, o.Refused):
         reason = outcome.reason
         if not reason.startswith("req-"):
@@ -150,4 +171,31 @@ def security_text(event_type: str, payload: Mapping[str, Any], req: Request | No
             return f":warning: Drift: Drawbridge policy `{arn}` was also attached to {', '.join(strangers)}; detached from them."
         return (f":warning: Drift: Drawbridge policy `{arn}` was attached to {', '.join(users) or 'nobody'} "
                 f"with {payload.get('state')}; removed.")
+    if event_type in BREAK_GLASS_NOTICES:
+        return _break_glass_text(event_type, payload, req)
     raise ValueError(f"no security notice for {event_type!r}")
+
+
+BREAK_GLASS_NOTICES = ("break_glass_used", "break_glass_flagged", "break_glass_review_overdue")
+
+
+def _break_glass_text(event_type: str, payload: Mapping[str, Any], req: Request | None) -> str:
+    """The security channel's break-glass notices: its use and an overdue review loudly
+    (``<!here>``, our own literal), a flag plainly. Every value is escaped."""
+    rid = escape_mrkdwn(str(payload.get("request_id")))
+    who = escape_mrkdwn(str(payload.get("requester") or (req.requester if req else "?")))
+    label = escape_mrkdwn(f"{payload.get('account') or (req.account if req else '?')}/"
+                          f"{payload.get('role') or (req.role if req else '?')}")
+    reason = escape_mrkdwn(str(payload.get("reason") or (req.reason if req else "")))
+    if event_type == "break_glass_used":
+        return (f"<!here> :rotating_light: *BREAK-GLASS*: @{who} gave themself `{label}` "
+                f"(`{escape_mrkdwn(str(payload.get('role_arn')))}`) without approvals, until "
+                f"{escape_mrkdwn(str(payload.get('expires_at')))}. Reason: {reason}. Request {rid}; the role's "
+                "approvers must review it.")
+    if event_type == "break_glass_flagged":
+        return (f":triangular_flag_on_post: Break-glass {rid} (@{who} → `{label}`) was *flagged* by "
+                f"@{escape_mrkdwn(str(payload.get('flagged_by')))}: {escape_mrkdwn(str(payload.get('note')))}. "
+                f"Their reason for it was: {reason}")
+    return (f"<!here> :rotating_light: Break-glass {rid} (@{who} → `{label}`, reason: {reason}) was not reviewed "
+            f"by the role's approvers in time (due {escape_mrkdwn(str(payload.get('review_due_at')))}, "
+            f"{escape_mrkdwn(str(payload.get('reminders')))} reminders sent): follow it up.")

@@ -128,6 +128,8 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
     """
     from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, HeaderBlock, SectionBlock
 
+    if req.break_glass:
+        return break_glass_card(req, people, approvers)
     prod = " :rotating_light: *production*" if req.production else ""
     reason = escape_mrkdwn(req.reason) if req.reason else "_none given_"
     got = ", ".join(_mention(people, p) for p in req.approvers) or "none yet"
@@ -360,6 +362,8 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
                 extra.append("reason required")
             if r.production:
                 extra.append("production")
+            if person_key in getattr(r, "break_glass", ()):
+                extra.append(f"break-glass up to {format_duration(r.break_glass_max_seconds)}")
             lines.append(f"• `{r.label}` up to {format_duration(r.max_duration_seconds)} — {'; '.join(extra)}")
         mine = f"What you (@{escape_mrkdwn(person_key)}) may request:\n" + "\n".join(lines)
     return f"{usage}\n\n{mine}"
@@ -413,3 +417,114 @@ def _own_requests(reqs: Sequence[Request], now: datetime) -> str:
             state = r.info.label  # the state table's name for it
         lines.append(f"• `{r.request_id}` `{r.label}` {format_duration(r.duration_seconds)} — {state}")
     return "Your requests:\n" + "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- break-glass
+
+CONFIRM_BREAK_GLASS = "confirm_break_glass"
+ACK_BREAK_GLASS = "ack_break_glass"
+FLAG_BREAK_GLASS = "flag_break_glass"
+#: our own literal mention on break-glass messages; never built from data
+HERE = "<!here>"
+
+
+def break_glass_preview(p) -> tuple[str, list[dict]]:
+    """The ephemeral answer to ``/aws-access breakglass ...`` that passed every check
+    (``usecases.outcomes.BreakGlassPreview``): what a Confirm does, and the button. Plain
+    dicts (the ack path does not import slack_sdk's models)."""
+    dur = format_duration(p.seconds)
+    prod = " (production)" if p.production else ""
+    who = ", ".join(f"@{escape_mrkdwn(a)}" for a in p.approvers) or "nobody"
+    review = format_duration(p.review_within_seconds)
+    reason = escape_mrkdwn(p.reason)
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": (
+            f":rotating_light: *Break-glass: `{p.label}`{prod} for {dur}, without approvals.* Nothing has "
+            f"happened yet.\nIf you confirm, Drawbridge grants it to you at once, until about "
+            f"*{hhmm(p.until)}* ({dur} from when you confirm), with the same MFA and expiry conditions as "
+            "every grant.")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": (
+            f"Everyone is told: an `@here` in <#{p.approvals_channel}> and in <#{p.security_channel}> naming "
+            f"you, the role, your reason and the end time. The role's approvers ({who}) must then review it "
+            f"(acknowledge or flag) within {review}; until they do they are reminded, and after that "
+            "#security is.")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Reason*\n{reason}", "verbatim": True}},
+        {"type": "actions", "block_id": "break_glass_confirm", "elements": [
+            {"type": "button", "action_id": CONFIRM_BREAK_GLASS, "value": p.confirm, "style": "danger",
+             "text": {"type": "plain_text", "text": "Confirm break-glass"}}]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            "Changed your mind? Do nothing (or dismiss this message): nothing happens without Confirm.")}]},
+    ]
+    text = f"Break-glass {p.label} for {dur}: nothing has happened yet; confirm with the button to grant it."
+    return text, blocks
+
+
+def _break_glass_status(req: Request, people: Mapping[str, str]) -> str:
+    g = req.grant_status
+    if g is GrantStatus.GRANTING:
+        return ":hourglass_flowing_sand: Break-glass: granting access now…"
+    if g is GrantStatus.ACTIVE:
+        return f":rotating_light: *Break-glass access granted until {hhmm(req.expires_at)}*"
+    if g is GrantStatus.REVOKING:
+        return f":hourglass_flowing_sand: Revoking (asked by {_mention(people, req.ended_by)})…"
+    if g is GrantStatus.REVOKED:
+        return f":no_entry: Access revoked by {_mention(people, req.ended_by)} at {hhmm(req.ended_at)}{_sessions_note(req)}"
+    if g is GrantStatus.EXPIRED:
+        return f":hourglass: Access expired at {hhmm(req.expires_at)}{_sessions_note(req)}"
+    return (f":x: The break-glass grant failed: {escape_mrkdwn(req.note or 'unknown error')}"
+            f"{_sessions_note(req) if req.cut_before else ''}")
+
+
+def review_line(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> str:
+    """Where the review of a break-glass grant stands (the card's review line)."""
+    if req.review_outcome == "acknowledged":
+        return f":white_check_mark: Review: acknowledged by {_mention(people, req.reviewed_by)} at {hhmm(req.reviewed_at)}"
+    if req.review_outcome == "flagged":
+        return (f":triangular_flag_on_post: Review: *flagged* by {_mention(people, req.reviewed_by)} at "
+                f"{hhmm(req.reviewed_at)}: {escape_mrkdwn(req.review_note or '')} (#security was told)")
+    who = " ".join(_mention(people, a) for a in approvers if a != req.requester) or "nobody"
+    line = (f":eyes: Review: *pending*. An approver of `{req.label}` ({who}) must acknowledge or flag this "
+            f"by {hhmm(req.review_due_at) if req.review_due_at else '?'}")
+    if req.review_reminders:
+        line += f"; reminded {req.review_reminders} time{'s' if req.review_reminders > 1 else ''}"
+    if req.review_escalated_at is not None:
+        line += f". :warning: Overdue: #security was told at {hhmm(req.review_escalated_at)}"
+    return line
+
+
+def break_glass_card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> tuple[str, list[dict]]:
+    """The broadcast card of a break-glass grant, in the approvals channel: loud, who, what,
+    why and until when, its state, and its review (with the review controls while open)."""
+    from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, HeaderBlock, InputBlock,
+                                         PlainTextInputElement, SectionBlock)
+
+    prod = " :rotating_light: *production*" if req.production else ""
+    until = f"{iso_z(req.expires_at)} ({hhmm(req.expires_at)})" if req.expires_at else "?"
+    blocks = [
+        HeaderBlock(text=f"BREAK-GLASS access {req.request_id}"),
+        SectionBlock(text=_md(f"{HERE} :rotating_light: {_mention(people, req.requester)} used *break-glass*: "
+                              f"`{req.label}` without approvals, until *{until}*.")),
+        SectionBlock(fields=[
+            _verbatim(f"*Requester*\n{_mention(people, req.requester)} (IAM user `{escape_mrkdwn(req.iam_user)}`)"),
+            _md(f"*Access*\n`{req.label}`{prod}\n`{req.role_arn}`"),
+            _md(f"*Duration*\n{format_duration(req.duration_seconds)}"),
+            _md(f"*Until*\n{until}"),
+        ]),
+        SectionBlock(text=_verbatim(f"*Reason*\n{escape_mrkdwn(req.reason)}")),
+        ContextBlock(elements=[_verbatim(_break_glass_status(req, people))]),
+        ContextBlock(elements=[_verbatim(review_line(req, people, approvers))]),
+    ]
+    if req.review_open:
+        blocks.append(ActionsBlock(block_id=f"review:{req.request_id}", elements=[
+            ButtonElement(text="Acknowledge", action_id=ACK_BREAK_GLASS, value=req.request_id, style="primary"),
+        ]))
+        blocks.append(InputBlock(
+            block_id=f"flag:{req.request_id}", dispatch_action=True,
+            label="Flag it: say what is wrong, then press Enter",
+            element=PlainTextInputElement(action_id=FLAG_BREAK_GLASS, max_length=300,
+                                          placeholder="e.g. no incident that night; who approved this?")))
+    state = req.info.label
+    review = "review pending" if req.review_open else f"review {req.review_outcome}"
+    text = (f"{HERE} BREAK-GLASS access {req.request_id}: {req.requester} gave themself {req.label} without "
+            f"approvals until {until} ({state}, {review})")
+    return text, [b.to_dict() for b in blocks]

@@ -153,7 +153,8 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
     }
     if a.access != "role":
         record["access"] = a.access
-    view = _View(a, kind, account_key, role.label if role else None, role_key, rid)
+    view = _View(a, kind, account_key, role.label if role else None, role_key, rid,
+                 break_glass=grant is not None and grant.break_glass)
     if kind is AlertKind.FAILED_ATTEMPT:
         return _failed_attempt(deps, view, record)
     return _way_in(deps, view, record, grant, ctx, log)
@@ -166,7 +167,7 @@ def _way_in(deps: Deps, view: "_View", record: dict, grant: Request | None, ctx:
     store, a, now = deps.store, view.a, deps.now()
     kind, rid = view.kind.value, view.request_id
     key = a.dedupe_key
-    loud = view.kind is AlertKind.UNCOVERED
+    loud = view.kind is AlertKind.UNCOVERED or view.break_glass  # a break-glass grant is never quiet
     opened = alert_digest.open_digest(ctx, loud, now)
     use = (rid, f"{iso_z(a.event_time)}#{a.event_id}") if rid else None
     claim = store.claim_call(key, a.event_id, record, now, token=uuid.uuid4().hex,
@@ -179,6 +180,8 @@ def _way_in(deps: Deps, view: "_View", record: dict, grant: Request | None, ctx:
         grant_view = {"request_id": grant.request_id, "reason": grant.reason,
                       "approvers": list(grant.approvers), "requester": grant.requester,
                       "granted_at": iso_z(grant.granted_at), "expires_at": iso_z(grant.expires_at)}
+        if grant.break_glass:
+            grant_view.update(break_glass=True, review=review_state(grant))
     text, blocks, meta = view._render(grant_view)
     payload, channel = meta["event_payload"], deps.catalog.security_channel
     again = claim.state == "again"
@@ -256,12 +259,15 @@ class _View:
     role_label: str | None
     role_key: str | None
     request_id: str | None
+    break_glass: bool = False  # the covering grant is a break-glass grant: loud, and said so
 
     def _render(self, grant=None, attempts=None):
         text, blocks = alert_views.alert_blocks(self.a, self.kind, account_key=self.account_key,
                                                 role_label=self.role_label, grant=grant, attempts=attempts)
         meta = alert_views.alert_metadata(self.a, self.kind, account_key=self.account_key, role_key=self.role_key,
                                           request_id=self.request_id, attempts=attempts)
+        if self.break_glass:
+            meta["event_payload"]["break_glass"] = True
         return text, blocks, meta
 
     def post(self, deps: Deps, grant=None, attempts=None) -> tuple[str, str]:
@@ -320,3 +326,12 @@ def _failed_attempt(deps: Deps, view: _View, record: dict) -> AlertOutcome:
         store.leave_alert_group(key, me)
         store.release_alert(me)  # the retry counts it again and shows it
         raise
+
+
+def review_state(grant: Request) -> str:
+    """Where a break-glass grant's review stands, in words (raw: escaped when shown)."""
+    if grant.review_outcome == "acknowledged":
+        return f"acknowledged by @{grant.reviewed_by}"
+    if grant.review_outcome == "flagged":
+        return f"FLAGGED by @{grant.reviewed_by}: {grant.review_note or ''}"
+    return "pending" + (" (overdue, #security told)" if grant.review_escalated_at else "")

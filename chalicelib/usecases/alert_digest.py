@@ -85,10 +85,14 @@ def open_digest(ctx: AlertContext, loud: bool, now: datetime) -> dict | None:
 
 def join_of(deps: Deps, a: Assumption, kind: AlertKind, key: str, *, account_key: str | None,
             role_label: str | None, grant=None, not_before: datetime | None = None) -> DigestJoin:
-    loud = kind is AlertKind.UNCOVERED
+    loud = kind is AlertKind.UNCOVERED or bool(grant is not None and grant.break_glass)
     common = dict(key=key, member=a.dedupe_key, principal=principal_key(a), loud=loud,
                   channel=deps.catalog.security_channel, open_until=open_until(key),
                   cap=UNCOVERED_CAP if loud else COVERED_CAP, event_time=a.event_time, not_before=not_before)
+    if grant is not None and loud:  # a break-glass grant: named on a line of its own, never only counted
+        line = alert_views.digest_line(a, account_key, role_label)
+        line.update(break_glass=grant.request_id, requester=grant.requester)
+        return DigestJoin(**common, line=json.dumps(line))
     if grant is not None:
         shown = {"request_id": grant.request_id, "requester": grant.requester, "reason": grant.reason,
                  "approvers": list(grant.approvers), "expires_at": iso_z(grant.expires_at),

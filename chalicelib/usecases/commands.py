@@ -12,7 +12,8 @@ from datetime import datetime
 
 from ..domain import decide as rules
 from ..domain.model import Request, RequestStatus
-from ..slack.parse import CommandError, ExtendCmd, HelpCmd, ListCmd, RevokeCmd, SlashCommand, parse_command_text
+from ..slack.parse import (BreakGlassCmd, CommandError, ExtendCmd, HelpCmd, ListCmd, RevokeCmd, SlashCommand,
+                           parse_command_text)
 from .deps import Deps
 from .outcomes import Answer, Help, Listing, NotInCatalog, Outcome, Unreadable, WrongWorkspace
 from .request import request_access
@@ -52,6 +53,10 @@ def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
         from .extend import ask
 
         return ask(deps, person, parsed)
+    if isinstance(parsed, BreakGlassCmd):
+        from .breakglass import preview
+
+        return preview(deps, person, parsed)
     return request_access(deps, person, parsed)
 
 

@@ -16,6 +16,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     from .extend import apply_extension
     from .grant import end_grant, make_grant
     from .notify import post_card, reply_in_thread, send_dm, send_ephemeral, tell_security
+    from .review import send_reminder
 
     job = jobs.as_job(job)
     handler = {
@@ -28,6 +29,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.Security: tell_security,
         jobs.ExtendGrant: apply_extension,
         jobs.Reply: reply_in_thread,
+        jobs.ReviewReminder: send_reminder,
     }[type(job)]
     return handler(deps, job) or []
 

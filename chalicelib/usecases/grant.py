@@ -31,8 +31,11 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
     # Defence in depth: the record must be what Drawbridge's own approval path would have
     # written, judged against the catalog and the audit trail *now* (a record put into the
     # table by anything else must not become a grant).
-    recorded = [e.actor for e in deps.store.history(rid) if e.action == "approved"]
-    check = decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester), now, recorded)
+    history = deps.store.history(rid)
+    recorded = [e.actor for e in history if e.action == "approved"]
+    broke_glass = any(e.action == "break_glass" and e.actor == req.requester for e in history)
+    check = decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester), now, recorded,
+                         recorded_break_glass=broke_glass)
     if not check.allowed:
         return fail_grant(deps, req, f"refused: {check.reason}")
     if now >= req.expires_at:

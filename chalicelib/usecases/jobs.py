@@ -105,9 +105,19 @@ class Security:
     payload: dict = field(default_factory=dict)
 
 
-Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, Reply]
+@dataclass(frozen=True)
+class ReviewReminder:
+    """Remind the approvers of a break-glass grant's role to review it (reminder ``step``),
+    each once (usecases/review.py)."""
+
+    kind: ClassVar[str] = "review_reminder"
+    request_id: str
+    step: int
+
+
+Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, Reply, ReviewReminder]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
-                                                    ExtendGrant, Reply)}
+                                                    ExtendGrant, Reply, ReviewReminder)}
 
 
 class BadJob(ValueError):

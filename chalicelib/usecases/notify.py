@@ -44,6 +44,8 @@ def card_event(req: Request, job: jobs.Card) -> tuple[str, dict]:
         payload = {"request_id": rid}
     elif event_type == "access_denied":
         payload = {"request_id": rid, "denied_by": req.decided_by}
+    elif event_type == "access_approved" and req.break_glass:  # no approvals: its requester decided
+        payload = {"request_id": rid, "approver": req.decided_by, "break_glass": True}
     elif event_type == "access_approved":
         payload = {"request_id": rid, "approver": req.approvals[-1].person}
     else:

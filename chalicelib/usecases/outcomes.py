@@ -101,9 +101,35 @@ class BadButtonValue:
     pass
 
 
+@dataclass(frozen=True)
+class BreakGlassPreview:
+    """``/aws-access breakglass ...`` passed every check: what a Confirm would do (nothing
+    has happened yet). ``confirm`` is the Confirm button's value: what the person typed."""
+
+    label: str
+    production: bool
+    seconds: int
+    until: datetime  # if confirmed now
+    reason: str
+    approvers: tuple[str, ...]  # who must review it (never the requester)
+    review_within_seconds: int
+    approvals_channel: str
+    security_channel: str
+    confirm: str
+
+
+@dataclass(frozen=True)
+class BrokeGlass:
+    """Confirmed: the break-glass grant is recorded and being made."""
+
+    req: Request
+    approvals_channel: str
+    security_channel: str
+
+
 Outcome = Union[Refused, Unreadable, NotInCatalog, WrongWorkspace, UnknownRequest, TooBusy, Requested, ExtensionAsked,
-                Cancelled, Revoking,
-                Help, Listing, ClickDone, UnknownButton, BadButtonValue]
+                Cancelled, Revoking, Help, Listing, ClickDone, UnknownButton, BadButtonValue, BreakGlassPreview,
+                BrokeGlass]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .deps import Deps
 from .delivery import MAX_ATTEMPTS, key_of, owed, retry_at
 from .dispatch import OnError, run_all
 from .grant import fail_grant
+from .review import review_step
 
 #: The most live grants whose holders (``ListEntitiesForPolicy``) one run verifies: the fixed
 #: cap on the rotation's IAM calls, whatever the number of live grants.
@@ -88,6 +89,8 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
         report.looked_at += 1
         try:
             run_all(deps, _sweep_one(deps, req, now, report), counted)
+            if req.break_glass:  # its review's reminder or escalation, whatever the grant's state
+                run_all(deps, review_step(deps, req.request_id, now), counted)
         except Exception as exc:  # noqa: BLE001 - one bad item must not stop the sweep
             report.errors += 1
             if on_error is None:

@@ -45,10 +45,15 @@ CALLS = {
     "deny_extension": lambda r: asked(r).deny_extension(AT, "bob", "extension denied by @bob"),
     "extended": lambda r: approved(r).extended(AT, AT + timedelta(hours=3)),
     "extension_failed": lambda r: approved(r).extension_failed(AT, "GrantMismatch: the policy is gone"),
+    "review_acknowledged": lambda r: r.review_acknowledged(AT, "bob"),
+    "review_flagged": lambda r: r.review_flagged(AT, "carol", "no incident that night"),
+    "review_reminded": lambda r: r.review_reminded(AT, 1),
+    "review_escalated": lambda r: r.review_escalated(AT),
 }
 ACTORS = {"count_approval": "bob", "approve": "carol", "deny": "bob", "cancel": "alice", "revoke": "alice",
           "revoked": "carol", "request_extension": "alice", "count_extension_approval": "bob",
-          "approve_extension": "carol", "deny_extension": "bob"}  # the rest: drawbridge
+          "approve_extension": "carol", "deny_extension": "bob", "review_acknowledged": "bob",
+          "review_flagged": "carol"}  # the rest: drawbridge
 
 
 def asked(r: Request) -> Request:
@@ -95,6 +100,9 @@ def stored(req: Request) -> InMemoryStore:
     return store
 
 
+MADE = {"APPROVED/GRANTING", "APPROVED/ACTIVE", "APPROVED/REVOKING", "APPROVED/REVOKED", "APPROVED/EXPIRED",
+        "APPROVED/FAILED"}
+
 #: move -> (audit action, the states it leaves, the state it leads to; None: stays)
 EXPECTED_MOVES = {
     "count_approval": ("approved", {"PENDING/NONE"}, None),
@@ -120,6 +128,11 @@ EXPECTED_MOVES = {
     "deny_extension": ("extension_denied", {"APPROVED/ACTIVE"}, None),
     "extended": ("extended", {"APPROVED/ACTIVE"}, None),
     "extension_failed": ("extension_failed", {"APPROVED/ACTIVE"}, None),
+    # the review of a break-glass grant: from every state a grant can be in once made
+    "review_acknowledged": ("review_acknowledged", MADE, None),
+    "review_flagged": ("review_flagged", MADE, None),
+    "review_reminded": ("review_reminded", MADE, None),
+    "review_escalated": ("review_escalated", MADE, None),
 }
 #: state -> (label, the card's metadata event type (docs/REFERENCE.md), open)
 EXPECTED_STATES = {

@@ -233,7 +233,8 @@ def test_denying_a_finished_request_is_refused_with_its_outcome(req, text):
 
 def test_allowed_is_false_only_for_refusals():
     assert [o for o in Outcome if Decision(o, "").allowed] == [
-        Outcome.COUNTED, Outcome.APPROVED, Outcome.DENIED, Outcome.CANCEL, Outcome.REVOKE]
+        Outcome.COUNTED, Outcome.APPROVED, Outcome.DENIED, Outcome.CANCEL, Outcome.REVOKE,
+        Outcome.REVIEWED]
 
 
 # ==== decide_deny ====================================================================

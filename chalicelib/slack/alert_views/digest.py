@@ -60,7 +60,9 @@ def _uncovered_lines(d: dict) -> list[str]:
         when = parse_utc(line.get("event_time"))
         out.append(f"• {format_event_time(when) if when else _e(line.get('event_time'))} · *{_e(line.get('where'))}* "
                    f"by {_e(line.get('who'), limit=120)} from {_e(line.get('source_ip'))} · {_e(line.get('client'))} · "
-                   f"MFA {_mfa_text(line.get('mfa'))} · event `{_e(line.get('event_id'), limit=64)}`")
+                   f"MFA {_mfa_text(line.get('mfa'))} · event `{_e(line.get('event_id'), limit=64)}`"
+                   + (f" · :rotating_light: under BREAK-GLASS grant {_e(line.get('break_glass'))} of "
+                      f"{_e(line.get('requester'))} (no approvals)" if line.get("break_glass") else ""))
     return out
 
 
@@ -97,6 +99,8 @@ def digest_message(d: dict) -> tuple[str, list[dict], dict]:
         ]
         payload = {"digest": d["key"], "kind": "uncovered", "principal": who, "calls": n,
                    "event_ids": [line.get("event_id") for line in d.get("lines") or []]}
+        if broke := sorted({str(line["break_glass"]) for line in d.get("lines") or [] if line.get("break_glass")}):
+            payload["break_glass"] = broke  # these calls were under break-glass grants (named on their lines)
     else:
         text = f"Production role assumed {n} times by {_e(shown_who)} {span} (grouped)"
         blocks = [

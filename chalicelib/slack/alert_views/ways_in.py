@@ -165,7 +165,21 @@ def alert_blocks(
     who = _who(a)
     blocks: list[Block]
 
-    if kind is AlertKind.COVERED:
+    if kind is AlertKind.COVERED and grant and grant.get("break_glass"):
+        request_id = _e(grant.get("request_id"))
+        requester, review = _e(grant.get("requester")), _e(grant.get("review"))
+        text = (f"{LOUD_MENTION} BREAK-GLASS grant {request_id} used: {who} → {where} at {when} "
+                f"(by @{requester}, review {review})")
+        blocks = [
+            HeaderBlock(text=PlainTextObject(text=":rotating_light: BREAK-GLASS grant used", emoji=True)),
+            SectionBlock(text=MarkdownTextObject(text=(
+                f"{LOUD_MENTION} :rotating_light: *BREAK-GLASS* grant {request_id} by @{requester} "
+                f"({_e(grant.get('reason'))}), made without approvals, expires "
+                f"{_iso_display(grant.get('expires_at'))}. Review: *{review}*."), verbatim=True)),
+            _detail_fields(a, account_key, role_label),
+            _context(a),
+        ]
+    elif kind is AlertKind.COVERED:
         request_id = _e(grant.get("request_id")) if grant else _NONE
         text = f"Production role assumed: {who} → {where} at {when} (grant {request_id})"
         blocks = [
