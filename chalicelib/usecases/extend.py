@@ -20,11 +20,14 @@ role's ``max_extended_duration``. A pending extension lapses when the grant ends
 
 from __future__ import annotations
 
+import uuid
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Iterator
 
 from .. import policy as pol
 from ..domain import decide as rules
-from ..domain.errors import Conflict, GrantMismatch
+from ..domain.errors import Conflict, DomainError, GrantMismatch
 from ..domain.lifecycle import GrantStatus
 from ..domain.model import Request, iso_z
 from ..slack.parse import Click, ExtendCmd
@@ -37,6 +40,46 @@ from .outcomes import Answer, ClickDone, ExtensionAsked, Refused, TooBusy, Unkno
 #: died) is still applied by the sweep this long after the old expiry; later it fails and the
 #: grant ends (the requester asks for the role again)
 LATE_APPLY = timedelta(minutes=10)
+#: how long one job may keep a grant's policy to itself (an extension's switch, or an expiry
+#: while an extension is open): far longer than the few IAM calls either makes
+GRANT_LEASE = timedelta(minutes=1)
+LEASE_TRIES = 3
+LEASE_WAIT = 1.0
+
+
+class GrantBusy(DomainError):
+    """Another job holds the grant's lease (an extension being applied, or an expiry); retried."""
+
+
+class _Lease:
+    def __init__(self, deps: Deps, key: str, token: str) -> None:
+        self.deps, self.key, self.token = deps, key, token
+
+    def check(self) -> None:
+        """Renew the lease, or GrantBusy if it ran out and another job took it: whatever this
+        job was about to do next (remove the policy, record a switch) must not happen."""
+        if self.deps.store.take_lease(self.key, self.token, self.deps.now(), GRANT_LEASE) is None:
+            raise GrantBusy(f"lost the lease on {self.key}; retried")
+
+
+@contextmanager
+def holding(deps: Deps, request_id: str) -> Iterator[_Lease]:
+    """The grant's lease (``LEASE#GRANT#<request id>``) for the body, or GrantBusy."""
+    key, token = f"LEASE#GRANT#{request_id}", uuid.uuid4().hex
+    for attempt in range(LEASE_TRIES):
+        if deps.store.take_lease(key, token, deps.now(), GRANT_LEASE) is not None:
+            break
+        if attempt + 1 < LEASE_TRIES:
+            deps.sleep(LEASE_WAIT)
+    else:
+        raise GrantBusy(f"another job is changing the grant {request_id}; retried")
+    try:
+        yield _Lease(deps, key, token)
+    finally:
+        try:
+            deps.store.release_lease(key, token)
+        except Exception:  # noqa: BLE001 - the lease runs out by itself
+            pass
 
 
 def ask(deps: Deps, person, cmd: ExtendCmd) -> Answer:
@@ -103,13 +146,15 @@ def decide_click(deps: Deps, click: Click, clicker: str, approve: bool) -> Answe
 def apply_extension(deps: Deps, job: jobs.ExtendGrant) -> list[jobs.Job]:
     """Put an approved extension into IAM (one policy-version switch), then record it.
     Owed (outbox key ``extend:<n>``) until it has run to an end: applied, failed, or no
-    longer wanted; an IAM error leaves it owed, and the sweep runs it again."""
-    follow = _apply(deps, job)
+    longer wanted; an IAM error, or another job holding the grant (GrantBusy), leaves it
+    owed, and the sweep runs it again. Made under the grant's lease (:func:`holding`)."""
+    with holding(deps, job.request_id) as lease:
+        follow = _apply(deps, job, lease)
     deps.store.settle(job.request_id, f"extend:{job.extension}", 2**31)
     return follow
 
 
-def _apply(deps: Deps, job: jobs.ExtendGrant) -> list[jobs.Job]:
+def _apply(deps: Deps, job: jobs.ExtendGrant, lease: _Lease) -> list[jobs.Job]:
     rid = job.request_id
     req = deps.store.get(rid)
     ext = req.extension if req is not None else None
@@ -131,17 +176,21 @@ def _apply(deps: Deps, job: jobs.ExtendGrant) -> list[jobs.Job]:
                            expected_expiry=iso_z(req.expires_at))
     except GrantMismatch as exc:
         return _failed(deps, req, str(exc))
+    lease.check()  # still ours: no expiry can have read the record meanwhile
     after, event = req.extended(deps.now(), new_expiry)
     payload = extended_payload(after)
     follow: list[jobs.Job] = [jobs.Card(rid), jobs.Dm(rid, "access_extended", payload, tag=str(ext.n))]
     try:
         deps.store.transition(req, after, event, owed(follow))
     except Conflict:
-        # The record moved while IAM changed. Revoked or expired meanwhile: its ending takes
-        # the policy away (whatever its version says). Anything else: try again from the top.
+        # The record moved while IAM changed (a revoke: its ending takes the policy away,
+        # whatever its version says). Still ACTIVE with this extension approved: stay owed,
+        # and the retry finds IAM switched already and records it.
         latest = deps.store.get(rid)
-        if latest is not None and latest.grant_status is GrantStatus.ACTIVE and latest.version != req.version:
-            return [jobs.ExtendGrant(rid, job.extension)]
+        ext_now = latest.extension if latest is not None else None
+        if latest is not None and latest.grant_status is GrantStatus.ACTIVE and ext_now is not None \
+                and ext_now.n == job.extension and ext_now.state == ext_now.APPROVED:
+            raise GrantBusy(f"{rid} changed while its extension was applied; retried") from None
         return []
     return follow
 

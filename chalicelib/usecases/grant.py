@@ -125,8 +125,27 @@ def fail_grant(deps: Deps, req: Request, why: str, attempts: int | None = None) 
 
 
 def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
-    """Remove the grant from IAM, then record REVOKED (asked for) or EXPIRED (time is up)."""
+    """Remove the grant from IAM, then record REVOKED (asked for) or EXPIRED (time is up).
+
+    An expiry of a grant with an extension open (asked, or approved and being applied) is
+    made under the grant's lease (usecases/extend.py), which the extension's IAM switch holds
+    too: so the expiry never removes a policy that an extension has just lengthened, and an
+    extension never switches a policy being removed. Another holder: nothing now (the next
+    sweep ends it, or the extension has moved the expiry)."""
+    from .extend import GrantBusy, holding
+
     req = deps.store.get(job.request_id)
+    if req is None or not (req.grant_status is GrantStatus.ACTIVE and req.extension is not None
+                           and req.extension.open and deps.now() >= req.expires_at):
+        return _end_grant(deps, req)
+    try:
+        with holding(deps, req.request_id) as lease:
+            return _end_grant(deps, deps.store.get(job.request_id), lease)
+    except GrantBusy:
+        return []
+
+
+def _end_grant(deps: Deps, req: Request | None, lease=None) -> list[jobs.Job]:
     if req is None:
         return []
     now = deps.now()
@@ -146,6 +165,8 @@ def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
         move = req.expire_grant
     else:
         return []
+    if lease is not None:
+        lease.check()  # still ours right before the removal
     strangers = deps.grants.revoke(principal=req.principal, request_id=req.request_id) or []
     detached = deps.now()
     cut_before = None
@@ -166,31 +187,10 @@ def end_grant(deps: Deps, job: jobs.EndGrant) -> list[jobs.Job]:
     try:
         deps.store.transition(req, after, event, owed(cut + told))
     except Conflict:
-        # Someone else recorded the end (IAM removal above is idempotent) - or the grant was
-        # extended between our read and the removal: then it must be put back.
-        return _restore_if_extended(deps, req)
+        return []  # someone else recorded the end; IAM removal above is idempotent
     # The cut first, so that the card and the DM say how it went: it brings the card up to
     # date itself (success or failure), so the card is not updated twice.
     return cut + [j for j in told if not (cut and isinstance(j, jobs.Card))]
-
-
-def _restore_if_extended(deps: Deps, req: Request) -> list[jobs.Job]:
-    """``end_grant`` read the grant as expired and removed it from IAM, but an extension was
-    recorded in between (its IAM switch and record landed after our read): the record now
-    says ACTIVE until later, so the grant goes back into IAM with the record's expiry (a
-    gap of the moments between, never a grant the record does not hold)."""
-    latest = deps.store.get(req.request_id)
-    if latest is None or latest.grant_status is not GrantStatus.ACTIVE or latest.expires_at <= req.expires_at \
-            or deps.now() >= latest.expires_at:
-        return []
-    rid = latest.request_id
-    deps.grants.grant(
-        principal=latest.principal, request_id=rid,
-        document=pol.grant_policy(latest.role_arn, latest.expires_at, rid),
-        description=pol.description(rid, latest.requester, latest.label, latest.expires_at),
-        tags={"drawbridge:request-id": rid, "drawbridge:expires-at": iso_z(latest.expires_at),
-              "drawbridge:requester": latest.requester})
-    return []
 
 
 def _may_cut(deps: Deps, req: Request) -> bool:

@@ -322,7 +322,7 @@ def test_an_extension_that_cannot_be_applied_in_time_fails_and_the_grant_ends(sv
     assert [o.key for o in svc.store.owed_for("alice")] == []
 
 
-def test_a_revoke_while_the_extension_is_being_applied_wins(svc):
+def test_a_revoke_before_the_extension_is_applied_wins(svc):
     rid = granted(svc)
     extend(svc, rid)
     follow = press(svc, "bob", APPROVE_EXTENSION, rid)
@@ -334,26 +334,87 @@ def test_a_revoke_while_the_extension_is_being_applied_wins(svc):
     assert svc.grants.policy(rid) is None
 
 
-def test_an_expiry_that_read_the_grant_before_it_was_extended_puts_it_back(svc, monkeypatch):
-    """The slow answer: the sweep's EndGrant read the record just before an extension landed
-    (IAM switched and recorded), then removed the grant. Its write loses; it must restore
-    the grant the record now holds, with the new expiry."""
+def approved_not_applied(svc, minutes_before_expiry: float = 1) -> str:
+    """alice's grant with bob's approval of a 1h extension recorded, its ExtendGrant not run."""
     rid = granted(svc)
     extend(svc, rid)
-    stale = svc.store.get(rid)
-    svc.clock.advance(hours=1, minutes=59)
-    click(svc, "bob", APPROVE_EXTENSION, rid)
-    assert svc.store.get(rid).extension.state == "applied"
-    svc.clock.advance(minutes=1, seconds=30)  # past the old expiry, before the new one
-    real_get = svc.store.get
-    reads = iter([dataclasses.replace(stale, extension=None)])
-    monkeypatch.setattr(svc.store, "get", lambda r, claim=None: next(reads, None) or real_get(r, claim))
+    svc.clock.set(svc.store.get(rid).expires_at - timedelta(minutes=minutes_before_expiry))
+    follow = press(svc, "bob", APPROVE_EXTENSION, rid)
+    svc.run_all([j for j in follow if not isinstance(j, jobs.ExtendGrant)])
+    assert svc.store.get(rid).extension.state == "approved"
+    return rid
 
-    svc.run_all(end_grant(svc, jobs.EndGrant(rid)))
 
-    req = real_get(rid)
-    assert req.grant_status is GrantStatus.ACTIVE
-    assert svc.grants.holders(rid) == ["alice"] and expiry_in_iam(svc, rid) == iso_z(req.expires_at)
+def test_an_expiry_waits_while_the_extension_holds_the_grant(svc):
+    """The sweep's expiry meets an extension being applied (it holds the grant's lease): the
+    expiry removes nothing; the extension lands; the grant lives on, once, in IAM."""
+    rid = approved_not_applied(svc)
+    svc.clock.advance(minutes=1, seconds=5)  # past the old expiry
+    svc.store.take_lease(f"LEASE#GRANT#{rid}", "the-extension-job", svc.clock(), timedelta(minutes=1))
+
+    assert end_grant(svc, jobs.EndGrant(rid)) == []
+    assert svc.grants.holders(rid) == ["alice"] and state(svc, rid) == "APPROVED/ACTIVE"
+
+    svc.store.release_lease(f"LEASE#GRANT#{rid}", "the-extension-job")
+    svc.sweep()  # the owed ExtendGrant (and the expiry's redirect to it)
+    req = svc.store.get(rid)
+    assert req.grant_status is GrantStatus.ACTIVE and req.extension.state == "applied"
+    assert expiry_in_iam(svc, rid) == iso_z(req.expires_at) == "2026-11-12T17:02:15Z"
+
+
+def test_an_extension_that_lost_its_lease_after_the_switch_does_not_record_it(svc):
+    """The slow answer: the extension's IAM switch took longer than its lease, and another
+    job took the grant meanwhile. It records nothing (that job may be removing the policy);
+    its retry, once the grant is free, finds IAM switched and records the extension."""
+    rid = approved_not_applied(svc, minutes_before_expiry=30)
+
+    def slow_switch():
+        svc.clock.advance(minutes=2)  # the lease ran out ...
+        svc.store.take_lease(f"LEASE#GRANT#{rid}", "another-job", svc.clock(), timedelta(seconds=30))
+
+    svc.grants.before_next("extend", slow_switch)
+    with pytest.raises(Exception, match="lost the lease"):
+        svc.run_all([jobs.ExtendGrant(rid, 1)])
+    assert svc.store.get(rid).extension.state == "approved"  # not recorded
+    assert "extend:1" in [o.key for o in svc.store.owed_for("alice")]  # still owed
+
+    svc.clock.advance(minutes=1)  # the other job's lease ran out too
+    svc.sweep()
+    req = svc.store.get(rid)
+    assert req.extension.state == "applied" and expiry_in_iam(svc, rid) == iso_z(req.expires_at)
+    assert [a[1] for a in actions(svc, rid)].count("extended") == 1
+
+
+def test_a_revoke_landing_between_the_switch_and_its_record_wins(svc):
+    rid = approved_not_applied(svc, minutes_before_expiry=30)
+    svc.store.before_next("transition", lambda: svc.run_all(slash(svc, "alice", f"revoke {rid}").jobs))
+
+    svc.run_all([jobs.ExtendGrant(rid, 1)])
+
+    req = svc.store.get(rid)
+    assert req.grant_status is GrantStatus.REVOKED and req.extension.state == "lapsed"
+    assert svc.grants.policy(rid) is None
+    assert "extended" not in [a[1] for a in actions(svc, rid)]
+    assert [o.key for o in svc.store.owed_for("alice") if o.key.startswith("extend")] == []
+
+
+def test_an_extension_whose_policy_is_gone_fails_and_says_so(svc):
+    """IAM no longer holds the grant when the extension is applied (an expiry raced the
+    approval): it fails, the requester is told, and the grant ends as it would have."""
+    rid = approved_not_applied(svc)
+    svc.grants.delete(rid)
+
+    svc.run_all([jobs.ExtendGrant(rid, 1)])
+
+    req = svc.store.get(rid)
+    assert req.extension.state == "failed" and "IAM holds no policy" in req.extension.note
+    (dm,) = [m for m in svc.slack.dms("U0ALICE001") if m.event_type == "extension_failed"]
+    assert dm.payload == {"request_id": rid, "reason": req.extension.note, "extension": 1}
+    assert "could not be applied: IAM holds no policy" in dm.text and "16:02 UTC" in dm.text
+    assert ":x: Extension +1h could not be applied" in card(svc, rid).all_text()
+    svc.clock.set(req.expires_at + timedelta(seconds=30))
+    svc.sweep()
+    assert state(svc, rid) == "APPROVED/EXPIRED"
 
 
 def test_the_extension_job_refuses_what_the_audit_trail_does_not_show(svc):
