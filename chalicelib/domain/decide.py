@@ -352,6 +352,12 @@ def _own_extension_counts(role: ExtendableRole) -> bool:
     return role.self_approval and (not role.production or role.self_extend)
 
 
+def extension_approvers(req: Request, role: ExtendableRole) -> list[str]:
+    """Who could approve this grant's extension: the role's approvers as the catalog says
+    now, the requester only where their own click counts."""
+    return [a for a in role.approvers if a != req.requester or _own_extension_counts(role)]
+
+
 def _extension_problem(req: Request, now: datetime) -> str | None:
     ext = req.extension
     if ext is None:

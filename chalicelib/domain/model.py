@@ -341,25 +341,25 @@ class Request:
         return self.move("request_extension", at=at, actor=self.requester, reason=why, extension=ext)
 
     def count_extension_approval(self, at: datetime, by: str, reason: str = ""):
-        ext = self._open_extension()
+        ext = self._open_extension(Extension.PENDING)
         return self.move("count_extension_approval", at=at, actor=by, reason=reason,
                          extension=dataclasses.replace(ext, approvals=ext.approvals + (Approval(by, at),)))
 
     def approve_extension(self, at: datetime, by: str, reason: str = ""):
         """The final approval of the extension: IAM is changed next (:meth:`extended`)."""
-        ext = self._open_extension()
+        ext = self._open_extension(Extension.PENDING)
         return self.move("approve_extension", at=at, actor=by, reason=reason, extension=dataclasses.replace(
             ext, approvals=ext.approvals + (Approval(by, at),), state=Extension.APPROVED, decided_by=by,
             decided_at=at))
 
     def deny_extension(self, at: datetime, by: str, reason: str = ""):
-        ext = self._open_extension()
+        ext = self._open_extension(Extension.PENDING)
         return self.move("deny_extension", at=at, actor=by, reason=reason, extension=dataclasses.replace(
             ext, state=Extension.DENIED, decided_by=by, decided_at=at))
 
     def extended(self, at: datetime, new_expires_at: datetime):
         """IAM now holds the later expiry: the record follows."""
-        ext = self._open_extension()
+        ext = self._open_extension(Extension.APPROVED)
         old = self.expires_at
         return self.move("extended", at=at, actor=SYSTEM, reason=f"expiry {iso_z(old) if old else '-'} -> {iso_z(new_expires_at)}",
                          expires_at=new_expires_at, extended_seconds=self.extended_seconds + ext.seconds,
@@ -367,17 +367,19 @@ class Request:
                                                        new_expires_at=new_expires_at))
 
     def extension_failed(self, at: datetime, why: str):
-        ext = self._open_extension()
+        ext = self._open_extension(Extension.APPROVED)
         return self.move("extension_failed", at=at, actor=SYSTEM, reason=why,
                          extension=dataclasses.replace(ext, state=Extension.FAILED, note=why,
                                                        decided_at=ext.decided_at or at))
 
-    def _open_extension(self) -> Extension:
-        """The extension being decided or applied (a placeholder when there is none, so
-        that the state machine, not this, refuses a move from the wrong state)."""
-        if self.extension is not None:
-            return self.extension
-        return Extension(n=0, seconds=0, requested_at=self.created_at, required=0)
+    def _open_extension(self, state: str) -> Extension:
+        """The extension, which must be in ``state`` (IllegalTransition otherwise: e.g. an
+        extension applied twice, or approved after it was denied)."""
+        ext = self.extension
+        if ext is None or ext.state != state:
+            what = "no extension" if ext is None else f"its extension is {ext.state}"
+            raise IllegalTransition(f"{self.request_id} has {what}, not {state}")
+        return ext
 
     # -- the session cut-off that follows an ended grant (the state does not change) -------
     def sessions_cut(self, at: datetime, note: str | None = None):

@@ -90,13 +90,13 @@ _OWED_LABELS = {"card": "the approval card's update", "security:grant_failed": "
 def _owed_text(owed) -> str:
     """Messages about your requests that Slack has not taken yet (retried until it does)."""
     # not the requester's messages: a cut-off (the "Ended" lines say it), an extension's IAM
-    # work (the card says it), reminders to the approvers
-    owed = [item for item in owed if not item.key.startswith(("cut", "extend:", "dm:review:"))]
+    # work (the card says it), the approvers' DMs (extension asks, review reminders)
+    owed = [item for item in owed if not item.key.startswith(("cut", "extend:", "ask:", "dm:review:"))]
     if not owed:
         return ""
     lines = []
     for item in owed:
-        what = _OWED_LABELS.get(item.key) or (f"your DM ({item.key.split(':', 1)[1].replace('_', ' ')})"
+        what = _OWED_LABELS.get(item.key) or (f"your DM ({item.key.split(':')[1].replace('_', ' ')})"
                                                if item.key.startswith("dm:") else item.key)
         tries = f", {item.attempts} retries so far" if item.attempts else ""
         lines.append(f"• `{item.request_id}`: {what} is not delivered yet; retrying{tries}")

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from typing import TYPE_CHECKING
 
 from ..domain.duration import format_duration
-from ..domain.model import GrantStatus, Request, RequestStatus, hhmm, iso_z
+from ..domain.model import GrantStatus, Request, RequestStatus, hhmm, iso_z, parse_iso
 from ..cutoff import bound_of as cutoff_bound
 from ..domain.timing import MAX_SESSION, sessions_end_by
 from .escape import escape_mrkdwn
@@ -150,11 +150,7 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
         blocks.append(SectionBlock(text=_verbatim(line)))  # holds the extension's reason
     ext = req.extension
     if ext is not None and ext.state == ext.PENDING and req.grant_status is GrantStatus.ACTIVE:
-        blocks.append(ActionsBlock(block_id=f"extend:{req.request_id}:{ext.n}", elements=[
-            ButtonElement(text="Approve extension", action_id=APPROVE_EXTENSION, value=req.request_id,
-                          style="primary"),
-            ButtonElement(text="Deny extension", action_id=DENY_EXTENSION, value=req.request_id, style="danger"),
-        ]))
+        blocks.append(extension_buttons(req))
     if req.status is RequestStatus.PENDING:
         who = " ".join(_mention(people, a) for a in approvers if a != req.requester)
         blocks.append(ContextBlock(elements=[_md(f"Approvers: {who or 'none'}")]))
@@ -257,34 +253,49 @@ def granted_dm(req: Request, bastion_account_id: str, cut_offs: bool = True,
     return text, [b.to_dict() for b in blocks]
 
 
-def extension_asked_reply(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> str:
-    """The reply in the card's thread that asks the approvers about an extension."""
+def extension_buttons(req: Request):
+    """The Approve / Deny buttons of the record's extension (on the card and in the
+    approvers' DMs): value the request id, block ``extend:<request id>:<n>``."""
+    from slack_sdk.models.blocks import ActionsBlock, ButtonElement
+
+    return ActionsBlock(block_id=f"extend:{req.request_id}:{req.extension.n}", elements=[
+        ButtonElement(text="Approve extension", action_id=APPROVE_EXTENSION, value=req.request_id, style="primary"),
+        ButtonElement(text="Deny extension", action_id=DENY_EXTENSION, value=req.request_id, style="danger"),
+    ])
+
+
+def extension_ask(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> tuple[str, list[dict]]:
+    """The DM that asks an approver about an extension, with its buttons."""
+    from slack_sdk.models.blocks import SectionBlock
+
     ext = req.extension
-    who = " ".join(_mention(people, a) for a in approvers if a != req.requester) or "nobody"
     why = f": {escape_mrkdwn(ext.reason)}" if ext.reason else ""
-    return (f"{who} — {_mention(people, req.requester)} asks to extend `{req.label}` ({req.request_id}) by "
-            f"{format_duration(ext.seconds)}, to {hhmm(req.expires_at + timedelta(seconds=ext.seconds))}{why}. "
-            f"Approve or deny on the card ({ext.required} approval{'s' if ext.required != 1 else ''} needed); "
-            f"the grant stays in force until {hhmm(req.expires_at)} meanwhile.")
+    until = hhmm(req.expires_at + timedelta(seconds=ext.seconds))
+    text = (f":hourglass_flowing_sand: {_mention(people, req.requester)} asks to extend `{req.label}` "
+            f"({req.request_id}) by {format_duration(ext.seconds)}, to {until}{why}. "
+            f"{ext.required} approval{'s' if ext.required != 1 else ''} needed; the grant stays in force until "
+            f"{hhmm(req.expires_at)} meanwhile, and the request lapses if it ends first.")
+    fallback = (f"{req.requester} asks to extend {req.label} ({req.request_id}) by "
+                f"{format_duration(ext.seconds)}")
+    return fallback, [SectionBlock(text=_verbatim(text)).to_dict(), extension_buttons(req).to_dict()]
 
 
-def extension_dm(req: Request, event_type: str, n: int, people: Mapping[str, str]) -> str:
-    """The requester's DM about their extension number ``n``."""
-    ext = req.extension
-    if ext is None or ext.n != n:
-        return f"Your extension request for `{req.label}` ({req.request_id}) has been superseded."
-    plus = format_duration(ext.seconds)
+def extension_dm(label: str, event_type: str, payload: Mapping, people: Mapping[str, str]) -> str:
+    """The requester's DM about one extension, from what the job that owes it carries (so a
+    late DM says what happened to *that* extension, whatever came after)."""
+    rid = payload.get("request_id", "")
     if event_type == "access_extended":
-        by = ", ".join(_mention(people, p) for p in ext.approvers) or "no approval needed"
-        return (f":arrows_clockwise: Your access to `{req.label}` ({req.request_id}) is extended by {plus} "
-                f"({by}): *until {iso_z(ext.new_expires_at)} ({hhmm(ext.new_expires_at)})*, was "
-                f"{hhmm(ext.old_expires_at)}. Nothing to do: your sessions keep working, and you may start new "
-                "ones until then.")
+        new, old = parse_iso(payload["expires_at"]), parse_iso(payload["old_expires_at"])
+        by = ", ".join(_mention(people, p) for p in payload.get("approvers") or []) or "no approval needed"
+        return (f":arrows_clockwise: Your access to `{label}` ({rid}) is extended by "
+                f"{format_duration(int((new - old).total_seconds()))} ({by}): *until {iso_z(new)} ({hhmm(new)})*, "
+                f"was {hhmm(old)}. Nothing to do: your sessions keep working, and you may start new ones until "
+                "then.")
     if event_type == "extension_denied":
-        return (f":no_entry_sign: Your extension of `{req.label}` ({req.request_id}) by {plus} was denied by "
-                f"{_mention(people, ext.decided_by)}; access still ends at {hhmm(req.expires_at)}.")
-    return (f":x: Your extension of `{req.label}` ({req.request_id}) by {plus} could not be applied: "
-            f"{escape_mrkdwn(ext.note or 'unknown error')}. Access ends at {hhmm(req.expires_at)} as before.")
+        return (f":no_entry_sign: Your extension request for `{label}` ({rid}) was denied by "
+                f"{_mention(people, payload.get('denied_by'))}; the grant keeps its expiry.")
+    return (f":x: Your extension of `{label}` ({rid}) could not be applied: "
+            f"{escape_mrkdwn(payload.get('reason') or 'unknown error')}. The grant keeps its expiry.")
 
 
 def sessions_state(req: Request) -> str:

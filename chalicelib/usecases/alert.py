@@ -95,9 +95,20 @@ def covering_grant(deps: Deps, a: Assumption, grants=None) -> Request | None:
                 # CloudTrail's eventTime has whole seconds; our times have microseconds
                 and covers(req.granted_at.replace(microsecond=0), end, a.event_time)
                 and decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester),
-                                 max(deps.now(), req.decided_at or req.created_at)).allowed):
+                                 max(deps.now(), req.decided_at or req.created_at)).allowed
+                and _extension_recorded(deps, req)):
             return req
     return None
+
+
+def _extension_recorded(deps: Deps, req: Request) -> bool:
+    """An extended grant covers its later window only if the audit trail has the extension
+    that moved its expiry there (one more read, for extended grants only): a record edited to
+    claim extensions cannot stretch what looks covered."""
+    if not req.extended_seconds:
+        return True
+    return any(e.action == "extended" and e.reason.endswith(f"-> {iso_z(req.expires_at)}")
+               for e in deps.store.history(req.request_id))
 
 
 def _refused(deps: Deps, event: dict, log) -> str | None:

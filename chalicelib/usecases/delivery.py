@@ -41,8 +41,8 @@ def key_of(job: jobs.Job) -> str | None:
         return f"cut:{digest}"
     if isinstance(job, jobs.ExtendGrant):  # IAM must follow an approved extension, worker or not
         return f"extend:{job.extension}"
-    if isinstance(job, jobs.Reply):
-        return f"reply:{job.what}:{job.extension}"
+    if isinstance(job, jobs.AskApprovers):
+        return f"ask:{job.extension}"
     if isinstance(job, jobs.Card):
         return "card"
     if isinstance(job, jobs.Dm):

@@ -15,7 +15,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     from .cut import cut_sessions
     from .extend import apply_extension
     from .grant import end_grant, make_grant
-    from .notify import post_card, reply_in_thread, send_dm, send_ephemeral, tell_security
+    from .notify import ask_approvers, post_card, send_dm, send_ephemeral, tell_security
     from .review import send_reminder
 
     job = jobs.as_job(job)
@@ -28,7 +28,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.CutSessions: cut_sessions,
         jobs.Security: tell_security,
         jobs.ExtendGrant: apply_extension,
-        jobs.Reply: reply_in_thread,
+        jobs.AskApprovers: ask_approvers,
         jobs.ReviewReminder: send_reminder,
     }[type(job)]
     return handler(deps, job) or []

@@ -2,8 +2,8 @@
 
 1. The requester asks (``/aws-access extend <request-id> <duration> [reason]``): decided
    by ``decide_extend`` and recorded on the request (its state stays ACTIVE). The card
-   shows the extension with its own Approve / Deny buttons, and a reply in its thread
-   tells the approvers. With ``extend_approvals = 0`` it is approved at once.
+   shows the extension with its own Approve / Deny buttons, and each approver gets a DM
+   with the same buttons. With ``extend_approvals = 0`` it is approved at once.
 2. Approvers click (``approve_extension`` / ``deny_extension``): decided like a request's
    approval, against the role's ``extend_approvals``.
 3. The final approval owes the :class:`~chalicelib.usecases.jobs.ExtendGrant` job. It
@@ -100,7 +100,7 @@ def ask(deps: Deps, person, cmd: ExtendCmd) -> Answer:
         if ext.state == ext.APPROVED:  # no approval needed
             follow.append(jobs.ExtendGrant(req.request_id, ext.n))
         else:
-            follow.append(jobs.Reply(req.request_id, "extension_requested", ext.n))
+            follow.append(jobs.AskApprovers(req.request_id, ext.n))
         try:
             deps.store.transition(req, after, event, owed(follow))
         except Conflict:

@@ -85,14 +85,13 @@ class ExtendGrant:
 
 
 @dataclass(frozen=True)
-class Reply:
-    """A reply in the card's thread, rendered from the record when it runs (``what``: what
-    it is about, e.g. ``extension_requested``; ``extension``: which one)."""
+class AskApprovers:
+    """DM each approver of the role about the record's extension number ``extension``, with
+    its Approve / Deny buttons (usecases/notify.py ``ask_approvers``), each once."""
 
-    kind: ClassVar[str] = "reply"
+    kind: ClassVar[str] = "ask_approvers"
     request_id: str
-    what: str
-    extension: int = 0
+    extension: int
 
 
 @dataclass(frozen=True)
@@ -115,9 +114,9 @@ class ReviewReminder:
     step: int
 
 
-Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, Reply, ReviewReminder]
+Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
-                                                    ExtendGrant, Reply, ReviewReminder)}
+                                                    ExtendGrant, AskApprovers, ReviewReminder)}
 
 
 class BadJob(ValueError):

@@ -103,12 +103,16 @@ def send_dm(deps: Deps, job: jobs.Dm) -> None:
         deps.store.settle(req.request_id, key, req.version)
         return
     if job.event_type in EXTENSION_DMS:
-        text, blocks = views.extension_dm(req, job.event_type, int(job.tag or 0), deps.people), None
+        if req.grant_status is not GrantStatus.ACTIVE:
+            # the grant ended meanwhile: its ending's DM tells the truth (a lapsed extension too)
+            deps.store.settle(req.request_id, key, 2**31)
+            return
+        text = views.extension_dm(req.label, job.event_type, job.payload, deps.people)
         match = {"request_id": req.request_id, **({"expires_at": job.payload["expires_at"]}
                                                   if "expires_at" in job.payload else {"extension": int(job.tag or 0)})}
-        deliver_once(deps, req.request_id, key, channel=req.requester_slack, text=text, blocks=blocks,
+        deliver_once(deps, req.request_id, key, channel=req.requester_slack, text=text, blocks=None,
                      event_type=job.event_type, payload=job.payload, match=match)
-        deps.store.settle(req.request_id, key, req.version)
+        deps.store.settle(req.request_id, key, 2**31)
         return
     if job.event_type == "access_granted":
         text, blocks = views.granted_dm(req, deps.catalog.bastion_account_id, cut_offs=deps.cuts is not None,
@@ -140,25 +144,30 @@ def _earlier_cut_off(deps: Deps, req: Request):
 EXTENSION_DMS = ("access_extended", "extension_denied", "extension_failed")
 
 
-def reply_in_thread(deps: Deps, job: jobs.Reply) -> None:
-    """A reply in the card's thread (``extension_requested``: the approvers are asked),
-    rendered from the record; at most once (a thread reply cannot be looked up again)."""
+def ask_approvers(deps: Deps, job: jobs.AskApprovers) -> None:
+    """DM each approver of the role (as the catalog says now; the requester only where their
+    own click would count) about extension ``job.extension``, with its buttons, each once. A
+    DM is looked up before it is posted again, so a lost answer is not shown twice; an
+    extension decided or lapsed meanwhile asks nobody."""
+    from ..domain.decide import extension_approvers
+
     key = key_of(job)
     req = deps.store.get(job.request_id)
-    ref = deps.store.card(job.request_id) if req is not None else None
     ext = req.extension if req is not None else None
-    if ref is None or ext is None or ext.n != job.extension or not ext.open:
-        if req is not None and ref is None and ext is not None and ext.n == job.extension and ext.open:
-            from ..domain.errors import DomainError
-
-            raise DomainError(f"the card of {job.request_id} is not posted yet")  # owed: retried
+    role = deps.role_of(req) if req is not None else None
+    if req is None or ext is None or ext.n != job.extension or ext.state != ext.PENDING or role is None \
+            or req.grant_status is not GrantStatus.ACTIVE:
         deps.store.settle(job.request_id, key, 2**31)
         return
-    role = deps.role_of(req)
-    text = views.extension_asked_reply(req, deps.people, role.approvers if role else ())
-    deliver_once(deps, req.request_id, key, channel=ref[0], text=text, blocks=None, event_type=job.what,
-                 payload={"request_id": req.request_id, "extension": ext.n}, match={"request_id": req.request_id},
-                 thread_ts=ref[1])
+    text, blocks = views.extension_ask(req, deps.people, role.approvers)
+    for person in extension_approvers(req, role):
+        who = deps.catalog.people.get(person)
+        if who is None:
+            continue
+        deliver_once(deps, req.request_id, f"{key}:{person}", channel=who.slack_user, text=text, blocks=blocks,
+                     event_type="extension_requested",
+                     payload={"request_id": req.request_id, "extension": ext.n, "approver": person},
+                     match={"request_id": req.request_id, "extension": ext.n})
     deps.store.settle(req.request_id, key, 2**31)
 
 

@@ -64,9 +64,13 @@ def test_an_extension_waits_for_an_approver_while_the_grant_stays_in_force(svc):
     assert "Extension asked" in msg.all_text() and "+1h, to 17:02 UTC" in msg.all_text()
     buttons = [e["action_id"] for b in msg.blocks if b["type"] == "actions" for e in b["elements"]]
     assert buttons == [APPROVE_EXTENSION, DENY_EXTENSION]
-    (thread,) = svc.slack.posts(APPROVALS, thread_ts=svc.store.card(rid)[1])
-    assert thread.event_type == "extension_requested" and "<@U0BOB00001>" in thread.text \
-        and "<@U0CAROL001>" in thread.text and "by 1h, to 17:02 UTC" in thread.text
+    for approver in ("U0BOB00001", "U0CAROL001"):  # each approver is asked by DM, with the buttons
+        (asked,) = svc.slack.dms(approver)
+        assert asked.event_type == "extension_requested" and asked.payload["extension"] == 1
+        assert "asks to extend `prod/admin`" in asked.all_text() and "by 1h, to 17:02 UTC" in asked.all_text()
+        assert [e["action_id"] for b in asked.blocks if b["type"] == "actions" for e in b["elements"]] == [
+            APPROVE_EXTENSION, DENY_EXTENSION]
+    assert svc.slack.dms("U0ALICE001")[-1].event_type == "access_granted"  # never asked herself
 
 
 def test_approved_the_new_expiry_is_in_iam_before_the_record_says_so_and_starts_at_the_old_one(svc):
@@ -138,7 +142,7 @@ def test_a_denied_extension_leaves_the_grant_as_it_was(svc):
     assert expiry_in_iam(svc, rid) == OLD_END
     assert actions(svc, rid)[-1] == ("bob", "extension_denied", "APPROVED/ACTIVE", "APPROVED/ACTIVE")
     (dm,) = [m for m in svc.slack.dms("U0ALICE001") if m.event_type == "extension_denied"]
-    assert "was denied by <@U0BOB00001>; access still ends at 16:02 UTC" in dm.text
+    assert "was denied by <@U0BOB00001>; the grant keeps its expiry" in dm.text
     assert "denied by <@U0BOB00001>" in card(svc, rid).all_text() and not card(svc, rid).has_buttons
     # a later approve click is refused, and a new extension may be asked
     click(svc, "carol", APPROVE_EXTENSION, rid)
@@ -214,7 +218,7 @@ def test_who_may_extend_and_when(svc):
         slash(svc, "alice", f"extend {rid} 1h again").text
 
 
-def test_approvers_only_and_never_the_requester_alone():
+def test_approvers_only_and_outside_production_a_self_approving_requester_too():
     svc = make_service(SELF_APPROVING)
     rid = granted(svc, "bob", "dev admin 1h", approvers=("bob",))
     extend(svc, rid, "1h", person="bob")
@@ -222,6 +226,53 @@ def test_approvers_only_and_never_the_requester_alone():
     assert "You are not an approver of dev/admin" in ephemeral_texts(svc, "dave")[-1]
     click(svc, "bob", APPROVE_EXTENSION, rid)  # self_approval: his own click counts
     assert svc.store.get(rid).extension.state == "applied"
+
+
+def test_each_approver_is_asked_once_even_if_the_job_runs_again_after_a_lost_answer(svc, monkeypatch):
+    """Slack posts bob's DM but its answer is lost, so that run stops before carol. The job
+    stays owed; the sweep's retries find bob's DM (not posted again) and post carol's."""
+    rid = granted(svc)
+    real, lost = svc.slack.dm, []
+
+    def post_then_lose(user, text, blocks, event_type, payload):
+        where = real(user, text, blocks, event_type, payload)
+        if event_type == "extension_requested" and not lost:
+            lost.append(user)
+            raise ConnectionResetError("the answer was lost")
+        return where
+
+    monkeypatch.setattr(svc.slack, "dm", post_then_lose)
+    reply = slash(svc, "alice", f"extend {rid} 1h still on it")
+    svc.run_all(reply.jobs, on_error=lambda job, exc: None)
+    assert lost == ["U0BOB00001"] and "ask:1" in [o.key for o in svc.store.owed_for("alice")]
+    for wait in (2, 5):
+        svc.clock.advance(minutes=wait)
+        svc.sweep()
+    assert [len(svc.slack.dms(u)) for u in ("U0BOB00001", "U0CAROL001")] == [1, 1]
+    assert [o.key for o in svc.store.owed_for("alice") if o.key.startswith("ask")] == []
+
+
+def test_an_approver_can_decide_from_the_dm(svc):
+    rid = granted(svc)
+    extend(svc, rid)
+    (asked,) = svc.slack.dms("U0CAROL001")
+    (block,) = [b for b in asked.blocks if b["type"] == "actions"]
+    n = int(block["block_id"].rsplit(":", 1)[1])
+    svc.run_all(svc.click(Click(APPROVE_EXTENSION, rid, "U0CAROL001", asked.channel, asked.ts, extension=n)))
+    assert svc.store.get(rid).extension.state == "applied"
+
+
+def test_a_late_extension_dm_after_the_grant_ended_says_nothing(svc):
+    rid = granted(svc)
+    extend(svc, rid)
+    svc.slack.fail_next("dm", TimeoutError("Slack is down"))
+    svc.run_all(press(svc, "bob", APPROVE_EXTENSION, rid), on_error=lambda job, exc: None)
+    assert svc.store.get(rid).extension.state == "applied"
+    svc.run_all(slash(svc, "alice", f"revoke {rid}").jobs)
+    svc.clock.advance(minutes=2)
+    svc.sweep()
+    assert "access_extended" not in dm_types(svc)  # the revoke's DM is the truth now
+    assert [o.key for o in svc.store.owed_for("alice") if o.key.startswith("dm:")] == []
 
 
 def test_an_earlier_extensions_button_is_refused(svc):
@@ -410,7 +461,7 @@ def test_an_extension_whose_policy_is_gone_fails_and_says_so(svc):
     assert req.extension.state == "failed" and "IAM holds no policy" in req.extension.note
     (dm,) = [m for m in svc.slack.dms("U0ALICE001") if m.event_type == "extension_failed"]
     assert dm.payload == {"request_id": rid, "reason": req.extension.note, "extension": 1}
-    assert "could not be applied: IAM holds no policy" in dm.text and "16:02 UTC" in dm.text
+    assert "could not be applied: IAM holds no policy" in dm.text and "keeps its expiry" in dm.text
     assert ":x: Extension +1h could not be applied" in card(svc, rid).all_text()
     svc.clock.set(req.expires_at + timedelta(seconds=30))
     svc.sweep()
@@ -456,3 +507,65 @@ def test_a_call_after_the_old_expiry_is_covered_by_the_extended_grant(svc):
     assert handle(svc, call("2026-11-12T16:30:00Z", 1)).kind == "covered"  # after 16:02:15, before 17:02:15
     svc.clock.set(svc.store.get(rid).expires_at + timedelta(minutes=5))
     assert handle(svc, call("2026-11-12T17:05:00Z", 2)).kind == "uncovered"
+
+
+def test_a_record_edited_to_claim_an_extension_covers_nothing_past_its_real_expiry(svc):
+    """The alert path: a grant whose record says it was extended (no ``extended`` event in
+    the audit trail) does not make a call after its real expiry look covered."""
+    from chalicelib.usecases.alert import handle
+    from tests.fixtures import load_cloudtrail
+
+    rid = granted(svc)
+    req = svc.store.get(rid)
+    forged = dataclasses.replace(req, version=req.version + 1, extended_seconds=3600,
+                                 expires_at=req.expires_at + timedelta(hours=1))
+    svc.store._requests[rid] = forged.to_json()  # written behind Drawbridge's back
+    e = load_cloudtrail("assume_role_bastion_copy")
+    e["detail"]["eventTime"] = e["time"] = "2026-11-12T16:30:00Z"
+    svc.clock.set(req.expires_at + timedelta(minutes=30))
+    assert handle(svc, e).kind == "uncovered"
+
+
+def test_a_record_edited_to_lengthen_an_approved_extension_moves_nothing(svc):
+    """bob approved +1h; before the job runs the record is edited to +6h, and separately to
+    a later expiry: the job refuses both, and IAM keeps the real expiry."""
+    rid = granted(svc)
+    extend(svc, rid)
+    follow = press(svc, "bob", APPROVE_EXTENSION, rid)
+    svc.run_all([j for j in follow if not isinstance(j, jobs.ExtendGrant)])
+    req = svc.store.get(rid)
+    longer = dataclasses.replace(req, version=req.version + 1,
+                                 extension=dataclasses.replace(req.extension, seconds=6 * 3600))
+    svc.store._requests[rid] = longer.to_json()
+
+    svc.run_all([jobs.ExtendGrant(rid, 1)])
+
+    after = svc.store.get(rid)
+    assert after.extension.state == "failed" and "not the one the requester asked for" in after.extension.note
+    assert expiry_in_iam(svc, rid) == OLD_END
+
+
+def test_an_expiry_edited_in_the_record_is_not_where_the_switch_starts(svc):
+    rid = granted(svc)
+    extend(svc, rid)
+    follow = press(svc, "bob", APPROVE_EXTENSION, rid)
+    svc.run_all([j for j in follow if not isinstance(j, jobs.ExtendGrant)])
+    req = svc.store.get(rid)
+    later = dataclasses.replace(req, version=req.version + 1, expires_at=req.expires_at + timedelta(hours=2))
+    svc.store._requests[rid] = later.to_json()
+
+    svc.run_all([jobs.ExtendGrant(rid, 1)])
+
+    after = svc.store.get(rid)
+    assert after.extension.state == "failed" and "not at 2026-11-12T18:02:15Z" in after.extension.note
+    assert expiry_in_iam(svc, rid) == OLD_END
+
+
+def test_list_names_an_undelivered_extension_dm_in_words(svc):
+    rid = granted(svc)
+    extend(svc, rid)
+    svc.slack.fail_next("dm", TimeoutError("Slack is down"))
+    svc.run_all(press(svc, "bob", APPROVE_EXTENSION, rid), on_error=lambda job, exc: None)
+    text = slash(svc, "alice", "list").text
+    assert f"• `{rid}`: your DM (access extended) is not delivered yet" in text
+    assert "ask:" not in text and "extend:" not in text
