@@ -530,6 +530,47 @@ def extend_race(run: Run) -> None:
     run.past_expiry = r.random() < 0.5
 
 
+def extend_vs_expiry(run: Run) -> None:
+    """bob approved alice's extension before her grant's expiry, but its worker died; at the
+    old expiry the sweep (which ends grants) and the extension's job run at the same moment,
+    IAM slow in between (the switch, or the removal), sometimes a second sweep too."""
+    from chalicelib.slack.parse import Click
+    from chalicelib.usecases import jobs as job_types
+
+    r = run.rng
+    _granted(run, "alice", "prod admin 1h incident 4521", "a", ("bob", "carol"))
+    run.clock.advance(MIN)
+    run.extend("alice", "a", r.choice(["30m still on it", "2h still on it"]))
+    rid = run.rids.get("a")
+    req = run.world.store.get(rid) if rid else None
+    if req is None or req.extension is None:
+        return
+    run.clock.set(req.expires_at - timedelta(seconds=r.choice([5, 20])))
+    svc = run.service()
+    follow = svc.click(Click("approve_extension", rid, run.catalog.people["bob"].slack_user, APPROVALS, "1.1"))
+    run.note(f"bob approves the extension of {rid}; its worker dies before the IAM switch")
+    svc.run_all([j for j in follow if not isinstance(j, job_types.ExtendGrant)], on_error=run._on_error("click"))
+    slow = r.choice([0.3, 0.8, 1.5])
+    where = r.choice(["iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DetachUserPolicy"])
+    run.world.aws.add(where, delay(slow), count=1, name=f"slow {where}")
+    run.note(f"fault: {where} -> delay {slow}s x1")
+    if r.random() < 0.4:
+        arm(run, 1)
+    run.clock.set(req.expires_at + timedelta(seconds=r.choice([1, 30, 120])))
+
+    def apply(s) -> None:
+        run.note(f"the extension's job runs again for {rid}")
+        s.run_all([job_types.ExtendGrant(rid, req.extension.n)], on_error=run._on_error("extend job"))
+
+    acts = [lambda s: run.sweep(svc=s), apply]
+    offsets = [0.0, r.choice([0.0, 0.05, 0.2, 0.5])]
+    if r.random() < 0.3:
+        acts.append(lambda s: run.sweep(svc=s))
+        offsets.append(r.choice([0.1, 0.6]))
+    run.together(*acts, offsets=tuple(offsets))
+    run.past_expiry = r.random() < 0.5
+
+
 SCENARIOS: dict[str, Callable[[Run], None]] = {
     "approvals": approvals,
     "revoke-race": revoke_race,
@@ -541,4 +582,5 @@ SCENARIOS: dict[str, Callable[[Run], None]] = {
     "aws-lost-responses": aws_lost_responses,
     "mixed": mixed,
     "extend-race": extend_race,
+    "extend-vs-expiry": extend_vs_expiry,
 }
