@@ -313,6 +313,9 @@ def decide_extend(req: Request, role: ExtendableRole | None, person: str, *, dur
     if req.grant_status is not GrantStatus.ACTIVE or req.expires_at is None or req.decided_at is None:
         state = describe_outcome(req) if not req.is_open else f"{rid} is {req.info.label}, not active yet"
         return _refuse_request(f"only an active grant can be extended: {state}")
+    if req.break_glass:
+        return _refuse_request(f"{rid} is a break-glass grant, which cannot be extended; break glass again "
+                               f"(`/aws-access breakglass ...`) or request {req.label} when it ends")
     if now >= req.expires_at:
         return _refuse_request(f"{rid} expired at {hhmm(req.expires_at)}; request the role again")
     ext = req.extension
@@ -558,6 +561,9 @@ def decide_review(req: Request, role: RoleRules | None, clicker: str | None, fla
         return _refuse("you are not in the Drawbridge catalog, so you cannot review break-glass use")
     if not req.break_glass:
         return _refuse(f"{req.request_id} is not a break-glass grant; there is nothing to review")
+    if req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING):
+        return _refuse(f"{req.request_id} is being {'granted' if req.grant_status is GrantStatus.GRANTING else 'revoked'}"
+                       " right now; review it in a moment")
     if clicker == req.requester:
         return _refuse(f"you cannot review your own break-glass use ({req.request_id}); "
                        "an approver of the role must")

@@ -91,8 +91,10 @@ REVOKING = (R.APPROVED, G.REVOKING)
 #: the states of a grant that ended after it may have been used (its sessions may be cut off)
 ENDED = {(R.APPROVED, G.REVOKED), (R.APPROVED, G.EXPIRED), (R.APPROVED, G.FAILED)}
 
-#: the states of a grant once made (approved, or self-granted in an emergency)
-MADE = {GRANTING, ACTIVE, REVOKING} | ENDED
+#: the states in which a made grant (approved, or self-granted in an emergency) may be
+#: reviewed: not while a job is between IAM and the record (GRANTING, REVOKING), whose
+#: write a review would make lose
+REVIEWABLE = {ACTIVE} | ENDED
 
 #: every move a request can make, by method name on Request
 MOVES: dict[str, Move] = {
@@ -119,12 +121,12 @@ MOVES: dict[str, Move] = {
     "deny_extension": _move("extension_denied", {ACTIVE}, None),
     "extended": _move("extended", {ACTIVE}, None),
     "extension_failed": _move("extension_failed", {ACTIVE}, None),
-    # the review of a break-glass grant (usecases/review.py), from every state such a grant
-    # can be in once made: recorded, the state stays
-    "review_acknowledged": _move("review_acknowledged", MADE, None),
-    "review_flagged": _move("review_flagged", MADE, None),
-    "review_reminded": _move("review_reminded", MADE, None),
-    "review_escalated": _move("review_escalated", MADE, None),
+    # the review of a break-glass grant (usecases/review.py), once it is made and no job is
+    # between IAM and the record: recorded, the state stays
+    "review_acknowledged": _move("review_acknowledged", REVIEWABLE, None),
+    "review_flagged": _move("review_flagged", REVIEWABLE, None),
+    "review_reminded": _move("review_reminded", REVIEWABLE, None),
+    "review_escalated": _move("review_escalated", REVIEWABLE, None),
 }
 
 

@@ -162,9 +162,14 @@ def _apply(deps: Deps, job: jobs.ExtendGrant, lease: _Lease) -> list[jobs.Job]:
         return []  # applied, failed or lapsed already: a retried job does nothing
     if req.grant_status is not GrantStatus.ACTIVE:
         return []  # ending: the ending lapses it
+    from .grant import agrees_with_history
+
     now = deps.now()
+    history = deps.store.history(rid)
+    if not agrees_with_history(req, history):
+        return _failed(deps, req, "refused: the record is not where its audit trail left it")
     check = rules.decide_extension_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester),
-                                         trail_of(deps.store.history(rid)), now)
+                                         trail_of(history), now)
     if not check.allowed:
         return _failed(deps, req, f"refused: {check.reason}")
     if now >= req.expires_at + LATE_APPLY:

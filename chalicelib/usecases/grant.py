@@ -32,8 +32,12 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
     # written, judged against the catalog and the audit trail *now* (a record put into the
     # table by anything else must not become a grant).
     history = deps.store.history(rid)
+    if not agrees_with_history(req, history):
+        return fail_grant(deps, req, "refused: the record is not where its audit trail left it (written by "
+                                     "something other than Drawbridge)")
     recorded = [e.actor for e in history if e.action == "approved"]
-    broke_glass = any(e.action == "break_glass" and e.actor == req.requester for e in history)
+    broke_glass = any(e.action == "break_glass" and e.actor == req.requester and e.at == req.decided_at
+                      for e in history)
     check = decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester), now, recorded,
                          recorded_break_glass=broke_glass)
     if not check.allowed:
@@ -61,6 +65,15 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
     except Conflict:
         return []  # another worker finished the same grant
     return follow
+
+
+def agrees_with_history(req: Request, history) -> bool:
+    """Whether the record is where its audit trail left it: every change of a record comes
+    with its event in one transaction, so the last event has the record's version and ends
+    in its state. A record edited (or revived) behind Drawbridge's back does not."""
+    from ..domain.model import state_of
+
+    return bool(history) and history[-1].seq == req.version and history[-1].to_status == state_of(req)
 
 
 def _mfa_serial(deps: Deps, req: Request) -> str | None:

@@ -20,6 +20,7 @@ from ..domain import decide as rules
 from ..domain.duration import format_duration
 from ..domain.errors import Conflict
 from ..domain.model import Request, hhmm, iso_z
+from ..domain.lifecycle import GrantStatus
 from ..domain.timing import review_steps_due
 from ..slack.escape import escape_mrkdwn
 from ..slack.parse import MAX_REASON, Click
@@ -68,6 +69,8 @@ def review_step(deps: Deps, request_id: str, now: datetime) -> list[jobs.Job]:
         req = deps.store.get(request_id)
         if req is None or not req.review_open or req.review_escalated_at is not None:
             return []
+        if req.grant_status in (GrantStatus.GRANTING, GrantStatus.REVOKING):
+            return []  # a job is between IAM and the record: the next sweep steps the review
         if req.review_due_at is not None and now >= req.review_due_at:
             after, event = req.review_escalated(now)
             follow: list[jobs.Job] = [jobs.Security("break_glass_review_overdue", {

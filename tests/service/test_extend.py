@@ -470,11 +470,13 @@ def test_an_extension_whose_policy_is_gone_fails_and_says_so(svc):
 
 def test_the_extension_job_refuses_what_the_audit_trail_does_not_show(svc):
     """Defence in depth: an 'approved' extension written into the table by anything but an
-    approver's click (no extension_approved event) never reaches IAM."""
+    approver's click (no extension_approved event) never reaches IAM - whether the writer
+    kept the record's version (the audit trail's events are checked) or bumped it (the
+    record is not where its audit trail left it)."""
     rid = granted(svc)
     extend(svc, rid)
     req = svc.store.get(rid)
-    forged = dataclasses.replace(req, version=req.version + 1, extension=dataclasses.replace(
+    forged = dataclasses.replace(req, extension=dataclasses.replace(
         req.extension, state=Extension.APPROVED, decided_by="bob", decided_at=svc.clock(),
         approvals=(req.approvals[0],)))
     svc.store._requests[rid] = forged.to_json()  # written behind Drawbridge's back
@@ -484,6 +486,16 @@ def test_the_extension_job_refuses_what_the_audit_trail_does_not_show(svc):
     after = svc.store.get(rid)
     assert after.extension.state == "failed" and "0 of 1 extension approvals count" in after.extension.note
     assert iso_z(after.expires_at) == OLD_END and expiry_in_iam(svc, rid) == OLD_END
+
+    extend(svc, rid, "30m again")
+    req = svc.store.get(rid)
+    bumped = dataclasses.replace(req, version=req.version + 1, extension=dataclasses.replace(
+        req.extension, state=Extension.APPROVED, decided_by="bob", decided_at=svc.clock(),
+        approvals=(req.approvals[0],)))
+    svc.store._requests[rid] = bumped.to_json()
+    svc.run_all([jobs.ExtendGrant(rid, 2)])
+    assert "not where its audit trail left it" in svc.store.get(rid).extension.note
+    assert expiry_in_iam(svc, rid) == OLD_END
 
 
 def test_a_call_after_the_old_expiry_is_covered_by_the_extended_grant(svc):
@@ -534,8 +546,7 @@ def test_a_record_edited_to_lengthen_an_approved_extension_moves_nothing(svc):
     follow = press(svc, "bob", APPROVE_EXTENSION, rid)
     svc.run_all([j for j in follow if not isinstance(j, jobs.ExtendGrant)])
     req = svc.store.get(rid)
-    longer = dataclasses.replace(req, version=req.version + 1,
-                                 extension=dataclasses.replace(req.extension, seconds=6 * 3600))
+    longer = dataclasses.replace(req, extension=dataclasses.replace(req.extension, seconds=6 * 3600))
     svc.store._requests[rid] = longer.to_json()
 
     svc.run_all([jobs.ExtendGrant(rid, 1)])
@@ -551,7 +562,7 @@ def test_an_expiry_edited_in_the_record_is_not_where_the_switch_starts(svc):
     follow = press(svc, "bob", APPROVE_EXTENSION, rid)
     svc.run_all([j for j in follow if not isinstance(j, jobs.ExtendGrant)])
     req = svc.store.get(rid)
-    later = dataclasses.replace(req, version=req.version + 1, expires_at=req.expires_at + timedelta(hours=2))
+    later = dataclasses.replace(req, expires_at=req.expires_at + timedelta(hours=2))
     svc.store._requests[rid] = later.to_json()
 
     svc.run_all([jobs.ExtendGrant(rid, 1)])

@@ -100,8 +100,7 @@ def stored(req: Request) -> InMemoryStore:
     return store
 
 
-MADE = {"APPROVED/GRANTING", "APPROVED/ACTIVE", "APPROVED/REVOKING", "APPROVED/REVOKED", "APPROVED/EXPIRED",
-        "APPROVED/FAILED"}
+REVIEWABLE = {"APPROVED/ACTIVE", "APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROVED/FAILED"}
 
 #: move -> (audit action, the states it leaves, the state it leads to; None: stays)
 EXPECTED_MOVES = {
@@ -129,10 +128,10 @@ EXPECTED_MOVES = {
     "extended": ("extended", {"APPROVED/ACTIVE"}, None),
     "extension_failed": ("extension_failed", {"APPROVED/ACTIVE"}, None),
     # the review of a break-glass grant: from every state a grant can be in once made
-    "review_acknowledged": ("review_acknowledged", MADE, None),
-    "review_flagged": ("review_flagged", MADE, None),
-    "review_reminded": ("review_reminded", MADE, None),
-    "review_escalated": ("review_escalated", MADE, None),
+    "review_acknowledged": ("review_acknowledged", REVIEWABLE, None),
+    "review_flagged": ("review_flagged", REVIEWABLE, None),
+    "review_reminded": ("review_reminded", REVIEWABLE, None),
+    "review_escalated": ("review_escalated", REVIEWABLE, None),
 }
 #: state -> (label, the card's metadata event type (docs/REFERENCE.md), open)
 EXPECTED_STATES = {
