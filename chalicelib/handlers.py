@@ -147,8 +147,10 @@ def _interaction(click):
 
     if click is None:  # an interaction Drawbridge does not handle (e.g. a modal)
         return _response(200, "")
+    # a Confirm's value is what the person typed, a flag's is their text: not for the logs
+    typed = click.action_id in ("confirm_break_glass", "flag_break_glass")
     logger().info("button click", extra={"slack_user": click.user_id, "action": click.action_id[:40],
-                                         "request": click.request_id[:40]})
+                                         "request": None if typed else click.request_id[:40]})
     svc = wiring.service()
     try:
         defer(svc.click(click, delivery=click.trigger_id))

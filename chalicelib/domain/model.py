@@ -242,8 +242,10 @@ class Request:
 
     @property
     def review_open(self) -> bool:
-        """A break-glass grant nobody has acknowledged or flagged yet."""
-        return self.break_glass and self.reviewed_at is None
+        """A break-glass grant nobody has acknowledged or flagged yet (one IAM refused before
+        it was ever made has nothing to review: #security was told it failed)."""
+        never_made = self.grant_status is GrantStatus.FAILED and self.granted_at is None
+        return self.break_glass and self.reviewed_at is None and not never_made
 
     @property
     def duration(self) -> timedelta:

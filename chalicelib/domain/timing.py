@@ -79,7 +79,7 @@ def review_next_at(req: Request) -> datetime | None:
     """The next step of an open break-glass review: the next reminder, or the escalation
     at ``review_due_at``, whichever comes first. None once it is reviewed or escalated
     (or for a grant that is not break-glass): reminders stop there."""
-    if not req.break_glass or req.reviewed_at is not None or req.review_escalated_at is not None:
+    if not req.review_open or req.review_escalated_at is not None:
         return None
     steps = [at for at in (review_reminder_at(req, req.review_reminders + 1), req.review_due_at) if at is not None]
     if req.review_due_at is not None:

@@ -198,4 +198,4 @@ def _break_glass_text(event_type: str, payload: Mapping[str, Any], req: Request 
                 f"Their reason for it was: {reason}")
     return (f"<!here> :rotating_light: Break-glass {rid} (@{who} → `{label}`, reason: {reason}) was not reviewed "
             f"by the role's approvers in time (due {escape_mrkdwn(str(payload.get('review_due_at')))}, "
-            f"{escape_mrkdwn(str(payload.get('reminders')))} reminders sent): follow it up.")
+            f"approvers reminded up to step {escape_mrkdwn(str(payload.get('reminders')))}): follow it up.")

@@ -536,6 +536,6 @@ def break_glass_card(req: Request, people: Mapping[str, str], approvers: Sequenc
                                           placeholder="e.g. no incident that night; who approved this?")))
     state = req.info.label
     review = "review pending" if req.review_open else f"review {req.review_outcome}"
-    text = (f"{HERE} BREAK-GLASS access {req.request_id}: {req.requester} gave themself {req.label} without "
-            f"approvals until {until} ({state}, {review})")
+    text = (f"{HERE} BREAK-GLASS access {req.request_id}: {escape_mrkdwn(req.requester)} gave themself "
+            f"{req.label} without approvals until {until} ({state}, {review}): {escape_mrkdwn(req.reason)}")
     return text, [b.to_dict() for b in blocks]

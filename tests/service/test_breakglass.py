@@ -418,7 +418,8 @@ def test_in_a_burst_a_break_glass_call_is_named_on_a_loud_digest(bg):
 
     assert outcome.grouped and outcome.request_id == rid
     (digest,) = bg.slack.posts(SECURITY, event_type="role_assumed_digest")
-    assert digest.payload["kind"] == "uncovered" and digest.payload["break_glass"] == [rid]
+    assert digest.payload["kind"] == "break_glass" and digest.payload["break_glass"] == [rid]
+    assert "BREAK-GLASS used" in digest.text and "NO APPROVED GRANT" not in digest.all_text()
     assert digest.text.startswith("<!here>")
     assert f"under BREAK-GLASS grant {rid} of alice" in digest.all_text()
     assert "counts" not in digest.payload  # never only counted
@@ -450,9 +451,9 @@ def test_in_a_burst_a_break_glass_call_never_joins_a_quiet_digest(bg):
     bg.clock.advance(seconds=31)
     bg.sweep()
     digests = {d.payload["kind"]: d for d in bg.slack.posts(SECURITY, event_type="role_assumed_digest")}
-    assert set(digests) == {"covered", "uncovered"}
+    assert set(digests) == {"covered", "break_glass"}
     assert digests["covered"].payload["counts"] == {readonly: 1}
-    assert digests["uncovered"].payload["break_glass"] == [rid] and digests["uncovered"].text.startswith("<!here>")
+    assert digests["break_glass"].payload["break_glass"] == [rid] and digests["break_glass"].text.startswith("<!here>")
 
 
 def test_a_stale_confirm_is_refused(bg):

@@ -302,3 +302,35 @@ def test_an_approver_who_broke_glass_is_neither_reminded_nor_allowed_to_review_i
         == ["carol"]
     assert [m for m in svc.slack.dms(bob) if m.event_type == "break_glass_review_reminder"] == []
     assert svc.store.get(rid).review_due_at == svc.store.get(rid).decided_at + timedelta(hours=24)
+
+
+def test_an_ack_while_the_grant_is_being_made_waits_and_the_grant_lands(bg):
+    """A review click during GRANTING (a job between IAM and the record) is refused for a
+    moment, so the grant job's write never loses to it: the grant and its DM land at once."""
+    from tests.service.test_breakglass import confirm, confirm_value, preview
+
+    follow = confirm(bg, confirm_value(preview(bg)), run=False)
+    rid = next(j.request_id for j in follow if isinstance(j, jobs.Grant))
+    bg.grants.before_next("grant", lambda: ack(bg, "bob", rid))
+    bg.run_all(follow)
+
+    req = bg.store.get(rid)
+    assert req.grant_status.value == "ACTIVE" and req.reviewed_at is None
+    assert "being granted right now; review it in a moment" in ephemeral_texts(bg, "bob")[-1]
+    assert [m.event_type for m in bg.slack.dms(slack_id(bg, "alice"))][-1] == "access_granted"
+    ack(bg, "bob", rid)
+    assert bg.store.get(rid).review_outcome == "acknowledged"
+
+
+def test_a_break_glass_grant_iam_refused_has_nothing_to_review(bg):
+    from tests.service.test_breakglass import confirm, confirm_value, preview
+
+    bg.grants.max_attached = 0  # IAM's quota reached: the grant fails before it is ever made
+    follow = confirm(bg, confirm_value(preview(bg)))
+    rid = next(j.request_id for j in follow if isinstance(j, jobs.Grant))
+    req = bg.store.get(rid)
+    assert req.grant_status.value == "FAILED" and not req.review_open and due_at(req) is None
+    bg.clock.advance(hours=30)
+    bg.sweep()
+    assert reminders(bg, "bob") == [] and not [m for m in security(bg)
+                                               if m.event_type == "break_glass_review_overdue"]

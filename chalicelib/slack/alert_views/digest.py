@@ -87,19 +87,34 @@ def digest_message(d: dict) -> tuple[str, list[dict], dict]:
     blocks: list[Block]
     if d.get("loud"):
         lines = _uncovered_lines(d)
-        text = (f"{LOUD_MENTION} NO APPROVED GRANT: {n} production way{'s' if n != 1 else ''} in by "
-                f"{_e(shown_who)} {span}, each named below")
+        broke = sorted({str(line["break_glass"]) for line in d.get("lines") or [] if line.get("break_glass")})
+        glass = len([line for line in d.get("lines") or [] if line.get("break_glass")])
+        if broke and glass == len(d.get("lines") or []):  # every call under a break-glass grant
+            grants = ", ".join(_e(b) for b in broke)
+            text = (f"{LOUD_MENTION} BREAK-GLASS used: {n} production call{'s' if n != 1 else ''} by "
+                    f"{_e(shown_who)} {span} under break-glass grant {grants}, each named below")
+            head = f":rotating_light: BREAK-GLASS: {n} calls in a burst"
+            lead = (f"{LOUD_MENTION} :rotating_light: *BREAK-GLASS* grant {grants} (no approvals) was used for these "
+                    f"{n} production calls by {_e(shown_who)} ({span}). Each is named; the grant's review is on "
+                    "its card.")
+        else:
+            text = (f"{LOUD_MENTION} NO APPROVED GRANT: {n} production way{'s' if n != 1 else ''} in by "
+                    f"{_e(shown_who)} {span}, each named below")
+            head = f":rotating_light: NO APPROVED GRANT: {n} calls in a burst"
+            lead = (f"{LOUD_MENTION} :rotating_light: *NO APPROVED GRANT* covers "
+                    + (f"{n - glass} of " if glass else "") + f"these {n} production ways in by "
+                    f"{_e(shown_who)} ({span})" + (f"; {glass} were under break-glass grants" if glass else "")
+                    + ". Each is named: find out who and why.")
         blocks = [
-            HeaderBlock(text=PlainTextObject(text=f":rotating_light: NO APPROVED GRANT: {n} calls in a burst", emoji=True)),
-            SectionBlock(text=MarkdownTextObject(text=(
-                f"{LOUD_MENTION} :rotating_light: *NO APPROVED GRANT* covers these {n} production ways in by "
-                f"{_e(shown_who)} ({span}). Each is named: find out who and why."))),
+            HeaderBlock(text=PlainTextObject(text=head, emoji=True)),
+            SectionBlock(text=MarkdownTextObject(text=lead)),
             *[SectionBlock(text=MarkdownTextObject(text="\n".join(lines[i:i + _LINES_PER_SECTION]), verbatim=True))
               for i in range(0, len(lines), _LINES_PER_SECTION)],
         ]
-        payload = {"digest": d["key"], "kind": "uncovered", "principal": who, "calls": n,
+        payload = {"digest": d["key"], "kind": "break_glass" if broke and glass == len(d.get("lines") or [])
+                   else "uncovered", "principal": who, "calls": n,
                    "event_ids": [line.get("event_id") for line in d.get("lines") or []]}
-        if broke := sorted({str(line["break_glass"]) for line in d.get("lines") or [] if line.get("break_glass")}):
+        if broke:
             payload["break_glass"] = broke  # these calls were under break-glass grants (named on their lines)
     else:
         text = f"Production role assumed {n} times by {_e(shown_who)} {span} (grouped)"
