@@ -31,7 +31,7 @@ REQUEST_TEXT = "/aws-access prod admin 2h fixing incident 4521"
 CLOUDTRAIL_FIXTURE = "assume_role_bastion_copy"
 _REQUEST_ID = re.compile(r"req-\d{8}-[0-9a-f]{6}")
 _SWITCH_ROLE = re.compile(r"https://signin\.aws\.amazon\.com/switchrole\?[^\s|>]+")
-TOTAL = 11
+TOTAL = 12
 
 Out = Callable[[str], None]
 
@@ -273,6 +273,42 @@ class Story:
         expect(got == "AccessDenied", "AccessDenied", got)
         return "denied again: access ended on time"
 
+    def step12(self) -> str:
+        approvals, security = self.catalog.approvals_channel, self.catalog.security_channel
+        reason = "payments database down, on-call approvers unreachable"
+        reply = self.stack.signed_command("alice", f"/aws-access breakglass prod admin 30m {reason}")
+        body = reply.body if isinstance(reply.body, dict) else {}
+        buttons = [e for b in body.get("blocks") or [] if b.get("type") == "actions" for e in b.get("elements", [])]
+        expect(reply.status == 200 and [e.get("action_id") for e in buttons] == ["confirm_break_glass"],
+               "a private answer with a Confirm button", reply.body)
+        expect(self.stack.attached_policies("alice") == [], "nothing granted before Confirm",
+               self.stack.attached_policies("alice"))
+        self.note("alice sees, only she: " + reply.text)
+        click = self.stack.signed_click("alice", "confirm_break_glass", buttons[0]["value"])
+        expect(click.status == 200, "HTTP 200 for alice's Confirm", f"HTTP {click.status} {click.body!r}")
+        used = self.stack.messages(channel=security, event_type="break_glass_used")
+        expect(len(used) == 1, f"one break_glass_used notice in {security}", len(used))
+        payload = used[0]["metadata"]["event_payload"]
+        rid = payload["request_id"]
+        expect(payload.get("requester") == "alice" and payload.get("reason") == reason and
+               "<!here>" in used[0].get("text", ""), "break_glass_used naming alice and her reason, with <!here>",
+               used[0])
+        card = self.stack.card(rid) or {}
+        expect(card.get("channel") == approvals and "<!here>" in card.get("text", "") and
+               "BREAK-GLASS" in card.get("all_text", ""), f"a loud BREAK-GLASS card in {approvals}", card)
+        attached = self.stack.attached_policies("alice")
+        expect(attached == [f"drawbridge-{rid}"], f"the grant policy drawbridge-{rid} on alice, at once", attached)
+        got = self.stack.assume_role("alice", PROD_ADMIN)
+        expect(got.startswith("arn:aws:sts::222222222222:assumed-role/admin/alice"), "alice is admin again", got)
+        ack = self.stack.signed_click("bob", "ack_break_glass", rid)
+        expect(ack.status == 200, "HTTP 200 for bob's Acknowledge", f"HTTP {ack.status} {ack.body!r}")
+        card = self.stack.card(rid) or {}
+        expect("acknowledged" in card.get("all_text", "").lower(), "the card to say bob acknowledged it",
+               card.get("all_text"))
+        self.note(f"{rid}: policy drawbridge-{rid} (same MFA and expiry conditions), <!here> in {approvals} and "
+                  f"{security}; bob acknowledged the use")
+        return f"break-glass {rid}: granted without approvals, loud in both channels, reviewed by bob"
+
     STEPS: list[tuple[str, str, str]] = [
         ("step1", f"alice tries sts:AssumeRole on {PROD_ADMIN} before asking", "AccessDenied"),
         ("step2", f"alice runs `{REQUEST_TEXT}`", "an ephemeral reply with a request id"),
@@ -287,6 +323,8 @@ class Story:
          "the same grant, now ending 1h later"),
         ("step9", "time moves past expiry; the sweep runs", "the grant to expire and her live sessions cut off"),
         ("step10", "alice tries sts:AssumeRole once more", "AccessDenied"),
+        ("step12", "an emergency: alice runs `/aws-access breakglass prod admin 30m ...`, Confirms; bob reviews",
+         "a grant at once, <!here> in both channels, the review recorded"),
     ]
 
     def run(self) -> StoryResult:

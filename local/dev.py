@@ -211,12 +211,20 @@ def resolve_actor(args, catalog, catalog_path: Path = CATALOG) -> str | None:
     raise CliError(f"{person!r} is not a person in {_shown(catalog_path)} (known: {known}){hint}")
 
 
-def _print_reply(reply, names: dict[str, str] | None = None) -> None:
+def _print_reply(reply, names: dict[str, str] | None = None, actor: str = "") -> None:
+    import shlex
+
     from local.slack_standin import display_mrkdwn
 
     _say(f"HTTP {reply.status}")
     if reply.text:
         _say(display_mrkdwn(reply.text, names, show_urls=True))  # as Slack shows the private reply
+    body = reply.body if isinstance(reply.body, dict) else {}
+    for block in body.get("blocks") or []:  # the private reply's buttons (break-glass's Confirm)
+        for e in block.get("elements") or [] if block.get("type") == "actions" else []:
+            label = (e.get("text") or {}).get("text", e.get("action_id"))
+            _say(f"[{label}] -> python -m local.dev click --as {actor or '<you>'} {e.get('action_id')} "
+                 f"{shlex.quote(str(e.get('value', '')))}")
 
 
 def render(message: dict, names: dict[str, str]) -> str:
@@ -245,7 +253,7 @@ def _names(handle: StackHandle) -> dict[str, str]:
 
 
 def cmd_send(handle: StackHandle, actor: str, text: str) -> int:
-    _print_reply(handle.signed_command(actor, text), _names(handle))
+    _print_reply(handle.signed_command(actor, text), _names(handle), actor)
     return 0
 
 

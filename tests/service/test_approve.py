@@ -117,7 +117,8 @@ def refusal_world(case: str):
         return svc, rid, "bob", APPROVE, f"Prod/admin is no longer in the catalog; nobody can approve {rid}."
     if case == "requester no longer allowed":
         svc.catalog = make_service(SAMPLE_CATALOG.read_text().replace('requesters = ["alice", "dave"]',
-                                                                      'requesters = ["dave"]')).catalog
+                                                                      'requesters = ["dave"]')
+                                   .replace('break_glass = ["alice"]', 'break_glass = []')).catalog
         return svc, rid, "bob", APPROVE, (f"@alice may no longer request prod/admin (the catalog changed); "
                                           f"deny {rid} instead.")
     raise AssertionError(case)

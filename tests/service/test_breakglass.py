@@ -101,9 +101,9 @@ def test_break_glass_is_refused_for_whom_and_what_the_catalog_does_not_allow(bg,
 
 
 def test_break_glass_is_refused_where_the_catalog_lists_nobody(svc):
-    """The sample catalog as shipped lists nobody for break-glass."""
-    reply = slash(svc, "alice", f"breakglass prod admin 1h {REASON}")
-    assert "you may not use break-glass on `prod/admin`" in reply.text
+    """The sample catalog lists alice for prod/admin only: prod/readonly has nobody."""
+    reply = slash(svc, "alice", f"breakglass prod readonly 1h {REASON}")
+    assert "you may not use break-glass on `prod/readonly`" in reply.text
     nothing_happened(svc)
 
 

@@ -239,6 +239,8 @@ def test_break_glass_max_longer_than_max_duration_is_an_error() -> None:
 @pytest.mark.parametrize("break_glass", [None, []])
 def test_break_glass_max_without_break_glass_is_a_warning(break_glass: list[str] | None) -> None:
     data = sample()
+    for key in ISSUE_16_KEYS:
+        prod_admin(data).pop(key, None)
     prod_admin(data)["break_glass_max"] = "2h"
     if break_glass is not None:
         prod_admin(data)["break_glass"] = break_glass
@@ -269,6 +271,8 @@ def test_a_shape_error_does_not_hide_the_other_new_checks() -> None:
 
 def test_validator_reports_the_new_keys(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     data = sample()
+    for key in ISSUE_16_KEYS:
+        prod_admin(data).pop(key, None)
     prod_admin(data).update(extend_approvals=0, break_glass_max="30m")
     path = tmp_path / "access.toml"
     path.write_text(to_toml(data))

@@ -228,3 +228,15 @@ def test_send_prints_the_reply_as_slack_shows_it(catalog, capsys, monkeypatch, n
     assert dev.main(no_state + ["send", "--as", "alice", "prod admin 2h R&D"]) == 0
     out = capsys.readouterr().out
     assert out == "HTTP 200\nRequest `req-1` is waiting in #aws-access-approvals; R&D <ops>\n"
+
+
+def test_send_prints_how_to_click_the_private_replys_confirm_button(capsys):
+    """``make dev``: a break-glass preview's Confirm can be clicked from the command line."""
+    value = '{"a":"prod","r":"admin","d":"30m","why":"db down, pager unanswered","u":"U0ALICE001"}'
+    reply = Reply(200, {"response_type": "ephemeral", "text": "Break-glass prod/admin for 30m: nothing has happened",
+                        "blocks": [{"type": "actions", "elements": [
+                            {"type": "button", "action_id": "confirm_break_glass", "value": value,
+                             "text": {"type": "plain_text", "text": "Confirm break-glass"}}]}]})
+    dev._print_reply(reply, {}, "alice")
+    out = capsys.readouterr().out
+    assert "[Confirm break-glass] -> python -m local.dev click --as alice confirm_break_glass '" + value + "'" in out
