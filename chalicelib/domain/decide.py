@@ -117,14 +117,20 @@ def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
 
 def decide_deny(req: Request, role: RoleRules | None, clicker: str | None,
                 now: datetime) -> Decision:
+    return _deny(req, role, clicker, "requests", _pending_problem(req, now), f"denied by @{clicker}")
+
+
+def _deny(req: Request, role: RoleRules | None, clicker: str | None, what: str, problem: str | None,
+          done: str) -> Decision:
+    """A Deny click (of a request, or of an extension): by an approver, while it is open."""
     if clicker is None:
-        return _refuse("you are not in the Drawbridge catalog, so you cannot deny requests")
-    if (problem := _pending_problem(req, now)) is not None:
+        return _refuse(f"you are not in the Drawbridge catalog, so you cannot deny {what}")
+    if problem is not None:
         return _refuse(problem)
     approvers = role.approvers if role is not None else ()
     if clicker not in approvers:
         return _refuse(f"you are not an approver of {req.label}; approvers: {_people(approvers)}")
-    return Decision(Outcome.DENIED, f"denied by @{clicker}")
+    return Decision(Outcome.DENIED, done)
 
 
 def decide_revoke(req: Request, role: RoleRules | None, actor: str | None,
@@ -170,6 +176,20 @@ def _refuse_request(reason: str) -> RequestDecision:
     return RequestDecision(False, reason)
 
 
+def _held_too_many(role: RequestableRole, open_requests: Sequence[Request], max_open: int) -> str | None:
+    """The per-person limits of every new request: one open request per role, ``max_open`` in all."""
+    same = [r for r in open_requests if r.role_arn == role.role_arn]
+    if same:
+        r = same[0]
+        state = f"active until {hhmm(r.expires_at)}" if r.grant_status is GrantStatus.ACTIVE else r.info.label
+        return (f"you already have `{r.request_id}` for `{role.label}` ({state}); "
+                f"revoke it first with `/aws-access revoke {r.request_id}`")
+    if len(open_requests) >= max_open:
+        return (f"you already have {len(open_requests)} pending or active requests, the most one "
+                f"person may hold at once ({max_open}, IAM's managed-policy limit per user); revoke one first")
+    return None
+
+
 def decide_request(person: str, role: RequestableRole, *, duration: str, reason: str,
                    open_requests: Sequence[Request], max_open: int,
                    typed: tuple[str, str] | None = None) -> RequestDecision:
@@ -195,16 +215,8 @@ def decide_request(person: str, role: RequestableRole, *, duration: str, reason:
         kind = "production requests" if role.production else f"{role.label} requests"
         account, role_word = typed or tuple(role.label.split("/", 1))
         return _refuse_request(f"{kind} need a reason: `/aws-access {account} {role_word} {duration} &lt;reason&gt;`")
-    same = [r for r in open_requests if r.role_arn == role.role_arn]
-    if same:
-        r = same[0]
-        state = f"active until {hhmm(r.expires_at)}" if r.grant_status is GrantStatus.ACTIVE else r.info.label
-        return _refuse_request(f"you already have `{r.request_id}` for `{role.label}` ({state}); "
-                               f"revoke it first with `/aws-access revoke {r.request_id}`")
-    if len(open_requests) >= max_open:
-        return _refuse_request(f"you already have {len(open_requests)} pending or active requests, the most one "
-                               f"person may hold at once ({max_open}, IAM's managed-policy limit per user); "
-                               "revoke one first")
+    if (held := _held_too_many(role, open_requests, max_open)) is not None:
+        return _refuse_request(held)
     return RequestDecision(True, "", seconds)
 
 
@@ -413,14 +425,8 @@ def decide_extension_approval(req: Request, role: ExtendableRole | None, clicker
 
 def decide_extension_deny(req: Request, role: ExtendableRole | None, clicker: str | None,
                           now: datetime) -> Decision:
-    if clicker is None:
-        return _refuse("you are not in the Drawbridge catalog, so you cannot deny extensions")
-    if (problem := _extension_problem(req, now)) is not None:
-        return _refuse(problem)
-    approvers = role.approvers if role is not None else ()
-    if clicker not in approvers:
-        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(approvers)}")
-    return Decision(Outcome.DENIED, f"extension denied by @{clicker}")
+    problem = _extension_problem(req, now) if clicker is not None else None
+    return _deny(req, role, clicker, "extensions", problem, f"extension denied by @{clicker}")
 
 
 @dataclass(frozen=True)
@@ -524,16 +530,8 @@ def decide_break_glass(person: str, role: BreakGlassRole, duration: str, reason:
                                f"{format_duration(role.break_glass_max_seconds)}")
     if (problem := break_glass_reason_problem(reason)) is not None:
         return _refuse_request(problem)
-    same = [r for r in open_requests if r.role_arn == role.role_arn]
-    if same:
-        r = same[0]
-        state = f"active until {hhmm(r.expires_at)}" if r.grant_status is GrantStatus.ACTIVE else r.info.label
-        return _refuse_request(f"you already have `{r.request_id}` for `{role.label}` ({state}); "
-                               f"revoke it first with `/aws-access revoke {r.request_id}`")
-    if len(open_requests) >= max_open:
-        return _refuse_request(f"you already have {len(open_requests)} pending or active requests, the most one "
-                               f"person may hold at once ({max_open}, IAM's managed-policy limit per user); "
-                               "revoke one first")
+    if (held := _held_too_many(role, open_requests, max_open)) is not None:
+        return _refuse_request(held)
     return RequestDecision(True, "", seconds)
 
 

@@ -177,17 +177,26 @@ def parse_command_text(text: str) -> Command:
         return _break_glass(words[1:])
     if len(words) < 3:
         raise CommandError("a request needs an account, a role and a duration.\n" + USAGE)
-    for what, word in zip(("account", "role", "duration"), words[:3]):
-        # These words are echoed in later replies (unknown account 'x', 'x' is not a
-        # duration) that do not escape them: refuse markup here, where it is escaped.
+    _no_markup(zip(("account", "role", "duration"), words[:3]))
+    reason = _reason(words[3:])
+    return RequestCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
+
+
+def _no_markup(words) -> None:
+    """Account, role and duration words are echoed in later replies (unknown account 'x',
+    'x' is not a duration) that do not escape them: refuse markup here, where it is escaped."""
+    for what, word in words:
         if _MARKUP & set(word):
             raise CommandError(f"'{escape_mrkdwn(word[:40])}' is not a{'n' if what == 'account' else ''} "
                                f"{what}: accounts, roles and durations never contain "
                                "`&amp;`, `&lt;` or `&gt;`")
-    reason = " ".join(words[3:])
+
+
+def _reason(words: list[str]) -> str:
+    reason = " ".join(words)
     if len(reason) > MAX_REASON:
         raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
-    return RequestCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
+    return reason
 
 
 EXTEND_USAGE = ("usage: `/aws-access extend &lt;request-id&gt; &lt;duration&gt; [reason ...]`, e.g. "
@@ -201,13 +210,8 @@ def _extend(words: list[str]) -> ExtendCmd:
     if not _REQUEST_ID.fullmatch(rid):
         raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "
                            f"(they look like req-20261112-3fa9c1); {EXTEND_USAGE}")
-    if _MARKUP & set(words[2]):
-        raise CommandError(f"'{escape_mrkdwn(words[2][:40])}' is not a duration: durations never contain "
-                           "`&amp;`, `&lt;` or `&gt;`")
-    reason = " ".join(words[3:])
-    if len(reason) > MAX_REASON:
-        raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
-    return ExtendCmd(request_id=rid, duration=words[2], reason=reason)
+    _no_markup([("duration", words[2])])
+    return ExtendCmd(request_id=rid, duration=words[2], reason=_reason(words[3:]))
 
 
 _EXTENSION_BLOCK = re.compile(r"extend:(req-[0-9]{8}-[0-9a-f]{6}):([1-9][0-9]{0,3})", re.ASCII)
@@ -222,14 +226,8 @@ def _break_glass(words: list[str]) -> BreakGlassCmd:
 
     if len(words) < 3:
         raise CommandError("break-glass needs an account, a role, a duration and a reason.\n" + BREAK_GLASS_USAGE)
-    for what, word in zip(("account", "role", "duration"), words[:3]):
-        if _MARKUP & set(word):
-            raise CommandError(f"'{escape_mrkdwn(word[:40])}' is not a{'n' if what == 'account' else ''} "
-                               f"{what}: accounts, roles and durations never contain "
-                               "`&amp;`, `&lt;` or `&gt;`")
-    reason = " ".join(words[3:])
-    if len(reason) > MAX_REASON:
-        raise CommandError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON} or fewer")
+    _no_markup(zip(("account", "role", "duration"), words[:3]))
+    reason = _reason(words[3:])
     if (problem := break_glass_reason_problem(reason)) is not None:
         raise CommandError(problem[:1].upper() + problem[1:])
     return BreakGlassCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)

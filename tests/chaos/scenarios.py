@@ -127,26 +127,15 @@ class Run:
 
     def extend(self, person: str, label: str, text: str, svc=None) -> None:
         """``/aws-access extend <the label's request id> <text>``."""
-        from chalicelib.slack.parse import SlashCommand
-
-        rid = self.rids.get(label)
-        if rid is None:
-            return
-        svc = svc or self.service()
-        user = self.catalog.people[person].slack_user
-        try:
-            reply = svc.command(SlashCommand(user, "C0CMD00001", f"extend {rid} {text}", "/aws-access",
-                                             "https://hooks.slack.invalid/x"))
-        except Exception as exc:  # noqa: BLE001
-            self.note(f"{person} extends {rid}: unexpected error ({type(exc).__name__})")
-            self.visible.append((f"{person} extends again", lambda: self.extend(person, label, text)))
-            return
-        self.note(f"{person} extends {rid}: {reply.text[:90]}")
-        if "try again" in reply.text:
-            self.visible.append((f"{person} extends again", lambda: self.extend(person, label, text)))
-        svc.run_all(reply.jobs, on_error=self._on_error(f"{person}'s extend"))
+        self._on_request(person, label, "extend", "extends", lambda rid: f"extend {rid} {text}",
+                         lambda: self.extend(person, label, text), svc)
 
     def revoke(self, person: str, label: str, svc=None) -> None:
+        self._on_request(person, label, "revoke", "revokes", lambda rid: f"revoke {rid}",
+                         lambda: self.revoke(person, label), svc)
+
+    def _on_request(self, person: str, label: str, what: str, verb: str, text, again, svc=None) -> None:
+        """A command about the label's request; one that visibly failed is done again in recovery."""
         from chalicelib.slack.parse import SlashCommand
 
         rid = self.rids.get(label)
@@ -155,16 +144,16 @@ class Run:
         svc = svc or self.service()
         user = self.catalog.people[person].slack_user
         try:
-            reply = svc.command(SlashCommand(user, "C0CMD00001", f"revoke {rid}", "/aws-access",
+            reply = svc.command(SlashCommand(user, "C0CMD00001", text(rid), "/aws-access",
                                              "https://hooks.slack.invalid/x"))
         except Exception as exc:  # noqa: BLE001
-            self.note(f"{person} revokes {rid}: unexpected error ({type(exc).__name__})")
-            self.visible.append((f"{person} revokes again", lambda: self.revoke(person, label)))
+            self.note(f"{person} {verb} {rid}: unexpected error ({type(exc).__name__})")
+            self.visible.append((f"{person} {verb} again", again))
             return
-        self.note(f"{person} revokes {rid}: {reply.text[:90]}")
+        self.note(f"{person} {verb} {rid}: {reply.text[:90]}")
         if "try again" in reply.text:
-            self.visible.append((f"{person} revokes again", lambda: self.revoke(person, label)))
-        svc.run_all(reply.jobs, on_error=self._on_error(f"{person}'s revoke"))
+            self.visible.append((f"{person} {verb} again", again))
+        svc.run_all(reply.jobs, on_error=self._on_error(f"{person}'s {what}"))
 
     # ---- the machinery -----------------------------------------------------------------
     def sweep(self, svc=None) -> None:
