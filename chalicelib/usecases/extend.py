@@ -105,8 +105,8 @@ def ask(deps: Deps, person, cmd: ExtendCmd) -> Answer:
             deps.store.transition(req, after, event, owed(follow))
         except Conflict:
             continue
-        approvers = tuple(a for a in role.approvers if a != req.requester or role.self_approval)
-        return Answer(ExtensionAsked(after, approvers, deps.catalog.approvals_channel), follow)
+        return Answer(ExtensionAsked(after, tuple(rules.extension_approvers(after, role)),
+                                     deps.catalog.approvals_channel), follow)
     return Answer(TooBusy(cmd.request_id))
 
 
