@@ -321,6 +321,7 @@ def _resolve(
                 raw["break_glass_max"] if "break_glass_max" in raw.given else min(HOUR, raw["max_duration"])
             ),
             review_within_seconds=raw["review_within"],
+            remind_after_seconds=raw["remind_after"],
         )
 
     return Catalog(

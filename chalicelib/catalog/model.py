@@ -54,7 +54,7 @@ class Role:
     requesters: tuple[str, ...]
     self_approval: bool
     reason_required: bool
-    # Issue 16 groundwork: checked and resolved (defaults filled in), used by no command yet.
+    # Issue 16 (extend, break-glass): checked and resolved (defaults filled in).
     #: longest a grant may last in total from its approval once extended (>= max_duration)
     max_extended_duration_seconds: int
     #: approvals an extension needs; 0: the requester extends alone
@@ -67,6 +67,8 @@ class Role:
     break_glass_max_seconds: int
     #: how soon the role's approvers must acknowledge a break-glass use
     review_within_seconds: int
+    #: the first reminder of the approvers while a request waits (then 2x, 4x...); None: none
+    remind_after_seconds: int | None = 600
 
     @property
     def role_arn(self) -> str:

@@ -148,6 +148,16 @@ class Key:
     default: Any = _REQUIRED  # lists are copied, never shared
 
 
+def _duration_or_off(value: Any) -> int | None:
+    """A duration in quotes, or "off"."""
+    if value == "off":
+        return None
+    try:
+        return _max_duration(value)
+    except Invalid as exc:
+        raise Invalid(f'{exc}; or "off" for none') from None
+
+
 #: what to write for a missing required key
 _EXAMPLES = {
     "account_id": '"111111111111"',
@@ -193,14 +203,16 @@ ROLE = (
     Key("requesters", _strings, []),
     Key("self_approval", _bool, False),
     Key("reason_required", _bool, False),
-    # Issue 16 (extend, break-glass): read and checked now, used by no command yet.
-    # None: the role's own value (max_duration, approvals_required), filled in by check.py.
+    # Issue 16 (extend, break-glass). None: the role's own value (max_duration,
+    # approvals_required), filled in by check.py.
     Key("max_extended_duration", _max_duration, None),
     Key("extend_approvals", _at_least_zero, None),
     Key("self_extend", _bool, False),
     Key("break_glass", _strings, []),
     Key("break_glass_max", _max_duration, HOUR),  # or max_duration if shorter (check.py)
     Key("review_within", _max_duration, DAY),
+    # Issue 17: reminders of approvers while a request waits ("off": none)
+    Key("remind_after", _duration_or_off, 10 * 60),
 )
 
 

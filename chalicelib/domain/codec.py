@@ -158,6 +158,8 @@ def request_from_dict(data: Any) -> Request:
             review_note=_field(data, "review_note", (str, type(None)), None),
             review_reminders=_field(data, "review_reminders", int, 0),
             review_escalated_at=_time(data, "review_escalated_at", optional=True),
+            remind_at=_time(data, "remind_at", optional=True),
+            reminders=_field(data, "reminders", int, 0),
             version=_field(data, "version", int, 1),
         )
     except ValueError as exc:  # an unknown status value

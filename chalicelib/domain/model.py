@@ -25,7 +25,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Sequence
 
 
 
@@ -151,7 +151,7 @@ class Extension:
         return next((a for a in self.approvals if a.person == person), None)
 
 
-_TIMES = ("created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at", "cut_before",
+_TIMES = ("remind_at", "created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at", "cut_before",
           "sessions_cut_at", "cut_given_up_at", "review_due_at", "reviewed_at", "review_escalated_at")
 
 
@@ -207,6 +207,9 @@ class Request:
     review_note: str | None = None  # why it was flagged
     review_reminders: int = 0  # reminder steps sent to the approvers so far
     review_escalated_at: datetime | None = None  # when #security was told it is overdue
+    # -- reminders of the approvers while the request waits (usecases/remind.py)
+    remind_at: datetime | None = None  # the next reminder is due then (None: no more)
+    reminders: int = 0  # reminders sent so far
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -276,6 +279,12 @@ class Request:
             fields = {**fields, "status": move.target[0], "grant_status": move.target[1]}
         after = self.change(**fields)
         return after, event_for(self, after, at=at, actor=actor, action=move.action, reason=reason)
+
+    def remind(self, at: datetime, next_at: datetime | None, reminded: Sequence[str]):
+        """The approvers were reminded (the state stays); the next reminder is due ``next_at``."""
+        who = ", ".join(f"@{p}" for p in reminded) or "nobody"
+        return self.move("remind", at=at, actor=SYSTEM, reason=f"reminder {self.reminders + 1}: {who}",
+                         reminders=self.reminders + 1, remind_at=next_at)
 
     def count_approval(self, at: datetime, by: str, reason: str = ""):
         return self.move("count_approval", at=at, actor=by, reason=reason,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .lifecycle import GRANT_RETRY_AFTER, REVOKE_RETRY_AFTER, GrantStatus  # noqa: F401 (re-exported)
+from .lifecycle import GRANT_RETRY_AFTER, REVOKE_RETRY_AFTER, GrantStatus, RequestStatus  # noqa: F401 (re-exported)
 from .model import Request
 
 #: IAM is eventually consistent: a listing right after an attach may not show it yet. The
@@ -27,12 +27,20 @@ def due_at(req: Request) -> datetime | None:
     state table's ``due`` rule: a record time plus a delay; or, sooner, the next step of
     an open break-glass review (:func:`review_next_at`), whatever the state."""
     rule = req.info.due
-    review = review_next_at(req)
+    sooner = [at for at in (review_next_at(req), remind_next_at(req)) if at is not None]
     if rule is None:
-        return review
+        return min(sooner, default=None)
     field, delay = rule
     base = getattr(req, field) or req.created_at
-    return base + delay if review is None else min(base + delay, review)
+    return min([base + delay, *sooner])
+
+
+def remind_next_at(req: Request) -> datetime | None:
+    """When the approvers of a waiting request are next reminded (None: not waiting, or
+    no more reminders before it expires)."""
+    if req.status is not RequestStatus.PENDING or req.remind_at is None or req.remind_at >= req.pending_until:
+        return None
+    return req.remind_at
 
 
 def grant_window_end(req: Request) -> datetime | None:

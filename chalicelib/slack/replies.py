@@ -90,8 +90,8 @@ _OWED_LABELS = {"card": "the approval card's update", "security:grant_failed": "
 def _owed_text(owed) -> str:
     """Messages about your requests that Slack has not taken yet (retried until it does)."""
     # not the requester's messages: a cut-off (the "Ended" lines say it), an extension's IAM
-    # work (the card says it), the approvers' DMs (extension asks, review reminders)
-    owed = [item for item in owed if not item.key.startswith(("cut", "extend:", "ask:", "dm:review:"))]
+    # work (the card says it), the approvers' DMs (extension asks, reminders, review reminders)
+    owed = [item for item in owed if not item.key.startswith(("cut", "extend:", "ask:", "remind:", "dm:review:"))]
     if not owed:
         return ""
     lines = []

@@ -280,6 +280,31 @@ def extension_ask(req: Request, people: Mapping[str, str], approvers: Sequence[s
     return fallback, [SectionBlock(text=_verbatim(text)).to_dict(), extension_buttons(req).to_dict()]
 
 
+def approval_reminder(req: Request, people: Mapping[str, str], n: int) -> tuple[str, list[dict]]:
+    """The DM that reminds an approver of a waiting request, with the card's buttons."""
+    from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
+
+    why = f": {escape_mrkdwn(req.reason)}" if req.reason else ""
+    text = (f":bell: Reminder: {_mention(people, req.requester)} is waiting for `{req.label}` for "
+            f"{format_duration(req.duration_seconds)} ({req.request_id}, asked at {hhmm(req.created_at)}){why}. "
+            f"{len(req.approvals)} of {req.approvals_required} approvals so far; it expires at "
+            f"{hhmm(req.pending_until)} if nobody decides.")
+    buttons = ActionsBlock(block_id=f"remind:{req.request_id}:{n}", elements=[
+        ButtonElement(text="Approve", action_id=APPROVE, value=req.request_id, style="primary"),
+        ButtonElement(text="Deny", action_id=DENY, value=req.request_id, style="danger"),
+    ])
+    fallback = f"Reminder: {req.requester} is waiting for {req.label} ({req.request_id})"
+    return fallback, [SectionBlock(text=_verbatim(text)).to_dict(), buttons.to_dict()]
+
+
+def reminded_dm(req: Request, payload: Mapping, people: Mapping[str, str]) -> str:
+    """The requester's DM: who was reminded about their waiting request."""
+    who = ", ".join(_mention(people, p) for p in payload.get("reminded") or []) or "nobody"
+    return (f":bell: Your request {req.request_id} for `{req.label}` is still waiting "
+            f"({len(req.approvals)} of {req.approvals_required} approvals): I reminded {who}. It expires at "
+            f"{hhmm(req.pending_until)} if nobody decides.")
+
+
 def extension_dm(label: str, event_type: str, payload: Mapping, people: Mapping[str, str]) -> str:
     """The requester's DM about one extension, from what the job that owes it carries (so a
     late DM says what happened to *that* extension, whatever came after)."""

@@ -43,6 +43,8 @@ def key_of(job: jobs.Job) -> str | None:
         return f"extend:{job.extension}"
     if isinstance(job, jobs.AskApprovers):
         return f"ask:{job.extension}"
+    if isinstance(job, jobs.RemindApprovers):
+        return f"remind:{job.reminder}"
     if isinstance(job, jobs.Card):
         return "card"
     if isinstance(job, jobs.Dm):

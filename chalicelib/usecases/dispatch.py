@@ -16,6 +16,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     from .extend import apply_extension
     from .grant import end_grant, make_grant
     from .notify import ask_approvers, post_card, send_dm, send_ephemeral, tell_security
+    from .remind import remind_approvers
     from .review import send_reminder
 
     job = jobs.as_job(job)
@@ -29,6 +30,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.Security: tell_security,
         jobs.ExtendGrant: apply_extension,
         jobs.AskApprovers: ask_approvers,
+        jobs.RemindApprovers: remind_approvers,
         jobs.ReviewReminder: send_reminder,
     }[type(job)]
     return handler(deps, job) or []

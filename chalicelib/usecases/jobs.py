@@ -114,9 +114,20 @@ class ReviewReminder:
     step: int
 
 
-Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder]
+@dataclass(frozen=True)
+class RemindApprovers:
+    """Remind the approvers who could still decide a waiting request (reminder ``reminder``),
+    each once, by DM with the card's buttons (usecases/remind.py)."""
+
+    kind: ClassVar[str] = "remind_approvers"
+    request_id: str
+    reminder: int
+
+
+Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder,
+            RemindApprovers]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
-                                                    ExtendGrant, AskApprovers, ReviewReminder)}
+                                                    ExtendGrant, AskApprovers, ReviewReminder, RemindApprovers)}
 
 
 class BadJob(ValueError):

@@ -102,6 +102,15 @@ def send_dm(deps: Deps, job: jobs.Dm) -> None:
         # meanwhile) says nothing; the ending's own DM tells the truth.
         deps.store.settle(req.request_id, key, req.version)
         return
+    if job.event_type == "approvers_reminded":
+        if req.status is not RequestStatus.PENDING:  # decided meanwhile: its own DM says so
+            deps.store.settle(req.request_id, key, 2**31)
+            return
+        deliver_once(deps, req.request_id, key, channel=req.requester_slack,
+                     text=views.reminded_dm(req, job.payload, deps.people), blocks=None, event_type=job.event_type,
+                     payload=job.payload, match={"request_id": req.request_id, "reminder": job.payload["reminder"]})
+        deps.store.settle(req.request_id, key, 2**31)
+        return
     if job.event_type in EXTENSION_DMS:
         if req.grant_status is not GrantStatus.ACTIVE:
             # the grant ended meanwhile: its ending's DM tells the truth (a lapsed extension too)

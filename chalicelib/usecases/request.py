@@ -6,6 +6,8 @@ store the new request with one conditional write. The card is posted by a job.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ..domain.decide import decide_request
 from ..domain.errors import Conflict
 from ..domain.model import Request
@@ -35,6 +37,7 @@ def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
             role=role.key, role_arn=role.role_arn, production=role.production,
             duration_seconds=decision.seconds, reason=cmd.reason.strip(),
             approvals_required=role.approvals_required, pending_until=now + deps.pending_window,
+            remind_at=now + timedelta(seconds=role.remind_after_seconds) if role.remind_after_seconds else None,
         )
         payload = {"request_id": req.request_id, "requester": req.requester, "account": req.account,
                    "role": req.role, "duration_seconds": req.duration_seconds, "reason": req.reason}

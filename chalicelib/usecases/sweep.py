@@ -67,6 +67,7 @@ class SweepReport:
     errors: int = 0
     delivered: int = 0  # messages still owed that this sweep delivered
     undelivered: int = 0  # ... and that failed again (retried later, with backoff)
+    reminded: int = 0  # waiting requests whose approvers this sweep reminded
     digests_shown: int = 0  # burst digests whose last calls this sweep showed (alert_digest.py)
     digests_pending: int = 0  # ... that Slack did not take yet (the next call or sweep shows them)
     # How far the rotation got: not something that happened, so not part of equality (a
@@ -152,6 +153,12 @@ def _sweep_one(deps: Deps, req: Request, now: datetime, report: SweepReport) -> 
         except Conflict:
             return []
         report.expired_requests += 1
+        return follow
+    if req.status is RequestStatus.PENDING:
+        from .remind import remind_step
+
+        follow = remind_step(deps, req, now)
+        report.reminded += bool(follow)
         return follow
     if req.grant_status is GrantStatus.ACTIVE and now >= req.expires_at:
         report.expired_grants += 1

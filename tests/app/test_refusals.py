@@ -405,7 +405,8 @@ def test_pending_request_expires(app_client, slack, store, stack, clock):
     assert card.event_type == "access_expired" and card.event_payload == {"request_id": rid}
     assert "without enough approvals" in card.all_text()
     assert [b for b in card.blocks if b["type"] == "actions"] == []
-    (dm,) = slack.dms("U0ALICE001")
+    reminded, dm = slack.dms("U0ALICE001")  # the 59-minute sweep reminded bob and carol, and told her
+    assert reminded.event_type == "approvers_reminded" and reminded.event_payload["reminded"] == ["bob", "carol"]
     assert dm.event_type == "access_expired" and "expired without enough approvals" in dm.text
     assert store.open_for("alice") == []
     assert attached(stack) == {p: [] for p in PEOPLE}

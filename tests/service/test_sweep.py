@@ -19,7 +19,7 @@ AT_1430 = datetime(2026, 11, 12, 14, 30, tzinfo=timezone.utc)  # a quarter hour:
 def test_a_pending_request_expires_when_its_window_closes(svc):
     rid = ask(svc)
     svc.clock.set(svc.store.get(rid).pending_until - timedelta(seconds=1))
-    assert svc.sweep() == SweepReport()
+    assert svc.sweep() == SweepReport(looked_at=1, reminded=1)  # its approvers reminded (usecases/remind.py)
     assert state(svc, rid) == "PENDING/NONE"
 
     svc.clock.advance(seconds=1)
@@ -31,8 +31,8 @@ def test_a_pending_request_expires_when_its_window_closes(svc):
     assert svc.store.history(rid)[-1].reason == "not approved within 1h"
     msg = card(svc, rid)
     assert (msg.event_type, msg.payload, msg.has_buttons) == ("access_expired", {"request_id": rid}, False)
-    assert dm_types(svc) == ["access_expired"]
-    assert svc.sweep() == SweepReport() and dm_types(svc) == ["access_expired"]
+    assert dm_types(svc) == ["approvers_reminded", "access_expired"]
+    assert svc.sweep() == SweepReport() and dm_types(svc) == ["approvers_reminded", "access_expired"]
 
 
 def test_a_grant_ends_at_its_expiry(svc):
@@ -233,6 +233,7 @@ def test_a_consistent_world_reports_nothing(svc, when):
     granted(svc, "bob", "dev admin 1d", approvers=("carol",))
     ask(svc, "dave", "prod admin 1h pending")
     svc.clock.set(when)
+    svc.sweep()  # the pending request's approvers are reminded (usecases/remind.py): nothing else
     assert svc.sweep() == SweepReport()
     assert security(svc) == []
 

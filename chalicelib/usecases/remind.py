@@ -1,0 +1,76 @@
+"""Use case: remind the approvers of a waiting request (issue 17), driven by the sweep.
+
+A request records when its approvers are next reminded (``remind_at``: its role's
+``remind_after`` after it was made, then twice as long each time). When that time comes
+and the request still waits, the sweep records the reminder (the ``remind`` move: the
+state stays) and owes, in the same transaction, a DM to each approver who could still
+decide it (the same decision a click would get, as the catalog says now), with the card's
+Approve / Deny buttons, and a DM to the requester naming who was reminded. Each is
+delivered at most once however often the sweep or the job runs; a request decided
+meanwhile sends nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ..domain import decide as rules
+from ..domain.errors import Conflict
+from ..domain.lifecycle import RequestStatus
+from ..domain.model import Request
+from . import jobs
+from .delivery import deliver_once, key_of, owed
+from .deps import Deps
+
+
+def who_to_remind(deps: Deps, req: Request, now: datetime) -> list[str]:
+    """The approvers who could decide the request right now and have not approved it."""
+    role = deps.role_of(req)
+    if role is None:
+        return []
+    return [a for a in role.approvers if rules.decide_approval(req, role, a, now).allowed]
+
+
+def remind_step(deps: Deps, req: Request, now: datetime) -> list[jobs.Job]:
+    """The sweep's share: the reminder due now, recorded once (a racing sweep loses the write)."""
+    if req.status is not RequestStatus.PENDING or req.remind_at is None or now < req.remind_at \
+            or now >= req.pending_until:
+        return []
+    role = deps.role_of(req)
+    every = role.remind_after_seconds if role is not None else None
+    reminded = who_to_remind(deps, req, now)
+    n = req.reminders + 1
+    next_at = now + timedelta(seconds=every * 2 ** n) if every else None
+    after, event = req.remind(now, next_at, reminded)
+    follow: list[jobs.Job] = []
+    if reminded:
+        follow = [jobs.RemindApprovers(req.request_id, n),
+                  jobs.Dm(req.request_id, "approvers_reminded",
+                          {"request_id": req.request_id, "reminded": reminded, "reminder": n}, tag=str(n))]
+    try:
+        deps.store.transition(req, after, event, owed(follow))
+    except Conflict:
+        return []  # decided, or another sweep reminded, meanwhile: the next sweep looks again
+    return follow
+
+
+def remind_approvers(deps: Deps, job: jobs.RemindApprovers) -> None:
+    """DM each approver who could still decide it, with the card's buttons, each once."""
+    from ..slack import views
+
+    key = key_of(job)
+    req = deps.store.get(job.request_id)
+    if req is None or req.status is not RequestStatus.PENDING:
+        deps.store.settle(job.request_id, key, 2**31)  # decided meanwhile: nobody needs reminding
+        return
+    now = deps.now()
+    text, blocks = views.approval_reminder(req, deps.people, job.reminder)
+    for person in who_to_remind(deps, req, now):
+        who = deps.catalog.people.get(person)
+        if who is None:
+            continue
+        deliver_once(deps, req.request_id, f"{key}:{person}", channel=who.slack_user, text=text, blocks=blocks,
+                     event_type="approval_reminder",
+                     payload={"request_id": req.request_id, "reminder": job.reminder, "approver": person},
+                     match={"request_id": req.request_id, "reminder": job.reminder})
+    deps.store.settle(req.request_id, key, 2**31)
