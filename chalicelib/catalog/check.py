@@ -113,6 +113,8 @@ def _account(
         _check_role(check, rwhere, role, rbad, production, people)
         _check_extend(check, rwhere, role, rbad, production, people)
         _check_break_glass(check, rwhere, role, rbad, people)
+        if "fallback_approvers" in role.given and "fallback_approvers" not in rbad:
+            check.people_list(role["fallback_approvers"], f"{rwhere}.fallback_approvers", people)
     check.unique(names, "role_name", f"{where}.roles", fold=True)
     return ((account, roles) if account and not bad else None), bad
 
@@ -322,6 +324,8 @@ def _resolve(
             ),
             review_within_seconds=raw["review_within"],
             remind_after_seconds=raw["remind_after"],
+            escalate_after_seconds=raw["escalate_after"],
+            fallback_approvers=tuple(raw["fallback_approvers"]),
         )
 
     return Catalog(

@@ -69,6 +69,11 @@ class Role:
     review_within_seconds: int
     #: the first reminder of the approvers while a request waits (then 2x, 4x...); None: none
     remind_after_seconds: int | None = 600
+    #: when a waiting request is escalated (posted in the approvals channel, and
+    #: fallback_approvers may approve it too); None: never
+    escalate_after_seconds: int | None = 1800
+    #: person keys who may approve once a request is escalated
+    fallback_approvers: tuple[str, ...] = ()
 
     @property
     def role_arn(self) -> str:

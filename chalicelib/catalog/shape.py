@@ -213,6 +213,9 @@ ROLE = (
     Key("review_within", _max_duration, DAY),
     # Issue 17: reminders of approvers while a request waits ("off": none)
     Key("remind_after", _duration_or_off, 10 * 60),
+    # ... and escalation: after escalate_after, fallback_approvers may approve too
+    Key("escalate_after", _duration_or_off, 30 * 60),
+    Key("fallback_approvers", _strings, []),
 )
 
 

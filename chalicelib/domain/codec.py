@@ -160,6 +160,8 @@ def request_from_dict(data: Any) -> Request:
             review_escalated_at=_time(data, "review_escalated_at", optional=True),
             remind_at=_time(data, "remind_at", optional=True),
             reminders=_field(data, "reminders", int, 0),
+            escalate_at=_time(data, "escalate_at", optional=True),
+            escalated_at=_time(data, "escalated_at", optional=True),
             version=_field(data, "version", int, 1),
         )
     except ValueError as exc:  # an unknown status value

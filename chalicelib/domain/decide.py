@@ -93,8 +93,9 @@ def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
         return _refuse(problem)
     if role is None:
         return _refuse(f"{req.label} is no longer in the catalog; nobody can approve {req.request_id}")
-    if clicker not in role.approvers:
-        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(role.approvers)}")
+    approvers = deciders(req, role)
+    if clicker not in approvers:
+        return _refuse(f"you are not an approver of {req.label}; approvers: {_people(approvers)}")
     if req.requester not in role.requesters:
         # The catalog changed since the request: approve only what it still allows.
         return _refuse(f"@{req.requester} may no longer request {req.label} (the catalog changed); "
@@ -108,7 +109,7 @@ def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
         )
     # Only approvals by people who are approvers *now* count, against the stricter of the
     # rule at request time and the rule now: a catalog change never loosens a pending request.
-    count = sum(1 for a in req.approvals if a.person in role.approvers) + 1
+    count = sum(1 for a in req.approvals if a.person in approvers) + 1
     required = max(req.approvals_required, role.approvals_required)
     if count >= required:
         return Decision(Outcome.APPROVED, f"final approval ({count} of {required})")
@@ -117,17 +118,28 @@ def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
 
 def decide_deny(req: Request, role: RoleRules | None, clicker: str | None,
                 now: datetime) -> Decision:
-    return _deny(req, role, clicker, "requests", _pending_problem(req, now), f"denied by @{clicker}")
+    return _deny(req, role, clicker, "requests", _pending_problem(req, now), f"denied by @{clicker}",
+                 deciders(req, role) if role is not None else ())
+
+
+def deciders(req: Request, role: RoleRules, escalated: bool | None = None) -> tuple[str, ...]:
+    """Who may decide a request: the role's approvers, and once it was escalated (``escalated``;
+    None: as the record says), its fallback approvers too."""
+    if escalated is None:
+        escalated = req.escalated_at is not None
+    fallback = tuple(getattr(role, "fallback_approvers", ())) if escalated else ()
+    return tuple(role.approvers) + tuple(p for p in fallback if p not in role.approvers)
 
 
 def _deny(req: Request, role: RoleRules | None, clicker: str | None, what: str, problem: str | None,
-          done: str) -> Decision:
+          done: str, approvers: Sequence[str] | None = None) -> Decision:
     """A Deny click (of a request, or of an extension): by an approver, while it is open."""
     if clicker is None:
         return _refuse(f"you are not in the Drawbridge catalog, so you cannot deny {what}")
     if problem is not None:
         return _refuse(problem)
-    approvers = role.approvers if role is not None else ()
+    if approvers is None:
+        approvers = role.approvers if role is not None else ()
     if clicker not in approvers:
         return _refuse(f"you are not an approver of {req.label}; approvers: {_people(approvers)}")
     return Decision(Outcome.DENIED, done)
@@ -238,7 +250,7 @@ class Grantee(Protocol):
 
 def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | None, now: datetime,
                  recorded_approvers: Sequence[str] | None = None,
-                 recorded_break_glass: bool | None = None) -> Decision:
+                 recorded_break_glass: bool | None = None, recorded_escalation: bool | None = None) -> Decision:
     """May IAM be given what this record asks for? Re-derived from the catalog *now* and
     the recorded approvals, never from the record's fields alone: a record written to the
     table by anything but Drawbridge's own approval path must not become a grant.
@@ -277,7 +289,8 @@ def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | Non
         return _refuse(f"the record's expiry is later than {req.label} allows "
                        f"({format_duration(cap)} from approval)")
     eligible = [a.person for a in req.approvals
-                if a.person in role.approvers and (a.person != req.requester or role.self_approval)]
+                if a.person in deciders(req, role, recorded_escalation)
+                and (a.person != req.requester or role.self_approval)]
     if recorded_approvers is not None:
         eligible = [p for p in eligible if p in recorded_approvers]
     required = max(req.approvals_required, role.approvals_required)

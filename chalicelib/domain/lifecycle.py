@@ -101,6 +101,7 @@ MOVES: dict[str, Move] = {
     "count_approval": _move("approved", {PENDING}, None),
     # the approvers of a waiting request reminded (usecases/remind.py): recorded, the state stays
     "remind": _move("reminded", {PENDING}, None),
+    "escalate": _move("escalated", {PENDING}, None),
     "approve": _move("approved", {PENDING}, GRANTING),
     "deny": _move("denied", {PENDING}, (R.DENIED, G.NONE)),
     "cancel": _move("cancelled", {PENDING}, (R.CANCELLED, G.NONE)),

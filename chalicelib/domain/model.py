@@ -151,7 +151,7 @@ class Extension:
         return next((a for a in self.approvals if a.person == person), None)
 
 
-_TIMES = ("remind_at", "created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at", "cut_before",
+_TIMES = ("remind_at", "escalate_at", "escalated_at", "created_at", "pending_until", "decided_at", "expires_at", "granted_at", "ended_at", "cut_before",
           "sessions_cut_at", "cut_given_up_at", "review_due_at", "reviewed_at", "review_escalated_at")
 
 
@@ -210,6 +210,8 @@ class Request:
     # -- reminders of the approvers while the request waits (usecases/remind.py)
     remind_at: datetime | None = None  # the next reminder is due then (None: no more)
     reminders: int = 0  # reminders sent so far
+    escalate_at: datetime | None = None  # when it is escalated if still waiting (None: never)
+    escalated_at: datetime | None = None  # when it was: the role's fallback approvers may approve since
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -285,6 +287,13 @@ class Request:
         who = ", ".join(f"@{p}" for p in reminded) or "nobody"
         return self.move("remind", at=at, actor=SYSTEM, reason=f"reminder {self.reminders + 1}: {who}",
                          reminders=self.reminders + 1, remind_at=next_at)
+
+    def escalate(self, at: datetime, fallback: Sequence[str]):
+        """Still waiting at its escalation time: said in the approvals channel, and the role's
+        fallback approvers may approve it from now on (the state stays)."""
+        who = ", ".join(f"@{p}" for p in fallback) or "no fallback approvers"
+        return self.move("escalate", at=at, actor=SYSTEM, reason=f"escalated: {who} may approve too",
+                         escalated_at=at, escalate_at=None)
 
     def count_approval(self, at: datetime, by: str, reason: str = ""):
         return self.move("count_approval", at=at, actor=by, reason=reason,

@@ -36,11 +36,12 @@ def due_at(req: Request) -> datetime | None:
 
 
 def remind_next_at(req: Request) -> datetime | None:
-    """When the approvers of a waiting request are next reminded (None: not waiting, or
-    no more reminders before it expires)."""
-    if req.status is not RequestStatus.PENDING or req.remind_at is None or req.remind_at >= req.pending_until:
+    """When the approvers of a waiting request are next reminded, or it is escalated (None:
+    not waiting, or nothing more before it expires)."""
+    if req.status is not RequestStatus.PENDING:
         return None
-    return req.remind_at
+    steps = [at for at in (req.remind_at, req.escalate_at) if at is not None and at < req.pending_until]
+    return min(steps, default=None)
 
 
 def grant_window_end(req: Request) -> datetime | None:

@@ -297,6 +297,22 @@ def approval_reminder(req: Request, people: Mapping[str, str], n: int) -> tuple[
     return fallback, [SectionBlock(text=_verbatim(text)).to_dict(), buttons.to_dict()]
 
 
+def escalation_text(req: Request, people: Mapping[str, str], deciders: Sequence[str]) -> str:
+    """The approvals channel's notice of an escalated request (mentions who may decide it)."""
+    who = " ".join(_mention(people, p) for p in deciders) or "nobody"
+    why = f" ({escape_mrkdwn(req.reason)})" if req.reason else ""
+    return (f":rotating_light: Still waiting since {hhmm(req.created_at)}: {_mention(people, req.requester)}'s "
+            f"request {req.request_id} for `{req.label}`{why}, {len(req.approvals)} of {req.approvals_required} "
+            f"approvals. {who}: approve or deny on its card before {hhmm(req.pending_until)}, when it expires.")
+
+
+def escalated_dm(req: Request, payload: Mapping, people: Mapping[str, str]) -> str:
+    fallback = payload.get("fallback_approvers") or []
+    more = (f"; {', '.join(_mention(people, p) for p in fallback)} may approve it too now" if fallback else "")
+    return (f":rotating_light: Your request {req.request_id} for `{req.label}` is still waiting, so I raised it "
+            f"in the approvals channel{more}. It expires at {hhmm(req.pending_until)} if nobody decides.")
+
+
 def reminded_dm(req: Request, payload: Mapping, people: Mapping[str, str]) -> str:
     """The requester's DM: who was reminded about their waiting request."""
     who = ", ".join(_mention(people, p) for p in payload.get("reminded") or []) or "nobody"

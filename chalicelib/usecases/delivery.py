@@ -45,6 +45,8 @@ def key_of(job: jobs.Job) -> str | None:
         return f"ask:{job.extension}"
     if isinstance(job, jobs.RemindApprovers):
         return f"remind:{job.reminder}"
+    if isinstance(job, jobs.Escalated):
+        return "escalated"
     if isinstance(job, jobs.Card):
         return "card"
     if isinstance(job, jobs.Dm):

@@ -16,7 +16,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     from .extend import apply_extension
     from .grant import end_grant, make_grant
     from .notify import ask_approvers, post_card, send_dm, send_ephemeral, tell_security
-    from .remind import remind_approvers
+    from .remind import post_escalation, remind_approvers
     from .review import send_reminder
 
     job = jobs.as_job(job)
@@ -31,6 +31,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.ExtendGrant: apply_extension,
         jobs.AskApprovers: ask_approvers,
         jobs.RemindApprovers: remind_approvers,
+        jobs.Escalated: post_escalation,
         jobs.ReviewReminder: send_reminder,
     }[type(job)]
     return handler(deps, job) or []

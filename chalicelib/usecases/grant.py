@@ -39,7 +39,8 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
     broke_glass = any(e.action == "break_glass" and e.actor == req.requester and e.at == req.decided_at
                       for e in history)
     check = decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester), now, recorded,
-                         recorded_break_glass=broke_glass)
+                         recorded_break_glass=broke_glass,
+                         recorded_escalation=any(e.action == "escalated" for e in history))
     if not check.allowed:
         return fail_grant(deps, req, f"refused: {check.reason}")
     if now >= req.expires_at:

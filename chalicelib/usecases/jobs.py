@@ -124,10 +124,20 @@ class RemindApprovers:
     reminder: int
 
 
+@dataclass(frozen=True)
+class Escalated:
+    """Say in the approvals channel that a waiting request was escalated: its approvers and
+    fallback approvers mentioned (usecases/remind.py), once."""
+
+    kind: ClassVar[str] = "escalated"
+    request_id: str
+
+
 Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder,
-            RemindApprovers]
+            RemindApprovers, Escalated]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
-                                                    ExtendGrant, AskApprovers, ReviewReminder, RemindApprovers)}
+                                                    ExtendGrant, AskApprovers, ReviewReminder, RemindApprovers,
+                                                    Escalated)}
 
 
 class BadJob(ValueError):

@@ -65,7 +65,9 @@ def post_card(deps: Deps, job: jobs.Card) -> None:
             deps.store.settle(rid, "card", 2**31)
             return
         role = deps.role_of(req)
-        text, blocks = views.card(req, deps.people, role.approvers if role else ())
+        from ..domain.decide import deciders
+
+        text, blocks = views.card(req, deps.people, deciders(req, role) if role else ())
         # The metadata follows the record too, not the job: a job that runs late (a
         # re-invoked worker, or racing a revoke) would otherwise put access_granted on a
         # card whose text says revoked.
@@ -101,6 +103,15 @@ def send_dm(deps: Deps, job: jobs.Dm) -> None:
         # A late "granted" DM (re-invoked worker, or the grant was revoked or failed
         # meanwhile) says nothing; the ending's own DM tells the truth.
         deps.store.settle(req.request_id, key, req.version)
+        return
+    if job.event_type == "approval_escalated":
+        if req.status is not RequestStatus.PENDING:
+            deps.store.settle(req.request_id, key, 2**31)
+            return
+        deliver_once(deps, req.request_id, key, channel=req.requester_slack,
+                     text=views.escalated_dm(req, job.payload, deps.people), blocks=None, event_type=job.event_type,
+                     payload=job.payload, match={"request_id": req.request_id})
+        deps.store.settle(req.request_id, key, 2**31)
         return
     if job.event_type == "approvers_reminded":
         if req.status is not RequestStatus.PENDING:  # decided meanwhile: its own DM says so

@@ -24,17 +24,22 @@ from .deps import Deps
 
 
 def who_to_remind(deps: Deps, req: Request, now: datetime) -> list[str]:
-    """The approvers who could decide the request right now and have not approved it."""
+    """The approvers (and, once it was escalated, the fallback approvers) who could decide the
+    request right now and have not approved it."""
     role = deps.role_of(req)
     if role is None:
         return []
-    return [a for a in role.approvers if rules.decide_approval(req, role, a, now).allowed]
+    return [a for a in rules.deciders(req, role) if rules.decide_approval(req, role, a, now).allowed]
 
 
 def remind_step(deps: Deps, req: Request, now: datetime) -> list[jobs.Job]:
-    """The sweep's share: the reminder due now, recorded once (a racing sweep loses the write)."""
-    if req.status is not RequestStatus.PENDING or req.remind_at is None or now < req.remind_at \
-            or now >= req.pending_until:
+    """The sweep's share: the escalation or the reminder due now, recorded once (a racing
+    sweep loses the write)."""
+    if req.status is not RequestStatus.PENDING or now >= req.pending_until:
+        return []
+    if req.escalate_at is not None and now >= req.escalate_at:
+        return _escalate(deps, req, now)
+    if req.remind_at is None or now < req.remind_at:
         return []
     role = deps.role_of(req)
     every = role.remind_after_seconds if role is not None else None
@@ -74,3 +79,35 @@ def remind_approvers(deps: Deps, job: jobs.RemindApprovers) -> None:
                      payload={"request_id": req.request_id, "reminder": job.reminder, "approver": person},
                      match={"request_id": req.request_id, "reminder": job.reminder})
     deps.store.settle(req.request_id, key, 2**31)
+
+
+def _escalate(deps: Deps, req: Request, now: datetime) -> list[jobs.Job]:
+    role = deps.role_of(req)
+    fallback = [p for p in (role.fallback_approvers if role is not None else ()) if p not in role.approvers]
+    after, event = req.escalate(now, fallback)
+    rid = req.request_id
+    follow: list[jobs.Job] = [jobs.Escalated(rid), jobs.Card(rid),
+                              jobs.Dm(rid, "approval_escalated", {"request_id": rid, "fallback_approvers": fallback})]
+    try:
+        deps.store.transition(req, after, event, owed(follow))
+    except Conflict:
+        return []
+    return follow
+
+
+def post_escalation(deps: Deps, job: jobs.Escalated) -> None:
+    """The approvals channel is told, once: who may decide it now (fallback approvers included)."""
+    from ..domain.decide import deciders
+    from ..slack import views
+
+    req = deps.store.get(job.request_id)
+    if req is None or req.status is not RequestStatus.PENDING:
+        deps.store.settle(job.request_id, "escalated", 2**31)
+        return
+    role = deps.role_of(req)
+    who = deciders(req, role) if role is not None else ()
+    text = views.escalation_text(req, deps.people, [p for p in who if p != req.requester or role.self_approval])
+    deliver_once(deps, req.request_id, "escalated", channel=deps.catalog.approvals_channel, text=text, blocks=None,
+                 event_type="approval_escalated", payload={"request_id": req.request_id, "deciders": list(who)},
+                 match={"request_id": req.request_id})
+    deps.store.settle(req.request_id, "escalated", 2**31)

@@ -38,6 +38,7 @@ def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
             duration_seconds=decision.seconds, reason=cmd.reason.strip(),
             approvals_required=role.approvals_required, pending_until=now + deps.pending_window,
             remind_at=now + timedelta(seconds=role.remind_after_seconds) if role.remind_after_seconds else None,
+            escalate_at=now + timedelta(seconds=role.escalate_after_seconds) if role.escalate_after_seconds else None,
         )
         payload = {"request_id": req.request_id, "requester": req.requester, "account": req.account,
                    "role": req.role, "duration_seconds": req.duration_seconds, "reason": req.reason}

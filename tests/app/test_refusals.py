@@ -401,12 +401,13 @@ def test_pending_request_expires(app_client, slack, store, stack, clock):
     app_client.sweep()
     req = store.get(rid)
     assert req.status is RequestStatus.EXPIRED and req.grant_status is GrantStatus.NONE
-    (card,) = slack.find(channel="C0APPROVE1")
+    card, raised = slack.find(channel="C0APPROVE1")  # the card, and the escalation's notice
+    assert raised.event_type == "approval_escalated" and "<@U0BOB00001> <@U0CAROL001>" in raised.text
     assert card.event_type == "access_expired" and card.event_payload == {"request_id": rid}
     assert "without enough approvals" in card.all_text()
     assert [b for b in card.blocks if b["type"] == "actions"] == []
-    reminded, dm = slack.dms("U0ALICE001")  # the 59-minute sweep reminded bob and carol, and told her
-    assert reminded.event_type == "approvers_reminded" and reminded.event_payload["reminded"] == ["bob", "carol"]
+    raised, dm = slack.dms("U0ALICE001")  # the 59-minute sweep raised it in the approvals channel, and told her
+    assert raised.event_type == "approval_escalated" and "still waiting" in raised.text
     assert dm.event_type == "access_expired" and "expired without enough approvals" in dm.text
     assert store.open_for("alice") == []
     assert attached(stack) == {p: [] for p in PEOPLE}

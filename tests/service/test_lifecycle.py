@@ -27,6 +27,7 @@ ARN = "arn:aws:iam::111111111111:policy/drawbridge/drawbridge-req-20261112-0a11c
 CALLS = {
     "count_approval": lambda r: r.count_approval(AT, "bob", "approval 1 of 2"),
     "remind": lambda r: r.remind(AT, AT + timedelta(minutes=20), ["bob", "carol"]),
+    "escalate": lambda r: r.escalate(AT, ["dave"]),
     "approve": lambda r: r.approve(AT, "carol", "final approval (2 of 2)"),
     "deny": lambda r: r.deny(AT, "bob", "denied by @bob"),
     "cancel": lambda r: r.cancel(AT, "alice", "cancelled by @alice"),
@@ -107,6 +108,7 @@ REVIEWABLE = {"APPROVED/ACTIVE", "APPROVED/REVOKED", "APPROVED/EXPIRED", "APPROV
 EXPECTED_MOVES = {
     "count_approval": ("approved", {"PENDING/NONE"}, None),
     "remind": ("reminded", {"PENDING/NONE"}, None),
+    "escalate": ("escalated", {"PENDING/NONE"}, None),
     "approve": ("approved", {"PENDING/NONE"}, "APPROVED/GRANTING"),
     "deny": ("denied", {"PENDING/NONE"}, "DENIED/NONE"),
     "cancel": ("cancelled", {"PENDING/NONE"}, "CANCELLED/NONE"),

@@ -41,7 +41,8 @@ def test_approvers_are_reminded_after_10_then_30_minutes_each_once(svc):
     assert "I reminded <@U0BOB00001>, <@U0CAROL001>" in told.text
     at(svc, rid, 29)
     assert len(reminders(svc, BOB)) == 1
-    at(svc, rid, 30)
+    at(svc, rid, 30)  # escalated at 30 minutes (the default escalate_after); the reminder follows
+    at(svc, rid, 31)
     assert [m.payload["reminder"] for m in reminders(svc, BOB)] == [1, 2]
     at(svc, rid, 59)  # the next (70 min) would be after the request expires: none
     assert len(reminders(svc, BOB)) == 2 and svc.store.get(rid).reminders == 2
@@ -121,3 +122,74 @@ def test_remind_after_off_sends_no_reminder():
         at(svc, rid, minutes)
     assert reminders(svc, BOB) == [] and "approvers_reminded" not in dm_types(svc)
     assert slack_id(svc, "bob") == BOB
+
+
+def with_fallback(extra: str = "") -> str:
+    from tests.fakes import SAMPLE_CATALOG
+
+    return SAMPLE_CATALOG.read_text().replace('max_extended_duration = "8h"',
+                                              f'max_extended_duration = "8h"\nfallback_approvers = ["dave"]{extra}')
+
+
+def test_still_waiting_at_30_minutes_it_is_escalated_and_the_fallback_approvers_may_approve():
+    svc = make_service(with_fallback())
+    rid = ask(svc)
+    svc.clock.advance(minutes=2)
+    approve(svc, "bob", rid)
+    svc.run_all(press(svc, "dave", APPROVE, rid))  # not yet: dave is only a fallback approver
+    assert svc.store.get(rid).approvers == ("bob",)
+    at(svc, rid, 30)
+
+    req = svc.store.get(rid)
+    assert req.escalated_at == svc.clock() and [e.action for e in svc.store.history(rid)][-1] == "escalated"
+    (notice,) = svc.slack.posts("C0APPROVE1", event_type="approval_escalated")
+    assert notice.payload == {"request_id": rid, "deciders": ["bob", "carol", "dave"]}
+    assert "Still waiting since 14:00 UTC" in notice.text and "<@U0DAVE0001>" in notice.text
+    (told,) = [m for m in svc.slack.dms(ALICE) if m.event_type == "approval_escalated"]
+    assert "<@U0DAVE0001> may approve it too now" in told.text
+    at(svc, rid, 31)  # the reminder after it reaches the fallback approver too (bob has approved)
+    assert sorted(m.payload["approver"] for m in svc.slack.posts() if m.event_type == "approval_reminder") == [
+        "carol", "dave"]
+
+    svc.clock.advance(minutes=1)
+    approve(svc, "dave", rid)  # the second approval, by the fallback approver: granted
+    assert state(svc, rid) == "APPROVED/ACTIVE" and svc.grants.holders(rid) == ["alice"]
+    at(svc, rid, 45)
+    assert len(svc.slack.posts("C0APPROVE1", event_type="approval_escalated")) == 1  # once
+
+
+def test_a_fallback_approval_without_the_escalation_in_the_audit_trail_is_not_granted():
+    """Defence in depth: a record edited to look escalated lets dave click, but the grant
+    step counts fallback approvers only if the audit trail has the escalation."""
+    import dataclasses
+
+    svc = make_service(with_fallback())
+    rid = ask(svc)
+    svc.clock.advance(minutes=2)
+    approve(svc, "bob", rid)
+    req = svc.store.get(rid)
+    svc.store._requests[rid] = dataclasses.replace(req, escalated_at=svc.clock()).to_json()
+    approve(svc, "dave", rid)
+    after = svc.store.get(rid)
+    assert after.grant_status.value == "FAILED" and "1 of 2 approvals count" in after.note
+    assert svc.grants.holders(rid) == []
+
+
+def test_escalate_after_off_never_escalates():
+    svc = make_service(with_fallback('\nescalate_after = "off"'))
+    rid = ask(svc)
+    for minutes in (30, 45, 59):
+        at(svc, rid, minutes)
+    assert svc.store.get(rid).escalated_at is None
+    assert svc.slack.posts("C0APPROVE1", event_type="approval_escalated") == []
+    svc.run_all(press(svc, "dave", APPROVE, rid))
+    assert svc.store.get(rid).approvers == ()
+
+
+def test_fallback_approvers_must_be_people():
+    import pytest
+
+    from chalicelib.catalog import CatalogError, parse_catalog
+
+    with pytest.raises(CatalogError, match=r"fallback_approvers\[0\]: 'erin' is not a person"):
+        parse_catalog(with_fallback().replace('fallback_approvers = ["dave"]', 'fallback_approvers = ["erin"]'))

@@ -19,7 +19,7 @@ AT_1430 = datetime(2026, 11, 12, 14, 30, tzinfo=timezone.utc)  # a quarter hour:
 def test_a_pending_request_expires_when_its_window_closes(svc):
     rid = ask(svc)
     svc.clock.set(svc.store.get(rid).pending_until - timedelta(seconds=1))
-    assert svc.sweep() == SweepReport(looked_at=1, reminded=1)  # its approvers reminded (usecases/remind.py)
+    assert svc.sweep() == SweepReport(looked_at=1, reminded=1)  # escalated (usecases/remind.py): still waiting
     assert state(svc, rid) == "PENDING/NONE"
 
     svc.clock.advance(seconds=1)
@@ -31,8 +31,8 @@ def test_a_pending_request_expires_when_its_window_closes(svc):
     assert svc.store.history(rid)[-1].reason == "not approved within 1h"
     msg = card(svc, rid)
     assert (msg.event_type, msg.payload, msg.has_buttons) == ("access_expired", {"request_id": rid}, False)
-    assert dm_types(svc) == ["approvers_reminded", "access_expired"]
-    assert svc.sweep() == SweepReport() and dm_types(svc) == ["approvers_reminded", "access_expired"]
+    assert dm_types(svc) == ["approval_escalated", "access_expired"]
+    assert svc.sweep() == SweepReport() and dm_types(svc) == ["approval_escalated", "access_expired"]
 
 
 def test_a_grant_ends_at_its_expiry(svc):

@@ -220,7 +220,7 @@ def test_empty_catalog_sections_reported_as_missing_keys() -> None:
             "accounts.prod.roles.admin.colour",
             "role_name, max_duration, approvers, approvals_required, requesters, self_approval, reason_required"
             ", max_extended_duration, extend_approvals, self_extend, break_glass, break_glass_max, review_within"
-            ", remind_after",
+            ", remind_after, escalate_after, fallback_approvers",
         ),
     ],
 )
@@ -780,7 +780,8 @@ def test_warnings_travel_with_the_errors() -> None:
             [
                 "accounts.prod.roles.admin.colour: unknown key; remove it (keys here: role_name, max_duration, "
                 "approvers, approvals_required, requesters, self_approval, reason_required"
-                ", max_extended_duration, extend_approvals, self_extend, break_glass, break_glass_max, review_within, remind_after)",
+                ", max_extended_duration, extend_approvals, self_extend, break_glass, break_glass_max, review_within, remind_after"
+                ", escalate_after, fallback_approvers)",
                 "accounts.prod.roles.admin.requesters[1]: 'eve' is not a person in [people]; "
                 "add [people.eve] or fix the name",
                 "accounts.prod.roles.admin.requesters[2]: 'alice' is listed twice; remove the repeat",
