@@ -15,6 +15,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     from .cut import cut_sessions
     from .extend import apply_extension
     from .grant import end_grant, make_grant
+    from .home import publish_home
     from .notify import ask_approvers, post_card, send_dm, send_ephemeral, tell_security
     from .review import send_reminder
 
@@ -30,6 +31,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.ExtendGrant: apply_extension,
         jobs.AskApprovers: ask_approvers,
         jobs.ReviewReminder: send_reminder,
+        jobs.PublishHome: publish_home,
     }[type(job)]
     return handler(deps, job) or []
 
