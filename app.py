@@ -57,6 +57,13 @@ def slack_interactions():
     return handlers.slack_interaction(app)
 
 
+@app.route("/slack/events", methods=["POST"], content_types=["application/json"])
+def slack_events():
+    from chalicelib import handlers
+
+    return handlers.slack_event(app)
+
+
 @app.lambda_function(name="worker")
 def worker(event, context):
     from chalicelib import handlers

@@ -1,7 +1,8 @@
 """Glue between Chalice events and the use cases: verify, parse, call, reply, defer.
 
 Every HTTP answer to a correctly signed request is a 200 within Slack's 3 s
-(a refusal is an ephemeral message, and so is a signed body Drawbridge cannot read).
+(a refusal is an ephemeral message, and so is a signed body Drawbridge cannot read;
+on the Events route it is an empty 200).
 A bad signature is a 401; neither changes anything. An unexpected error is logged with a
 correlation id and the user sees only that id.
 """
@@ -122,6 +123,51 @@ def slack_interaction(app):
     from .slack.parse import parse_interaction
 
     return _slack_route(app, "interaction", parse_interaction, _interaction)
+
+
+def slack_event(app):
+    """The Events API (``POST /slack/events``, JSON). Signed like the other routes (401
+    otherwise). ``url_verification`` is answered with its challenge; ``app_home_opened`` is
+    acknowledged at once and the home is published by a ``PublishHome`` job; anything else,
+    and a signed body Drawbridge cannot read, gets a 200 and changes nothing (a non-2xx would
+    only make Slack retry it). A redelivery (``X-Slack-Retry-Num``) publishes again: the view
+    is replaced, nothing else happens."""
+    from .slack.parse import BadPayload, UrlVerification, parse_event
+
+    try:
+        failure, body = _verified(app)
+        if failure is not None:
+            return failure
+        try:
+            event = parse_event(body)
+        except BadPayload as exc:
+            logger().warning("unreadable Slack event", extra={"problem": str(exc)})
+            return _response(200, {})
+        if isinstance(event, UrlVerification):
+            return _response(200, {"challenge": event.challenge})
+        if event is None:
+            logger().info("Slack event not handled; ignored")
+            return _response(200, {})
+        return _home_opened(app, event)
+    except Exception:  # noqa: BLE001 - never a stack trace or a 500 to Slack (it would retry)
+        logger().exception(f"unexpected error in event (ref {correlation_id()})")
+        return _response(200, {})
+
+
+def _home_opened(app, event):
+    from . import wiring
+    from .usecases.commands import admit
+    from .usecases.jobs import PublishHome
+    from .usecases.outcomes import WrongWorkspace
+
+    retry = (app.current_request.headers or {}).get("x-slack-retry-num")
+    logger().info("app home opened", extra={"slack_user": event.user_id, "event_id": event.event_id[:40],
+                                            "retry": retry})
+    if isinstance(admit(wiring.service(), event.team_id, event.api_app_id, event.user_id), WrongWorkspace):
+        logger().warning("app_home_opened from another workspace or app; ignored")
+        return _response(200, {})
+    defer([PublishHome(event.user_id)])  # a stranger's home says they are not in the catalog
+    return _response(200, {})
 
 
 def _command(cmd):

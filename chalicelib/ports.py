@@ -6,7 +6,7 @@ Four ports, each with a real adapter in ``chalicelib/adapters/`` and an in-memor
 * :class:`Store` - the table: requests and their audit events, the card's location,
   one-time claims (messages, alerts, deliveries) and recorded uses;
 * :class:`Grants` - the grant as IAM holds it, for one kind of :class:`Principal`;
-* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs;
+* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs, the App Home;
 * :class:`SessionCuts` - the session cut-off policy on each JIT role, in its member
   account (written through that account's revoker role).
 
@@ -245,3 +245,6 @@ class Notifier(Protocol):
         post whose answer was lost did land. (channel, ts), or None."""
     def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str,
            payload: dict) -> tuple[str, str]: ...
+    def publish_home(self, user_id: str, view: dict) -> None:
+        """Make ``view`` (``{"type": "home", "blocks": [...]}``) the person's App Home
+        (``views.publish``): it replaces the whole view, so publishing again is harmless."""

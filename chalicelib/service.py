@@ -82,7 +82,15 @@ class Drawbridge(Deps):
         return replies.repeated_command(req)
 
     def click(self, click: Click, delivery: str | None = None) -> list[job_types.Job]:
-        """A button click: the jobs that follow it (a private answer is one of them)."""
+        """A button click: the jobs that follow it (a private answer is one of them). A
+        click in the App Home has no channel: its private answer is a DM (an ``Ephemeral``
+        job without a channel), and the home is published again to show the new state."""
+        follow = self._click(click, delivery)
+        if click.from_home:
+            follow = [*follow, job_types.PublishHome(click.user_id)]
+        return follow
+
+    def _click(self, click: Click, delivery: str | None) -> list[job_types.Job]:
         if click.action_id in break_glass.ACTIONS:
             return self._break_glass_click(click, delivery)
         if (refused := admit_click(self, click)) is not None:  # before any table write

@@ -13,6 +13,10 @@ The one place tests, benchmarks and the local stack build Slack requests::
   the typed text escaped as Slack escapes it (:func:`slack_escape`).
 * :func:`click_payload` / :func:`click_body`: a ``block_actions`` interaction
   (``payload=<JSON>``) for one button: user, channel, container, message, the action.
+* :func:`url_verification_body` / :func:`home_opened_body`: Events API bodies (JSON) for
+  ``/slack/events``: Slack's request URL check, and a person opening the App Home.
+  :func:`home_click_body`: a button clicked in the App Home (``container.type`` "view",
+  no channel).
 * :func:`trigger_id`: a fresh trigger id (Slack gives each invocation its own; a
   redelivery repeats it, so pass ``trigger=`` to replay one).
 
@@ -134,3 +138,44 @@ def click_body(user_id: str, action_id: str, value: str, **fields) -> str:
     """:func:`click_payload` as Slack posts it (``payload=<JSON>``, form-encoded) to
     ``/slack/interactions``."""
     return urllib.parse.urlencode({"payload": json.dumps(click_payload(user_id, action_id, value, **fields))})
+
+
+# ---- Events API ------------------------------------------------------------------------------
+JSON = "application/json"
+
+
+def url_verification_body(challenge: str | None = None) -> tuple[str, str]:
+    """(body, challenge): what Slack posts to an Events request URL when it is saved."""
+    challenge = challenge or uuid.uuid4().hex
+    return json.dumps({"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}), challenge
+
+
+def event_id() -> str:
+    return f"Ev{uuid.uuid4().hex[:10].upper()}"
+
+
+def home_opened_body(user_id: str, *, tab: str = "home", event: str | None = None, team_id: str = TEAM_ID,
+                     api_app_id: str = API_APP_ID) -> str:
+    """The ``event_callback`` Slack posts when ``user_id`` opens the app's Home tab
+    (``event``: replay an event id, as a retry does)."""
+    return json.dumps({
+        "token": VERIFICATION_TOKEN, "team_id": team_id, "api_app_id": api_app_id,
+        "event": {"type": "app_home_opened", "user": user_id, "channel": "D" + user_id[1:], "tab": tab,
+                  "event_ts": f"{time.time():.6f}"},
+        "type": "event_callback", "event_id": event or event_id(), "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "user_id": "U0DRAWBRDG", "is_bot": True}],
+    })
+
+
+def home_click_body(user_id: str, action_id: str, value: str, *, block_id: str = "home",
+                    trigger: str | None = None, team_id: str = TEAM_ID, api_app_id: str = API_APP_ID) -> str:
+    """A button clicked in the App Home: ``block_actions`` from a view, so no channel and no
+    message (``container.type`` "view"), as Slack posts it to ``/slack/interactions``."""
+    payload = click_payload(user_id, action_id, value, block_id=block_id, trigger=trigger, team_id=team_id,
+                            api_app_id=api_app_id)
+    for key in ("channel", "message", "response_url"):
+        payload.pop(key)
+    view_id = "V" + uuid.uuid4().hex[:8].upper()
+    payload["container"] = {"type": "view", "view_id": view_id}
+    payload["view"] = {"id": view_id, "type": "home", "blocks": [], "state": {"values": {}}}
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})

@@ -44,6 +44,15 @@ test that moves the clock (time_machine) moves the bucket with it. ``rate_limite
 lists the refused calls; ``writes(channel)`` every post and update that landed, with its
 time.
 
+The App Home: ``views.publish`` (user_id + a ``home`` view of at most 100 blocks, as Slack
+checks them; ``invalid_arguments`` otherwise, with ``response_metadata.messages`` saying
+why, ``not_enabled`` when built with ``home_tab=False``) keeps the view published for each
+user: ``home(user)`` reads it, ``homes()`` lists who has one. The Events API's request URL
+check, as Slack makes it when the URL is saved: :meth:`SlackStandin.verify_request_url`
+sends a signed ``url_verification`` body through a callable and says whether the answer
+echoed the challenge (``local/slack_client.py`` builds it and the ``app_home_opened``
+event).
+
 Inspection over HTTP (for tests in another process): ``GET /_standin/messages`` (each
 message with ``all_text``, ``displayed_text`` and ``mentions``), ``POST /_standin/reset``.
 Run: ``python -m local.slack_standin --port 0 [--ready-file PATH]``.
@@ -258,8 +267,11 @@ def render_blocks(blocks: list[dict], names: Optional[dict[str, str]] = None) ->
 class SlackStandin(ServedInBackground):
     def __init__(self, token: str = "xoxb-test-token", *, printer: Optional[Printer] = None,
                  channel_names: Optional[dict[str, str]] = None, port: int = 0,
-                 rate_limits: bool = False, post_rate: float = 1.0, post_burst: int = 3) -> None:
+                 rate_limits: bool = False, post_rate: float = 1.0, post_burst: int = 3,
+                 home_tab: bool = True) -> None:
         self.token = token
+        self.home_tab = home_tab
+        self._homes: dict[str, dict] = {}  # user id -> the view views.publish made their App Home
         self.rate_limits = rate_limits
         self.post_rate, self.post_burst = float(post_rate), int(post_burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
@@ -309,6 +321,26 @@ class SlackStandin(ServedInBackground):
             found = self._find(dm_channel(channel), ts)
             return copy.deepcopy(found) if found else None
 
+    def home(self, user: str) -> Optional[dict]:
+        """The App Home view last published for ``user`` (as ``views.publish`` returned it), or None."""
+        with self._lock:
+            return copy.deepcopy(self._homes.get(user))
+
+    def homes(self) -> list[str]:
+        with self._lock:
+            return list(self._homes)
+
+    @staticmethod
+    def verify_request_url(post: Callable[[str, dict], tuple[int, Any]], signing_secret: str) -> bool:
+        """Slack's check of an Events API request URL: ``post(body, headers)`` sends a signed
+        ``url_verification`` body and returns (HTTP status, parsed JSON); True when it is a
+        200 whose ``challenge`` is the one sent (Slack refuses the URL otherwise)."""
+        from local.slack_client import sign, url_verification_body
+
+        body, challenge = url_verification_body()
+        status, answer = post(body, sign(body, signing_secret, content_type="application/json"))
+        return status == 200 and isinstance(answer, dict) and answer.get("challenge") == challenge
+
     @property
     def calls(self) -> list[Call]:
         with self._lock:
@@ -322,6 +354,7 @@ class SlackStandin(ServedInBackground):
             self._faults.clear()
             self._buckets.clear()
             self._writes.clear()
+            self._homes.clear()
 
     def rate_limited(self) -> list[Call]:
         """The calls refused with 429 (injected or by the rate limits)."""
@@ -389,7 +422,8 @@ class SlackStandin(ServedInBackground):
                 return 200, {}, body
             except SlackError as e:
                 error = e.error
-                return 200, {}, {"ok": False, "error": e.error}
+                extra = {"response_metadata": {"messages": e.messages}} if getattr(e, "messages", None) else {}
+                return 200, {}, {"ok": False, "error": e.error, **extra}
             finally:
                 self._calls.append(Call(method, params, error))
 
@@ -514,6 +548,46 @@ class SlackStandin(ServedInBackground):
         return {"channel": channel,
                 "permalink": f"https://standin.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
 
+    #: Slack's limit on blocks in a modal or Home tab view
+    MAX_VIEW_BLOCKS = 100
+
+    def _views_publish(self, params: dict) -> dict:
+        """views.publish: ``user_id`` and a ``home`` view (a JSON string in a form body)."""
+        def invalid(why: str) -> SlackError:
+            err = SlackError("invalid_arguments")
+            err.messages = [f"[ERROR] {why}"]  # type: ignore[attr-defined]
+            return err
+
+        user = str(params.get("user_id") or "")
+        if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+            raise invalid("invalid `user_id`")
+        view = params.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                raise invalid("must provide an object [json-pointer:/view]")
+        if not isinstance(view, dict):
+            raise invalid("must provide an object [json-pointer:/view]")
+        if view.get("type") != "home":
+            raise invalid("view type must be `home` [json-pointer:/view/type]")
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) and b.get("type") for b in blocks):
+            raise invalid("must provide an array of blocks [json-pointer:/view/blocks]")
+        if len(blocks) > self.MAX_VIEW_BLOCKS:
+            raise invalid(f"no more than {self.MAX_VIEW_BLOCKS} items allowed [json-pointer:/view/blocks]")
+        if not self.home_tab:
+            raise SlackError("not_enabled")
+        published = {**copy.deepcopy(view), "id": f"V{len(self._homes) + 1:08d}", "team_id": TEAM_ID,
+                     "app_id": "A0DRAWBRDG", "bot_id": BOT_ID, "state": {"values": {}}}
+        self._homes[user] = published
+        if self.printer is not None:
+            lines = render_blocks(blocks, self.channel_names)
+            self.printer("\n".join([f"┌─ App Home of {self._name(user)}  (views.publish)",
+                                    *(f"│ {line}" for chunk in lines for line in str(chunk).splitlines() or [""]),
+                                    "└─"]))
+        return {"view": copy.deepcopy(published)}
+
     def _auth_test(self, params: dict) -> dict:
         return {"url": "https://standin.slack.com/", "team": "Standin", "user": "drawbridge",
                 "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
@@ -527,6 +601,7 @@ class SlackStandin(ServedInBackground):
         "chat.postEphemeral": _post_ephemeral,
         "conversations.open": _conversations_open,
         "chat.getPermalink": _get_permalink,
+        "views.publish": _views_publish,
     }
 
     # ---- readable printing -----------------------------------------------------------

@@ -99,7 +99,7 @@ class Reply:
 
 
 class AppDriver:
-    """Drives the app as Slack would: signed form posts to the two routes."""
+    """Drives the app as Slack would: signed posts to the three routes."""
 
     def __init__(self, client, catalog):
         self.client = client
@@ -128,6 +128,20 @@ class AppDriver:
 
     def deny(self, person: str, request_id: str) -> Reply:
         return self.click(person, "deny_request", request_id)
+
+    def event(self, body: str, headers: dict | None = None) -> Reply:
+        """An Events API request (JSON), signed unless ``headers`` are given."""
+        return self._post("/slack/events", body, headers if headers is not None else
+                          slack_client.sign(body, SIGNING_SECRET, content_type=slack_client.JSON))
+
+    def open_home(self, person: str) -> Reply:
+        """``person`` opens the app's Home tab (Slack sends ``app_home_opened``)."""
+        return self.event(slack_client.home_opened_body(self.slack_id(person)))
+
+    def home_click(self, person: str, action: str, request_id: str, block_id: str = "home") -> Reply:
+        """``person`` clicks a button in their App Home."""
+        return self._post("/slack/interactions",
+                          slack_client.home_click_body(self.slack_id(person), action, request_id, block_id=block_id))
 
     def sweep(self):
         return self.client.lambda_.invoke("sweep", self.client.events.generate_cw_event(

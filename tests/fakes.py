@@ -884,6 +884,8 @@ class FakeNotifier(_Faults):
         self._buckets: dict[str, tuple[float, datetime]] = {}
         self.writes: list[tuple[str, str, datetime | None]] = []  # (channel, "post"/"update", when) that landed
         self.refused: list[tuple[str, str, datetime | None]] = []  # ... refused with RateLimited
+        self.homes: dict[str, dict] = {}  # Slack user id -> the App Home view last published
+        self.home_publishes: list[str] = []  # the user id of every views.publish, in order
 
     def _now(self) -> datetime | None:
         return self.clock() if self.clock is not None else None
@@ -967,6 +969,14 @@ class FakeNotifier(_Faults):
            payload: dict) -> tuple[str, str]:
         self._hook("dm")
         return self._post(user, text, blocks, event_type, payload, None)
+
+    def publish_home(self, user_id: str, view: dict) -> None:
+        self._hook("publish_home")
+        if not user_id or not isinstance(view, dict) or view.get("type") != "home" \
+                or len(view.get("blocks") or []) > 100:
+            raise ValueError(f"invalid_arguments: views.publish for {user_id!r}")
+        self.homes[user_id] = _as_json(view)
+        self.home_publishes.append(user_id)
 
     def _post(self, channel: str, text: str, blocks, event_type: str, payload: dict,
               thread_ts: str | None) -> tuple[str, str]:

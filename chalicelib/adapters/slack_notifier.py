@@ -1,4 +1,4 @@
-"""Slack Web API adapter: posts, in-place updates, ephemerals and DMs.
+"""Slack Web API adapter: posts, in-place updates, ephemerals, DMs and the App Home.
 
 The WebClient is handed in (built in chalicelib/wiring.py with slack-sdk's
 retry handlers for 429 / 5xx / connection errors). Every post and update
@@ -119,3 +119,7 @@ class SlackNotifier:
            payload: dict) -> tuple[str, str]:
         # A bot with chat:write may post to a user id: Slack delivers it in the app's DM.
         return self.post(user, text, blocks, event_type, payload)
+
+    def publish_home(self, user_id: str, view: dict) -> None:
+        # views.publish needs no OAuth scope beyond the bot token (Slack's method docs)
+        self._web.views_publish(user_id=user_id, view=view)

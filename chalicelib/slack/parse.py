@@ -116,6 +116,13 @@ class Click:
     #: which extension request of ``request_id`` an extension button belongs to (0: not one)
     extension: int = 0
     block_id: str = ""  # a text input's block (``flag:<request-id>``); empty for buttons
+    #: where the button was: "message" (a card, a DM) or "view" (the App Home); a click in a
+    #: view has no channel, so its private answer is a DM (service.click)
+    container: str = "message"
+
+    @property
+    def from_home(self) -> bool:
+        return self.container == "view"
 
 
 def decode_entities(text: str) -> str:
@@ -269,8 +276,59 @@ def parse_interaction(body: bytes) -> Click | None:
         extension=int(block.group(2)) if block and block.group(1) == value else 0,
         # a text input's value is what was typed: its block says which request it is about
         block_id=str(action.get("block_id") or "")[:64] if action.get("type") == "plain_text_input" else "",
+        container="view" if container.get("type") == "view" else "message",
     )
 
 
 def is_request_id(value: str) -> bool:
     return bool(_REQUEST_ID.fullmatch(value))
+
+
+# --------------------------------------------------------------------------- Events API
+
+@dataclass(frozen=True)
+class UrlVerification:
+    """Slack checking the Events request URL: answer ``{"challenge": ...}`` (when signed)."""
+
+    challenge: str
+
+
+@dataclass(frozen=True)
+class HomeOpened:
+    """``app_home_opened`` on the Home tab: publish this person's App Home."""
+
+    user_id: str
+    team_id: str = ""
+    api_app_id: str = ""
+    event_id: str = ""
+
+
+def parse_event(body: bytes) -> UrlVerification | HomeOpened | None:
+    """An Events API request (JSON). None for an event Drawbridge does not handle (another
+    event type, or ``app_home_opened`` on the Messages tab); ``BadPayload`` when the body is
+    not a JSON object or the event lacks what it needs."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadPayload("event body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise BadPayload("event body is not an object")
+    kind = payload.get("type")
+    if kind == "url_verification":
+        challenge = payload.get("challenge")
+        if not isinstance(challenge, str) or not challenge or len(challenge) > 200:
+            raise BadPayload("url_verification without a challenge")
+        return UrlVerification(challenge)
+    if kind != "event_callback":
+        return None
+    event = payload.get("event")
+    if not isinstance(event, dict):
+        raise BadPayload("event_callback without an event")
+    if event.get("type") != "app_home_opened" or event.get("tab", "home") != "home":
+        return None
+    user = str(event.get("user") or "")
+    if not _USER_ID.fullmatch(user):
+        raise BadPayload("app_home_opened without a valid user")
+    return HomeOpened(user_id=user, team_id=str(payload.get("team_id") or "")[:32],
+                      api_app_id=str(payload.get("api_app_id") or "")[:32],
+                      event_id=str(payload.get("event_id") or "")[:64])

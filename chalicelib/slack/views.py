@@ -580,3 +580,98 @@ def break_glass_card(req: Request, people: Mapping[str, str], approvers: Sequenc
     text = (f"{HERE} BREAK-GLASS access {req.request_id}: {escape_mrkdwn(req.requester)} gave themself "
             f"{req.label} without approvals until {until} ({state}, {review}): {escape_mrkdwn(req.reason)}")
     return text, [b.to_dict() for b in blocks]
+
+
+# --------------------------------------------------------------------------- the App Home
+
+#: the Revoke button on an active grant in the App Home (value: the request id)
+REVOKE = "revoke_request"
+#: at most this many rows per list in the App Home (Slack allows 100 blocks in a view)
+HOME_ROWS = 15
+
+
+def home_view(own: Sequence[Request], waiting: Sequence[Request], people: Mapping[str, str],
+              now: datetime, approver: bool) -> dict:
+    """The App Home (``views.publish``): the person's active grants (each with a Revoke
+    button), their pending requests, and - when they approve some role - what is waiting
+    for their approval, with the same Approve / Deny buttons as the card (block
+    ``decide:<id>``) or its extension (block ``extend:<id>:<n>``). ``own``: their open
+    requests (``store.open_for``); ``waiting``: ``commands.waiting_for``. Every user text
+    escaped once, in verbatim text objects."""
+    from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, DividerBlock, HeaderBlock,
+                                         SectionBlock)
+
+    blocks: list = [HeaderBlock(text="Drawbridge: your AWS access"),
+                    ContextBlock(elements=[_md(f"As of {hhmm(now)}. Request access with `/aws-access`; "
+                                               "`/aws-access help` says what you may request.")])]
+
+    def more(rows: Sequence, where: str) -> None:
+        if len(rows) > HOME_ROWS:
+            blocks.append(ContextBlock(elements=[_md(f"…and {len(rows) - HOME_ROWS} more: {where}")]))
+
+    grants = sorted((r for r in own if r.status is not RequestStatus.PENDING), key=lambda r: r.created_at)
+    blocks.append(HeaderBlock(text="Your active grants"))
+    if not grants:
+        blocks.append(SectionBlock(text=_md("_You have no active grants._")))
+    for r in grants[:HOME_ROWS]:
+        if r.grant_status is GrantStatus.ACTIVE:
+            state = f"until *{hhmm(r.expires_at)}*" + _extended_note(r)
+            ext = r.extension
+            if ext is not None and ext.state == ext.PENDING:
+                state += (f"; extension +{format_duration(ext.seconds)} waiting, {len(ext.approvals)} of "
+                          f"{ext.required} approvals")
+        else:
+            state = r.info.label  # granting, revoking...: no button while it changes
+        text = _verbatim(f"`{r.label}` ({r.request_id}) {state}")
+        button = (ButtonElement(text="Revoke", action_id=REVOKE, value=r.request_id, style="danger")
+                  if r.grant_status is GrantStatus.ACTIVE else None)
+        blocks.append(SectionBlock(block_id=f"grant:{r.request_id}", text=text, accessory=button))
+    more(grants, "`/aws-access list` shows them all")
+
+    pending = sorted((r for r in own if r.status is RequestStatus.PENDING), key=lambda r: r.created_at)
+    blocks += [DividerBlock(), HeaderBlock(text="Your pending requests")]
+    if not pending:
+        blocks.append(SectionBlock(text=_md("_You have no pending requests._")))
+    for r in pending[:HOME_ROWS]:
+        got = ", ".join(_mention(people, p) for p in r.approvers) or "none yet"
+        blocks.append(SectionBlock(text=_verbatim(
+            f"`{r.label}` ({r.request_id}) for {format_duration(r.duration_seconds)}: approvals "
+            f"{len(r.approvals)} of {r.approvals_required} ({got}), open until {hhmm(r.pending_until)}")))
+    more(pending, "`/aws-access list` shows them all")
+
+    if approver:
+        blocks += [DividerBlock(), HeaderBlock(text="Waiting for your approval")]
+        if not waiting:
+            blocks.append(SectionBlock(text=_md("_Nothing is waiting for your approval._")))
+        for r in sorted(waiting, key=lambda r: r.created_at)[:HOME_ROWS]:
+            ext = r.extension
+            if r.status is not RequestStatus.PENDING and ext is not None:
+                why = f" — {escape_mrkdwn(ext.reason)}" if ext.reason else ""
+                blocks.append(SectionBlock(text=_verbatim(
+                    f"{_mention(people, r.requester)} asks to extend `{r.label}` ({r.request_id}) by "
+                    f"{format_duration(ext.seconds)} (active until {hhmm(r.expires_at)}){why}\n"
+                    f"Approvals {len(ext.approvals)} of {ext.required}")))
+                blocks.append(extension_buttons(r))
+                continue
+            why = escape_mrkdwn(r.reason) if r.reason else "_no reason given_"
+            prod = " :rotating_light: *production*" if r.production else ""
+            blocks.append(SectionBlock(text=_verbatim(
+                f"{_mention(people, r.requester)} wants `{r.label}`{prod} for {format_duration(r.duration_seconds)} "
+                f"({r.request_id}): {why}\nApprovals {len(r.approvals)} of {r.approvals_required}, "
+                f"open until {hhmm(r.pending_until)}")))
+            blocks.append(ActionsBlock(block_id=f"decide:{r.request_id}", elements=[
+                ButtonElement(text="Approve", action_id=APPROVE, value=r.request_id, style="primary"),
+                ButtonElement(text="Deny", action_id=DENY, value=r.request_id, style="danger"),
+            ]))
+        more(waiting, "`/aws-access list` shows them all")
+    return {"type": "home", "blocks": [b.to_dict() for b in blocks]}
+
+
+def stranger_home() -> dict:
+    """The App Home of somebody who is not in the catalog: why there is nothing here."""
+    return {"type": "home", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "Drawbridge"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": (
+            "You are not in the Drawbridge catalog, so you cannot request or approve AWS access here. "
+            "Ask the platform team to add you to `policies/access.toml`.")}},
+    ]}

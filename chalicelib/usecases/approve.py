@@ -1,4 +1,5 @@
-"""Use case: an approver clicks Approve or Deny on a card.
+"""Use case: an approver clicks Approve or Deny on a card (or in the App Home), or somebody
+clicks Revoke on an active grant in the App Home (the revoke use case, as the command).
 
 Re-read the record, decide (pure: ``decide_approval`` / ``decide_deny`` against the
 catalog as it is *now*), write conditionally; on a lost write, re-read and decide again,
@@ -12,11 +13,11 @@ from ..domain.errors import Conflict
 from ..slack.parse import Click, is_request_id
 from . import jobs
 from .deps import RETRIES, Deps
-from ..slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION
+from ..slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, REVOKE
 from .commands import admit
 from .delivery import owed
-from .outcomes import (Answer, BadButtonValue, ClickDone, Outcome, Refused, TooBusy, UnknownButton, UnknownRequest,
-                       WrongWorkspace)
+from .outcomes import (Answer, BadButtonValue, Cancelled, ClickDone, Outcome, Refused, Revoking, TooBusy,
+                       UnknownButton, UnknownRequest, WrongWorkspace)
 
 
 def admit_click(deps: Deps, click: Click) -> Outcome | None:
@@ -24,10 +25,12 @@ def admit_click(deps: Deps, click: Click) -> Outcome | None:
     the button, its value, and whether the clicker is in the catalog."""
     if isinstance(refused := admit(deps, click.team_id, click.api_app_id, click.user_id), WrongWorkspace):
         return refused
-    if click.action_id not in (APPROVE, DENY, APPROVE_EXTENSION, DENY_EXTENSION):
+    if click.action_id not in (APPROVE, DENY, APPROVE_EXTENSION, DENY_EXTENSION, REVOKE):
         return UnknownButton()
     if not is_request_id(click.request_id):
         return BadButtonValue()
+    if refused is not None and click.action_id == REVOKE:
+        return Refused("you are not in the Drawbridge catalog, so you cannot revoke access")
     if refused is not None:  # not in the catalog
         verb = "approve" if click.action_id in (APPROVE, APPROVE_EXTENSION) else "deny"
         what = "extensions" if click.action_id in (APPROVE_EXTENSION, DENY_EXTENSION) else "requests"
@@ -39,6 +42,12 @@ def decide_click(deps: Deps, click: Click) -> Answer:
     if (refused := admit_click(deps, click)) is not None:
         return Answer(refused)
     clicker = deps.catalog.person_by_slack(click.user_id).key
+    if click.action_id == REVOKE:  # the App Home's Revoke: the same rules as the command
+        from .revoke import revoke
+
+        answer = revoke(deps, clicker, click.request_id)
+        done = isinstance(answer.outcome, (Cancelled, Revoking))  # the re-published home shows it
+        return Answer(ClickDone(), answer.jobs) if done else answer
     if click.action_id in (APPROVE_EXTENSION, DENY_EXTENSION):
         from .extend import decide_click as decide_extension
 

@@ -15,6 +15,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     from .cut import cut_sessions
     from .extend import apply_extension
     from .grant import end_grant, make_grant
+    from .home import publish_home
     from .notify import ask_approvers, post_card, send_dm, send_ephemeral, tell_security
     from .remind import post_escalation, remind_approvers
     from .review import send_reminder
@@ -33,6 +34,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.RemindApprovers: remind_approvers,
         jobs.Escalated: post_escalation,
         jobs.ReviewReminder: send_reminder,
+        jobs.PublishHome: publish_home,
     }[type(job)]
     return handler(deps, job) or []
 

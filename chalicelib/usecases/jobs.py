@@ -37,7 +37,8 @@ class Dm:
 
 @dataclass(frozen=True)
 class Ephemeral:
-    """A private answer to whoever clicked a button."""
+    """A private answer to whoever clicked a button; with no ``channel`` (a click in the
+    App Home, which has none) it goes to them as a DM."""
 
     kind: ClassVar[str] = "ephemeral"
     channel: str
@@ -133,11 +134,20 @@ class Escalated:
     request_id: str
 
 
+@dataclass(frozen=True)
+class PublishHome:
+    """Publish the App Home of the Slack user ``user_id`` from the table as it is now
+    (usecases/home.py): views.publish replaces the whole view, so publishing twice is harmless."""
+
+    kind: ClassVar[str] = "publish_home"
+    user_id: str
+
+
 Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder,
-            RemindApprovers, Escalated]
+            RemindApprovers, Escalated, PublishHome]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
                                                     ExtendGrant, AskApprovers, ReviewReminder, RemindApprovers,
-                                                    Escalated)}
+                                                    Escalated, PublishHome)}
 
 
 class BadJob(ValueError):

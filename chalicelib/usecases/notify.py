@@ -191,7 +191,14 @@ def ask_approvers(deps: Deps, job: jobs.AskApprovers) -> None:
     deps.store.settle(req.request_id, key, 2**31)
 
 
+#: the metadata event type of a private answer sent as a DM (a click in the App Home)
+CLICK_ANSWER = "click_answer"
+
+
 def send_ephemeral(deps: Deps, job: jobs.Ephemeral) -> None:
+    if not job.channel:  # a click in the App Home: no channel to answer in, so a DM
+        deps.slack.dm(job.user, job.text, None, CLICK_ANSWER, {"user": job.user})
+        return
     deps.slack.ephemeral(job.channel, job.user, job.text)
 
 

@@ -25,8 +25,9 @@ def test_urls_point_at_the_apps_routes():
     (command,) = m["features"]["slash_commands"]
     assert command["command"] == "/aws-access"
     paths = {command["url"].removeprefix(URL.rstrip("/")),
-             m["settings"]["interactivity"]["request_url"].removeprefix(URL.rstrip("/"))}
-    assert paths == {"/slack/commands", "/slack/interactions"}
+             m["settings"]["interactivity"]["request_url"].removeprefix(URL.rstrip("/")),
+             m["settings"]["event_subscriptions"]["request_url"].removeprefix(URL.rstrip("/"))}
+    assert paths == {"/slack/commands", "/slack/interactions", "/slack/events"}
     assert paths <= set(app.routes)
     assert PLACEHOLDER not in fill(URL)
 
@@ -38,8 +39,9 @@ def test_scopes_are_exactly_what_the_notifier_calls():
                and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "_web"}
     # chat:write covers posting, updating, ephemerals and deleting the bot's own messages;
     # finding a post whose answer was lost reads history (public, private, DM) and opens the DM
+    # the App Home: views.publish needs no scope (Slack's reference says "No scopes required")
     assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete",
-                       "conversations_history", "conversations_open"}
+                       "conversations_history", "conversations_open", "views_publish"}
     assert manifest()["oauth_config"]["scopes"]["bot"] == [
         "commands", "chat:write", "channels:history", "groups:history", "im:history", "im:write"]
 
@@ -52,3 +54,14 @@ def test_only_https_urls(bad):
 
 def test_a_url_without_trailing_slash_is_fine():
     assert manifest() == yaml.safe_load(fill(URL.rstrip("/")))
+
+
+def test_the_app_home_is_on_and_only_the_events_the_app_handles_are_subscribed():
+    from chalicelib.slack.parse import parse_event
+
+    m = manifest()
+    assert m["features"]["app_home"]["home_tab_enabled"] is True
+    events = m["settings"]["event_subscriptions"]["bot_events"]
+    assert events == ["app_home_opened"]
+    body = b'{"type":"event_callback","event":{"type":"%s","user":"U0ALICE001","tab":"home"}}'
+    assert all(parse_event(body % e.encode()) is not None for e in events)  # each one is handled

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -366,3 +367,69 @@ def test_rate_limits_refuse_posts_and_updates_beyond_a_message_a_second_per_chan
             slack.try_post("C1", "n3", None, "e", {})
         assert [(ch, method, t - t0) for ch, method, t in standin.writes("C1")] == [
             ("C1", "chat.postMessage", 0.0)] * 3 + [("C1", "chat.update", 1.0)] + [("C1", "chat.postMessage", 6.0)] * 3
+
+
+# ---- the App Home (issue 17) -----------------------------------------------------------------
+HOME = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*Your grants*"}}]}
+
+
+def test_views_publish_keeps_the_home_per_user(standin: SlackStandin, client: WebClient, printed) -> None:
+    resp = client.views_publish(user_id="U0ALICE001", view=HOME)
+    assert resp["ok"] and resp["view"]["type"] == "home" and resp["view"]["blocks"] == HOME["blocks"]
+    assert resp["view"]["id"].startswith("V")
+    assert standin.home("U0ALICE001")["blocks"] == HOME["blocks"] and standin.home("U0BOB00001") is None
+    client.views_publish(user_id="U0ALICE001", view={"type": "home", "blocks": []})  # replaces the view
+    assert standin.home("U0ALICE001")["blocks"] == [] and standin.homes() == ["U0ALICE001"]
+    assert any("App Home of @U0ALICE001" in p for p in printed)
+    assert standin.messages() == []  # a home is not a message
+    standin.reset()
+    assert standin.home("U0ALICE001") is None
+
+
+def test_views_publish_takes_a_form_encoded_view(standin: SlackStandin) -> None:
+    body = urllib.parse.urlencode({"user_id": "U0BOB00001", "view": json.dumps(HOME)}).encode()
+    req = urllib.request.Request(standin.url + "views.publish", data=body, headers={
+        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req) as resp:
+        assert json.loads(resp.read())["ok"] is True
+    assert standin.home("U0BOB00001")["blocks"] == HOME["blocks"]
+
+
+@pytest.mark.parametrize("args, why", [
+    ({"view": HOME}, "invalid `user_id`"),
+    ({"user_id": "C0APPROVE1", "view": HOME}, "invalid `user_id`"),
+    ({"user_id": "U0ALICE001", "view": {"type": "modal", "blocks": []}}, "view type must be `home`"),
+    ({"user_id": "U0ALICE001", "view": "not json"}, "must provide an object"),
+    ({"user_id": "U0ALICE001", "view": {"type": "home", "blocks": [{"type": "divider"}] * 101}},
+     "no more than 100 items"),
+])
+def test_views_publish_refuses_what_slack_refuses(standin: SlackStandin, client: WebClient, args, why) -> None:
+    with pytest.raises(SlackApiError) as err:
+        client.api_call("views.publish", json=args)
+    assert err.value.response["error"] == "invalid_arguments"
+    assert why in err.value.response["response_metadata"]["messages"][0]
+    assert standin.homes() == []
+
+
+def test_views_publish_without_the_home_tab_is_not_enabled() -> None:
+    with SlackStandin(TOKEN, home_tab=False) as s:
+        with pytest.raises(SlackApiError) as err:
+            WebClient(token=TOKEN, base_url=s.url, retry_handlers=[]).views_publish(user_id="U0ALICE001", view=HOME)
+        assert err.value.response["error"] == "not_enabled" and s.homes() == []
+
+
+def test_verify_request_url_wants_the_challenge_echoed() -> None:
+    from local.slack_client import signature
+
+    seen: list[tuple[str, dict]] = []
+
+    def echo(body: str, headers: dict):
+        seen.append((body, headers))
+        return 200, {"challenge": json.loads(body)["challenge"]}
+
+    assert SlackStandin.verify_request_url(echo, "secret") is True
+    body, headers = seen[0]
+    assert json.loads(body)["type"] == "url_verification" and headers["Content-Type"] == "application/json"
+    assert headers["X-Slack-Signature"] == signature(body, "secret", headers["X-Slack-Request-Timestamp"])
+    assert SlackStandin.verify_request_url(lambda b, h: (200, {"challenge": "other"}), "secret") is False
+    assert SlackStandin.verify_request_url(lambda b, h: (401, {"error": "x"}), "secret") is False
