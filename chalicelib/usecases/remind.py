@@ -107,7 +107,9 @@ def post_escalation(deps: Deps, job: jobs.Escalated) -> None:
     role = deps.role_of(req)
     who = deciders(req, role) if role is not None else ()
     text = views.escalation_text(req, deps.people, [p for p in who if p != req.requester or role.self_approval])
+    # not ``request_id``: the card is the approvals channel's one message with that key (a card
+    # whose own answer was lost is looked up by it)
     deliver_once(deps, req.request_id, "escalated", channel=deps.catalog.approvals_channel, text=text, blocks=None,
-                 event_type="approval_escalated", payload={"request_id": req.request_id, "deciders": list(who)},
-                 match={"request_id": req.request_id})
+                 event_type="approval_escalated", payload={"escalated_request": req.request_id, "deciders": list(who)},
+                 match={"escalated_request": req.request_id})
     deps.store.settle(req.request_id, "escalated", 2**31)

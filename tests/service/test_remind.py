@@ -9,7 +9,7 @@ from datetime import timedelta
 from chalicelib.slack.parse import Click
 from chalicelib.slack.views import APPROVE
 from tests.fakes import make_service
-from tests.service.helpers import approve, ask, dm_types, press, slack_id, state
+from tests.service.helpers import approve, ask, card, dm_types, press, slack_id, state
 
 BOB, CAROL, ALICE = "U0BOB00001", "U0CAROL001", "U0ALICE001"
 
@@ -143,7 +143,8 @@ def test_still_waiting_at_30_minutes_it_is_escalated_and_the_fallback_approvers_
     req = svc.store.get(rid)
     assert req.escalated_at == svc.clock() and [e.action for e in svc.store.history(rid)][-1] == "escalated"
     (notice,) = svc.slack.posts("C0APPROVE1", event_type="approval_escalated")
-    assert notice.payload == {"request_id": rid, "deciders": ["bob", "carol", "dave"]}
+    assert notice.payload == {"escalated_request": rid, "deciders": ["bob", "carol", "dave"]}
+    assert card(svc, rid).event_type == "access_approved"  # the card is still the card
     assert "Still waiting since 14:00 UTC" in notice.text and "<@U0DAVE0001>" in notice.text
     (told,) = [m for m in svc.slack.dms(ALICE) if m.event_type == "approval_escalated"]
     assert "<@U0DAVE0001> may approve it too now" in told.text
