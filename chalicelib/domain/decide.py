@@ -248,6 +248,21 @@ class Grantee(Protocol):
     def principal(self): ...
 
 
+def _grantee_problem(req: Request, role: GrantableRole | None, person: Grantee | None) -> str | None:
+    """What the catalog *now* says against the record's role and grantee (None: nothing)."""
+    if role is None:
+        return f"{req.label} is not in the catalog"
+    if req.role_arn != role.role_arn or req.account_id != role.account_id:
+        return f"the record's role {req.role_arn} is not the catalog's {role.role_arn} for {req.label}"
+    if person is None or person.key != req.requester:
+        return f"the requester @{req.requester} is not in the catalog"
+    if person.principal != req.principal or person.slack_user != req.requester_slack:
+        return f"the record's grantee {req.principal} is not @{req.requester}'s ({person.principal})"
+    if req.requester not in role.requesters:
+        return f"@{req.requester} may not request {req.label}"
+    return None
+
+
 def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | None, now: datetime,
                  recorded_approvers: Sequence[str] | None = None,
                  recorded_break_glass: bool | None = None, recorded_escalation: bool | None = None) -> Decision:
@@ -261,16 +276,8 @@ def decide_grant(req: Request, role: GrantableRole | None, person: Grantee | Non
     requester (a break-glass record's only "approval"); None skips that cross-check.
     A record without ``break_glass`` is judged on its approvals alone, as it always was.
     """
-    if role is None:
-        return _refuse(f"{req.label} is not in the catalog")
-    if req.role_arn != role.role_arn or req.account_id != role.account_id:
-        return _refuse(f"the record's role {req.role_arn} is not the catalog's {role.role_arn} for {req.label}")
-    if person is None or person.key != req.requester:
-        return _refuse(f"the requester @{req.requester} is not in the catalog")
-    if person.principal != req.principal or person.slack_user != req.requester_slack:
-        return _refuse(f"the record's grantee {req.principal} is not @{req.requester}'s ({person.principal})")
-    if req.requester not in role.requesters:
-        return _refuse(f"@{req.requester} may not request {req.label}")
+    if (problem := _grantee_problem(req, role, person)) is not None:
+        return _refuse(problem)
     if req.decided_at is None or req.expires_at is None:
         return _refuse("the record has no approval time or expiry")
     if not req.created_at <= req.decided_at <= now:
@@ -465,16 +472,8 @@ def decide_extension_grant(req: Request, role: GrantableRole | None, person: Gra
         return _refuse("the record has no approved extension")
     if req.grant_status is not GrantStatus.ACTIVE or req.expires_at is None or req.decided_at is None:
         return _refuse(f"{req.request_id} is {req.info.label}, not active")
-    if role is None:
-        return _refuse(f"{req.label} is not in the catalog")
-    if req.role_arn != role.role_arn or req.account_id != role.account_id:
-        return _refuse(f"the record's role {req.role_arn} is not the catalog's {role.role_arn} for {req.label}")
-    if person is None or person.key != req.requester:
-        return _refuse(f"the requester @{req.requester} is not in the catalog")
-    if person.principal != req.principal or person.slack_user != req.requester_slack:
-        return _refuse(f"the record's grantee {req.principal} is not @{req.requester}'s ({person.principal})")
-    if req.requester not in role.requesters:
-        return _refuse(f"@{req.requester} may not request {req.label}")
+    if (problem := _grantee_problem(req, role, person)) is not None:
+        return _refuse(problem)
     if trail.approved_at is None or trail.approved_at != req.decided_at:
         return _refuse("the record's approval time is not the audit trail's")
     if (trail.asked_by, trail.asked_at, trail.asked_seconds) != (req.requester, ext.requested_at, ext.seconds):

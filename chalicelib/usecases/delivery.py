@@ -125,3 +125,16 @@ def deliver_once(deps: Deps, scope: str, kind: str, *, channel: str, text: str, 
         where = deps.slack.post(channel, text, blocks, event_type, payload, thread_ts=thread_ts)
     deps.store.finish_delivery(scope, kind, *where)
     return Delivered(where, True)
+
+
+def dm_each(deps: Deps, req, key: str, people, *, text: str, blocks: list[dict] | None, event_type: str,
+            payload: dict, match: dict) -> None:
+    """The same DM to each of ``people`` (catalog person keys), each at most once however
+    often this runs (``<key>:<person>``); ``payload`` gains ``approver``: who it went to."""
+    for person in people:
+        who = deps.catalog.people.get(person)
+        if who is None:
+            continue
+        deliver_once(deps, req.request_id, f"{key}:{person}", channel=who.slack_user, text=text, blocks=blocks,
+                     event_type=event_type, payload={**payload, "approver": person},
+                     match={"request_id": req.request_id, **match})

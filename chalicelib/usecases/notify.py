@@ -11,7 +11,7 @@ from ..domain.lifecycle import GrantStatus, RequestStatus
 from ..domain.model import SYSTEM, Request, iso_z
 from ..slack import replies, views
 from . import jobs
-from .delivery import ONE_PER_REQUEST, deliver_once, key_of, security_kind
+from .delivery import ONE_PER_REQUEST, deliver_once, dm_each, key_of, security_kind
 from .deps import Deps
 
 
@@ -180,14 +180,9 @@ def ask_approvers(deps: Deps, job: jobs.AskApprovers) -> None:
         deps.store.settle(job.request_id, key, 2**31)
         return
     text, blocks = views.extension_ask(req, deps.people, role.approvers)
-    for person in extension_approvers(req, role):
-        who = deps.catalog.people.get(person)
-        if who is None:
-            continue
-        deliver_once(deps, req.request_id, f"{key}:{person}", channel=who.slack_user, text=text, blocks=blocks,
-                     event_type="extension_requested",
-                     payload={"request_id": req.request_id, "extension": ext.n, "approver": person},
-                     match={"request_id": req.request_id, "extension": ext.n})
+    dm_each(deps, req, key, extension_approvers(req, role), text=text, blocks=blocks,
+            event_type="extension_requested", payload={"request_id": req.request_id, "extension": ext.n},
+            match={"extension": ext.n})
     deps.store.settle(req.request_id, key, 2**31)
 
 

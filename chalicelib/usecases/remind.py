@@ -19,7 +19,7 @@ from ..domain.errors import Conflict
 from ..domain.lifecycle import RequestStatus
 from ..domain.model import Request
 from . import jobs
-from .delivery import deliver_once, key_of, owed
+from .delivery import deliver_once, dm_each, key_of, owed
 from .deps import Deps
 
 
@@ -70,14 +70,8 @@ def remind_approvers(deps: Deps, job: jobs.RemindApprovers) -> None:
         return
     now = deps.now()
     text, blocks = views.approval_reminder(req, deps.people, job.reminder)
-    for person in who_to_remind(deps, req, now):
-        who = deps.catalog.people.get(person)
-        if who is None:
-            continue
-        deliver_once(deps, req.request_id, f"{key}:{person}", channel=who.slack_user, text=text, blocks=blocks,
-                     event_type="approval_reminder",
-                     payload={"request_id": req.request_id, "reminder": job.reminder, "approver": person},
-                     match={"request_id": req.request_id, "reminder": job.reminder})
+    dm_each(deps, req, key, who_to_remind(deps, req, now), text=text, blocks=blocks, event_type="approval_reminder",
+            payload={"request_id": req.request_id, "reminder": job.reminder}, match={"reminder": job.reminder})
     deps.store.settle(req.request_id, key, 2**31)
 
 
