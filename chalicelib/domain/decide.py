@@ -188,6 +188,17 @@ def _refuse_request(reason: str) -> RequestDecision:
     return RequestDecision(False, reason)
 
 
+def _duration(duration: str, cap: int) -> tuple[int, str | None]:
+    """(seconds, None), or (0, why it is not a duration). Longer than the parser allows
+    reads as ``cap + 1``, so that the refusal names the role's cap, not the parser's."""
+    try:
+        return parse_duration(duration), None
+    except DurationTooLong:
+        return cap + 1, None
+    except DurationError as exc:
+        return 0, str(exc)
+
+
 def _held_too_many(role: RequestableRole, open_requests: Sequence[Request], max_open: int) -> str | None:
     """The per-person limits of every new request: one open request per role, ``max_open`` in all."""
     same = [r for r in open_requests if r.role_arn == role.role_arn]
@@ -215,12 +226,9 @@ def decide_request(person: str, role: RequestableRole, *, duration: str, reason:
         return _refuse_request(f"you may not request `{role.label}`; see `/aws-access help` for what you may request")
     if (blocked := approval_blocker(role, person)) is not None:
         return _refuse_request(blocked)  # nobody could ever approve it
-    try:
-        seconds = parse_duration(duration)
-    except DurationTooLong:
-        seconds = role.max_duration_seconds + 1  # say the role's cap, not the parser's
-    except DurationError as exc:
-        return _refuse_request(str(exc))
+    seconds, problem = _duration(duration, role.max_duration_seconds)
+    if problem is not None:
+        return _refuse_request(problem)
     if seconds > role.max_duration_seconds:
         return _refuse_request(f"{role.label} allows at most {format_duration(role.max_duration_seconds)}")
     if role.reason_required and not reason.strip():
@@ -356,12 +364,9 @@ def decide_extend(req: Request, role: ExtendableRole | None, person: str, *, dur
                 else "approved and being applied")
         return _refuse_request(f"{rid} already has an extension of {format_duration(ext.seconds)} {what}; "
                                "wait for it to be decided")
-    try:
-        seconds = parse_duration(duration)
-    except DurationTooLong:
-        seconds = role.max_extended_duration_seconds + 1
-    except DurationError as exc:
-        return _refuse_request(str(exc))
+    seconds, problem = _duration(duration, role.max_extended_duration_seconds)
+    if problem is not None:
+        return _refuse_request(problem)
     room = _extend_room(req, role)
     if seconds > room:
         cap = format_duration(role.max_extended_duration_seconds)
@@ -531,12 +536,9 @@ def decide_break_glass(person: str, role: BreakGlassRole, duration: str, reason:
     if person not in role.break_glass or person not in role.requesters:
         return _refuse_request(f"you may not use break-glass on `{role.label}`: its `break_glass` list in the "
                                "catalog does not name you. Request it with `/aws-access` instead")
-    try:
-        seconds = parse_duration(duration)
-    except DurationTooLong:
-        seconds = role.break_glass_max_seconds + 1  # say the role's cap, not the parser's
-    except DurationError as exc:
-        return _refuse_request(str(exc))
+    seconds, problem = _duration(duration, role.break_glass_max_seconds)
+    if problem is not None:
+        return _refuse_request(problem)
     if seconds > role.break_glass_max_seconds:
         return _refuse_request(f"break-glass on {role.label} allows at most "
                                f"{format_duration(role.break_glass_max_seconds)}")
