@@ -145,9 +145,12 @@ class Story:
         expect(card.get("event_type") == "access_approved", "card event_type access_approved",
                card.get("event_type"))
         expect("1 of 2" in card.get("all_text", ""), "'1 of 2' on the card", card.get("all_text"))
+        told = [m for m in self.dms("alice") if m.get("event_type") == "access_approved"]
+        expect(len(told) == 1 and "1 of 2" in told[0].get("all_text", ""),
+               "one 'bob approved (1 of 2)' DM to alice", [m.get("event_type") for m in self.dms("alice")])
         still = self.stack.assume_role("alice", PROD_ADMIN)
         expect(still == "AccessDenied", "alice still denied after one approval", still)
-        return "1 of 2: not enough yet (alice is still denied)"
+        return "1 of 2: not enough yet (alice is told, and still denied)"
 
     def step5(self) -> str:
         card = self._approve("carol", 2)

@@ -313,6 +313,15 @@ def escalated_dm(req: Request, payload: Mapping, people: Mapping[str, str]) -> s
             f"in the approvals channel{more}. It expires at {hhmm(req.pending_until)} if nobody decides.")
 
 
+def approval_counted_dm(req: Request, payload: Mapping, people: Mapping[str, str]) -> str:
+    """The requester's DM: one approval counted, more needed (from what the job carries, so a
+    late DM says what that click did)."""
+    have, need = payload.get("approvals", len(req.approvals)), payload.get("required", req.approvals_required)
+    return (f":thumbsup: {_mention(people, payload.get('approver'))} approved your request {req.request_id} "
+            f"for `{req.label}` ({have} of {need} approvals); it waits for {need - have} more. It expires at "
+            f"{hhmm(req.pending_until)} if nobody else decides.")
+
+
 def reminded_dm(req: Request, payload: Mapping, people: Mapping[str, str]) -> str:
     """The requester's DM: who was reminded about their waiting request."""
     who = ", ".join(_mention(people, p) for p in payload.get("reminded") or []) or "nobody"

@@ -69,9 +69,13 @@ def decide_click(deps: Deps, click: Click) -> Answer:
             payload = {"request_id": rid, "denied_by": clicker}
             follow: list[jobs.Job] = [jobs.Card(rid, "access_denied", payload), jobs.Dm(rid, "access_denied", payload)]
         else:
-            follow = [jobs.Card(rid, "access_approved", {"request_id": rid, "approver": clicker})]
-            if decision.outcome is o.APPROVED:
+            payload = {"request_id": rid, "approver": clicker}
+            follow = [jobs.Card(rid, "access_approved", payload)]
+            if decision.outcome is o.APPROVED:  # the "granted" (or "failed") DM names every approver
                 follow.append(jobs.Grant(rid))
+            else:  # the requester hears of each approval that counts, once per approver
+                follow.append(jobs.Dm(rid, "access_approved", {**payload, "approvals": len(after.approvals),
+                                                               "required": after.approvals_required}, tag=clicker))
         try:
             deps.store.transition(req, after, event, owed(follow))
         except Conflict:

@@ -113,6 +113,16 @@ def send_dm(deps: Deps, job: jobs.Dm) -> None:
                      payload=job.payload, match={"request_id": req.request_id})
         deps.store.settle(req.request_id, key, 2**31)
         return
+    if job.event_type == "access_approved":  # one approval of several (usecases/approve.py)
+        if req.status is not RequestStatus.PENDING:  # decided meanwhile: its own DM says so
+            deps.store.settle(req.request_id, key, 2**31)
+            return
+        deliver_once(deps, req.request_id, key, channel=req.requester_slack,
+                     text=views.approval_counted_dm(req, job.payload, deps.people), blocks=None,
+                     event_type=job.event_type, payload=job.payload,
+                     match={"request_id": req.request_id, "approver": job.payload["approver"]})
+        deps.store.settle(req.request_id, key, 2**31)
+        return
     if job.event_type == "approvers_reminded":
         if req.status is not RequestStatus.PENDING:  # decided meanwhile: its own DM says so
             deps.store.settle(req.request_id, key, 2**31)

@@ -89,7 +89,8 @@ def test_request_approve_grant_use_expire(app_client, stack, slack, store):
         assert card.metadata["event_payload"]["expires_at"] == "2026-11-12T16:02:15Z"
         assert card.metadata["event_payload"]["approvers"] == ["bob", "carol"]
         assert [b for b in card.blocks if b["type"] == "actions"] == []  # decided: no buttons
-        (dm,) = slack.dms("U0ALICE001")
+        bob_approved, dm = slack.dms("U0ALICE001")
+        assert bob_approved.event_type == "access_approved"
         assert dm.event_type == "access_granted"
         text = dm.all_text()
         assert "switchrole?account=222222222222&roleName=admin&displayName=prod%2Fadmin" in text
@@ -118,7 +119,7 @@ def test_request_approve_grant_use_expire(app_client, stack, slack, store):
         assert assume(stack, "alice") == "AccessDenied"
         card = slack.get(card.channel, card.ts)
         assert card.event_type == "access_expired" and "expired" in card.all_text().lower()
-        assert [m.event_type for m in slack.dms("U0ALICE001")] == ["access_granted", "access_expired"]
+        assert [m.event_type for m in slack.dms("U0ALICE001")] == ["access_approved", "access_granted", "access_expired"]
         listing = app_client.command("alice", "list").text
         assert listing.startswith("You have no pending or active requests.\n\nEnded within the last hour:\n")
         assert f"`{rid}` `prod/admin` — expired at" in listing and "live sessions ended at" in listing

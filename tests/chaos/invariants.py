@@ -195,7 +195,7 @@ def check(s, catalog, now: datetime, calls: list[str]) -> dict[str, list[str]]:
         if len(cards := _cards(s, rid)) > 1:
             bad["I6"].append(f"{rid}: {len(cards)} cards")
         # one DM per kind - and per reminder or extension for the kinds a request sends again
-        again = ("reminder", "extension", "old_expires_at")  # (access_extended: once per old expiry)
+        again = ("reminder", "extension", "old_expires_at", "approver")  # (access_extended: once per old expiry)
         kinds = Counter(m.event_type + "".join(f" {k} {m.event_payload[k]}" for k in again if k in m.event_payload)
                         for m in _dms(s, req))
         bad["I6"] += [f"{rid}: {n} {kind} DMs" for kind, n in sorted(kinds.items()) if n > 1]

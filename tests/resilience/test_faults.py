@@ -551,7 +551,7 @@ def test_iam_down_longer_than_the_grant_retries(matrix):
     req = failed.requests[ctx["rid"]]
     assert req.grant_status is GrantStatus.FAILED and req.grant_attempts == 3
     assert h.check_consistent(failed) == {}, "FAILED must be told to #security, even with IAM down"
-    assert [m.event_type for m in failed.dms] == ["access_revoked"]  # "approved, but the grant failed"
+    assert [m.event_type for m in failed.dms] == ["access_approved", "access_revoked"]  # "approved, but the grant failed"
     assert h.card_disagreements(failed, matrix.catalog) == []
     assert after.policies == set() and h.check_settled(after) == {}
 

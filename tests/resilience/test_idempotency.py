@@ -87,7 +87,7 @@ def test_final_approval_worker_run_twice_grants_once(app_client, stack, slack, s
     s = assert_coherent(stack, store, slack, catalog, rid)
     assert s.requests[rid].grant_status is GrantStatus.ACTIVE
     assert s.attached == {rid: ["alice"]}
-    assert [m.event_type for m in s.dms] == ["access_granted"]
+    assert [m.event_type for m in s.dms] == ["access_approved", "access_granted"]
     assert [e.action for e in s.history[rid]] == ["requested", "approved", "approved", "granted"]
 
 
@@ -106,7 +106,7 @@ def test_granted_dm_job_run_twice_dms_once(app_client, stack, slack, store, cata
         twice(app_client, [{"job": "grant", "request_id": rid}])
 
     s = assert_coherent(stack, store, slack, catalog, rid)
-    assert [m.event_type for m in s.dms] == ["access_granted"]
+    assert [m.event_type for m in s.dms] == ["access_approved", "access_granted"]
     assert s.attached == {rid: ["alice"]}
 
 
@@ -122,7 +122,7 @@ def test_end_grant_worker_run_twice_revokes_once(app_client, stack, slack, store
 
     s = assert_coherent(stack, store, slack, catalog, rid)
     assert s.requests[rid].grant_status is GrantStatus.REVOKED and s.policies == set()
-    assert [m.event_type for m in s.dms] == ["access_granted", "access_revoked"]
+    assert [m.event_type for m in s.dms] == ["access_approved", "access_granted", "access_revoked"]
 
 
 def test_deny_worker_run_twice_tells_once(app_client, stack, slack, store, catalog):
@@ -155,7 +155,7 @@ def test_late_granted_dm_after_revocation_says_nothing_false(app_client, stack, 
         twice(app_client, [jobs[0], *late])  # the approval's card job and the late ones, delivered late
 
     s = assert_coherent(stack, store, slack, catalog, rid)
-    assert [m.event_type for m in s.dms] == ["access_granted", "access_revoked"]
+    assert [m.event_type for m in s.dms] == ["access_approved", "access_granted", "access_revoked"]
     card = next(m for m in s.messages if m.channel == h.APPROVALS)
     assert card.event_type == "access_revoked"
 

@@ -30,12 +30,37 @@ def test_an_approval_that_is_not_the_last_is_counted(svc):
     assert req.approval_by("bob").at == svc.clock()
     assert actions(svc, rid)[-1] == ("bob", "approved", "PENDING/NONE", "PENDING/NONE")
     assert svc.store.history(rid)[-1].reason == "approval 1 of 2"
-    assert follow == [jobs.Card(rid, "access_approved", {"request_id": rid, "approver": "bob"})]
+    assert follow[0] == jobs.Card(rid, "access_approved", {"request_id": rid, "approver": "bob"})
     svc.run_all(follow)
     msg = card(svc, rid)
     assert msg.event_type == "access_approved" and msg.payload == {"request_id": rid, "approver": "bob"}
     assert "1 of 2" in msg.all_text() and msg.has_buttons
     assert svc.grants.policies == {} and ephemeral_texts(svc, "bob") == []
+    # the requester is told of the approval, by DM, and of what it still waits for
+    [dm] = svc.slack.dms(slack_id(svc, "alice"))
+    assert dm.event_type == "access_approved"
+    assert dm.payload == {"request_id": rid, "approver": "bob", "approvals": 1, "required": 2}
+    assert f"<@{slack_id(svc, 'bob')}> approved your request {rid}" in dm.text
+    assert "(1 of 2 approvals); it waits for 1 more" in dm.text
+
+
+def test_each_counted_approval_is_told_once_however_often_its_job_runs(svc):
+    rid = ask(svc)
+    follow = approve(svc, "bob", rid, run=False)
+    svc.run_all(follow)
+    svc.run_all(follow)  # a re-invoked worker
+    svc.sweep()  # and the outbox: nothing is owed any more
+    assert dm_types(svc, "alice") == ["access_approved"]
+
+
+def test_an_approval_dm_that_arrives_after_the_decision_says_nothing(svc):
+    rid = ask(svc)
+    first = approve(svc, "bob", rid, run=False)  # its worker is slow...
+    approve(svc, "carol", rid)  # ...and the final approval's grant lands first
+    svc.run_all(first)
+    assert dm_types(svc, "alice") == ["access_granted"]  # the granted DM names both approvers
+    svc.sweep()
+    assert dm_types(svc, "alice") == ["access_granted"]
 
 
 def test_the_final_approval_starts_the_grant(svc):
@@ -188,7 +213,7 @@ def test_two_final_approvers_at_once_end_as_one_grant(svc):
     ]
     assert [type(j) for j in follow] == [jobs.Card, jobs.Grant]
     assert svc.grants.holders(rid) == ["alice"] and len(svc.grants.policies) == 1
-    assert dm_types(svc) == ["access_granted"]
+    assert dm_types(svc) == ["access_approved", "access_granted"]  # carol's, told while it still waited
     assert card(svc, rid).event_type == "access_granted"
 
 
@@ -207,7 +232,7 @@ def test_a_lost_write_is_retried(svc):
     rid = ask(svc)
     svc.store.fail_next("transition", Conflict("lost"))
     follow = approve(svc, "bob", rid, run=False)
-    assert [type(j) for j in follow] == [jobs.Card]
+    assert [type(j) for j in follow] == [jobs.Card, jobs.Dm]
     assert svc.store.get(rid).approvers == ("bob",)
     assert [a[1] for a in actions(svc, rid)] == ["requested", "approved"]
 

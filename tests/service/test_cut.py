@@ -106,7 +106,7 @@ def test_card_dm_and_security_say_when_live_sessions_ended(svc):
 
     assert f"live sessions ended at {ended:%H:%M} UTC" in card(svc, rid).all_text()
     assert f"live sessions ended at {ended:%H:%M} UTC" in dm_text(svc)
-    assert dm_types(svc) == ["access_granted", "access_expired"]
+    assert dm_types(svc) == ["access_approved", "access_granted", "access_expired"]
     (told,) = cuts_told(svc)  # a production grant: #security sees its sessions end
     assert told.event_type == "access_cut"
     assert told.payload["request_id"] == rid and told.payload["cut_at"] == "2026-11-12T16:02:16Z"

@@ -42,7 +42,7 @@ def test_a_grant_is_made_recorded_and_told(svc):
     msg = card(svc, rid)
     assert (msg.event_type, msg.payload, msg.has_buttons) == ("access_granted", payload, False)
     assert payload["expires_at"] == "2026-11-12T16:02:15Z" and payload["approvers"] == ["bob", "carol"]
-    (dm,) = svc.slack.dms("U0ALICE001")
+    *_, dm = svc.slack.dms("U0ALICE001")  # (after bob's "approved" DM)
     assert dm.event_type == "access_granted" and dm.payload == payload
     text = dm.all_text()
     assert "mfa_serial = arn:aws:iam::111111111111:mfa/alice" in text
@@ -54,7 +54,7 @@ def test_a_grant_job_run_twice_grants_once(svc):
     svc.run_all([jobs.Grant(rid)])
     svc.run_all([jobs.Grant(rid)])
     assert [a[1] for a in actions(svc, rid)].count("granted") == 1
-    assert len(svc.grants.policies) == 1 and dm_types(svc) == ["access_granted"]
+    assert len(svc.grants.policies) == 1 and dm_types(svc) == ["access_approved", "access_granted"]
 
 
 def test_a_second_worker_finishing_first_is_not_repeated(svc):
@@ -64,7 +64,7 @@ def test_a_second_worker_finishing_first_is_not_repeated(svc):
     assert make_grant(svc, jobs.Grant(rid)) == []  # lost to the other worker: nothing more to say
 
     assert [a[1] for a in actions(svc, rid)].count("granted") == 1
-    assert svc.grants.holders(rid) == ["alice"] and dm_types(svc) == ["access_granted"]
+    assert svc.grants.holders(rid) == ["alice"] and dm_types(svc) == ["access_approved", "access_granted"]
 
 
 def test_the_catalogs_mfa_device_wins():
@@ -73,7 +73,7 @@ def test_the_catalogs_mfa_device_wins():
     svc = make_service(text)
     rid = granted(svc)
     assert svc.store.get(rid).mfa_serial == "arn:aws:iam::111111111111:mfa/alice-yubikey"
-    assert "mfa_serial = arn:aws:iam::111111111111:mfa/alice-yubikey" in svc.slack.dms("U0ALICE001")[0].all_text()
+    assert "mfa_serial = arn:aws:iam::111111111111:mfa/alice-yubikey" in svc.slack.dms("U0ALICE001")[-1].all_text()
 
 
 def test_the_first_enabled_device_is_named(svc):
@@ -92,7 +92,7 @@ def test_without_a_device_the_grant_stands_and_the_dm_says_to_enrol(svc, how):
     rid = granted(svc)
     req = svc.store.get(rid)
     assert req.grant_status is GrantStatus.ACTIVE and req.mfa_serial is None
-    text = svc.slack.dms("U0ALICE001")[0].all_text()
+    text = svc.slack.dms("U0ALICE001")[-1].all_text()
     assert "mfa_serial = YOUR-MFA-DEVICE-ARN" in text and "enrol one" in text
 
 
@@ -115,7 +115,7 @@ def test_the_users_policy_limit_fails_the_grant_cleanly():
     assert msg.event_type == "access_revoked"
     assert msg.payload == {"request_id": rid, "revoked_by": None, "reason": why}
     assert "the grant failed" in msg.all_text()
-    (dm,) = svc.slack.dms("U0ALICE001")
+    *_, dm = svc.slack.dms("U0ALICE001")  # (after bob's "approved" DM)
     assert dm.event_type == "access_revoked" and "You have NOT been granted access" in dm.text
     (notice,) = security(svc)
     assert (notice.channel, notice.event_type, notice.payload) == (SECURITY, "grant_failed",
@@ -136,14 +136,14 @@ def test_transient_failures_are_counted_then_given_up(svc):
             GrantStatus.GRANTING, attempt, "RuntimeError: Throttling: Rate exceeded")
         assert actions(svc, rid)[-1] == ("drawbridge", "grant_attempt_failed", "APPROVED/GRANTING",
                                          "APPROVED/GRANTING")
-        assert dm_types(svc) == [] and security(svc) == []
+        assert dm_types(svc) == ["access_approved"] and security(svc) == []
 
     with pytest.raises(RuntimeError, match="Throttling"):
         svc.run_all([jobs.Grant(rid)])
     req = svc.store.get(rid)
     assert (req.grant_status, req.grant_attempts) == (GrantStatus.FAILED, MAX_GRANT_ATTEMPTS)
     assert [a[1] for a in actions(svc, rid)][-3:] == ["grant_attempt_failed", "grant_attempt_failed", "grant_failed"]
-    assert dm_types(svc) == ["access_revoked"]
+    assert dm_types(svc) == ["access_approved", "access_revoked"]
     assert [m.event_type for m in security(svc)] == ["grant_failed"]
     assert card(svc, rid).event_type == "access_revoked"
     svc.run_all([jobs.Grant(rid)])  # a late retry does nothing
@@ -170,7 +170,7 @@ def test_a_grant_that_could_only_be_made_after_its_expiry_fails(svc):
     assert req.grant_status is GrantStatus.FAILED
     assert req.note == "the grant could not be applied before it would have expired"
     assert svc.grants.policies == {}
-    assert [m.event_type for m in security(svc)] == ["grant_failed"] and dm_types(svc) == ["access_revoked"]
+    assert [m.event_type for m in security(svc)] == ["grant_failed"] and dm_types(svc) == ["access_approved", "access_revoked"]
 
 
 def test_a_failed_grant_whose_clean_up_fails_too_still_tells_everyone():
@@ -187,7 +187,7 @@ def test_a_failed_grant_whose_clean_up_fails_too_still_tells_everyone():
     (notice,) = security(svc)
     assert notice.payload["reason"].endswith(
         "(removing what was made failed too: RuntimeError; the sweep removes it)")
-    assert dm_types(svc) == ["access_revoked"]
+    assert dm_types(svc) == ["access_approved", "access_revoked"]
 
 
 def test_end_grant_records_revoked_after_iam_lets_go(svc):

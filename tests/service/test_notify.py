@@ -85,7 +85,7 @@ def test_a_dm_is_sent_once_however_often_its_job_runs(svc):
     dm = jobs.Dm(rid, "access_granted", {"request_id": rid})
     send_dm(svc, dm)
     send_dm(svc, dm)
-    assert dm_types(svc) == ["access_granted"]
+    assert dm_types(svc) == ["access_approved", "access_granted"]
     assert svc.slack.dms("U0ALICE001")[0].channel == "D0ALICE001"
 
 
@@ -112,7 +112,7 @@ def test_a_late_granted_dm_after_a_revoke_says_nothing(svc):
 
     svc.run_all(after_grant)  # the granted card and DM arrive late
 
-    assert dm_types(svc) == ["access_revoked"]
+    assert dm_types(svc) == ["access_approved", "access_revoked"]
     assert card(svc, rid).event_type == "access_revoked"
 
 

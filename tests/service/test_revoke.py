@@ -31,7 +31,7 @@ def test_the_requester_cancels_a_pending_request(svc):
     svc.run_all(reply.jobs)
     msg = card(svc, rid)
     assert (msg.event_type, msg.payload, msg.has_buttons) == ("access_revoked", payload, False)
-    assert dm_types(svc) == [] and svc.store.open_for("alice") == []
+    assert dm_types(svc) == ["access_approved"] and svc.store.open_for("alice") == []  # bob's, before
 
 
 def test_an_approver_cancelling_tells_the_requester(svc):
@@ -65,7 +65,7 @@ def test_revoking_an_active_grant(svc, who):
                                       ("drawbridge", "sessions_cut", "APPROVED/REVOKED", "APPROVED/REVOKED")]
     msg = card(svc, rid)
     assert msg.event_type == "access_revoked" and msg.payload == {"request_id": rid, "revoked_by": who}
-    assert dm_types(svc) == ["access_granted", "access_revoked"]
+    assert dm_types(svc) == ["access_approved", "access_granted", "access_revoked"]
     assert security(svc) == []
 
 

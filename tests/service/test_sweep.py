@@ -47,7 +47,7 @@ def test_a_grant_ends_at_its_expiry(svc):
     assert (report.looked_at, report.expired_grants, report.drift) == (1, 1, 0)
     assert state(svc, rid) == "APPROVED/EXPIRED" and svc.grants.policies == {}
     assert card(svc, rid).event_type == "access_expired"
-    assert dm_types(svc) == ["access_granted", "access_expired"]
+    assert dm_types(svc) == ["access_approved", "access_granted", "access_expired"]
     assert svc.store.open_for("alice") == []
 
 
@@ -61,7 +61,7 @@ def test_a_grant_a_worker_dropped_is_made_by_the_sweep(svc):
     report = svc.sweep()
 
     assert report.retried == 1 and state(svc, rid) == "APPROVED/ACTIVE"
-    assert svc.grants.holders(rid) == ["alice"] and dm_types(svc) == ["access_granted"]
+    assert svc.grants.holders(rid) == ["alice"] and dm_types(svc) == ["access_approved", "access_granted"]
 
 
 def test_a_revoke_a_worker_dropped_is_finished_by_the_sweep(svc):
@@ -194,7 +194,7 @@ def test_a_grant_whose_policy_vanished_fails_once_iam_has_settled(svc):
     assert actions(svc, rid)[-2:] == [("drawbridge", "grant_failed", "APPROVED/ACTIVE", "APPROVED/FAILED"),
                                       ("drawbridge", "sessions_cut", "APPROVED/FAILED", "APPROVED/FAILED")]
     assert card(svc, rid).payload == {"request_id": rid, "revoked_by": None, "reason": why}
-    assert dm_types(svc) == ["access_granted", "access_revoked"]
+    assert dm_types(svc) == ["access_approved", "access_granted", "access_revoked"]
     (notice,) = security(svc)
     assert notice.payload == {"request_id": rid, "reason": why}
     assert svc.sweep().drift == 0
