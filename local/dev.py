@@ -4,6 +4,7 @@
     python -m local.dev send --as alice "/aws-access prod admin 2h fix"
     python -m local.dev send --as-slack-id U0STRANGER "/aws-access help"  # someone not in the catalog
     python -m local.dev click --as bob approve <request-id>  # approve | deny | any action_id
+    python -m local.dev home --as bob                        # open the App Home; prints the published view
     python -m local.dev assume --as alice [role-arn]         # the person's own sts:AssumeRole
     python -m local.dev cloudtrail <fixture-name-or-path> [--now] [--as alice]
     python -m local.dev sweep [--at 2026-11-21T12:00:00Z]
@@ -280,6 +281,32 @@ def cmd_click(handle: StackHandle, actor: str, action: str, request_id: str) -> 
     return 0
 
 
+def cmd_home(handle: StackHandle, actor: str) -> int:
+    """Open ``actor``'s App Home (a signed ``app_home_opened``) and show the view Drawbridge
+    published, with a command for each of its buttons."""
+    reply = handle.open_home(actor)
+    _say(f"HTTP {reply.status} (app_home_opened)")
+    view = handle.home(actor)
+    if view is None:
+        _say("(no App Home was published)")
+        return 1
+    from local.slack_standin import render_blocks
+
+    _say(f"┌─ App Home of @{actor}  (views.publish)")
+    for line in render_blocks(view.get("blocks") or [], _names(handle)):
+        for part in str(line).splitlines() or [""]:
+            _say(f"│ {part}")
+    _say("└─")
+    for block in view.get("blocks") or []:
+        elements = block.get("elements") or [] if block.get("type") == "actions" else [block.get("accessory") or {}]
+        for e in elements:
+            if e.get("type") == "button":
+                label = (e.get("text") or {}).get("text", e.get("action_id"))
+                _say(f"[{label}] -> python -m local.dev click --as {actor} {e.get('action_id')} "
+                     f"{shlex.quote(str(e.get('value', '')))}")
+    return 0
+
+
 def cmd_messages(handle: StackHandle, args) -> int:
     found = handle.messages(channel=args.channel, include_ephemeral=args.all)
     if args.json:
@@ -343,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     who.add_argument("--as-slack-id", metavar="USER_ID", help=slack_help)
     p.add_argument("action", help="approve, deny, or a raw action_id")
     p.add_argument("request_id")
+    p = sub.add_parser("home", help="open the person's App Home (app_home_opened) and show what was published")
+    p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
     p = sub.add_parser("assume", help="the person's own sts:AssumeRole against moto")
     p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
     p.add_argument("role_arn", nargs="?", default=DEFAULT_ROLE)
@@ -375,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_send(handle, actor, args.text)
     elif args.cmd == "click":
         return cmd_click(handle, actor, args.action, args.request_id)
+    elif args.cmd == "home":
+        return cmd_home(handle, actor)
     elif args.cmd == "assume":
         _say(handle.assume_role(args.as_, args.role_arn))
     elif args.cmd == "cloudtrail":

@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -141,6 +142,24 @@ class StackHandle:
                                        channel_id=channel or self.catalog.approvals_channel,
                                        response_url_base=self._response_url_base())
         return self.post_signed("/slack/commands", body)
+
+    def signed_event(self, body: str) -> Reply:
+        """An Events API request (JSON), signed like Slack signs it."""
+        status, raw = http("POST", self.app_url + "/slack/events", body.encode(),
+                           slack_client.sign(body, self.signing_secret, content_type=slack_client.JSON))
+        return Reply(status, json.loads(raw) if raw else None)
+
+    def open_home(self, person: str) -> Reply:
+        """``person`` opens the app's Home tab (Slack posts ``app_home_opened``)."""
+        return self.signed_event(slack_client.home_opened_body(self.slack_id(person)))
+
+    def home(self, person: str) -> Optional[dict]:
+        """The App Home view last published for ``person``, from the stand-in, or None."""
+        user = urllib.parse.quote(self.slack_id(person))
+        status, raw = http("GET", f"{self.slack_base}/_standin/home?user={user}", timeout=10)
+        if status != 200:
+            raise StackError(f"Slack stand-in inspection answered HTTP {status}")
+        return json.loads(raw).get("view")
 
     def card(self, request_id: str) -> Optional[dict]:
         """The approval card (top-level message in the approvals channel) of a request."""

@@ -667,6 +667,9 @@ class _Handler(BaseHTTPRequestHandler):
                 body = {"ok": True, "messages": [m.to_dict() for m in self.standin._messages],
                         "calls": [c._asdict() for c in self.standin._calls]}
             return self._reply(200, body)
+        if path == "/_standin/home":  # the App Home a user would see (``make dev``'s ``home``)
+            user = dict(parse_qsl(urlsplit(self.path).query)).get("user", "")
+            return self._reply(200, {"ok": True, "user": user, "view": self.standin.home(user)})
         self.do_POST()
 
     def do_POST(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -112,6 +113,12 @@ def test_ctrl_c_on_make_dev_stops_everything(tmp_path):
                               "/aws-access prod admin 30m checking"], cwd=ROOT, capture_output=True, text=True,
                              timeout=30)
         assert out.returncode == 0 and "HTTP 200" in out.stdout and "req-" in out.stdout, out.stdout + out.stderr
+        rid = re.search(r"req-[0-9]{8}-[0-9a-f]{6}", out.stdout).group(0)
+        # bob opens his App Home: the request waits for him there, with its buttons
+        home = subprocess.run([sys.executable, "-m", "local.dev", "--state", str(state), "home", "--as", "bob"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert home.returncode == 0 and "App Home of @bob" in home.stdout, home.stdout + home.stderr
+        assert f"click --as bob approve_request {rid}" in home.stdout, home.stdout
         os.kill(driver.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
         output, _ = driver.communicate(timeout=30)
     finally:
