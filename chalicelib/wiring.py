@@ -225,13 +225,22 @@ class _SlackNotifier:
 
 
 class _SlackUserGroups(_SlackNotifier):
-    """The user groups port (who is in ``@sre-leads``), built and rebuilt as the notifier is;
-    its answers are kept a minute by the service's clock (adapters/slack_notifier.py)."""
+    """The user groups port (who is in ``@sre-leads``), built and rebuilt with the token as
+    the notifier is; its answers are kept a minute by the service's clock
+    (adapters/slack_notifier.py)."""
+
+    #: a group is resolved on the ack path (a click is decided within Slack's 3 s): one try,
+    #: no retries; a slow or failing Slack supplies nobody from the group (fail closed)
+    TIMEOUT_SECONDS = 1
 
     def _build(self, token: str, url: str):
+        from slack_sdk import WebClient
+
         from .adapters.slack_notifier import SlackUserGroups
 
-        return SlackUserGroups(slack_client(token, url), clock=utcnow)
+        client = WebClient(token=token, base_url=url if url.endswith("/") else url + "/",
+                           timeout=self.TIMEOUT_SECONDS, retry_handlers=[])
+        return SlackUserGroups(client, clock=utcnow)
 
 
 class _Lazy:
