@@ -74,6 +74,8 @@ class Role:
     escalate_after_seconds: int | None = 1800
     #: person keys who may approve once a request is escalated
     fallback_approvers: tuple[str, ...] = ()
+    #: set by :meth:`with_members` only: the user groups Slack could not resolve (they supplied nobody)
+    unresolved_groups: tuple[str, ...] = ()
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -93,7 +95,8 @@ class Role:
 
         if not self.groups:
             return self
-        return replace(self, approvers=expand(self.approvers), fallback_approvers=expand(self.fallback_approvers))
+        return replace(self, approvers=expand(self.approvers), fallback_approvers=expand(self.fallback_approvers),
+                       unresolved_groups=tuple(h for h in self.groups if h not in members))
 
     @property
     def role_arn(self) -> str:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from .deps import Deps
 
-def people_in(deps: Deps, handle: str) -> frozenset[str]:
+def people_in(deps: Deps, handle: str) -> frozenset[str] | None:
     """The person keys of the catalog people in user group ``handle`` (``@sre-leads``);
-    empty when it cannot be resolved (fail closed)."""
+    None when it cannot be resolved (it supplies nobody: fail closed)."""
     from ..log import logger
 
     ids = deps.groups.members(handle.removeprefix("@")) if deps.groups is not None else None
     if ids is None:
         logger().warning("user group supplies no approvers: not resolved", extra={"handle": handle})
-        return frozenset()
+        return None
     people = {uid: deps.catalog.person_by_slack(uid) for uid in ids}
     strangers = frozenset(uid for uid, person in people.items() if person is None)
     if strangers and deps.strangers_reported.get(handle) != strangers:  # once per change
@@ -34,4 +34,5 @@ def resolved(deps: Deps, role):
     a role without groups comes back as is, without asking Slack)."""
     if role is None or not role.groups:
         return role
-    return role.with_members({handle: people_in(deps, handle) for handle in role.groups})
+    found = {handle: people_in(deps, handle) for handle in role.groups}
+    return role.with_members({handle: people for handle, people in found.items() if people is not None})

@@ -44,7 +44,8 @@ def test_a_handle_without_at_is_still_an_unknown_person() -> None:
 def test_a_repeated_group_is_reported() -> None:
     data = sample()
     prod_admin(data)["approvers"] = ["@sre-leads", "bob", "@sre-leads"]
-    assert problem_at(data, "accounts.prod.roles.admin.approvers[2]") == "'@sre-leads' is listed twice; remove the repeat"
+    assert problem_at(data, "accounts.prod.roles.admin.approvers[2]") == \
+        "'@sre-leads' is listed twice; remove the repeat"
 
 
 def test_groups_in_fallback_approvers_but_not_in_requesters_or_break_glass() -> None:
@@ -52,7 +53,8 @@ def test_groups_in_fallback_approvers_but_not_in_requesters_or_break_glass() -> 
     prod_admin(data)["fallback_approvers"] = ["@on-call", "@Nope"]
     prod_admin(data)["requesters"] = ["alice", "@devs"]
     found = problems(data)
-    assert "accounts.prod.roles.admin.fallback_approvers[1]: '@Nope' is not a Slack user group handle" in "\n".join(found)
+    where = "accounts.prod.roles.admin.fallback_approvers[1]"
+    assert f"{where}: '@Nope' is not a Slack user group handle" in "\n".join(found)
     assert not any(p.startswith("accounts.prod.roles.admin.fallback_approvers[0]") for p in found)
     assert "accounts.prod.roles.admin.requesters[1]: '@devs' is not a person in [people]" in "\n".join(found)
 
@@ -95,7 +97,7 @@ def test_with_members_replaces_handles_by_people_and_fails_closed() -> None:
     resolved = role.with_members({"@sre-leads": {"dave", "bob", "carol"}})
     assert resolved.approvers == ("bob", "carol", "dave")  # @unknown (not resolved) supplies nobody
     assert resolved.fallback_approvers == ("bob", "carol", "dave")
-    assert resolved.groups == ()
+    assert resolved.groups == () and resolved.unresolved_groups == ("@unknown",)
     assert role.with_members({}).approvers == ("bob",)
     people_only = loads(sample()).find_role("prod", "admin")
     assert people_only.with_members({"@x": {"alice"}}) is people_only

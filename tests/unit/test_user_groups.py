@@ -4,7 +4,6 @@ kept a minute) against the local stand-in, and their resolution into catalog peo
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Iterator
 
 import pytest
@@ -75,7 +74,8 @@ def service_with_group(members: dict[str, set[str]]):
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "policies" / "access.toml").read_text()
-    text = text.replace('approvers = ["bob", "carol"]       # bob\'s own', 'approvers = ["@sre-leads"]       # bob\'s own')
+    old = 'approvers = ["bob", "carol"]       # bob\'s own'
+    text = text.replace(old, 'approvers = ["@sre-leads"]       # bob\'s own')
     assert '"@sre-leads"' in text
     return make_service(text, groups=FakeUserGroups(members))
 
