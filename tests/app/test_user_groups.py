@@ -57,6 +57,11 @@ def ask(app_client, person: str, text: str) -> tuple[str, str]:
     return m.group(0), reply.text
 
 
+def home_buttons(view: dict) -> list[tuple[str, str]]:
+    return [(e["action_id"], e["value"]) for b in view["blocks"] if b["type"] == "actions"
+            for e in b["elements"] if e["action_id"] in ("approve_request", "deny_request")]
+
+
 def refusals(slack, user: str) -> list[str]:
     return [m.text for m in slack.ephemerals(user)]
 
@@ -126,12 +131,17 @@ def test_an_unknown_handle_supplies_nobody(app_client, slack, store):
         assert store.get(rid).status is RequestStatus.PENDING
 
 
-def test_reminders_and_waiting_lists_go_to_the_group_members(app_client, slack, store):
+def test_reminders_lists_and_the_app_home_reach_the_group_members(app_client, slack, store):
     slack.add_usergroup("sre-leads", [CAROL, DAVE, STRANGER])
     with time_machine.travel(T0, tick=False) as clock:
         rid, _ = ask(app_client, "alice", "prod readonly 1h dashboards")
-        assert rid in app_client.command("carol", "list").text  # waiting for carol's approval
+        # dave approves nothing by name: only through the group
+        assert rid in app_client.command("dave", "list").text  # waiting for dave's approval
         assert rid not in app_client.command("bob", "list").text
+        app_client.open_home("dave")  # the App Home's "waiting for you": the card's buttons
+        app_client.open_home("bob")
+        assert (home_buttons(slack.home(DAVE)), home_buttons(slack.home(BOB))) == (
+            [("approve_request", rid), ("deny_request", rid)], [])
         clock.shift(timedelta(minutes=10, seconds=5))  # the role's remind_after (default 10m)
         app_client.sweep()
         reminded = {u for u in (ALICE, BOB, CAROL, DAVE, STRANGER)
