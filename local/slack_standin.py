@@ -60,7 +60,7 @@ User groups: ``add_usergroup(handle, members)`` makes a group (id ``S…``),
 
 Inspection over HTTP (for tests in another process): ``GET /_standin/messages`` (each
 message with ``all_text``, ``displayed_text`` and ``mentions``), ``POST /_standin/reset``.
-Run: ``python -m local.slack_standin --port 0 [--ready-file PATH]``.
+Run: ``python -m local.slack_standin --port 0 [--ready-file PATH] [--usergroup sre-leads=U0BOB00001,...]``.
 """
 from __future__ import annotations
 
@@ -752,10 +752,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="answer 429 + Retry-After beyond ~1 message a second per channel (short bursts allowed)")
     parser.add_argument("--name", action="append", default=[], metavar="ID=NAME",
                         help="display name, e.g. C0APPROVE1=#aws-access-approvals (repeatable)")
+    parser.add_argument("--usergroup", action="append", default=[], metavar="HANDLE=U1,U2",
+                        help="a user group and its members, e.g. sre-leads=U0BOB00001,U0CAROL001 (repeatable)")
     args = parser.parse_args(argv)
     names = dict(item.split("=", 1) for item in args.name)
     standin = SlackStandin(args.token, port=args.port, channel_names=names, rate_limits=args.rate_limits,
                            printer=lambda text: print(text, flush=True)).start()
+    for item in args.usergroup:
+        handle, _, members = item.partition("=")
+        standin.add_usergroup(handle.removeprefix("@"), [m for m in members.split(",") if m])
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
