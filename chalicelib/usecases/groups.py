@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .deps import Deps
 
+
 def people_in(deps: Deps, handle: str) -> frozenset[str] | None:
     """The person keys of the catalog people in user group ``handle`` (``@sre-leads``);
     None when it cannot be resolved (it supplies nobody: fail closed)."""
