@@ -1,12 +1,13 @@
 """What the use cases need from the outside world, as ``Protocol``s (no implementation here).
 
-Four ports, each with a real adapter in ``chalicelib/adapters/`` and an in-memory fake in
+Five ports, each with a real adapter in ``chalicelib/adapters/`` and an in-memory fake in
 ``tests/fakes.py``:
 
 * :class:`Store` - the table: requests and their audit events, the card's location,
   one-time claims (messages, alerts, deliveries) and recorded uses;
 * :class:`Grants` - the grant as IAM holds it, for one kind of :class:`Principal`;
 * :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs, the App Home;
+* :class:`UserGroups` - who is in a Slack user group named as an approver (``@sre-leads``);
 * :class:`SessionCuts` - the session cut-off policy on each JIT role, in its member
   account (written through that account's revoker role).
 
@@ -248,3 +249,11 @@ class Notifier(Protocol):
     def publish_home(self, user_id: str, view: dict) -> None:
         """Make ``view`` (``{"type": "home", "blocks": [...]}``) the person's App Home
         (``views.publish``): it replaces the whole view, so publishing again is harmless."""
+
+
+class UserGroups(Protocol):
+    def members(self, handle: str) -> frozenset[str] | None:
+        """The Slack user ids in the enabled user group ``handle`` (without the ``@``), or
+        None when that cannot be known: no such group, or Slack failed. Never raises: a
+        group that cannot be resolved supplies no approvers (fail closed). May be cached
+        briefly (the Slack adapter: a minute)."""

@@ -210,16 +210,37 @@ class _SlackNotifier:
         self._token: str | None = None
         self._obj = None
 
-    def __getattr__(self, name):
+    def _build(self, token: str, url: str):
         from .adapters.slack_notifier import SlackNotifier
 
+        # the alert path's posts fail fast on a 429 (a digest takes over) instead of waiting it out
+        return SlackNotifier(slack_client(token, url), slack_client(token, url, wait_when_rate_limited=False))
+
+    def __getattr__(self, name):
         token = self._settings.bot_token  # cached in-process by Powertools Parameters
         if self._obj is None or token != self._token:
-            url = self._settings.slack_api_url
-            # the alert path's posts fail fast on a 429 (a digest takes over) instead of waiting it out
-            self._obj = SlackNotifier(slack_client(token, url), slack_client(token, url, wait_when_rate_limited=False))
+            self._obj = self._build(token, self._settings.slack_api_url)
             self._token = token
         return getattr(self._obj, name)
+
+
+class _SlackUserGroups(_SlackNotifier):
+    """The user groups port (who is in ``@sre-leads``), built and rebuilt with the token as
+    the notifier is; its answers are kept a minute by the service's clock
+    (adapters/slack_notifier.py)."""
+
+    #: a group is resolved on the ack path (a click is decided within Slack's 3 s): one try,
+    #: no retries; a slow or failing Slack supplies nobody from the group (fail closed)
+    TIMEOUT_SECONDS = 1
+
+    def _build(self, token: str, url: str):
+        from slack_sdk import WebClient
+
+        from .adapters.slack_notifier import SlackUserGroups
+
+        client = WebClient(token=token, base_url=url if url.endswith("/") else url + "/",
+                           timeout=self.TIMEOUT_SECONDS, retry_handlers=[])
+        return SlackUserGroups(client, clock=utcnow)
 
 
 class _Lazy:
@@ -256,6 +277,7 @@ def _service(s: Settings, endpoint: str | None, region: str | None):
         store=DynamoStore(aws_client("dynamodb"), s.table),
         grants=_Lazy(lambda: IamGrants(aws_client("iam"), catalog.bastion_account_id, path=s.policy_path)),
         slack=_SlackNotifier(s),
+        groups=_SlackUserGroups(s),
         clock=utcnow,
         pending_window=s.pending_window,
         # each member account's revoker, assumed with the function's own credentials

@@ -53,9 +53,14 @@ sends a signed ``url_verification`` body through a callable and says whether the
 echoed the challenge (``local/slack_client.py`` builds it and the ``app_home_opened``
 event).
 
+User groups: ``add_usergroup(handle, members)`` makes a group (id ``S…``),
+``set_usergroup_members`` changes who is in it; ``usergroups.list`` (``include_users``,
+``include_disabled``) and ``usergroups.users.list`` (``usergroup`` id required,
+``no_such_subteam`` for an unknown one) answer from them.
+
 Inspection over HTTP (for tests in another process): ``GET /_standin/messages`` (each
 message with ``all_text``, ``displayed_text`` and ``mentions``), ``POST /_standin/reset``.
-Run: ``python -m local.slack_standin --port 0 [--ready-file PATH]``.
+Run: ``python -m local.slack_standin --port 0 [--ready-file PATH] [--usergroup sre-leads=U0BOB00001,...]``.
 """
 from __future__ import annotations
 
@@ -272,6 +277,7 @@ class SlackStandin(ServedInBackground):
         self.token = token
         self.home_tab = home_tab
         self._homes: dict[str, dict] = {}  # user id -> the view views.publish made their App Home
+        self._usergroups: dict[str, dict] = {}  # handle -> {"id", "handle", "name", "users", "disabled"}
         self.rate_limits = rate_limits
         self.post_rate, self.post_burst = float(post_rate), int(post_burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
@@ -296,6 +302,31 @@ class SlackStandin(ServedInBackground):
         if self._server is None:
             raise RuntimeError("SlackStandin is not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+
+    # ---- user groups (usergroups.list / usergroups.users.list) ---------------------
+    def add_usergroup(self, handle: str, members: list[str] | tuple[str, ...] = (), *,
+                      name: Optional[str] = None, disabled: bool = False) -> str:
+        """Create (or replace) the user group ``@handle`` with these member user ids; its id."""
+        with self._lock:
+            old = self._usergroups.get(handle)
+            ident = old["id"] if old else f"S{len(self._usergroups) + 1:09d}"
+            self._usergroups[handle] = {"id": ident, "handle": handle, "name": name or handle,
+                                        "users": list(members), "disabled": disabled}
+            return ident
+
+    def set_usergroup_members(self, handle: str, members: list[str] | tuple[str, ...]) -> None:
+        """Change who is in ``@handle`` (as an admin editing the group in Slack would)."""
+        with self._lock:
+            self._usergroups[handle]["users"] = list(members)
+
+    def _usergroup(self, group: dict, with_users: bool) -> dict:
+        out = {"id": group["id"], "team_id": TEAM_ID, "is_usergroup": True, "handle": group["handle"],
+               "name": group["name"], "description": "", "date_create": 1700000000,
+               "date_update": 1700000000, "date_delete": 1700000001 if group["disabled"] else 0,
+               "user_count": len(group["users"])}
+        if with_users:
+            out["users"] = list(group["users"])
+        return out
 
     # ---- recorded state ------------------------------------------------------------
     def messages(self, channel: Optional[str] = None) -> list[Message]:
@@ -592,7 +623,32 @@ class SlackStandin(ServedInBackground):
         return {"url": "https://standin.slack.com/", "team": "Standin", "user": "drawbridge",
                 "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
 
+    @staticmethod
+    def _flag(params: dict, name: str) -> bool:
+        return str(params.get(name, "")).lower() in ("1", "true")
+
+    def _usergroups_list(self, params: dict) -> dict:
+        """usergroups.list: the workspace's groups (disabled ones only with include_disabled),
+        their members only with include_users."""
+        with_users, disabled = self._flag(params, "include_users"), self._flag(params, "include_disabled")
+        return {"usergroups": [self._usergroup(g, with_users) for g in self._usergroups.values()
+                               if disabled or not g["disabled"]]}
+
+    def _usergroups_users_list(self, params: dict) -> dict:
+        """usergroups.users.list: ``usergroup`` (an id, like S0123) required; its member ids."""
+        ident = str(params.get("usergroup") or "")
+        if not ident:
+            raise SlackError("invalid_arguments")
+        group = next((g for g in self._usergroups.values() if g["id"] == ident), None)
+        if group is None:
+            raise SlackError("no_such_subteam")
+        if group["disabled"] and not self._flag(params, "include_disabled"):
+            return {"users": []}  # a disabled group has nobody unless asked for (include_disabled)
+        return {"users": list(group["users"])}
+
     _METHODS: dict[str, Callable[["SlackStandin", dict], dict]] = {
+        "usergroups.list": _usergroups_list,
+        "usergroups.users.list": _usergroups_users_list,
         "auth.test": _auth_test,
         "chat.postMessage": _post_message,
         "chat.update": _update,
@@ -699,10 +755,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="answer 429 + Retry-After beyond ~1 message a second per channel (short bursts allowed)")
     parser.add_argument("--name", action="append", default=[], metavar="ID=NAME",
                         help="display name, e.g. C0APPROVE1=#aws-access-approvals (repeatable)")
+    parser.add_argument("--usergroup", action="append", default=[], metavar="HANDLE=U1,U2",
+                        help="a user group and its members, e.g. sre-leads=U0BOB00001,U0CAROL001 (repeatable)")
     args = parser.parse_args(argv)
     names = dict(item.split("=", 1) for item in args.name)
     standin = SlackStandin(args.token, port=args.port, channel_names=names, rate_limits=args.rate_limits,
                            printer=lambda text: print(text, flush=True)).start()
+    for item in args.usergroup:
+        handle, _, members = item.partition("=")
+        standin.add_usergroup(handle.removeprefix("@"), [m for m in members.split(",") if m])
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

@@ -873,6 +873,18 @@ def _as_json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+class FakeUserGroups:
+    """Slack user groups in memory (the UserGroups port): ``groups[handle]`` is the set of
+    member Slack ids; a handle missing from it cannot be resolved (None), as Slack failing."""
+
+    def __init__(self, groups: dict[str, set[str]] | None = None) -> None:
+        self.groups: dict[str, set[str]] = {k: set(v) for k, v in (groups or {}).items()}
+
+    def members(self, handle: str) -> frozenset[str] | None:
+        found = self.groups.get(handle)
+        return None if found is None else frozenset(found)
+
+
 class FakeNotifier(_Faults):
     """Slack's Web API as the notifier uses it (see the module docstring)."""
 
@@ -1046,7 +1058,8 @@ def make_service(catalog=None, **overrides):
     if "cuts" not in overrides:  # every catalog role's account has the member template
         overrides["cuts"] = FakeSessionCuts(role.role_arn for account in catalog.accounts.values()
                                             for role in account.roles.values())
-    deps = {"store": InMemoryStore(), "slack": FakeNotifier(), "clock": FakeClock(), "new_id": sequential_ids()}
+    deps = {"store": InMemoryStore(), "slack": FakeNotifier(), "clock": FakeClock(), "new_id": sequential_ids(),
+            "groups": FakeUserGroups()}
     deps.update(overrides)
     if "sleep" not in deps and isinstance(deps["clock"], FakeClock):  # waiting moves the fake clock
         deps["sleep"] = lambda seconds, clock=deps["clock"]: clock.advance(seconds=seconds)

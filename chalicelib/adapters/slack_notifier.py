@@ -11,6 +11,9 @@ with its ``Retry-After`` (the alert path groups events instead of waiting).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Callable
+
 
 def metadata(event_type: str, payload: dict) -> dict:
     return {"event_type": event_type, "event_payload": payload}
@@ -123,3 +126,42 @@ class SlackNotifier:
     def publish_home(self, user_id: str, view: dict) -> None:
         # views.publish needs no OAuth scope beyond the bot token (Slack's method docs)
         self._web.views_publish(user_id=user_id, view=view)
+
+
+class SlackUserGroups:
+    """Who is in a Slack user group (the :class:`~chalicelib.ports.UserGroups` port):
+    ``usergroups.list`` finds the enabled group by its handle, ``usergroups.users.list``
+    its members (scope ``usergroups:read``). Answers are kept ``ttl_seconds`` in-process
+    (``clock``: the service's), so a burst of clicks costs one pair of calls and a member
+    removed in Slack stops counting within that time. Failures are not kept: the next
+    call asks again. An unknown handle is an answer (None), kept as long."""
+
+    def __init__(self, client, clock: Callable[[], datetime], ttl_seconds: float = 60) -> None:
+        self._web = client
+        self._clock = clock
+        self._ttl = ttl_seconds
+        self._ids: tuple[datetime, dict[str, str]] | None = None  # (when, handle -> group id)
+        self._members: dict[str, tuple[datetime, frozenset[str] | None]] = {}
+
+    def _fresh(self, at: datetime, now: datetime) -> bool:
+        return 0 <= (now - at).total_seconds() < self._ttl
+
+    def members(self, handle: str) -> frozenset[str] | None:
+        now = self._clock()
+        kept = self._members.get(handle)
+        if kept is not None and self._fresh(kept[0], now):
+            return kept[1]
+        try:
+            if self._ids is None or not self._fresh(self._ids[0], now):
+                groups = self._web.usergroups_list(include_disabled=False).get("usergroups") or []
+                self._ids = (now, {g["handle"]: g["id"] for g in groups if not g.get("date_delete")})
+            ident = self._ids[1].get(handle)
+            found = None if ident is None else \
+                frozenset(self._web.usergroups_users_list(usergroup=ident).get("users") or ())
+        except Exception as exc:  # Slack's error, a timeout...: nobody from the group, this time
+            from ..log import logger
+
+            logger().warning("user group not resolved", extra={"handle": handle, "error": repr(exc)})
+            return None
+        self._members[handle] = (now, found)
+        return found

@@ -114,7 +114,7 @@ def _account(
         _check_extend(check, rwhere, role, rbad, production, people)
         _check_break_glass(check, rwhere, role, rbad, people)
         if "fallback_approvers" in role.given and "fallback_approvers" not in rbad:
-            check.people_list(role["fallback_approvers"], f"{rwhere}.fallback_approvers", people)
+            check.people_list(role["fallback_approvers"], f"{rwhere}.fallback_approvers", people, groups=True)
     check.unique(names, "role_name", f"{where}.roles", fold=True)
     return ((account, roles) if account and not bad else None), bad
 
@@ -125,7 +125,8 @@ def _check_role(
     """Listed people exist, the approvals can be collected, and every listed requester
     could be approved (a warning if not). Keys in ``bad`` failed their shape check and
     are left out, but every check that does not depend on them still runs."""
-    approvers = None if "approvers" in bad else check.people_list(role["approvers"], f"{where}.approvers", people)
+    approvers = None if "approvers" in bad else \
+        check.people_list(role["approvers"], f"{where}.approvers", people, groups=True)
     requesters: list[str] | None = None  # None: every person (the default), or not known
     if "requesters" in role.given:
         requesters = check.people_list(role["requesters"], f"{where}.requesters", people)
@@ -139,8 +140,8 @@ def _check_role(
         check.add(f"{where}.approvers",
                   f'no approvers: {why}; list at least one person, e.g. approvers = ["bob"]')
         return
-    if "approvals_required" in bad:
-        return
+    if "approvals_required" in bad or has_group(approvers):
+        return  # a user group's size is known only at click time: its members may supply them
     needed = role["approvals_required"]
     if needed > len(approvers):
         check.add(f"{where}.approvals_required",
@@ -199,8 +200,8 @@ def _check_extend(
                       "is 0 in a production account, so a requester would extend their own grant without "
                       "anyone's approval; require at least 1 approval, or set self_extend = true to allow it")
         return
-    if "approvers" in bad:
-        return
+    if "approvers" in bad or has_group(role["approvers"]):
+        return  # a user group's size is known only at click time
     approvers = [a for a in dict.fromkeys(role["approvers"]) if a in people]
     if not approvers:
         return  # already an error
@@ -266,6 +267,11 @@ def _check_break_glass(check: Problems, where: str, role: Fields, bad: set[str],
             check.warn(f"{where}.break_glass_max",
                        "has no effect: break_glass lists nobody; remove it, or list in break_glass "
                        "who may self-grant this role in an emergency")
+
+
+def has_group(approvers: Sequence[str]) -> bool:
+    """Whether a list of approvers names a Slack user group (``@handle``)."""
+    return any(a.startswith("@") for a in approvers)
 
 
 def _extend_approvals(raw: Fields) -> int:

@@ -7,8 +7,8 @@ never changed after construction (nothing here or in the service mutates them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Collection, Mapping, Sequence
 
 from chalicelib.domain.duration import format_duration
 from chalicelib.domain.eligibility import approval_blocker
@@ -74,6 +74,29 @@ class Role:
     escalate_after_seconds: int | None = 1800
     #: person keys who may approve once a request is escalated
     fallback_approvers: tuple[str, ...] = ()
+    #: set by :meth:`with_members` only: the user groups Slack could not resolve (they supplied nobody)
+    unresolved_groups: tuple[str, ...] = ()
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The Slack user group handles among its approvers and fallback approvers (``@sre-leads``)."""
+        return tuple(dict.fromkeys(a for a in (*self.approvers, *self.fallback_approvers) if a.startswith("@")))
+
+    def with_members(self, members: Mapping[str, Collection[str]]) -> "Role":
+        """This role with each user group handle replaced by the person keys ``members`` says
+        are in it (a handle missing from ``members`` supplies nobody: fail closed). Repeats
+        are dropped, the order kept: the people listed by name first where they are listed."""
+
+        def expand(entries: Sequence[str]) -> tuple[str, ...]:
+            out: list[str] = []
+            for entry in entries:
+                out.extend(sorted(members.get(entry, ())) if entry.startswith("@") else [entry])
+            return tuple(dict.fromkeys(out))
+
+        if not self.groups:
+            return self
+        return replace(self, approvers=expand(self.approvers), fallback_approvers=expand(self.fallback_approvers),
+                       unresolved_groups=tuple(h for h in self.groups if h not in members))
 
     @property
     def role_arn(self) -> str:

@@ -27,6 +27,8 @@ _KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
+#: a Slack user group's handle as an approver, ``@sre-leads`` (what Slack allows in a handle)
+GROUP_HANDLE = re.compile(r"@[a-z0-9._-]{1,80}")
 _IAM_USER = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _IAM_ROLE_PATH = re.compile(r"[\w+=,.@/-]+", re.ASCII)
 #: what IAM accepts as an MFA SerialNumber: a device ARN, or a hardware token's serial
@@ -317,11 +319,21 @@ class Problems:
             else:
                 seen[norm] = key
 
-    def people_list(self, keys: list[str], where: str, people: dict[str, Any]) -> list[str]:
-        """Report unknown and repeated person keys; return the list without repeats."""
+    def people_list(self, keys: list[str], where: str, people: dict[str, Any], groups: bool = False) -> list[str]:
+        """Report unknown and repeated person keys; return the list without repeats.
+
+        ``groups``: an entry starting with ``@`` is a Slack user group handle (approvers,
+        fallback_approvers): only its syntax can be checked here, its members are known
+        only when Slack is asked (at click time)."""
         listed: list[str] = []
         for i, key in enumerate(keys):
-            if key not in people:
+            if groups and key.startswith("@"):
+                if not GROUP_HANDLE.fullmatch(key):
+                    self.add(f"{where}[{i}]", f"'{key}' is not a Slack user group handle: @ then 1-80 of "
+                             "a-z 0-9 . _ - (the handle as Slack shows it, like @sre-leads, not the group's name)")
+                elif key in listed:
+                    self.add(f"{where}[{i}]", f"'{key}' is listed twice; remove the repeat")
+            elif key not in people:
                 self.add(f"{where}[{i}]",
                          f"'{key}' is not a person in [people]; add [people.{key}] or fix the name")
             elif key in listed:

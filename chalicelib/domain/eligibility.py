@@ -65,7 +65,11 @@ def approval_blocker(role: RoleRules, person_key: str) -> str | None:
         self_approval = true for prod/readonly in the access catalog
 
     Pure: the service calls it to refuse such a request before recording anything.
+    A role whose approvers still name a Slack user group (``@handle``, not resolved into
+    people) is never blocked here: the group's size is unknown until Slack is asked.
     """
+    if any(a.startswith("@") for a in role.approvers):
+        return None
     short = _shortfall(role.approvers, role.approvals_required, role.self_approval, person_key)
     if short is None:
         return None

@@ -37,7 +37,8 @@ def command_reply(outcome: o.Outcome) -> str:
         return f"`{outcome.request_id}` is changing too fast; try again"
     if isinstance(outcome, o.Requested):
         req = outcome.req
-        approvers = ", ".join(f"@{escape_mrkdwn(a)}" for a in outcome.approvers)
+        # nobody: the role's approvers are user groups Slack could not resolve just now
+        approvers = ", ".join(f"@{escape_mrkdwn(a)}" for a in outcome.approvers) or "nobody right now"
         return (f"Request `{req.request_id}` for `{req.label}` ({format_duration(req.duration_seconds)}) is "
                 f"waiting for approval in <#{outcome.approvals_channel}>: needs {req.approvals_required} "
                 f"of {approvers}. I'll DM you when access is granted.")

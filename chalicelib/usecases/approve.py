@@ -58,10 +58,11 @@ def decide_click(deps: Deps, click: Click) -> Answer:
         if req is None:
             return Answer(UnknownRequest(click.request_id))
         now = deps.now()
-        decision = decide(req, deps.role_of(req), clicker, now)
+        role = deps.role_of(req)
+        decision = decide(req, role, clicker, now)
         o = rules.Outcome
         if decision.outcome is o.REFUSED:
-            return Answer(Refused(decision.reason))
+            return Answer(Refused(decision.reason + _unresolved_note(req, role, clicker)))
         move = {o.DENIED: req.deny, o.APPROVED: req.approve, o.COUNTED: req.count_approval}[decision.outcome]
         after, event = move(now, clicker, decision.reason)
         rid = req.request_id
@@ -82,3 +83,13 @@ def decide_click(deps: Deps, click: Click) -> Answer:
             continue  # somebody else clicked first: re-read and decide again
         return Answer(ClickDone(), follow)
     return Answer(TooBusy(click.request_id))
+
+
+def _unresolved_note(req, role, clicker: str) -> str:
+    """Why a clicker who is no approver may have been one: a user group of the role's that
+    Slack could not resolve just now supplied nobody (usecases/groups.py)."""
+    unresolved = getattr(role, "unresolved_groups", ())
+    if not unresolved or clicker in rules.deciders(req, role):
+        return ""
+    return (f" (nobody approves through {', '.join(unresolved)} now: Slack did not say who is in it; try again "
+            "in a minute, and if that lasts ask an admin to check the handle in the catalog)")

@@ -69,7 +69,7 @@ def preview(deps: Deps, person, cmd: BreakGlassCmd) -> Answer:
     return Answer(BreakGlassPreview(
         label=role.label, production=role.production, seconds=decision.seconds,
         until=deps.now() + timedelta(seconds=decision.seconds), reason=cmd.reason.strip(),
-        approvers=tuple(a for a in role.approvers if a != person.key),
+        approvers=tuple(a for a in deps.resolved(role).approvers if a != person.key),
         review_within_seconds=role.review_within_seconds, approvals_channel=deps.catalog.approvals_channel,
         security_channel=deps.catalog.security_channel, confirm=confirm))
 

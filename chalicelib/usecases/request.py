@@ -50,7 +50,8 @@ def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
             continue  # id collision: draw another
     else:
         raise RuntimeError("could not allocate a request id")
-    return Answer(requested(deps, req, role), follow)
+    # the reply names the people who could approve: the role's user groups resolved (deps.role_of)
+    return Answer(requested(deps, req, None if role.groups else role), follow)
 
 
 def requested(deps: Deps, req: Request, role=None) -> Requested:

@@ -40,10 +40,13 @@ def test_scopes_are_exactly_what_the_notifier_calls():
     # chat:write covers posting, updating, ephemerals and deleting the bot's own messages;
     # finding a post whose answer was lost reads history (public, private, DM) and opens the DM
     # the App Home: views.publish needs no scope (Slack's reference says "No scopes required")
+    # approvers named as user groups (@sre-leads): usergroups.list and .users.list need usergroups:read
     assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete",
-                       "conversations_history", "conversations_open", "views_publish"}
+                       "conversations_history", "conversations_open", "views_publish",
+                       "usergroups_list", "usergroups_users_list"}
     assert manifest()["oauth_config"]["scopes"]["bot"] == [
-        "commands", "chat:write", "channels:history", "groups:history", "im:history", "im:write"]
+        "commands", "chat:write", "channels:history", "groups:history", "im:history", "im:write",
+        "usergroups:read"]
 
 
 @pytest.mark.parametrize("bad", ["http://abc.example/api/", "abc.example/api/", ""])

@@ -433,3 +433,21 @@ def test_verify_request_url_wants_the_challenge_echoed() -> None:
     assert headers["X-Slack-Signature"] == signature(body, "secret", headers["X-Slack-Request-Timestamp"])
     assert SlackStandin.verify_request_url(lambda b, h: (200, {"challenge": "other"}), "secret") is False
     assert SlackStandin.verify_request_url(lambda b, h: (401, {"error": "x"}), "secret") is False
+
+
+def test_usergroups_list_and_members_as_slack_answers_them(standin: SlackStandin, client: WebClient) -> None:
+    ident = standin.add_usergroup("sre-leads", ["U0BOB00001", "U0CAROL001"], name="SRE leads")
+    standin.add_usergroup("old-team", ["U0DAVE0001"], disabled=True)
+    listed = client.usergroups_list()["usergroups"]
+    assert [(g["id"], g["handle"], g["name"], g["date_delete"]) for g in listed] == \
+        [(ident, "sre-leads", "SRE leads", 0)]
+    assert "users" not in listed[0]  # only with include_users
+    assert client.usergroups_list(include_users=True)["usergroups"][0]["users"] == ["U0BOB00001", "U0CAROL001"]
+    assert [g["handle"] for g in client.usergroups_list(include_disabled=True)["usergroups"]] == \
+        ["sre-leads", "old-team"]
+    assert client.usergroups_users_list(usergroup=ident)["users"] == ["U0BOB00001", "U0CAROL001"]
+    standin.set_usergroup_members("sre-leads", ["U0BOB00001"])
+    assert client.usergroups_users_list(usergroup=ident)["users"] == ["U0BOB00001"]
+    with pytest.raises(SlackApiError) as exc:
+        client.usergroups_users_list(usergroup="S0NOPE0000")
+    assert exc.value.response["error"] == "no_such_subteam"

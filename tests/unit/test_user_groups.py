@@ -1,0 +1,106 @@
+"""Slack user groups as approvers: the Slack adapter (usergroups.list + usergroups.users.list,
+kept a minute) against the local stand-in, and their resolution into catalog people."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import pytest
+from slack_sdk import WebClient
+
+from chalicelib.adapters.slack_notifier import SlackUserGroups
+from chalicelib.usecases.groups import people_in, resolved
+from local.slack_standin import SlackStandin
+from tests.fakes import FakeClock, FakeUserGroups, make_service
+
+TOKEN = "xoxb-test-token"
+BOB, CAROL, DAVE, STRANGER = "U0BOB00001", "U0CAROL001", "U0DAVE0001", "U0NOTINCAT"
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandin]:
+    s = SlackStandin(TOKEN).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def groups(standin: SlackStandin, clock: FakeClock) -> SlackUserGroups:
+    return SlackUserGroups(WebClient(token=TOKEN, base_url=standin.url, retry_handlers=[]), clock=clock)
+
+
+def group_calls(standin: SlackStandin) -> list[str]:
+    return [c.method for c in standin.calls if c.method.startswith("usergroups.")]
+
+
+def test_members_by_handle_kept_a_minute(standin: SlackStandin, groups: SlackUserGroups, clock: FakeClock) -> None:
+    standin.add_usergroup("sre-leads", [BOB, CAROL])
+    assert groups.members("sre-leads") == {BOB, CAROL}
+    assert groups.members("sre-leads") == {BOB, CAROL}  # a burst of clicks: one pair of calls
+    assert group_calls(standin) == ["usergroups.list", "usergroups.users.list"]
+    standin.set_usergroup_members("sre-leads", [BOB])
+    clock.advance(seconds=59)
+    assert groups.members("sre-leads") == {BOB, CAROL}  # still the kept answer
+    clock.advance(seconds=1)
+    assert groups.members("sre-leads") == {BOB}  # a minute on: Slack is asked again
+    assert len(group_calls(standin)) == 4
+
+
+def test_unknown_and_disabled_handles_resolve_to_none(standin: SlackStandin, groups: SlackUserGroups) -> None:
+    standin.add_usergroup("old-team", [DAVE], disabled=True)
+    assert groups.members("nobody-here") is None
+    assert groups.members("old-team") is None  # disabled: include_disabled is never asked for
+
+
+def test_a_slack_failure_resolves_to_none_and_is_not_kept(standin: SlackStandin, groups: SlackUserGroups) -> None:
+    standin.add_usergroup("sre-leads", [BOB])
+    standin.fail_next("usergroups.users.list", error="internal_error")
+    assert groups.members("sre-leads") is None  # fail closed: nobody from the group this time
+    assert groups.members("sre-leads") == {BOB}  # ... and the next click asks again
+    standin.fail_next("usergroups.list", status=500)
+    assert groups.members("sre-leads") == {BOB}  # (kept: the failure above was not)
+
+
+
+def service_with_group(members: dict[str, set[str]]):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "policies" / "access.toml").read_text()
+    old = 'approvers = ["bob", "carol"]       # bob\'s own'
+    text = text.replace(old, 'approvers = ["@sre-leads"]       # bob\'s own')
+    assert '"@sre-leads"' in text
+    return make_service(text, groups=FakeUserGroups(members))
+
+
+@pytest.fixture
+def warnings(caplog: pytest.LogCaptureFixture):
+    """The warnings logged so far (read when called: caplog's list is per test phase)."""
+    caplog.set_level(logging.WARNING, logger="drawbridge")
+    return lambda: [r for r in caplog.records if r.name == "drawbridge" and r.levelno == logging.WARNING]
+
+
+def test_members_who_are_not_catalog_people_are_ignored_and_reported(warnings) -> None:
+    svc = service_with_group({"sre-leads": {BOB, STRANGER}})
+    role = svc.catalog.find_role("prod", "readonly")
+    assert role.approvers == ("@sre-leads",)
+    assert people_in(svc, "@sre-leads") == {"bob"}
+    assert resolved(svc, role).approvers == ("bob",)
+    (report,) = [r for r in warnings() if r.getMessage() == "user group members not in the catalog are ignored"]
+    assert (report.handle, report.ignored, report.slack_users) == ("@sre-leads", 1, [STRANGER])
+    people_in(svc, "@sre-leads")  # the same strangers: not reported again
+    assert len([r for r in warnings() if r.getMessage().startswith("user group members")]) == 1
+
+
+def test_an_unresolvable_group_supplies_nobody(warnings) -> None:
+    svc = service_with_group({})
+    assert resolved(svc, svc.catalog.find_role("prod", "readonly")).approvers == ()
+    assert any(r.getMessage() == "user group supplies no approvers: not resolved" and r.handle == "@sre-leads"
+               for r in warnings())
