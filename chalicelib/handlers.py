@@ -191,7 +191,7 @@ def _interaction(click):
     from .usecases.deliveries import Repeated, in_flight
     from .usecases.jobs import Ephemeral
 
-    if click is None:  # an interaction Drawbridge does not handle (e.g. a modal)
+    if click is None or not hasattr(click, "action_id"):  # not handled (yet): e.g. a modal's submission
         return _response(200, "")
     # a Confirm's value is what the person typed, a flag's is their text: not for the logs
     typed = click.action_id in ("confirm_break_glass", "flag_break_glass")
