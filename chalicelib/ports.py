@@ -6,7 +6,7 @@ Four ports, each with a real adapter in ``chalicelib/adapters/`` and an in-memor
 * :class:`Store` - the table: requests and their audit events, the card's location,
   one-time claims (messages, alerts, deliveries) and recorded uses;
 * :class:`Grants` - the grant as IAM holds it, for one kind of :class:`Principal`;
-* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs, the App Home;
+* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs, the App Home, modals;
 * :class:`SessionCuts` - the session cut-off policy on each JIT role, in its member
   account (written through that account's revoker role).
 
@@ -248,3 +248,7 @@ class Notifier(Protocol):
     def publish_home(self, user_id: str, view: dict) -> None:
         """Make ``view`` (``{"type": "home", "blocks": [...]}``) the person's App Home
         (``views.publish``): it replaces the whole view, so publishing again is harmless."""
+    def open_view(self, trigger_id: str, view: dict) -> None:
+        """Open ``view`` (``{"type": "modal", ...}``) for whoever made ``trigger_id``
+        (``views.open``): within 3 seconds of it, once. ``ViewNotOpened`` (with Slack's error,
+        e.g. ``expired_trigger_id``) when Slack refuses; nothing opened then."""

@@ -1,4 +1,4 @@
-"""Slack Web API adapter: posts, in-place updates, ephemerals, DMs and the App Home.
+"""Slack Web API adapter: posts, in-place updates, ephemerals, DMs, the App Home and modals.
 
 The WebClient is handed in (built in chalicelib/wiring.py with slack-sdk's
 retry handlers for 429 / 5xx / connection errors). Every post and update
@@ -123,3 +123,16 @@ class SlackNotifier:
     def publish_home(self, user_id: str, view: dict) -> None:
         # views.publish needs no OAuth scope beyond the bot token (Slack's method docs)
         self._web.views_publish(user_id=user_id, view=view)
+
+    def open_view(self, trigger_id: str, view: dict) -> None:
+        # views.open needs no OAuth scope beyond the bot token (the trigger id comes from the
+        # slash command, which the `commands` scope already allows); no waiting out a 429:
+        # the trigger id is good for 3 seconds
+        from slack_sdk.errors import SlackApiError
+
+        from ..domain.errors import ViewNotOpened
+
+        try:
+            self._now.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            raise ViewNotOpened(str(exc.response.get("error") or "error")) from exc
