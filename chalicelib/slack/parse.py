@@ -26,6 +26,7 @@ from .escape import escape_mrkdwn
 MAX_REASON = 300  # characters of the reason as typed (decoded), not as Slack sent it
 USAGE = (
     "Usage:\n"
+    "• `/aws-access` a form to request access (pick the account, role and duration)\n"
     "• `/aws-access &lt;account&gt; &lt;role&gt; &lt;duration&gt; [reason ...]` request access, e.g. "
     "`/aws-access prod admin 2h fixing incident 4521`\n"
     "• `/aws-access help` what you may request\n"
