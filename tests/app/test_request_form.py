@@ -128,3 +128,44 @@ def test_the_errors_answer_is_json_slack_can_read(app_client, slack):
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/json"
     assert json.loads(resp.body)["errors"] == {"reason": "production requests need a reason: "
                                                          "/aws-access prod admin 30m <reason>"}
+
+
+class DevHandle:
+    """What ``python -m local.dev form`` / ``submit`` use of the running stack, on this app."""
+
+    def __init__(self, app_client, slack, catalog):
+        self.app, self.slack, self.catalog = app_client, slack, catalog
+
+    def slack_id(self, person: str) -> str:
+        return self.app.slack_id(person)
+
+    def signed_form(self, person):
+        return self.app.open_form(person)
+
+    def opened_views(self):
+        return self.slack.opened_views()
+
+    def signed_submit(self, person, view, values):
+        return self.app.submit(person, view, values)
+
+    def messages(self, include_ephemeral: bool = False, **kw):
+        found = self.slack.messages() + (self.slack.ephemerals() if include_ephemeral else [])
+        return [m.to_dict() for m in found]
+
+
+def test_the_dev_tool_opens_and_submits_the_form(app_client, slack, catalog, capsys, stack):
+    from local import dev
+
+    handle = DevHandle(app_client, slack, catalog)
+    assert dev.cmd_form(handle, "bob") == 0
+    out = capsys.readouterr().out
+    assert "Request AWS access" in out and "│     prod/readonly — up to 8h; reason required; production" in out
+    assert "prod/admin" not in out and "submit it: python -m local.dev submit --as bob --view V" in out
+
+    assert dev.cmd_submit(handle, "bob", None, {"role": "prod/readonly", "duration": "1d"}) == 1
+    assert capsys.readouterr().out.splitlines()[1] == "  duration: prod/readonly allows at most 8h"
+    assert dev.cmd_submit(handle, "bob", None, dev.parse_values(["role=prod/readonly", "duration=1h",
+                                                                 "reason=checking a=b"])) == 0
+    out = capsys.readouterr().out
+    assert "(the form closed)" in out and "is waiting for approval" in out
+    assert requests_in_table(stack) and slack.find("access_requested")[0].event_payload["reason"] == "checking a=b"
