@@ -237,7 +237,9 @@ class Notifier(Protocol):
     def delete(self, channel: str, ts: str) -> None:
         """Remove one of our own messages; already gone is done."""
 
-    def ephemeral(self, channel: str, user: str, text: str) -> None: ...
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """A message only ``user`` sees in ``channel``; ``NotInChannel`` when Slack will not
+        show it there (the bot or the person is not a member, the channel is archived)."""
 
     def find(self, channel: str, event_type: str | None, match: dict) -> tuple[str, str] | None:
         """A recent top-level message we posted to ``channel`` (a user id means their DM)

@@ -112,8 +112,21 @@ class SlackNotifier:
                 return None
         return None
 
+    #: Slack's refusals of chat.postEphemeral that a DM gets round (NotInChannel)
+    NOT_THERE = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"})
+
     def ephemeral(self, channel: str, user: str, text: str) -> None:
-        self._web.chat_postEphemeral(channel=channel, user=user, text=text)
+        from slack_sdk.errors import SlackApiError
+
+        from ..domain.errors import NotInChannel
+
+        try:
+            self._web.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error in self.NOT_THERE:
+                raise NotInChannel(error) from exc
+            raise
 
     def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str,
            payload: dict) -> tuple[str, str]:

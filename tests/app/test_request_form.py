@@ -169,3 +169,11 @@ def test_the_dev_tool_opens_and_submits_the_form(app_client, slack, catalog, cap
     out = capsys.readouterr().out
     assert "(the form closed)" in out and "is waiting for approval" in out
     assert requests_in_table(stack) and slack.find("access_requested")[0].event_payload["reason"] == "checking a=b"
+
+
+def test_the_confirmation_is_a_dm_when_the_bot_is_not_in_the_commands_channel(app_client, slack):
+    _, view = app_client.open_form("alice")
+    slack.fail_next("chat.postEphemeral", error="not_in_channel")
+    assert app_client.submit("alice", view, form("dev/admin", "1h")).body is None
+    (dm,) = slack.dms("U0ALICE001")
+    assert "is waiting for approval" in dm.text and slack.ephemerals() == []

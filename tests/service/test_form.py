@@ -158,3 +158,15 @@ def test_another_form_is_closed_and_changes_nothing(svc):
     sub = ViewSubmission("U0ALICE001", "aws_access_request", "V1", {"role": "dev/admin", "duration": "1h"})
     assert svc.submit_form(sub, delivery=sub.delivery).errors == {}
     assert svc.store.requests() == []
+
+
+def test_a_channel_slack_will_not_show_the_confirmation_in_gets_a_dm(svc):
+    from chalicelib.domain.errors import NotInChannel
+
+    svc.slack.fail_next("ephemeral", NotInChannel("not_in_channel"))  # the bot is not in CMD_CHANNEL
+    reply = submit(svc, "alice", "dev/admin", "1h")
+    svc.run_all(reply.jobs)
+    (dm,) = svc.slack.posts("D0ALICE001")
+    assert "is waiting for approval" in dm.text and dm.event_type == "click_answer"
+    assert [m for m in svc.slack.messages if m.kind == "ephemeral"] == []
+    assert len(svc.slack.posts(APPROVALS)) == 1

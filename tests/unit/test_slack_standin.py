@@ -519,3 +519,23 @@ def test_verify_request_url_wants_the_challenge_echoed() -> None:
     assert headers["X-Slack-Signature"] == signature(body, "secret", headers["X-Slack-Request-Timestamp"])
     assert SlackStandin.verify_request_url(lambda b, h: (200, {"challenge": "other"}), "secret") is False
     assert SlackStandin.verify_request_url(lambda b, h: (401, {"error": "x"}), "secret") is False
+
+
+def test_the_notifier_opens_views_and_says_why_not(standin: SlackStandin, client: WebClient) -> None:
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+    from chalicelib.domain.errors import NotInChannel, ViewNotOpened
+    from local.slack_client import trigger_id
+
+    slack = SlackNotifier(client)
+    trigger = trigger_id()
+    slack.open_view(trigger, MODAL)
+    assert standin.opened_view(trigger)["callback_id"] == "request_access"
+    with pytest.raises(ViewNotOpened) as err:
+        slack.open_view(trigger, MODAL)
+    assert err.value.error == "exchanged_trigger_id"
+    standin.fail_next("chat.postEphemeral", error="not_in_channel")
+    with pytest.raises(NotInChannel):
+        slack.ephemeral("C0ELSEWHERE", "U0ALICE001", "hello")
+    standin.fail_next("chat.postEphemeral", error="invalid_auth")
+    with pytest.raises(SlackApiError):  # not a refusal a DM gets round
+        slack.ephemeral("C0APPROVE1", "U0ALICE001", "hello")
