@@ -141,7 +141,7 @@ class SlackNotifier:
         # views.open needs no OAuth scope beyond the bot token (the trigger id comes from the
         # slash command, which the `commands` scope already allows); no waiting out a 429:
         # the trigger id is good for 3 seconds
-        from slack_sdk.errors import SlackApiError
+        from slack_sdk.errors import SlackApiError, SlackClientError
 
         from ..domain.errors import ViewNotOpened
 
@@ -149,3 +149,5 @@ class SlackNotifier:
             self._now.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
             raise ViewNotOpened(str(exc.response.get("error") or "error")) from exc
+        except (SlackClientError, OSError) as exc:  # no answer (connection, timeout): nothing to retry in time
+            raise ViewNotOpened("no_answer_from_slack") from exc

@@ -748,10 +748,11 @@ def request_form(person_key: str, roles: Sequence, channel_id: str = "") -> dict
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
             f"Showing the first {len(shown)} of the {len(roles)} roles you may request; for the others, type "
             "`/aws-access &lt;account&gt; &lt;role&gt; &lt;duration&gt; [reason]` (`/aws-access help` lists them).")}]})
-    return {"type": "modal", "callback_id": REQUEST_FORM, "title": _plain("Request AWS access", 24),
-            "submit": _plain("Request", 24), "close": _plain("Cancel", 24),
-            "private_metadata": json.dumps({"channel": channel_id}) if channel_id else "",
-            "blocks": blocks}
+    view = {"type": "modal", "callback_id": REQUEST_FORM, "title": _plain("Request AWS access", 24),
+            "submit": _plain("Request", 24), "close": _plain("Cancel", 24), "blocks": blocks}
+    if channel_id:
+        view["private_metadata"] = json.dumps({"channel": channel_id})
+    return view
 
 
 def plain_text(mrkdwn: str) -> str:

@@ -539,3 +539,14 @@ def test_the_notifier_opens_views_and_says_why_not(standin: SlackStandin, client
     standin.fail_next("chat.postEphemeral", error="invalid_auth")
     with pytest.raises(SlackApiError):  # not a refusal a DM gets round
         slack.ephemeral("C0APPROVE1", "U0ALICE001", "hello")
+
+
+def test_a_slack_that_does_not_answer_opens_no_view() -> None:
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+    from chalicelib.domain.errors import ViewNotOpened
+    from local.slack_client import trigger_id
+
+    nowhere = WebClient(token=TOKEN, base_url="http://127.0.0.1:9/api/", retry_handlers=[], timeout=2)
+    with pytest.raises(ViewNotOpened) as err:
+        SlackNotifier(nowhere).open_view(trigger_id(), MODAL)
+    assert err.value.error == "no_answer_from_slack"
