@@ -24,12 +24,12 @@ from .slack.parse import Click, SlashCommand, ViewSubmission
 from .usecases import breakglass as break_glass
 from .usecases import dispatch
 from .usecases import jobs as job_types
+from .usecases import outcomes as o
 from .usecases.approve import admit_click, decide_click
 from .usecases.commands import admit, run_command
 from .usecases.deliveries import once
 from .usecases.deps import Deps
 from .usecases.dispatch import OnError
-from .usecases import outcomes as o
 
 if TYPE_CHECKING:  # the alert path and the sweep are imported where they run: not on the ack path
     from .usecases.alert import AlertOutcome
