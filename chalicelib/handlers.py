@@ -174,8 +174,11 @@ def _command(cmd):
     from . import wiring
     from .usecases.deliveries import Repeated, in_flight
 
-    logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["help"])[0][:20]})
+    logger().info("slash command", extra={"slack_user": cmd.user_id, "verb": (cmd.text.split() or ["form"])[0][:20]})
     svc = wiring.service()
+    if not cmd.text.strip():  # a bare /aws-access opens the request form, now (its trigger id lasts 3 s)
+        reply = svc.open_form(cmd)
+        return _ephemeral(reply.text) if reply.text else _response(200, "")
     try:
         reply = svc.command(cmd, delivery=cmd.trigger_id)
     except Repeated as repeat:  # a redelivered command must not act twice
@@ -186,13 +189,40 @@ def _command(cmd):
     return _ephemeral(reply.text, reply.blocks)
 
 
+def _view_submission(sub):
+    """A modal's Submit. Slack needs the answer in the HTTP body: ``{"response_action":
+    "errors", "errors": {block_id: text}}`` keeps the form open with each error on its field;
+    an empty 200 closes it. A repeat of a submission that acted just closes the form."""
+    from . import wiring
+    from .usecases.deliveries import Repeated
+
+    logger().info("view submission", extra={"slack_user": sub.user_id, "callback": sub.callback_id[:40]})
+    svc = wiring.service()
+    try:
+        reply = svc.submit_form(sub, delivery=sub.delivery)
+    except Repeated:
+        logger().info("repeated view submission ignored")
+        return _response(200, "")
+    except Exception:  # noqa: BLE001 - an error on the form, not a broken modal
+        from .slack.views import ROLE_BLOCK, plain_text
+
+        return _response(200, {"response_action": "errors", "errors": {ROLE_BLOCK: plain_text(_unexpected("form"))}})
+    defer(reply.jobs)
+    if reply.errors:
+        return _response(200, {"response_action": "errors", "errors": reply.errors})
+    return _response(200, "")
+
+
 def _interaction(click):
     from . import wiring
+    from .slack.parse import ViewSubmission
     from .usecases.deliveries import Repeated, in_flight
     from .usecases.jobs import Ephemeral
 
-    if click is None:  # an interaction Drawbridge does not handle (e.g. a modal)
+    if click is None:  # an interaction Drawbridge does not handle (e.g. a modal closed)
         return _response(200, "")
+    if isinstance(click, ViewSubmission):
+        return _view_submission(click)
     # a Confirm's value is what the person typed, a flag's is their text: not for the logs
     typed = click.action_id in ("confirm_break_glass", "flag_break_glass")
     logger().info("button click", extra={"slack_user": click.user_id, "action": click.action_id[:40],

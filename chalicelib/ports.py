@@ -6,7 +6,7 @@ Five ports, each with a real adapter in ``chalicelib/adapters/`` and an in-memor
 * :class:`Store` - the table: requests and their audit events, the card's location,
   one-time claims (messages, alerts, deliveries) and recorded uses;
 * :class:`Grants` - the grant as IAM holds it, for one kind of :class:`Principal`;
-* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs, the App Home;
+* :class:`Notifier` - Slack's Web API: posts, updates, ephemerals, DMs, the App Home, modals;
 * :class:`UserGroups` - who is in a Slack user group named as an approver (``@sre-leads``);
 * :class:`SessionCuts` - the session cut-off policy on each JIT role, in its member
   account (written through that account's revoker role).
@@ -238,7 +238,9 @@ class Notifier(Protocol):
     def delete(self, channel: str, ts: str) -> None:
         """Remove one of our own messages; already gone is done."""
 
-    def ephemeral(self, channel: str, user: str, text: str) -> None: ...
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """A message only ``user`` sees in ``channel``; ``NotInChannel`` when Slack will not
+        show it there (the bot or the person is not a member, the channel is archived)."""
 
     def find(self, channel: str, event_type: str | None, match: dict) -> tuple[str, str] | None:
         """A recent top-level message we posted to ``channel`` (a user id means their DM)
@@ -249,6 +251,10 @@ class Notifier(Protocol):
     def publish_home(self, user_id: str, view: dict) -> None:
         """Make ``view`` (``{"type": "home", "blocks": [...]}``) the person's App Home
         (``views.publish``): it replaces the whole view, so publishing again is harmless."""
+    def open_view(self, trigger_id: str, view: dict) -> None:
+        """Open ``view`` (``{"type": "modal", ...}``) for whoever made ``trigger_id``
+        (``views.open``): within 3 seconds of it, once. ``ViewNotOpened`` (with Slack's error,
+        e.g. ``expired_trigger_id``) when Slack refuses; nothing opened then."""
 
 
 class UserGroups(Protocol):

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from .slack import replies
-from .slack.parse import Click, SlashCommand
+from .slack.parse import Click, SlashCommand, ViewSubmission
 from .usecases import breakglass as break_glass
 from .usecases import dispatch
 from .usecases import jobs as job_types
+from .usecases import outcomes as o
 from .usecases.approve import admit_click, decide_click
 from .usecases.commands import admit, run_command
 from .usecases.deliveries import once
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # the alert path and the sweep are imported where they run: n
     from .usecases.alert import AlertOutcome
     from .usecases.sweep import SweepReport
 
-__all__ = ["Drawbridge", "Reply", "granted_payload"]
+__all__ = ["Drawbridge", "FormReply", "Reply", "granted_payload"]
 
 
 def granted_payload(*args, **kwargs):  # re-exported for tools and tests
@@ -52,6 +53,15 @@ class Reply:
     blocks: list[dict] | None = None  # an answer with buttons (the break-glass confirmation)
 
 
+@dataclass
+class FormReply:
+    """The answer to a modal's Submit: ``errors`` (block id -> plain text) keep the form open
+    with each error on its field; none closes it. ``jobs`` follow either way."""
+
+    errors: dict[str, str]
+    jobs: list[job_types.Job] = field(default_factory=list)
+
+
 class Drawbridge(Deps):
     """The use cases, wired to one set of ports (see ``chalicelib/wiring.py``)."""
 
@@ -67,6 +77,46 @@ class Drawbridge(Deps):
 
         return once(self, delivery and f"cmd#{delivery}", act, replay=self._repeat_reply,
                     sends=lambda reply: bool(reply.jobs))
+
+    def open_form(self, cmd: SlashCommand) -> Reply:
+        """A bare ``/aws-access``: open the request form (``views.open``, on the ack path:
+        the trigger id lasts 3 seconds). The reply is empty once it is open; a stranger gets
+        the one-liner's refusal and nothing opens; a form Slack did not open is explained."""
+        from .usecases import form
+
+        if (refused := admit(self, cmd.team_id, cmd.api_app_id, cmd.user_id)) is not None:
+            return Reply(replies.command_reply(refused))
+        outcome = form.open_form(self, cmd)
+        if isinstance(outcome, form.FormOpened):
+            return Reply("")
+        if isinstance(outcome, form.FormNotOpened):
+            return Reply(replies.form_not_opened(outcome.error))
+        return Reply(replies.command_reply(outcome))
+
+    def submit_form(self, sub: ViewSubmission, delivery: str | None = None) -> FormReply:
+        """The request form's Submit: a refusal in the one-liner's words on the field it is
+        about (plain text), or the request made exactly as the one-liner makes it (card,
+        jobs) and its confirmation sent to the person. ``delivery`` makes a double submit
+        or a redelivery act once (``Repeated``)."""
+        from .slack import views
+        from .usecases import form
+
+        if sub.callback_id != views.REQUEST_FORM:  # no other form yet: close it, change nothing
+            return FormReply({})
+        if (refused := admit(self, sub.team_id, sub.api_app_id, sub.user_id)) is not None:
+            return FormReply({views.ROLE_BLOCK: views.plain_text(replies.command_reply(refused))})
+        person = self.catalog.person_by_slack(sub.user_id)
+
+        def act(deps: Deps) -> FormReply:
+            answer = form.submit_form(deps, person, sub)
+            outcome = answer.outcome
+            if isinstance(outcome, (o.Refused, o.Unreadable)):
+                about = getattr(outcome, "about", "") or views.ROLE_BLOCK
+                return FormReply({about: views.plain_text(replies.command_reply(outcome))})
+            confirm = job_types.Ephemeral(form.answer_channel(sub), sub.user_id, replies.command_reply(outcome))
+            return FormReply({}, [confirm, *answer.jobs])
+
+        return once(self, delivery and f"form#{delivery}", act, sends=lambda reply: bool(reply.jobs))
 
     def _repeat_reply(self, request_id: str | None) -> str | None:
         """A repeat's answer: the first answer again while the request is as that delivery

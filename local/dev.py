@@ -5,6 +5,8 @@
     python -m local.dev send --as-slack-id U0STRANGER "/aws-access help"  # someone not in the catalog
     python -m local.dev click --as bob approve <request-id>  # approve | deny | any action_id
     python -m local.dev home --as bob                        # open the App Home; prints the published view
+    python -m local.dev form --as alice                      # a bare /aws-access: prints the form it opens
+    python -m local.dev submit --as alice role=prod/admin duration=2h reason="fixing incident 4521"
     python -m local.dev assume --as alice [role-arn]         # the person's own sts:AssumeRole
     python -m local.dev cloudtrail <fixture-name-or-path> [--now] [--as alice]
     python -m local.dev sweep [--at 2026-11-21T12:00:00Z]
@@ -22,7 +24,10 @@ user who is not in the catalog. A name that is neither is refused with one line 
 lists the known people (exit code 2). ``send`` sends the text as Slack does (``&``, ``<``
 and ``>`` escaped) and prints the private reply as Slack would show it; ``click`` prints
 the private (ephemeral) answer the clicker got, or, when there is none (the click
-counted), the card as it now stands.
+counted), the card as it now stands. ``form`` prints the request form the app opened (its
+fields and every option); ``submit`` fills in the last form opened (``--view`` names
+another) with ``block=value`` pairs and prints the errors shown on its fields, or, when it
+closed, the private answer the person got.
 """
 
 from __future__ import annotations
@@ -142,6 +147,8 @@ def _banner(stack: LocalStack, state_path: Path) -> None:
         f"People: {people}. In another terminal, from {ROOT} with the virtualenv active:",
         f"  {me} send --as alice \"/aws-access prod admin 2h fixing incident 4521\"",
         f"  {me} click --as bob approve <request-id>        (then carol; prints what bob is told privately)",
+        f"  {me} form --as alice                            (a bare /aws-access: the request form it opens)",
+        f"  {me} submit --as alice role=dev/admin duration=1h reason=\"deploying\"",
         f"  {me} send --as-slack-id U0STRANGER \"/aws-access help\"   (a Slack user not in the catalog)",
         f"  {me} assume --as alice {DEFAULT_ROLE}",
         f"  {me} cloudtrail assume_role_bastion_copy --now --as alice",
@@ -203,7 +210,7 @@ def resolve_actor(args, catalog, catalog_path: Path = CATALOG) -> str | None:
     person = getattr(args, "as_", None)
     if person is None or person in catalog.people:
         return person
-    stranger_ok = args.cmd in ("send", "click")
+    stranger_ok = args.cmd in ("send", "click", "form", "submit")
     if stranger_ok and SLACK_USER_ID.fullmatch(person):
         return person
     known = ", ".join(catalog.people)
@@ -307,6 +314,84 @@ def cmd_home(handle: StackHandle, actor: str) -> int:
     return 0
 
 
+def render_view(view: dict, names: dict[str, str]) -> str:
+    """A modal as a person sees it: its title, blocks, and each input with its options."""
+    from local.slack_standin import display_mrkdwn
+
+    lines = [f"┌─ {(view.get('title') or {}).get('text', '')}  (view {view.get('id')}, "
+             f"callback_id {view.get('callback_id')})"]
+    for block in view.get("blocks") or []:
+        if block.get("type") != "input":
+            for t in [(block.get("text") or {}).get("text")] + [e.get("text") for e in block.get("elements") or []]:
+                if t:
+                    lines.append(f"│ {display_mrkdwn(t, names)}")
+            continue
+        element = block.get("element") or {}
+        optional = " (optional)" if block.get("optional") else ""
+        lines.append(f"│ {(block.get('label') or {}).get('text', '')}{optional}   [block {block.get('block_id')}]")
+        for o in element.get("options") or []:
+            about = f" — {o['description']['text']}" if o.get("description") else ""
+            lines.append(f"│     {o['value']}{about}")
+        if element.get("type") == "plain_text_input":
+            lines.append(f"│     (text, at most {element.get('max_length', 3000)} characters)")
+        if block.get("hint"):
+            lines.append(f"│     {block['hint']['text']}")
+    lines.append(f"└─ [{(view.get('submit') or {}).get('text', 'Submit')}]  [{(view.get('close') or {}).get('text', 'Close')}]")
+    return "\n".join(lines)
+
+
+def cmd_form(handle: StackHandle, actor: str) -> int:
+    reply, view = handle.signed_form(actor)
+    if view is None:  # refused, or Slack did not open it: the private answer says why
+        _print_reply(reply, _names(handle), actor)
+        return 1
+    _say(f"HTTP {reply.status} (no answer: the form opened)")
+    _say(render_view(view, _names(handle)))
+    blocks = [b["block_id"] for b in view.get("blocks") or [] if b.get("type") == "input"]
+    _say(f"submit it: python -m local.dev submit --as {actor} --view {view['id']} "
+         + " ".join(f"{b}=..." for b in blocks))
+    return 0
+
+
+def parse_values(pairs: list[str]) -> dict[str, str]:
+    """``block=value`` pairs (a value may hold ``=`` and spaces, when quoted for the shell)."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        block, sep, value = pair.partition("=")
+        if not sep or not block:
+            raise CliError(f"{pair!r} is not block=value (e.g. role=prod/admin duration=2h reason=\"why\")")
+        values[block] = value
+    return values
+
+
+def cmd_submit(handle: StackHandle, actor: str, view_id: str | None, values: dict[str, str]) -> int:
+    views = handle.opened_views()
+    view = next((v for v in reversed(views) if view_id in (None, v.get("id"))), None)
+    if view is None:
+        _say(f"no form {view_id or ''} opened yet: open one with python -m local.dev form --as {actor}")
+        return 1
+    user = handle.slack_id(actor)
+
+    def private() -> list[dict]:
+        return [m for m in handle.messages(include_ephemeral=True)
+                if (m.get("ephemeral") and m.get("user") == user) or m.get("channel") == "D" + user[1:]]
+
+    seen = {(m.get("channel"), m.get("ts")) for m in private()}
+    reply = handle.signed_submit(actor, view, values)
+    body = reply.body if isinstance(reply.body, dict) else {}
+    if body.get("response_action") == "errors":
+        _say(f"HTTP {reply.status}: the form stays open, with:")
+        for block, text in body.get("errors", {}).items():
+            _say(f"  {block}: {text}")
+        return 1
+    _say(f"HTTP {reply.status}" + (f" {reply.text}" if reply.text else " (the form closed)"))
+    names = _names(handle)
+    for m in private():
+        if (m.get("channel"), m.get("ts")) not in seen:
+            _say(render(m, names))
+    return 0
+
+
 def cmd_messages(handle: StackHandle, args) -> int:
     found = handle.messages(channel=args.channel, include_ephemeral=args.all)
     if args.json:
@@ -372,6 +457,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("request_id")
     p = sub.add_parser("home", help="open the person's App Home (app_home_opened) and show what was published")
     p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
+    p = sub.add_parser("form", help="a bare /aws-access: prints the request form the app opens")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--as", dest="as_", metavar="PERSON", help=as_help)
+    who.add_argument("--as-slack-id", metavar="USER_ID", help=slack_help)
+    p = sub.add_parser("submit", help="submit the last request form opened (or --view) with block=value pairs")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--as", dest="as_", metavar="PERSON", help=as_help)
+    who.add_argument("--as-slack-id", metavar="USER_ID", help=slack_help)
+    p.add_argument("--view", help="the view id `form` printed (default: the last form opened)")
+    p.add_argument("values", nargs="*", metavar="BLOCK=VALUE",
+                   help='e.g. role=prod/admin duration=2h reason="fixing incident 4521"')
     p = sub.add_parser("assume", help="the person's own sts:AssumeRole against moto")
     p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
     p.add_argument("role_arn", nargs="?", default=DEFAULT_ROLE)
@@ -399,6 +495,13 @@ def main(argv: list[str] | None = None) -> int:
         except CliError as exc:
             print(f"{parser.prog}: error: {exc}", file=sys.stderr, flush=True)
             return 2
+    values: dict[str, str] = {}
+    if args.cmd == "submit":
+        try:  # before connecting too
+            values = parse_values(args.values)
+        except CliError as exc:
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr, flush=True)
+            return 2
     handle = _handle(args.state)
     if args.cmd == "send":
         return cmd_send(handle, actor, args.text)
@@ -406,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_click(handle, actor, args.action, args.request_id)
     elif args.cmd == "home":
         return cmd_home(handle, actor)
+    elif args.cmd == "form":
+        return cmd_form(handle, actor)
+    elif args.cmd == "submit":
+        return cmd_submit(handle, actor, args.view, values)
     elif args.cmd == "assume":
         _say(handle.assume_role(args.as_, args.role_arn))
     elif args.cmd == "cloudtrail":

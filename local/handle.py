@@ -161,6 +161,29 @@ class StackHandle:
             raise StackError(f"Slack stand-in inspection answered HTTP {status}")
         return json.loads(raw).get("view")
 
+    def signed_form(self, person: str, *, channel: str | None = None) -> tuple[Reply, Optional[dict]]:
+        """``person`` types a bare ``/aws-access``: the app's answer, and the request form the
+        app opened with the command's trigger id (None when none opened)."""
+        trigger = slack_client.trigger_id()
+        body = slack_client.slash_body(self.slack_id(person), "", user_name=person, trigger=trigger,
+                                       channel_id=channel or self.catalog.approvals_channel,
+                                       response_url_base=self._response_url_base())
+        reply = self.post_signed("/slack/commands", body)
+        return reply, next((v for v in reversed(self.opened_views()) if v.get("trigger_id") == trigger), None)
+
+    def opened_views(self) -> list[dict]:
+        """Every view the app opened in the stand-in (``views.open``), oldest first."""
+        status, raw = http("GET", f"{self.slack_base}/_standin/messages", timeout=10)
+        if status != 200:
+            raise StackError(f"Slack stand-in inspection answered HTTP {status}")
+        return json.loads(raw).get("views") or []
+
+    def signed_submit(self, person: str, view: dict, values: dict[str, str | None]) -> Reply:
+        """``person`` submits ``view`` (as the stand-in opened it) holding ``values`` (block id
+        -> a select's option value or a text input's text)."""
+        return self.post_signed("/slack/interactions",
+                                slack_client.view_submission_body(self.slack_id(person), view, values, user_name=person))
+
     def card(self, request_id: str) -> Optional[dict]:
         """The approval card (top-level message in the approvals channel) of a request."""
         for m in self.messages(channel=self.catalog.approvals_channel):

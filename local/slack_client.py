@@ -17,6 +17,9 @@ The one place tests, benchmarks and the local stack build Slack requests::
   ``/slack/events``: Slack's request URL check, and a person opening the App Home.
   :func:`home_click_body`: a button clicked in the App Home (``container.type`` "view",
   no channel).
+* :func:`view_submission_payload` / :func:`view_submission_body`: a modal's Submit
+  (``view_submission``) with values entered in the view ``views.open`` opened: its state
+  built from the view's input blocks as Slack builds it.
 * :func:`trigger_id`: a fresh trigger id (Slack gives each invocation its own; a
   redelivery repeats it, so pass ``trigger=`` to replay one).
 
@@ -179,3 +182,55 @@ def home_click_body(user_id: str, action_id: str, value: str, *, block_id: str =
     payload["container"] = {"type": "view", "view_id": view_id}
     payload["view"] = {"id": view_id, "type": "home", "blocks": [], "state": {"values": {}}}
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+# ---- modals ----------------------------------------------------------------------------------
+def _chosen(element: dict, value: str | None) -> dict | None:
+    """The option of a select whose value is ``value`` (None: nothing chosen)."""
+    if value is None:
+        return None
+    options = list(element.get("options") or []) + [o for g in element.get("option_groups") or []
+                                                      for o in g.get("options") or []]
+    found = next((o for o in options if o.get("value") == value), None)
+    # an option the view does not offer: what a forged submission could carry
+    return found or {"text": {"type": "plain_text", "text": value}, "value": value}
+
+
+def view_state(view: dict, values: dict[str, str | None]) -> dict:
+    """``view.state`` as Slack sends it with a submission: for every input block, its one
+    element's state (a select's ``selected_option``, a text input's ``value``), from
+    ``values`` (block id -> the value entered; missing or None: left empty)."""
+    state: dict = {}
+    for block in view.get("blocks") or []:
+        if block.get("type") != "input":
+            continue
+        element = block.get("element") or {}
+        kind, value = element.get("type"), values.get(block["block_id"])
+        if kind in ("static_select", "external_select"):
+            entry = {"type": kind, "selected_option": _chosen(element, value)}
+        else:
+            entry = {"type": kind, "value": value}
+        state[block["block_id"]] = {element.get("action_id") or block["block_id"]: entry}
+    return {"values": state}
+
+
+def view_submission_payload(user_id: str, view: dict, values: dict[str, str | None], *,
+                            user_name: str | None = None, team_id: str = TEAM_ID,
+                            api_app_id: str = API_APP_ID) -> dict:
+    """The ``view_submission`` payload Slack posts when ``user_id`` submits ``view`` (as
+    ``views.open`` returned it, with its ``id``) holding ``values``."""
+    name = user_name or user_id.lower()
+    submitted = {k: v for k, v in view.items() if k != "trigger_id"}
+    submitted["state"] = view_state(view, values)
+    return {
+        "type": "view_submission", "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
+        "api_app_id": api_app_id, "token": VERIFICATION_TOKEN, "trigger_id": trigger_id(),
+        "view": submitted, "response_urls": [], "is_enterprise_install": False, "enterprise": None,
+    }
+
+
+def view_submission_body(user_id: str, view: dict, values: dict[str, str | None], **fields) -> str:
+    """:func:`view_submission_payload` as Slack posts it (``payload=<JSON>``, form-encoded)
+    to ``/slack/interactions``."""
+    return urllib.parse.urlencode({"payload": json.dumps(view_submission_payload(user_id, view, values, **fields))})

@@ -58,8 +58,13 @@ User groups: ``add_usergroup(handle, members)`` makes a group (id ``S…``),
 ``include_disabled``) and ``usergroups.users.list`` (``usergroup`` id required,
 ``no_such_subteam`` for an unknown one) answer from them.
 
+Modals: ``views.open`` (a Slack-shaped ``trigger_id``, good once and for 3 seconds, and a
+``modal`` view checked as Slack checks it; see ``_views_open``) records each view opened:
+``opened_views()`` / ``opened_view(trigger_id)`` read them.
+
 Inspection over HTTP (for tests in another process): ``GET /_standin/messages`` (each
-message with ``all_text``, ``displayed_text`` and ``mentions``), ``POST /_standin/reset``.
+message with ``all_text``, ``displayed_text`` and ``mentions``; ``views``: the modals opened),
+``GET /_standin/home?user=U…`` (the App Home last published for a user), ``POST /_standin/reset``.
 Run: ``python -m local.slack_standin --port 0 [--ready-file PATH] [--usergroup sre-leads=U0BOB00001,...]``.
 """
 from __future__ import annotations
@@ -278,6 +283,8 @@ class SlackStandin(ServedInBackground):
         self.home_tab = home_tab
         self._homes: dict[str, dict] = {}  # user id -> the view views.publish made their App Home
         self._usergroups: dict[str, dict] = {}  # handle -> {"id", "handle", "name", "users", "disabled"}
+        self._views: list[dict] = []  # the modals views.open opened, oldest first
+        self._triggers: set[str] = set()  # trigger ids views.open has used
         self.rate_limits = rate_limits
         self.post_rate, self.post_burst = float(post_rate), int(post_burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
@@ -386,6 +393,8 @@ class SlackStandin(ServedInBackground):
             self._buckets.clear()
             self._writes.clear()
             self._homes.clear()
+            self._views.clear()
+            self._triggers.clear()
 
     def rate_limited(self) -> list[Call]:
         """The calls refused with 429 (injected or by the rate limits)."""
@@ -619,6 +628,94 @@ class SlackStandin(ServedInBackground):
                                     "└─"]))
         return {"view": copy.deepcopy(published)}
 
+    #: how long a trigger id may be used (Slack: 3 seconds), plus the second a trigger id's
+    #: whole-second timestamp may have lost
+    TRIGGER_SECONDS = 3
+    _TRIGGER = re.compile(r"([0-9]{9,12})\.[0-9]+\.[0-9a-f]{8,}")
+
+    def _views_open(self, params: dict) -> dict:
+        """views.open: a ``trigger_id`` (``<seconds>.<digits>.<hex>``, as Slack shapes them)
+        and a ``modal`` view (a JSON string in a form body). Like Slack: a trigger id opens
+        one view (``exchanged_trigger_id`` when used again) within 3 seconds of when it was
+        made (``expired_trigger_id``); one not shaped like Slack's is ``invalid_trigger_id``.
+        The view is checked as Slack checks it (``invalid_arguments`` with
+        ``response_metadata.messages``): title and submit/close texts of at most 24
+        characters, at most 100 blocks, a submit button when it has inputs, a
+        ``callback_id`` / ``private_metadata`` of at most 255 / 3000 characters, unique block ids,
+        at most 100 options a select. ``opened_views()`` lists what opened."""
+        def invalid(why: str) -> SlackError:
+            err = SlackError("invalid_arguments")
+            err.messages = [f"[ERROR] {why}"]  # type: ignore[attr-defined]
+            return err
+
+        view = params.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                raise invalid("must provide an object [json-pointer:/view]")
+        if not isinstance(view, dict):
+            raise invalid("must provide an object [json-pointer:/view]")
+        if view.get("type") != "modal":
+            raise invalid("view type must be `modal` [json-pointer:/view/type]")
+        for key in ("title", "submit", "close"):
+            text = view.get(key)
+            if text is None and key != "title":
+                continue
+            if not isinstance(text, dict) or text.get("type") != "plain_text" or not text.get("text"):
+                raise invalid(f"must provide a plain_text object [json-pointer:/view/{key}]")
+            if len(text["text"]) > 24:
+                raise invalid(f"must be less than 25 characters [json-pointer:/view/{key}/text]")
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) and b.get("type") for b in blocks):
+            raise invalid("must provide an array of blocks [json-pointer:/view/blocks]")
+        if len(blocks) > self.MAX_VIEW_BLOCKS:
+            raise invalid(f"no more than {self.MAX_VIEW_BLOCKS} items allowed [json-pointer:/view/blocks]")
+        if any(b["type"] == "input" for b in blocks) and view.get("submit") is None:
+            raise invalid("must provide a submit button with input blocks [json-pointer:/view/submit]")
+        if len(str(view.get("callback_id") or "")) > 255:
+            raise invalid("must be less than 256 characters [json-pointer:/view/callback_id]")
+        if len(str(view.get("private_metadata") or "")) > 3000:
+            raise invalid("must be less than 3001 characters [json-pointer:/view/private_metadata]")
+        ids = [b["block_id"] for b in blocks if b.get("block_id")]
+        if len(ids) != len(set(ids)):
+            raise invalid("block_id must be unique [json-pointer:/view/blocks]")
+        for i, b in enumerate(blocks):
+            element = b.get("element") or b.get("accessory") or {}
+            if len(element.get("options") or []) > 100:
+                raise invalid(f"no more than 100 items allowed [json-pointer:/view/blocks/{i}/element/options]")
+        trigger = str(params.get("trigger_id") or "")
+        shaped = self._TRIGGER.fullmatch(trigger)
+        if not shaped:
+            raise SlackError("invalid_trigger_id")
+        if trigger in self._triggers:
+            raise SlackError("exchanged_trigger_id")
+        if time.time() - int(shaped.group(1)) > self.TRIGGER_SECONDS + 1:
+            raise SlackError("expired_trigger_id")
+        self._triggers.add(trigger)
+        opened = {**copy.deepcopy(view), "id": f"V{len(self._views) + 1:08d}", "team_id": TEAM_ID,
+                  "app_id": "A0DRAWBRDG", "bot_id": BOT_ID, "state": {"values": {}},
+                  "hash": f"{int(time.time())}.{len(self._views) + 1:08d}", "trigger_id": trigger}
+        self._views.append(opened)
+        if self.printer is not None:
+            lines = render_blocks(blocks, self.channel_names)
+            title = (view.get("title") or {}).get("text", "")
+            self.printer("\n".join([f"┌─ Modal \"{title}\" ({opened['id']}, views.open)",
+                                    *(f"│ {line}" for chunk in lines for line in str(chunk).splitlines() or [""]),
+                                    "└─"]))
+        return {"view": {k: v for k, v in copy.deepcopy(opened).items() if k != "trigger_id"}}
+
+    def opened_views(self) -> list[dict]:
+        """Every view views.open opened, oldest first (each with the ``trigger_id`` that opened it)."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def opened_view(self, trigger_id: Optional[str] = None) -> Optional[dict]:
+        """The view the trigger id opened (default: the last view opened), or None."""
+        with self._lock:
+            found = [v for v in self._views if trigger_id is None or v["trigger_id"] == trigger_id]
+            return copy.deepcopy(found[-1]) if found else None
+
     def _auth_test(self, params: dict) -> dict:
         return {"url": "https://standin.slack.com/", "team": "Standin", "user": "drawbridge",
                 "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
@@ -658,6 +755,7 @@ class SlackStandin(ServedInBackground):
         "conversations.open": _conversations_open,
         "chat.getPermalink": _get_permalink,
         "views.publish": _views_publish,
+        "views.open": _views_open,
     }
 
     # ---- readable printing -----------------------------------------------------------
@@ -721,7 +819,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_standin/messages":
             with self.standin._lock:
                 body = {"ok": True, "messages": [m.to_dict() for m in self.standin._messages],
-                        "calls": [c._asdict() for c in self.standin._calls]}
+                        "calls": [c._asdict() for c in self.standin._calls],
+                        "views": self.standin._views}
             return self._reply(200, body)
         if path == "/_standin/home":  # the App Home a user would see (``make dev``'s ``home``)
             user = dict(parse_qsl(urlsplit(self.path).query)).get("user", "")

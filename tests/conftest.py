@@ -101,9 +101,10 @@ class Reply:
 class AppDriver:
     """Drives the app as Slack would: signed posts to the three routes."""
 
-    def __init__(self, client, catalog):
+    def __init__(self, client, catalog, slack=None):
         self.client = client
         self.catalog = catalog
+        self.slack = slack  # the stand-in, to read the views the app opened
 
     def _post(self, path: str, body: str, headers: dict | None = None) -> Reply:
         resp = self.client.http.post(path, headers=headers if headers is not None else sign(body),
@@ -143,6 +144,18 @@ class AppDriver:
         return self._post("/slack/interactions",
                           slack_client.home_click_body(self.slack_id(person), action, request_id, block_id=block_id))
 
+    def open_form(self, person: str, trigger: str | None = None) -> tuple[Reply, dict | None]:
+        """``person`` types a bare ``/aws-access``: the command's answer, and the view the app
+        opened with its trigger id in the stand-in (None if none opened)."""
+        trigger = trigger or slack_client.trigger_id()
+        reply = self._post("/slack/commands", slash_body(self.slack_id(person), "", trigger=trigger))
+        return reply, self.slack.opened_view(trigger)
+
+    def submit(self, person: str, view: dict, values: dict[str, str | None]) -> Reply:
+        """``person`` submits ``view`` (as the stand-in opened it) holding ``values`` (block
+        id -> value: a select's option value, a text input's text)."""
+        return self._post("/slack/interactions", slack_client.view_submission_body(self.slack_id(person), view, values))
+
     def sweep(self):
         return self.client.lambda_.invoke("sweep", self.client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
@@ -160,7 +173,7 @@ def app_client(stack, slack, catalog):
 
     wiring.reset()
     with Client(app, stage_name="local") as client:  # no deployed-stage env (SSM params, table names)
-        yield AppDriver(client, catalog)
+        yield AppDriver(client, catalog, slack)
     wiring.reset()
 
 

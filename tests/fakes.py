@@ -898,6 +898,7 @@ class FakeNotifier(_Faults):
         self.refused: list[tuple[str, str, datetime | None]] = []  # ... refused with RateLimited
         self.homes: dict[str, dict] = {}  # Slack user id -> the App Home view last published
         self.home_publishes: list[str] = []  # the user id of every views.publish, in order
+        self.opened: list[tuple[str, dict]] = []  # (trigger id, view) of every views.open that opened
 
     def _now(self) -> datetime | None:
         return self.clock() if self.clock is not None else None
@@ -989,6 +990,20 @@ class FakeNotifier(_Faults):
             raise ValueError(f"invalid_arguments: views.publish for {user_id!r}")
         self.homes[user_id] = _as_json(view)
         self.home_publishes.append(user_id)
+
+    def open_view(self, trigger_id: str, view: dict) -> None:
+        """views.open: a trigger id opens one view, once (``ViewNotOpened`` as Slack says)."""
+        from chalicelib.domain.errors import ViewNotOpened
+
+        self._hook("open_view")
+        if not isinstance(view, dict) or view.get("type") != "modal" or len(view.get("blocks") or []) > 100 \
+                or len((view.get("title") or {}).get("text") or "") > 24:
+            raise ViewNotOpened("invalid_arguments")
+        if not trigger_id:
+            raise ViewNotOpened("invalid_trigger_id")
+        if any(t == trigger_id for t, _ in self.opened):
+            raise ViewNotOpened("exchanged_trigger_id")
+        self.opened.append((trigger_id, _as_json(view)))
 
     def _post(self, channel: str, text: str, blocks, event_type: str, payload: dict,
               thread_ts: str | None) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Slack Web API adapter: posts, in-place updates, ephemerals, DMs and the App Home.
+"""Slack Web API adapter: posts, in-place updates, ephemerals, DMs, the App Home and modals.
 
 The WebClient is handed in (built in chalicelib/wiring.py with slack-sdk's
 retry handlers for 429 / 5xx / connection errors). Every post and update
@@ -115,8 +115,21 @@ class SlackNotifier:
                 return None
         return None
 
+    #: Slack's refusals of chat.postEphemeral that a DM gets round (NotInChannel)
+    NOT_THERE = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"})
+
     def ephemeral(self, channel: str, user: str, text: str) -> None:
-        self._web.chat_postEphemeral(channel=channel, user=user, text=text)
+        from slack_sdk.errors import SlackApiError
+
+        from ..domain.errors import NotInChannel
+
+        try:
+            self._web.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error in self.NOT_THERE:
+                raise NotInChannel(error) from exc
+            raise
 
     def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str,
            payload: dict) -> tuple[str, str]:
@@ -126,6 +139,21 @@ class SlackNotifier:
     def publish_home(self, user_id: str, view: dict) -> None:
         # views.publish needs no OAuth scope beyond the bot token (Slack's method docs)
         self._web.views_publish(user_id=user_id, view=view)
+
+    def open_view(self, trigger_id: str, view: dict) -> None:
+        # views.open needs no OAuth scope beyond the bot token (the trigger id comes from the
+        # slash command, which the `commands` scope already allows); no waiting out a 429:
+        # the trigger id is good for 3 seconds
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        from ..domain.errors import ViewNotOpened
+
+        try:
+            self._now.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            raise ViewNotOpened(str(exc.response.get("error") or "error")) from exc
+        except (SlackClientError, OSError) as exc:  # no answer (connection, timeout): nothing to retry in time
+            raise ViewNotOpened("no_answer_from_slack") from exc
 
 
 class SlackUserGroups:

@@ -182,10 +182,13 @@ class RequestDecision:
     allowed: bool
     reason: str  # why it is refused; empty when allowed
     seconds: int = 0  # the duration asked for, when it parsed
+    #: what the refusal is about: "role", "duration" or "reason" (the request form shows it
+    #: on that field); a limit on what the person holds is about the role
+    about: str = ""
 
 
-def _refuse_request(reason: str) -> RequestDecision:
-    return RequestDecision(False, reason)
+def _refuse_request(reason: str, about: str = "role") -> RequestDecision:
+    return RequestDecision(False, reason, about=about)
 
 
 def _duration(duration: str, cap: int) -> tuple[int, str | None]:
@@ -228,13 +231,14 @@ def decide_request(person: str, role: RequestableRole, *, duration: str, reason:
         return _refuse_request(blocked)  # nobody could ever approve it
     seconds, problem = _duration(duration, role.max_duration_seconds)
     if problem is not None:
-        return _refuse_request(problem)
+        return _refuse_request(problem, "duration")
     if seconds > role.max_duration_seconds:
-        return _refuse_request(f"{role.label} allows at most {format_duration(role.max_duration_seconds)}")
+        return _refuse_request(f"{role.label} allows at most {format_duration(role.max_duration_seconds)}", "duration")
     if role.reason_required and not reason.strip():
         kind = "production requests" if role.production else f"{role.label} requests"
         account, role_word = typed or tuple(role.label.split("/", 1))
-        return _refuse_request(f"{kind} need a reason: `/aws-access {account} {role_word} {duration} &lt;reason&gt;`")
+        return _refuse_request(f"{kind} need a reason: `/aws-access {account} {role_word} {duration} &lt;reason&gt;`",
+                               "reason")
     if (held := _held_too_many(role, open_requests, max_open)) is not None:
         return _refuse_request(held)
     return RequestDecision(True, "", seconds)

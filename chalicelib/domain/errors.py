@@ -49,3 +49,22 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: float = 1.0, message: str = "rate limited by Slack"):
         super().__init__(message)
         self.retry_after = max(0.0, float(retry_after))
+
+
+class NotInChannel(DomainError):
+    """Slack will not show a private (ephemeral) message in that channel: the bot is not a
+    member of it, the person is not, or it is archived (``error``: Slack's word). Nothing
+    was posted; the answer can go as a DM instead."""
+
+    def __init__(self, error: str):
+        super().__init__(f"no ephemeral message there: {error}")
+        self.error = error
+
+
+class ViewNotOpened(DomainError):
+    """Slack did not open a modal (``views.open``): ``error`` is Slack's word for why, e.g.
+    ``expired_trigger_id`` (the trigger id is good for 3 seconds, once). Nothing opened."""
+
+    def __init__(self, error: str):
+        super().__init__(f"views.open failed: {error}")
+        self.error = error

@@ -26,6 +26,7 @@ from .escape import escape_mrkdwn
 MAX_REASON = 300  # characters of the reason as typed (decoded), not as Slack sent it
 USAGE = (
     "Usage:\n"
+    "• `/aws-access` a form to request access (pick the account, role and duration)\n"
     "• `/aws-access &lt;account&gt; &lt;role&gt; &lt;duration&gt; [reason ...]` request access, e.g. "
     "`/aws-access prod admin 2h fixing incident 4521`\n"
     "• `/aws-access help` what you may request\n"
@@ -123,6 +124,71 @@ class Click:
     @property
     def from_home(self) -> bool:
         return self.container == "view"
+
+
+@dataclass(frozen=True)
+class ViewSubmission:
+    """A modal's Submit button (``view_submission``): who sent which view, with what in it.
+
+    ``values`` flattens the view's state to block id -> what was entered: a select's chosen
+    option value, a text input's text, "" when left empty. View state is *not* escaped by
+    Slack (unlike a slash command's ``text``), so a text is what the person typed. Nothing
+    in it is trusted beyond that: ``private_metadata`` is only what Drawbridge put in the
+    view, and every decision is taken again from the catalog and the table."""
+
+    user_id: str
+    callback_id: str
+    view_id: str
+    values: dict[str, str]
+    private_metadata: str = ""
+    view_hash: str = ""
+    team_id: str = ""
+    api_app_id: str = ""
+    trigger_id: str = ""
+
+    def value(self, block_id: str) -> str:
+        return self.values.get(block_id, "")
+
+    @property
+    def delivery(self) -> str:
+        """One submission of this view with these values: a double click or a redelivery
+        repeats it; a changed value after a refusal is a new one."""
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps(self.values, sort_keys=True).encode()).hexdigest()[:24]
+        return f"{self.view_id}#{digest}"
+
+
+class FieldError(CommandError):
+    """A user mistake in one field of a form; ``block_id`` says which."""
+
+    def __init__(self, message: str, block_id: str) -> None:
+        super().__init__(message)
+        self.block_id = block_id
+
+
+def request_from_form(role: str, duration: str, reason: str) -> RequestCmd:
+    """The request a request form's fields make: ``role`` is ``<account>/<role>`` (the
+    option's value), ``duration`` as typed in the one-liner (``2h``), ``reason`` any text.
+    The one-liner's checks and words: markup in a name, a reason over ``MAX_REASON``
+    (whitespace is collapsed as the one-liner's words are). ``FieldError`` names the
+    block (``role``, ``duration``, ``reason``) it is about."""
+    account, _, role_key = role.strip().partition("/")
+    if not account or not role_key:
+        raise FieldError("choose an account and role", "role")
+    if not duration.strip():
+        raise FieldError("choose a duration", "duration")
+    for block, words in (("role", [("account", account), ("role", role_key)]),
+                         ("duration", [("duration", duration.strip())])):
+        try:
+            _no_markup(words)
+        except CommandError as exc:
+            raise FieldError(str(exc), block) from None
+    try:
+        text = _reason(reason.split())
+    except CommandError as exc:
+        raise FieldError(str(exc), "reason") from None
+    return RequestCmd(account=account.lower(), role=role_key.lower(), duration=duration.strip(), reason=text)
 
 
 def decode_entities(text: str) -> str:
@@ -240,8 +306,9 @@ def _break_glass(words: list[str]) -> BreakGlassCmd:
     return BreakGlassCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
 
 
-def parse_interaction(body: bytes) -> Click | None:
-    """A button click on an approval card; None for interactions we do not handle."""
+def parse_interaction(body: bytes) -> Click | ViewSubmission | None:
+    """A button click (a card, a DM, the App Home) or a modal's Submit; None for
+    interactions we do not handle (a modal closed, a shortcut...)."""
     form = _form(body)
     if "payload" not in form:
         raise BadPayload("interaction without a payload field")
@@ -251,6 +318,8 @@ def parse_interaction(body: bytes) -> Click | None:
         raise BadPayload("payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise BadPayload("payload is not an object")
+    if payload.get("type") == "view_submission":
+        return _view_submission(payload)
     if payload.get("type") != "block_actions":
         return None
     actions = payload.get("actions")
@@ -277,6 +346,50 @@ def parse_interaction(body: bytes) -> Click | None:
         # a text input's value is what was typed: its block says which request it is about
         block_id=str(action.get("block_id") or "")[:64] if action.get("type") == "plain_text_input" else "",
         container="view" if container.get("type") == "view" else "message",
+    )
+
+
+_MAX_VALUE = 3000  # a plain_text_input holds at most 3000 characters
+
+
+def _state_value(action: dict) -> str:
+    """What one input element holds, as a string ("" when empty)."""
+    if not isinstance(action, dict):
+        return ""
+    option = action.get("selected_option")
+    if isinstance(option, dict):
+        return str(option.get("value") or "")[:_MAX_VALUE]
+    options = action.get("selected_options")
+    if isinstance(options, list):
+        return ",".join(str(o.get("value") or "") for o in options if isinstance(o, dict))[:_MAX_VALUE]
+    for key in ("value", "selected_date", "selected_time", "selected_user", "selected_channel",
+                "selected_conversation"):
+        if isinstance(action.get(key), str):
+            return action[key][:_MAX_VALUE]
+    return ""
+
+
+def _view_submission(payload: dict) -> ViewSubmission:
+    user = payload.get("user")
+    view = payload.get("view")
+    if not isinstance(user, dict) or not _USER_ID.fullmatch(str(user.get("id", ""))) \
+            or not isinstance(view, dict) or not view.get("id"):
+        raise BadPayload("view_submission without a user and a view")
+    state = view.get("state") if isinstance(view.get("state"), dict) else {}
+    blocks = state.get("values") if isinstance(state.get("values"), dict) else {}
+    values: dict[str, str] = {}
+    for block_id, actions in blocks.items():
+        if isinstance(actions, dict) and actions:  # one input element per input block
+            values[str(block_id)[:255]] = _state_value(next(iter(actions.values())))
+    team = payload.get("team") if isinstance(payload.get("team"), dict) else {}
+    return ViewSubmission(
+        user_id=user["id"], callback_id=str(view.get("callback_id") or "")[:255],
+        view_id=str(view["id"])[:64], values=values,
+        private_metadata=str(view.get("private_metadata") or "")[:3000],
+        view_hash=str(view.get("hash") or "")[:64],
+        team_id=str(team.get("id") or user.get("team_id") or "")[:32],
+        api_app_id=str(payload.get("api_app_id") or view.get("app_id") or "")[:32],
+        trigger_id=str(payload.get("trigger_id") or "")[:128],
     )
 
 

@@ -73,6 +73,12 @@ def command_blocks(outcome: o.Outcome) -> list[dict] | None:
     return None
 
 
+def form_not_opened(error: str) -> str:
+    """The answer to a bare ``/aws-access`` whose form Slack did not open."""
+    return (f"Drawbridge could not open the request form (Slack said `{escape_mrkdwn(error)}`); nothing was "
+            "changed. Type `/aws-access &lt;account&gt; &lt;role&gt; &lt;duration&gt; [reason]` instead.\n" + USAGE)
+
+
 def repeated_command(req: Request) -> str:
     """The answer to a command Slack delivered again after the first delivery acted (its
     answer may never have been shown): what that delivery did, as the request is now."""

@@ -684,3 +684,88 @@ def stranger_home() -> dict:
             "You are not in the Drawbridge catalog, so you cannot request or approve AWS access here. "
             "Ask the platform team to add you to `policies/access.toml`.")}},
     ]}
+
+
+# --------------------------------------------------------------------------- the request form
+
+#: the request form's ``callback_id`` and block ids (each block's one element has the same action id)
+REQUEST_FORM = "request_access"
+ROLE_BLOCK, DURATION_BLOCK, REASON_BLOCK = "role", "duration", "reason"
+#: the durations the form offers (each no longer than the longest cap it lists), plus each role's cap
+FORM_DURATIONS = (15 * 60, 30 * 60, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400,
+                  7 * 86400)
+MAX_OPTIONS = 100  # Slack's limit on a static select's options
+
+
+def _plain(text: str, limit: int) -> dict:
+    return {"type": "plain_text", "text": text if len(text) <= limit else text[:limit - 1] + "…"}
+
+
+def _option(text: str, value: str, description: str | None = None) -> dict:
+    option = {"text": _plain(text, 75), "value": value}
+    if description:
+        option["description"] = _plain(description, 75)
+    return option
+
+
+def request_form(person_key: str, roles: Sequence, channel_id: str = "") -> dict:
+    """The request modal (``views.open``) for what ``person_key`` may request (``roles``:
+    ``catalog.requestable_by``, non-empty): one "account / role" select (values
+    ``<account>/<role>``), a duration select up to the longest cap among them, and an
+    optional reason of at most ``MAX_REASON`` characters. A duration over the chosen
+    role's cap, or a missing reason where the role needs one, is refused on submission in
+    the one-liner's words. ``private_metadata`` carries the channel the command was typed
+    in (where the answer goes); it is never trusted for anything else."""
+    import json
+
+    from .parse import MAX_REASON
+
+    shown = list(roles)[:MAX_OPTIONS]
+    role_options = []
+    for r in shown:
+        details = [f"up to {format_duration(r.max_duration_seconds)}"]
+        if r.reason_required:
+            details.append("reason required")
+        if r.production:
+            details.append("production")
+        role_options.append(_option(r.label, r.label, "; ".join(details)))
+    longest = max(r.max_duration_seconds for r in shown)
+    seconds = sorted({s for s in FORM_DURATIONS if s <= longest} | {r.max_duration_seconds for r in shown})
+    duration_options = [_option(format_duration(s), format_duration(s)) for s in seconds][:MAX_OPTIONS]
+    role_select: dict = {"type": "static_select", "action_id": ROLE_BLOCK,
+                         "placeholder": _plain("Choose an account and role", 150), "options": role_options}
+    if len(role_options) == 1:
+        role_select["initial_option"] = role_options[0]
+    needs_reason = [r.label for r in shown if r.reason_required]
+    reason_hint = (f"Required for {', '.join(needs_reason)}." if needs_reason else "Optional.") + \
+        f" At most {MAX_REASON} characters."
+    blocks: list[dict] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": (
+            f"What you (@{escape_mrkdwn(person_key)}) may request. The role's approvers decide on the "
+            "approval card; I'll DM you when access is granted.")}},
+        {"type": "input", "block_id": ROLE_BLOCK, "label": _plain("Account / role", 2000), "element": role_select},
+        {"type": "input", "block_id": DURATION_BLOCK, "label": _plain("Duration", 2000),
+         "hint": _plain("No longer than the role allows (shown next to each role).", 2000),
+         "element": {"type": "static_select", "action_id": DURATION_BLOCK,
+                     "placeholder": _plain("How long", 150), "options": duration_options}},
+        {"type": "input", "block_id": REASON_BLOCK, "label": _plain("Reason", 2000), "optional": True,
+         "hint": _plain(reason_hint, 2000),
+         "element": {"type": "plain_text_input", "action_id": REASON_BLOCK, "multiline": True,
+                     "max_length": MAX_REASON, "placeholder": _plain("e.g. fixing incident 4521", 150)}},
+    ]
+    if len(roles) > len(shown):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"Showing the first {len(shown)} of the {len(roles)} roles you may request; for the others, type "
+            "`/aws-access &lt;account&gt; &lt;role&gt; &lt;duration&gt; [reason]` (`/aws-access help` lists them).")}]})
+    view = {"type": "modal", "callback_id": REQUEST_FORM, "title": _plain("Request AWS access", 24),
+            "submit": _plain("Request", 24), "close": _plain("Cancel", 24), "blocks": blocks}
+    if channel_id:
+        view["private_metadata"] = json.dumps({"channel": channel_id})
+    return view
+
+
+def plain_text(mrkdwn: str) -> str:
+    """A reply in our own mrkdwn as plain text (a modal shows its field errors as plain
+    text): code quotes dropped, ``&lt;``/``&gt;``/``&amp;`` shown as ``<``/``>``/``&``.
+    The words stay the same."""
+    return mrkdwn.replace("`", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -201,10 +201,18 @@ CLICK_ANSWER = "click_answer"
 
 
 def send_ephemeral(deps: Deps, job: jobs.Ephemeral) -> None:
-    if not job.channel:  # a click in the App Home: no channel to answer in, so a DM
-        deps.slack.dm(job.user, job.text, None, CLICK_ANSWER, {"user": job.user})
-        return
-    deps.slack.ephemeral(job.channel, job.user, job.text)
+    """A private answer: ephemeral in its channel, else (a click in the App Home, the request
+    form without a channel, or a channel Slack will not show it in: the bot is not a member
+    of the channel the command was typed in) a DM."""
+    from ..domain.errors import NotInChannel
+
+    if job.channel:
+        try:
+            deps.slack.ephemeral(job.channel, job.user, job.text)
+            return
+        except NotInChannel:
+            pass
+    deps.slack.dm(job.user, job.text, None, CLICK_ANSWER, {"user": job.user})
 
 
 def tell_security(deps: Deps, job: jobs.Security) -> None:

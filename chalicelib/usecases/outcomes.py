@@ -16,6 +16,8 @@ class Refused:
     """Refused with a reason fit to show the person (from a domain decision)."""
 
     reason: str
+    #: the field of the request form it is about ("role", "duration", "reason"; "" elsewhere)
+    about: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ def request_access(deps: Deps, person, cmd: RequestCmd) -> Answer:
     try:
         role = deps.catalog.find_role(cmd.account, cmd.role)
     except LookupError as exc:
-        return Answer(Refused(str(exc.args[0] if exc.args else exc)))
+        return Answer(Refused(str(exc.args[0] if exc.args else exc), "role"))
     open_requests = deps.store.open_for(person.key)
     decision = decide_request(person.key, role, duration=cmd.duration, reason=cmd.reason,
                               open_requests=open_requests, max_open=deps.max_open_per_user,
                               typed=(cmd.account, cmd.role))
     if not decision.allowed:
-        return Answer(Refused(decision.reason))
+        return Answer(Refused(decision.reason, decision.about))
     now = deps.now()
     for _ in range(RETRIES):
         req, event = Request.requested(

@@ -185,8 +185,8 @@ def _unusable_bodies(pending_rid: str) -> dict[str, tuple[str, str | bytes, int,
 
 def test_correctly_signed_unusable_bodies_have_no_effect(subtests, app_client, stack, slack, pending_rid):
     """Malformed but signed bodies get a 200 with an ephemeral refusal naming the problem
-    (non-UTF-8 cannot be verified at all: 401); a view_submission, which Drawbridge does not
-    handle, is a plain 200. None of them changes anything."""
+    (non-UTF-8 cannot be verified at all: 401); a view_submission of a form Drawbridge does not
+    know (another callback_id) is a plain 200 that closes it. None of them changes anything."""
     before = state(stack, slack)
     for name, (path, body, status, reply_body) in _unusable_bodies(pending_rid).items():
         with subtests.test(name):

@@ -36,13 +36,14 @@ def test_scopes_are_exactly_what_the_notifier_calls():
     tree = ast.parse((ROOT / "chalicelib" / "adapters" / "slack_notifier.py").read_text())
     methods = {n.func.attr for n in ast.walk(tree)
                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-               and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "_web"}
+               and isinstance(n.func.value, ast.Attribute) and n.func.value.attr in ("_web", "_now")}
     # chat:write covers posting, updating, ephemerals and deleting the bot's own messages;
     # finding a post whose answer was lost reads history (public, private, DM) and opens the DM
-    # the App Home: views.publish needs no scope (Slack's reference says "No scopes required")
+    # the App Home and the request form: views.publish and views.open need no scope (Slack's
+    # reference says "No scopes required"; views.open needs the trigger id a command brings)
     # approvers named as user groups (@sre-leads): usergroups.list and .users.list need usergroups:read
     assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete",
-                       "conversations_history", "conversations_open", "views_publish",
+                       "conversations_history", "conversations_open", "views_publish", "views_open",
                        "usergroups_list", "usergroups_users_list"}
     assert manifest()["oauth_config"]["scopes"]["bot"] == [
         "commands", "chat:write", "channels:history", "groups:history", "im:history", "im:write",

@@ -240,3 +240,32 @@ def test_send_prints_how_to_click_the_private_replys_confirm_button(capsys):
     dev._print_reply(reply, {}, "alice")
     out = capsys.readouterr().out
     assert "[Confirm break-glass] -> python -m local.dev click --as alice confirm_break_glass '" + value + "'" in out
+
+
+# ---- the request form ------------------------------------------------------------------------
+def test_form_sends_a_bare_command_and_finds_the_view_its_trigger_opened(handle, monkeypatch):
+    h, posted = handle
+    monkeypatch.setattr(h, "opened_views", lambda: [{"id": "V1", "trigger_id": "other"}])
+    reply, view = h.signed_form("alice")
+    [(path, body)] = posted
+    cmd = parse_slash_command(body.encode())
+    assert path == "/slack/commands" and (cmd.user_id, cmd.text) == ("U0ALICE001", "")
+    assert view is None  # the app did not open one with this command's trigger id
+    monkeypatch.setattr("local.slack_client.trigger_id", lambda: cmd.trigger_id)
+    monkeypatch.setattr(h, "opened_views", lambda: [{"id": "V2", "trigger_id": cmd.trigger_id}])
+    assert h.signed_form("alice")[1] == {"id": "V2", "trigger_id": cmd.trigger_id}
+
+
+def test_submit_sends_the_values_as_slack_does(handle):
+    h, posted = handle
+    view = {"id": "V1", "callback_id": "request_access", "blocks": [
+        {"type": "input", "block_id": "reason", "element": {"type": "plain_text_input", "action_id": "reason"}}]}
+    h.signed_submit("alice", view, {"reason": "R&D <ops>"})
+    [(path, body)] = posted
+    sub = parse_interaction(body.encode())
+    assert path == "/slack/interactions" and sub.values == {"reason": "R&D <ops>"} and sub.view_id == "V1"
+
+
+def test_submit_wants_block_value_pairs(capsys, no_state):
+    code, _, err = run(capsys, no_state + ["submit", "--as", "alice", "role=prod/admin", "2h"])
+    assert code == 2 and "'2h' is not block=value" in err

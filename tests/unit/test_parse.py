@@ -16,16 +16,19 @@ from chalicelib.slack.parse import (
     BadPayload,
     Click,
     CommandError,
+    FieldError,
     HelpCmd,
     ListCmd,
     RequestCmd,
     RevokeCmd,
     SlashCommand,
+    ViewSubmission,
     decode_entities,
     is_request_id,
     parse_command_text,
     parse_interaction,
     parse_slash_command,
+    request_from_form,
 )
 from local.slack_standin import slack_escape
 from tests.fixtures import load_slack
@@ -194,8 +197,69 @@ def test_no_channel_or_container_gives_empty_strings():
     assert (click.channel_id, click.message_ts, click.request_id) == ("", "", "req-20261112-0001")
 
 
-def test_view_submission_is_ignored():
-    assert parse_interaction(form(load_slack("view_submission"))) is None
+def test_a_view_submission_is_flattened_to_block_ids_and_values():
+    sub = parse_interaction(form(load_slack("view_submission")))
+    assert isinstance(sub, ViewSubmission)
+    assert (sub.user_id, sub.team_id, sub.api_app_id) == ("U0ALICE001", "T0TEAM0001", "A0EXAMPLE01")
+    assert (sub.callback_id, sub.view_id, sub.view_hash) == ("aws_access_request", "V0EXAMPLE01", "1794491975.EXAMPLE1")
+    assert sub.values == {"account_block": "prod", "role_block": "admin", "duration_block": "2h",
+                          "reason_block": "fix incident 4521"}
+    assert json.loads(sub.private_metadata) == {"channel_id": "C0APPROVE1"}
+    assert sub.value("nothing") == ""
+
+
+def test_a_view_submission_left_empty_reads_as_empty_strings_and_its_text_is_not_decoded():
+    payload = load_slack("view_submission")
+    values = payload["view"]["state"]["values"]
+    values["role_block"]["role_select"]["selected_option"] = None
+    values["reason_block"]["reason_input"]["value"] = "R&D &lt;ops&gt;"  # view state is not escaped by Slack
+    values["duration_block"]["duration_select"] = "not an object"
+    sub = parse_interaction(form(payload))
+    assert (sub.value("role_block"), sub.value("duration_block")) == ("", "")
+    assert sub.value("reason_block") == "R&D &lt;ops&gt;"
+
+
+def test_a_double_submission_is_one_delivery_and_a_changed_value_another():
+    payload = load_slack("view_submission")
+    first, again = parse_interaction(form(payload)), parse_interaction(form(payload))
+    payload["view"]["state"]["values"]["duration_block"]["duration_select"]["selected_option"]["value"] = "1h"
+    changed = parse_interaction(form(payload))
+    assert first.delivery == again.delivery != changed.delivery
+    assert first.delivery.startswith("V0EXAMPLE01#")
+
+
+@pytest.mark.parametrize("payload", [
+    {"type": "view_submission", "view": {"id": "V1"}},
+    {"type": "view_submission", "user": {"id": "U0ALICE001"}},
+    {"type": "view_submission", "user": {"id": "nobody"}, "view": {"id": "V1"}},
+    {"type": "view_submission", "user": {"id": "U0ALICE001"}, "view": {"callback_id": "x"}},
+])
+def test_a_view_submission_without_a_user_or_a_view_is_unreadable(payload):
+    with pytest.raises(BadPayload):
+        parse_interaction(form(payload))
+
+
+@pytest.mark.parametrize("fields, expected", [
+    (("prod/admin", "2h", "  fixing   incident\n4521 "), RequestCmd("prod", "admin", "2h", "fixing incident 4521")),
+    (("Dev/Admin", "1d", ""), RequestCmd("dev", "admin", "1d", "")),
+])
+def test_a_request_forms_fields_make_the_one_liners_request(fields, expected):
+    assert request_from_form(*fields) == expected
+
+
+@pytest.mark.parametrize("fields, block, words", [
+    (("", "2h", "x"), "role", "choose an account and role"),
+    (("prod", "2h", "x"), "role", "choose an account and role"),
+    (("prod/a<b", "2h", "x"), "role", "is not a role"),
+    (("prod/admin", "", "x"), "duration", "choose a duration"),
+    (("prod/admin", "2h&", "x"), "duration", "is not a duration"),
+    (("prod/admin", "2h", "x" * (MAX_REASON + 1)), "reason",
+     f"the reason is {MAX_REASON + 1} characters; keep it to {MAX_REASON} or fewer"),
+])
+def test_a_request_forms_mistakes_name_their_field_in_the_one_liners_words(fields, block, words):
+    with pytest.raises(FieldError) as caught:
+        request_from_form(*fields)
+    assert caught.value.block_id == block and words in str(caught.value)
 
 
 def test_other_types_are_ignored():
@@ -355,13 +419,18 @@ JSONISH = st.recursive(
                   "user": JSONISH | st.fixed_dictionaries({"id": st.sampled_from(["U0BOB00001", "x"])}),
                   "actions": JSONISH | st.lists(st.dictionaries(
                       st.sampled_from(["action_id", "value"]), JSONISH), min_size=1, max_size=2),
-                  "channel": JSONISH, "container": JSONISH}))
+                  "channel": JSONISH, "container": JSONISH,
+                  "view": JSONISH | st.fixed_dictionaries({"id": JSONISH, "state": st.fixed_dictionaries(
+                      {"values": st.dictionaries(st.text(max_size=5), JSONISH, max_size=3)})})}))
 def test_any_json_object_to_parse_interaction(payload):
     try:
         result = parse_interaction(form(payload))
     except BadPayload:
         return
-    assert result is None or isinstance(result, Click)
+    assert result is None or isinstance(result, (Click, ViewSubmission))
+    if isinstance(result, ViewSubmission):
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in result.values.items())
+        return
     if isinstance(result, Click):
         assert all(isinstance(v, str) for k, v in vars(result).items() if k != "extension")
         assert isinstance(result.extension, int) and result.extension == 0  # no extension block_id here

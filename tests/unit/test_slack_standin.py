@@ -418,6 +418,92 @@ def test_views_publish_without_the_home_tab_is_not_enabled() -> None:
         assert err.value.response["error"] == "not_enabled" and s.homes() == []
 
 
+MODAL = {"type": "modal", "callback_id": "request_access",
+         "title": {"type": "plain_text", "text": "Request AWS access"},
+         "submit": {"type": "plain_text", "text": "Request"}, "private_metadata": '{"channel": "C0APPROVE1"}',
+         "blocks": [{"type": "input", "block_id": "duration", "label": {"type": "plain_text", "text": "Duration"},
+                     "element": {"type": "static_select", "action_id": "duration", "options": [
+                         {"text": {"type": "plain_text", "text": "1h"}, "value": "1h"}]}}]}
+
+
+def test_views_open_opens_a_modal_once_per_trigger_id(standin: SlackStandin, client: WebClient, printed) -> None:
+    from local.slack_client import trigger_id
+
+    trigger = trigger_id()
+    resp = client.views_open(trigger_id=trigger, view=MODAL)
+    assert resp["ok"] and resp["view"]["id"].startswith("V") and resp["view"]["callback_id"] == "request_access"
+    opened = standin.opened_view(trigger)
+    assert opened["blocks"] == MODAL["blocks"] and opened["id"] == resp["view"]["id"]
+    assert standin.opened_view() == opened and standin.opened_view(trigger_id()) is None
+    assert any('Modal "Request AWS access"' in p for p in printed)
+    with pytest.raises(SlackApiError) as err:  # Slack: a trigger id is exchanged for one view
+        client.views_open(trigger_id=trigger, view=MODAL)
+    assert err.value.response["error"] == "exchanged_trigger_id"
+    assert len(standin.opened_views()) == 1 and standin.messages() == []
+    standin.reset()
+    assert standin.opened_views() == []
+
+
+def test_views_open_takes_a_form_encoded_view(standin: SlackStandin) -> None:
+    from local.slack_client import trigger_id
+
+    body = urllib.parse.urlencode({"trigger_id": trigger_id(), "view": json.dumps(MODAL)}).encode()
+    req = urllib.request.Request(standin.url + "views.open", data=body, headers={
+        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req) as resp:
+        assert json.loads(resp.read())["ok"] is True
+    assert standin.opened_view()["blocks"] == MODAL["blocks"]
+
+
+def test_views_open_refuses_a_trigger_id_older_than_3_seconds_or_not_slacks(standin: SlackStandin,
+                                                                            client: WebClient) -> None:
+    stale = f"{int(time.time()) - 10}.1234567890.{'a' * 32}"
+    for trigger, error in ((stale, "expired_trigger_id"), ("", "invalid_trigger_id"), ("abc", "invalid_trigger_id")):
+        with pytest.raises(SlackApiError) as err:
+            client.api_call("views.open", json={"trigger_id": trigger, "view": MODAL})
+        assert err.value.response["error"] == error
+    assert standin.opened_views() == []
+
+
+def _modal(**changes) -> dict:
+    return {**MODAL, **changes}
+
+
+@pytest.mark.parametrize("view, why", [
+    ({**MODAL, "type": "home"}, "view type must be `modal`"),
+    ("not json", "must provide an object"),
+    (_modal(title={"type": "plain_text", "text": "x" * 25}), "must be less than 25 characters"),
+    (_modal(title=None), "must provide a plain_text object"),
+    (_modal(submit=None), "must provide a submit button"),
+    (_modal(blocks=[{"type": "divider"}] * 101), "no more than 100 items"),
+    (_modal(callback_id="x" * 256), "must be less than 256 characters"),
+    (_modal(private_metadata="x" * 3001), "must be less than 3001 characters"),
+    (_modal(blocks=MODAL["blocks"] * 2), "block_id must be unique"),
+    (_modal(blocks=[{**MODAL["blocks"][0], "element": {**MODAL["blocks"][0]["element"],
+                                                       "options": MODAL["blocks"][0]["element"]["options"] * 101}}]),
+     "no more than 100 items"),
+])
+def test_views_open_refuses_what_slack_refuses(standin: SlackStandin, client: WebClient, view, why) -> None:
+    from local.slack_client import trigger_id
+
+    with pytest.raises(SlackApiError) as err:
+        client.api_call("views.open", json={"trigger_id": trigger_id(), "view": view})
+    assert err.value.response["error"] == "invalid_arguments"
+    assert why in err.value.response["response_metadata"]["messages"][0]
+    assert standin.opened_views() == []
+
+
+def test_a_view_submission_carries_the_values_in_the_opened_views_state() -> None:
+    from chalicelib.slack.parse import parse_interaction
+    from local.slack_client import view_submission_body
+
+    view = {**MODAL, "id": "V00000001", "trigger_id": "t"}
+    sub = parse_interaction(view_submission_body("U0ALICE001", view, {"duration": "1h"}).encode())
+    assert (sub.user_id, sub.view_id, sub.callback_id, sub.values) == ("U0ALICE001", "V00000001", "request_access",
+                                                                      {"duration": "1h"})
+    assert parse_interaction(view_submission_body("U0ALICE001", view, {}).encode()).values == {"duration": ""}
+
+
 def test_verify_request_url_wants_the_challenge_echoed() -> None:
     from local.slack_client import signature
 
@@ -451,3 +537,34 @@ def test_usergroups_list_and_members_as_slack_answers_them(standin: SlackStandin
     with pytest.raises(SlackApiError) as exc:
         client.usergroups_users_list(usergroup="S0NOPE0000")
     assert exc.value.response["error"] == "no_such_subteam"
+
+
+def test_the_notifier_opens_views_and_says_why_not(standin: SlackStandin, client: WebClient) -> None:
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+    from chalicelib.domain.errors import NotInChannel, ViewNotOpened
+    from local.slack_client import trigger_id
+
+    slack = SlackNotifier(client)
+    trigger = trigger_id()
+    slack.open_view(trigger, MODAL)
+    assert standin.opened_view(trigger)["callback_id"] == "request_access"
+    with pytest.raises(ViewNotOpened) as err:
+        slack.open_view(trigger, MODAL)
+    assert err.value.error == "exchanged_trigger_id"
+    standin.fail_next("chat.postEphemeral", error="not_in_channel")
+    with pytest.raises(NotInChannel):
+        slack.ephemeral("C0ELSEWHERE", "U0ALICE001", "hello")
+    standin.fail_next("chat.postEphemeral", error="invalid_auth")
+    with pytest.raises(SlackApiError):  # not a refusal a DM gets round
+        slack.ephemeral("C0APPROVE1", "U0ALICE001", "hello")
+
+
+def test_a_slack_that_does_not_answer_opens_no_view() -> None:
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+    from chalicelib.domain.errors import ViewNotOpened
+    from local.slack_client import trigger_id
+
+    nowhere = WebClient(token=TOKEN, base_url="http://127.0.0.1:9/api/", retry_handlers=[], timeout=2)
+    with pytest.raises(ViewNotOpened) as err:
+        SlackNotifier(nowhere).open_view(trigger_id(), MODAL)
+    assert err.value.error == "no_answer_from_slack"
