@@ -204,9 +204,10 @@ def _view_submission(sub):
         logger().info("repeated view submission ignored")
         return _response(200, "")
     except Exception:  # noqa: BLE001 - an error on the form, not a broken modal
-        from .slack.views import ROLE_BLOCK, plain_text
+        from .slack.views import DENY_FORM, DENY_REASON_BLOCK, ROLE_BLOCK, plain_text
 
-        return _response(200, {"response_action": "errors", "errors": {ROLE_BLOCK: plain_text(_unexpected("form"))}})
+        block = DENY_REASON_BLOCK if sub.callback_id == DENY_FORM else ROLE_BLOCK  # a block the form has
+        return _response(200, {"response_action": "errors", "errors": {block: plain_text(_unexpected("form"))}})
     defer(reply.jobs)
     if reply.errors:
         return _response(200, {"response_action": "errors", "errors": reply.errors})

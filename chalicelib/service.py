@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from .slack import replies
-from .slack.parse import Click, SlashCommand, ViewSubmission
+from .slack.parse import MAX_REASON, Click, SlashCommand, ViewSubmission
 from .usecases import breakglass as break_glass
 from .usecases import dispatch
 from .usecases import jobs as job_types
@@ -101,7 +101,9 @@ class Drawbridge(Deps):
         from .slack import views
         from .usecases import form
 
-        if sub.callback_id != views.REQUEST_FORM:  # no other form yet: close it, change nothing
+        if sub.callback_id == views.DENY_FORM:
+            return self._submit_deny(sub, delivery)
+        if sub.callback_id != views.REQUEST_FORM:  # not a form of ours: close it, change nothing
             return FormReply({})
         if (refused := admit(self, sub.team_id, sub.api_app_id, sub.user_id)) is not None:
             return FormReply({views.ROLE_BLOCK: views.plain_text(replies.command_reply(refused))})
@@ -115,6 +117,42 @@ class Drawbridge(Deps):
                 return FormReply({about: views.plain_text(replies.command_reply(outcome))})
             confirm = job_types.Ephemeral(form.answer_channel(sub), sub.user_id, replies.command_reply(outcome))
             return FormReply({}, [confirm, *answer.jobs])
+
+        return once(self, delivery and f"form#{delivery}", act, sends=lambda reply: bool(reply.jobs))
+
+    def _submit_deny(self, sub: ViewSubmission, delivery: str | None) -> FormReply:
+        """The deny form's Submit (*Deny with reason…*): the Deny click's decision, taken again
+        now, with the denier's reason; a refusal (decided meanwhile, not an approver any
+        more...) stays on the form. The request id comes from the form's ``private_metadata``
+        and is only a name: the record is re-read and the denier judged again."""
+        import json
+
+        from .slack import views
+        from .slack.parse import is_request_id
+        from .usecases.approve import decide
+
+        def error(text: str) -> FormReply:
+            return FormReply({views.DENY_REASON_BLOCK: views.plain_text(text)})
+
+        if (refused := admit(self, sub.team_id, sub.api_app_id, sub.user_id)) is not None:
+            return error(replies.click_reply(refused))
+        try:
+            meta = json.loads(sub.private_metadata or "{}")
+        except ValueError:
+            meta = {}
+        rid = meta.get("request_id") if isinstance(meta, dict) else None
+        if not isinstance(rid, str) or not is_request_id(rid):
+            return error("This form does not name a request; nothing was changed.")
+        why = " ".join(sub.value(views.DENY_REASON_BLOCK).split())
+        if len(why) > MAX_REASON:
+            return error(f"The reason is {len(why)} characters; keep it to {MAX_REASON} or fewer.")
+        clicker = self.catalog.person_by_slack(sub.user_id).key
+
+        def act(deps: Deps) -> FormReply:
+            answer = decide(deps, clicker, rid, approve=False, why=why)
+            if not isinstance(answer.outcome, o.ClickDone):
+                return error(replies.click_reply(answer.outcome))
+            return FormReply({}, answer.jobs)
 
         return once(self, delivery and f"form#{delivery}", act, sends=lambda reply: bool(reply.jobs))
 

@@ -304,8 +304,10 @@ class Request:
         return self.move("approve", at=at, actor=by, reason=reason, approvals=self.approvals + (Approval(by, at),),
                          decided_by=by, decided_at=at, expires_at=at + self.duration)
 
-    def deny(self, at: datetime, by: str, reason: str = ""):
-        return self.move("deny", at=at, actor=by, reason=reason, decided_by=by, decided_at=at)
+    def deny(self, at: datetime, by: str, reason: str = "", why: str = ""):
+        """``why``: the denier's own words (the deny form), kept as the record's ``note``."""
+        return self.move("deny", at=at, actor=by, reason=f"{reason}: {why}" if why else reason,
+                         decided_by=by, decided_at=at, note=why or None)
 
     def cancel(self, at: datetime, by: str, reason: str = ""):
         return self.move("cancel", at=at, actor=by, reason=reason, decided_by=by, decided_at=at)

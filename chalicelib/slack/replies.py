@@ -118,6 +118,10 @@ def click_reply(outcome: o.Outcome) -> str | None:
         return WRONG_WORKSPACE
     if isinstance(outcome, o.UnknownButton):
         return "That button is not one Drawbridge knows; nothing was changed."
+    if isinstance(outcome, o.DenyFormNotOpened):
+        return (f"Drawbridge could not open the deny form for `{outcome.request_id}` (Slack said "
+                f"`{escape_mrkdwn(outcome.error)}`); nothing was changed. Click *Deny with reason…* again, or "
+                "*Deny* to deny it without a reason.")
     if isinstance(outcome, o.BadButtonValue):
         return "That button does not carry a valid request id; nothing was changed."
     if isinstance(outcome, o.UnknownRequest):

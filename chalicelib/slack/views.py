@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 APPROVE = "approve_request"
 DENY = "deny_request"
+#: opens a small form for the denier's reason (:func:`deny_form`); its Submit denies
+DENY_WITH_REASON = "deny_with_reason"
 #: the buttons of an extension request on the card (value: the request id; block_id
 #: ``extend:<request id>:<extension number>``, so a click on an earlier one is refused)
 APPROVE_EXTENSION = "approve_extension"
@@ -76,12 +78,18 @@ def _status_line(req: Request, people: Mapping[str, str]) -> str:
         return (f":x: Approved by {who}, but the grant failed: {escape_mrkdwn(req.note or 'unknown error')}"
                 f"{_sessions_note(req) if req.cut_before else ''}")
     if req.status is RequestStatus.DENIED:
-        return f":no_entry_sign: Denied by {_mention(people, req.decided_by)} at {hhmm(req.decided_at)}"
+        return (f":no_entry_sign: Denied by {_mention(people, req.decided_by)} at {hhmm(req.decided_at)}"
+                f"{_denial_reason(req)}")
     if req.status is RequestStatus.CANCELLED:
         return f":wastebasket: Cancelled by {_mention(people, req.decided_by)} at {hhmm(req.decided_at)}"
     if req.status is RequestStatus.EXPIRED:
         return f":hourglass: Expired at {hhmm(req.decided_at)} without enough approvals"
     return f":hourglass_flowing_sand: Waiting for approval (open until {hhmm(req.pending_until)})"
+
+
+def _denial_reason(req: Request) -> str:
+    """The denier's reason (the deny form's), as a quote: empty when none was given."""
+    return f": “{escape_mrkdwn(req.note)}”" if req.status is RequestStatus.DENIED and req.note else ""
 
 
 def _extended_note(req: Request) -> str:
@@ -157,6 +165,7 @@ def card(req: Request, people: Mapping[str, str], approvers: Sequence[str]) -> t
         blocks.append(ActionsBlock(block_id=f"decide:{req.request_id}", elements=[
             ButtonElement(text="Approve", action_id=APPROVE, value=req.request_id, style="primary"),
             ButtonElement(text="Deny", action_id=DENY, value=req.request_id, style="danger"),
+            ButtonElement(text="Deny with reason…", action_id=DENY_WITH_REASON, value=req.request_id),
         ]))
     text = (f"AWS access request {req.request_id}: {req.requester} wants {req.label} for "
             f"{format_duration(req.duration_seconds)} ({req.status.value.lower()}"
@@ -292,6 +301,7 @@ def approval_reminder(req: Request, people: Mapping[str, str], n: int) -> tuple[
     buttons = ActionsBlock(block_id=f"remind:{req.request_id}:{n}", elements=[
         ButtonElement(text="Approve", action_id=APPROVE, value=req.request_id, style="primary"),
         ButtonElement(text="Deny", action_id=DENY, value=req.request_id, style="danger"),
+        ButtonElement(text="Deny with reason…", action_id=DENY_WITH_REASON, value=req.request_id),
     ])
     fallback = f"Reminder: {req.requester} is waiting for {req.label} ({req.request_id})"
     return fallback, [SectionBlock(text=_verbatim(text)).to_dict(), buttons.to_dict()]
@@ -395,7 +405,8 @@ def _ended_dm(req: Request, people: Mapping[str, str]) -> str:
         return (f":x: Your request {req.request_id} for `{req.label}` was approved, but the grant "
                 f"failed: {escape_mrkdwn(req.note or 'unknown error')}. You have NOT been granted access.")
     if req.status is RequestStatus.DENIED:
-        return f":no_entry_sign: Your request {req.request_id} for `{req.label}` was denied by {_mention(people, req.decided_by)}."
+        return (f":no_entry_sign: Your request {req.request_id} for `{req.label}` was denied by "
+                f"{_mention(people, req.decided_by)}{_denial_reason(req)}.")
     if req.status is RequestStatus.EXPIRED:
         return f":hourglass: Your request {req.request_id} for `{req.label}` expired without enough approvals."
     if req.status is RequestStatus.CANCELLED:
@@ -671,6 +682,7 @@ def home_view(own: Sequence[Request], waiting: Sequence[Request], people: Mappin
             blocks.append(ActionsBlock(block_id=f"decide:{r.request_id}", elements=[
                 ButtonElement(text="Approve", action_id=APPROVE, value=r.request_id, style="primary"),
                 ButtonElement(text="Deny", action_id=DENY, value=r.request_id, style="danger"),
+                ButtonElement(text="Deny with reason…", action_id=DENY_WITH_REASON, value=r.request_id),
             ]))
         more(waiting, "`/aws-access list` shows them all")
     return {"type": "home", "blocks": [b.to_dict() for b in blocks]}
@@ -769,3 +781,38 @@ def plain_text(mrkdwn: str) -> str:
     text): code quotes dropped, ``&lt;``/``&gt;``/``&amp;`` shown as ``<``/``>``/``&``.
     The words stay the same."""
     return mrkdwn.replace("`", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# --------------------------------------------------------------------------- the deny form
+
+#: the deny form's ``callback_id`` and its one block (and action) id
+DENY_FORM = "deny_request"
+DENY_REASON_BLOCK = "deny_reason"
+
+
+def deny_form(req: Request, channel_id: str = "") -> dict:
+    """The small modal a *Deny with reason…* click opens: which request, and an optional
+    reason (at most ``MAX_REASON`` characters) the requester will read. Its Submit denies
+    the request, decided again then. ``private_metadata`` names the request (and the
+    channel to answer in); it is never trusted beyond that: the request is re-read and the
+    clicker judged again from the catalog."""
+    import json
+
+    from .parse import MAX_REASON
+
+    why = f" — “{req.reason}”" if req.reason else ""
+    summary = (f"{req.requester} wants {req.label} for {format_duration(req.duration_seconds)} "
+               f"({req.request_id}){why}")
+    meta = {"request_id": req.request_id, **({"channel": channel_id} if channel_id else {})}
+    return {"type": "modal", "callback_id": DENY_FORM, "title": _plain("Deny request", 24),
+            "submit": _plain("Deny", 24), "close": _plain("Cancel", 24),
+            "private_metadata": json.dumps(meta),
+            "blocks": [
+                {"type": "section", "text": _plain(summary, 3000)},
+                {"type": "input", "block_id": DENY_REASON_BLOCK, "optional": True,
+                 "label": _plain("Why (the requester reads this)", 2000),
+                 "hint": _plain(f"Optional; at most {MAX_REASON} characters.", 2000),
+                 "element": {"type": "plain_text_input", "action_id": DENY_REASON_BLOCK, "multiline": True,
+                             "max_length": MAX_REASON,
+                             "placeholder": _plain("e.g. use prod/readonly for this", 150)}},
+            ]}

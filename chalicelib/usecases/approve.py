@@ -13,7 +13,7 @@ from ..domain.errors import Conflict
 from ..slack.parse import Click, is_request_id
 from . import jobs
 from .deps import RETRIES, Deps
-from ..slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, REVOKE
+from ..slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, DENY_WITH_REASON, REVOKE
 from .commands import admit
 from .delivery import owed
 from .outcomes import (Answer, BadButtonValue, Cancelled, ClickDone, Outcome, Refused, Revoking, TooBusy,
@@ -25,7 +25,7 @@ def admit_click(deps: Deps, click: Click) -> Outcome | None:
     the button, its value, and whether the clicker is in the catalog."""
     if isinstance(refused := admit(deps, click.team_id, click.api_app_id, click.user_id), WrongWorkspace):
         return refused
-    if click.action_id not in (APPROVE, DENY, APPROVE_EXTENSION, DENY_EXTENSION, REVOKE):
+    if click.action_id not in (APPROVE, DENY, DENY_WITH_REASON, APPROVE_EXTENSION, DENY_EXTENSION, REVOKE):
         return UnknownButton()
     if not is_request_id(click.request_id):
         return BadButtonValue()
@@ -52,22 +52,55 @@ def decide_click(deps: Deps, click: Click) -> Answer:
         from .extend import decide_click as decide_extension
 
         return decide_extension(deps, click, clicker, approve=click.action_id == APPROVE_EXTENSION)
-    decide = rules.decide_approval if click.action_id == APPROVE else rules.decide_deny
+    if click.action_id == DENY_WITH_REASON:
+        return ask_why(deps, click, clicker)
+    return decide(deps, clicker, click.request_id, approve=click.action_id == APPROVE)
+
+
+def ask_why(deps: Deps, click: Click, clicker: str) -> Answer:
+    """*Deny with reason…*: open the deny form (``views.open``, now: the click's trigger id
+    lasts 3 seconds) if a Deny by this person would count now; nothing is written. Its
+    Submit is :func:`decide` with the reason (``service.submit_form``)."""
+    from ..domain.errors import ViewNotOpened
+    from ..slack import views
+    from .outcomes import DenyFormNotOpened
+
+    req = deps.store.get(click.request_id)
+    if req is None:
+        return Answer(UnknownRequest(click.request_id))
+    role = deps.role_of(req)
+    decision = rules.decide_deny(req, role, clicker, deps.now())
+    if decision.outcome is rules.Outcome.REFUSED:
+        return Answer(Refused(decision.reason + _unresolved_note(req, role, clicker)))
+    try:
+        deps.slack.open_view(click.trigger_id, views.deny_form(req, click.channel_id))
+    except ViewNotOpened as exc:
+        return Answer(DenyFormNotOpened(req.request_id, exc.error))
+    return Answer(ClickDone())
+
+
+def decide(deps: Deps, clicker: str, request_id: str, approve: bool, why: str = "") -> Answer:
+    """Approve or deny ``request_id`` as ``clicker`` (``why``: a denier's own reason),
+    decided on a fresh read; a lost write is re-read and decided again."""
+    decide_one = rules.decide_approval if approve else rules.decide_deny
     for _ in range(RETRIES):
-        req = deps.store.get(click.request_id)
+        req = deps.store.get(request_id)
         if req is None:
-            return Answer(UnknownRequest(click.request_id))
+            return Answer(UnknownRequest(request_id))
         now = deps.now()
         role = deps.role_of(req)
-        decision = decide(req, role, clicker, now)
+        decision = decide_one(req, role, clicker, now)
         o = rules.Outcome
         if decision.outcome is o.REFUSED:
             return Answer(Refused(decision.reason + _unresolved_note(req, role, clicker)))
-        move = {o.DENIED: req.deny, o.APPROVED: req.approve, o.COUNTED: req.count_approval}[decision.outcome]
-        after, event = move(now, clicker, decision.reason)
+        if decision.outcome is o.DENIED:
+            after, event = req.deny(now, clicker, decision.reason, why)
+        else:
+            move = req.approve if decision.outcome is o.APPROVED else req.count_approval
+            after, event = move(now, clicker, decision.reason)
         rid = req.request_id
         if decision.outcome is o.DENIED:
-            payload = {"request_id": rid, "denied_by": clicker}
+            payload = {"request_id": rid, "denied_by": clicker, **({"reason": why} if why else {})}
             follow: list[jobs.Job] = [jobs.Card(rid, "access_denied", payload), jobs.Dm(rid, "access_denied", payload)]
         else:
             payload = {"request_id": rid, "approver": clicker}
@@ -82,7 +115,7 @@ def decide_click(deps: Deps, click: Click) -> Answer:
         except Conflict:
             continue  # somebody else clicked first: re-read and decide again
         return Answer(ClickDone(), follow)
-    return Answer(TooBusy(click.request_id))
+    return Answer(TooBusy(request_id))
 
 
 def _unresolved_note(req, role, clicker: str) -> str:

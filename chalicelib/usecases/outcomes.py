@@ -94,6 +94,14 @@ class ClickDone:
 
 
 @dataclass(frozen=True)
+class DenyFormNotOpened:
+    """*Deny with reason…* clicked, but Slack did not open the form (``error``: its word)."""
+
+    request_id: str
+    error: str
+
+
+@dataclass(frozen=True)
 class UnknownButton:
     pass
 

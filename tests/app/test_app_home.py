@@ -65,7 +65,7 @@ def test_opening_the_home_publishes_it_with_the_persons_grants_and_waiting_reque
     assert (reply.status, reply.body) == (200, {})
     bob = slack.home("U0BOB00001")
     assert bob["type"] == "home"
-    assert buttons(bob) == [("approve_request", rid), ("deny_request", rid)]
+    assert buttons(bob) == [("approve_request", rid), ("deny_request", rid), ("deny_with_reason", rid)]
     assert "fixing &lt;!here&gt; R&amp;D" in json.dumps(bob)
 
     app_client.open_home("alice")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chalicelib.domain.model import GrantStatus, RequestStatus
 from chalicelib.slack.parse import Click
-from chalicelib.slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, REVOKE
+from chalicelib.slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, DENY_WITH_REASON, REVOKE
 from chalicelib.usecases import jobs
 from tests.service.helpers import approve, ask, granted, slack_id, slash, state
 
@@ -84,7 +84,8 @@ def test_an_approver_sees_requests_and_extensions_waiting_with_the_cards_buttons
 
     assert buttons(view) == [
         (APPROVE_EXTENSION, active, f"extend:{active}:1"), (DENY_EXTENSION, active, f"extend:{active}:1"),
-        (APPROVE, waiting, f"decide:{waiting}"), (DENY, waiting, f"decide:{waiting}")]
+        (APPROVE, waiting, f"decide:{waiting}"), (DENY, waiting, f"decide:{waiting}"),
+        (DENY_WITH_REASON, waiting, f"decide:{waiting}")]
     text = texts(view)
     assert f"asks to extend `prod/admin` ({active}) by 1h" in text
     assert "still on &lt;!here&gt; incident" in text

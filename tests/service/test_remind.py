@@ -35,7 +35,7 @@ def test_approvers_are_reminded_after_10_then_30_minutes_each_once(svc):
     assert first.payload == {"request_id": rid, "reminder": 1, "approver": "bob"}
     assert "is waiting for `prod/admin`" in first.all_text() and "expires at 15:00 UTC" in first.all_text()
     assert [e["action_id"] for b in first.blocks if b["type"] == "actions" for e in b["elements"]] == [
-        "approve_request", "deny_request"]
+        "approve_request", "deny_request", "deny_with_reason"]
     (told,) = [m for m in svc.slack.dms(ALICE) if m.event_type == "approvers_reminded"]
     assert told.payload == {"request_id": rid, "reminded": ["bob", "carol"], "reminder": 1}
     assert "I reminded <@U0BOB00001>, <@U0CAROL001>" in told.text

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 
 from chalicelib.slack.parse import BadPayload, HomeOpened, UrlVerification, parse_event, parse_interaction
-from chalicelib.slack.views import APPROVE, DENY, HOME_ROWS, REVOKE, home_view, stranger_home
+from chalicelib.slack.views import APPROVE, DENY, DENY_WITH_REASON, HOME_ROWS, REVOKE, home_view, stranger_home
 from local import slack_client
 from tests.unit.test_golden import ACTIVE, ONE_APPROVAL, PENDING, RID, TYPED, t
 
@@ -96,7 +96,7 @@ def test_waiting_requests_have_the_cards_buttons_and_the_reason_escaped_once():
     view = home_view([], [TYPED], PEOPLE, t(14, 30), approver=True)
     (actions,) = [b for b in view["blocks"] if b["type"] == "actions"]
     assert actions["block_id"] == f"decide:{RID}"
-    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [(APPROVE, RID), (DENY, RID)]
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [(APPROVE, RID), (DENY, RID), (DENY_WITH_REASON, RID)]
     (line,) = [s for s in sections(view) if "wants" in s["text"]]
     assert line["verbatim"] is True
     assert "R&amp;D &lt;ops&gt; &lt;!channel&gt; https://example.com/x &amp;amp;lt;" in line["text"]

@@ -26,7 +26,7 @@ from chalicelib.policy import (
     iam_size,
     render,
 )
-from chalicelib.slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, card, granted_dm
+from chalicelib.slack.views import APPROVE, APPROVE_EXTENSION, DENY, DENY_EXTENSION, DENY_WITH_REASON, card, granted_dm
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 RID = "req-20261112-0a11ce"
@@ -182,7 +182,7 @@ def test_pending_cards_carry_approve_and_deny_with_only_the_request_id(name):
     _, blocks = card(CARDS[name], PEOPLE, APPROVERS)
     [actions] = _actions(blocks)
     assert [(e["type"], e["action_id"], e["value"]) for e in actions["elements"]] == [
-        ("button", APPROVE, RID), ("button", DENY, RID)]
+        ("button", APPROVE, RID), ("button", DENY, RID), ("button", DENY_WITH_REASON, RID)]
     assert (APPROVE, DENY) == ("approve_request", "deny_request")
 
 
