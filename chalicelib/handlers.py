@@ -192,23 +192,26 @@ def _command(cmd):
 def _view_submission(sub):
     """A modal's Submit. Slack needs the answer in the HTTP body: ``{"response_action":
     "errors", "errors": {block_id: text}}`` keeps the form open with each error on its field;
-    an empty 200 closes it. A repeat of a submission that acted just closes the form."""
+    an empty 200 closes it. A repeat of a submission that acted just closes the form.
+    Every failure is answered in that shape too (on a block the form has): anything else
+    would show the person Slack's own "could not connect" error."""
     from . import wiring
+    from .slack.views import DENY_FORM, DENY_REASON_BLOCK, ROLE_BLOCK, plain_text
     from .usecases.deliveries import Repeated
 
     logger().info("view submission", extra={"slack_user": sub.user_id, "callback": sub.callback_id[:40]})
-    svc = wiring.service()
+    block = DENY_REASON_BLOCK if sub.callback_id == DENY_FORM else ROLE_BLOCK
     try:
-        reply = svc.submit_form(sub, delivery=sub.delivery)
+        reply = wiring.service().submit_form(sub, delivery=sub.delivery)
     except Repeated:
         logger().info("repeated view submission ignored")
         return _response(200, "")
     except Exception:  # noqa: BLE001 - an error on the form, not a broken modal
-        from .slack.views import DENY_FORM, DENY_REASON_BLOCK, ROLE_BLOCK, plain_text
-
-        block = DENY_REASON_BLOCK if sub.callback_id == DENY_FORM else ROLE_BLOCK  # a block the form has
         return _response(200, {"response_action": "errors", "errors": {block: plain_text(_unexpected("form"))}})
-    defer(reply.jobs)
+    try:
+        defer(reply.jobs)
+    except Exception:  # noqa: BLE001 - what was written stands; the outbox owes its card and DMs
+        logger().exception("could not hand on a form's jobs; the sweep delivers what is owed")
     if reply.errors:
         return _response(200, {"response_action": "errors", "errors": reply.errors})
     return _response(200, "")

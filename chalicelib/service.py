@@ -135,7 +135,7 @@ class Drawbridge(Deps):
             return FormReply({views.DENY_REASON_BLOCK: views.plain_text(text)})
 
         if (refused := admit(self, sub.team_id, sub.api_app_id, sub.user_id)) is not None:
-            return error(replies.click_reply(refused))
+            return error(replies.command_reply(refused))  # not in the catalog (any more), another workspace
         try:
             meta = json.loads(sub.private_metadata or "{}")
         except ValueError:
@@ -152,7 +152,9 @@ class Drawbridge(Deps):
             answer = decide(deps, clicker, rid, approve=False, why=why)
             if not isinstance(answer.outcome, o.ClickDone):
                 return error(replies.click_reply(answer.outcome))
-            return FormReply({}, answer.jobs)
+            # a form opened from the App Home (no channel) leaves the home showing the request decided
+            home = [] if meta.get("channel") else [job_types.PublishHome(sub.user_id)]
+            return FormReply({}, [*answer.jobs, *home])
 
         return once(self, delivery and f"form#{delivery}", act, sends=lambda reply: bool(reply.jobs))
 

@@ -213,8 +213,11 @@ class _SlackNotifier:
     def _build(self, token: str, url: str):
         from .adapters.slack_notifier import SlackNotifier
 
-        # the alert path's posts fail fast on a 429 (a digest takes over) instead of waiting it out
-        return SlackNotifier(slack_client(token, url), slack_client(token, url, wait_when_rate_limited=False))
+        # the alert path's posts fail fast on a 429 (a digest takes over) instead of waiting it out;
+        # views.open runs before Slack's 3 s ack: one short try (a retry after a lost answer would
+        # only meet "exchanged_trigger_id", and the person is told to try again)
+        return SlackNotifier(slack_client(token, url), slack_client(token, url, wait_when_rate_limited=False),
+                             ack_client(token, url, ACK_TIMEOUT_SECONDS))
 
     def __getattr__(self, name):
         token = self._settings.bot_token  # cached in-process by Powertools Parameters
@@ -222,6 +225,18 @@ class _SlackNotifier:
             self._obj = self._build(token, self._settings.slack_api_url)
             self._token = token
         return getattr(self._obj, name)
+
+
+#: how long a Slack call made before the 3 s ack may take (views.open, a user group lookup)
+ACK_TIMEOUT_SECONDS = 1.5
+
+
+def ack_client(token: str, base_url: str, timeout: float):
+    """A WebClient for a call on the ack path: one try within ``timeout``, no retries."""
+    from slack_sdk import WebClient
+
+    return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/",
+                     timeout=timeout, retry_handlers=[])
 
 
 class _SlackUserGroups(_SlackNotifier):
@@ -234,13 +249,9 @@ class _SlackUserGroups(_SlackNotifier):
     TIMEOUT_SECONDS = 1
 
     def _build(self, token: str, url: str):
-        from slack_sdk import WebClient
-
         from .adapters.slack_notifier import SlackUserGroups
 
-        client = WebClient(token=token, base_url=url if url.endswith("/") else url + "/",
-                           timeout=self.TIMEOUT_SECONDS, retry_handlers=[])
-        return SlackUserGroups(client, clock=utcnow)
+        return SlackUserGroups(ack_client(token, url, self.TIMEOUT_SECONDS), clock=utcnow)
 
 
 class _Lazy:

@@ -274,13 +274,20 @@ def cmd_click(handle: StackHandle, actor: str, action: str, request_id: str) -> 
                 if m.get("ephemeral") and m.get("user") == user]
 
     seen = {(m.get("channel"), m.get("ts")) for m in private()}
+    views_before = len(handle.opened_views())
     reply = handle.signed_click(actor, ACTIONS.get(action, action), request_id)
     _say(f"HTTP {reply.status}" + (f" {reply.text}" if reply.text else ""))
     names = _names(handle)
     answers = [m for m in private() if (m.get("channel"), m.get("ts")) not in seen]
     for m in answers:
         _say(render(m, names))
-    if not answers:
+    opened = handle.opened_views()[views_before:]
+    for view in opened:  # a button that opens a form (Deny with reason…)
+        _say(render_view(view, names))
+        blocks = [b["block_id"] for b in view.get("blocks") or [] if b.get("type") == "input"]
+        _say(f"submit it: python -m local.dev submit --as {actor} --view {view['id']} "
+             + " ".join(f"{b}=..." for b in blocks))
+    if not answers and not opened:
         card = handle.card(request_id)
         _say("(no private answer: the click counted)" + ("; the card now:" if card else ""))
         if card:
@@ -366,7 +373,9 @@ def parse_values(pairs: list[str]) -> dict[str, str]:
 
 def cmd_submit(handle: StackHandle, actor: str, view_id: str | None, values: dict[str, str]) -> int:
     views = handle.opened_views()
-    view = next((v for v in reversed(views) if view_id in (None, v.get("id"))), None)
+    # without --view: the last request form (a deny form is submitted by its --view id)
+    view = next((v for v in reversed(views)
+                 if (v.get("id") == view_id if view_id else v.get("callback_id") == "request_access")), None)
     if view is None:
         _say(f"no form {view_id or ''} opened yet: open one with python -m local.dev form --as {actor}")
         return 1

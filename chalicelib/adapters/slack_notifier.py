@@ -38,9 +38,11 @@ def _rate_limited(exc):
 
 
 class SlackNotifier:
-    def __init__(self, client, no_wait_client=None):
+    def __init__(self, client, no_wait_client=None, ack_client=None):
         self._web = client
         self._now = no_wait_client or client
+        #: for calls on Slack's 3-second ack path (views.open): one short try, no retries
+        self._ack = ack_client or self._now
 
     def try_post(self, channel: str, text: str, blocks: list[dict] | None, event_type: str,
                  payload: dict) -> tuple[str, str]:
@@ -149,7 +151,7 @@ class SlackNotifier:
         from ..domain.errors import ViewNotOpened
 
         try:
-            self._now.views_open(trigger_id=trigger_id, view=view)
+            self._ack.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
             raise ViewNotOpened(str(exc.response.get("error") or "error")) from exc
         except (SlackClientError, OSError) as exc:  # no answer (connection, timeout): nothing to retry in time
@@ -161,13 +163,18 @@ class SlackUserGroups:
     ``usergroups.list`` finds the enabled group by its handle, ``usergroups.users.list``
     its members (scope ``usergroups:read``). Answers are kept ``ttl_seconds`` in-process
     (``clock``: the service's), so a burst of clicks costs one pair of calls and a member
-    removed in Slack stops counting within that time. Failures are not kept: the next
-    call asks again. An unknown handle is an answer (None), kept as long."""
+    removed in Slack stops counting within that time. A failure (Slack's error, a timeout)
+    is kept ``failure_seconds``: while Slack's user group API is down or slow, one command
+    or click waits for it at most once, not once per role it looks at. An unknown handle is
+    an answer (None), kept as long as members."""
 
-    def __init__(self, client, clock: Callable[[], datetime], ttl_seconds: float = 60) -> None:
+    def __init__(self, client, clock: Callable[[], datetime], ttl_seconds: float = 60,
+                 failure_seconds: float = 15) -> None:
         self._web = client
         self._clock = clock
         self._ttl = ttl_seconds
+        self._failure_ttl = failure_seconds
+        self._failed: datetime | None = None  # when Slack last failed to answer
         self._ids: tuple[datetime, dict[str, str]] | None = None  # (when, handle -> group id)
         self._members: dict[str, tuple[datetime, frozenset[str] | None]] = {}
 
@@ -179,6 +186,8 @@ class SlackUserGroups:
         kept = self._members.get(handle)
         if kept is not None and self._fresh(kept[0], now):
             return kept[1]
+        if self._failed is not None and 0 <= (now - self._failed).total_seconds() < self._failure_ttl:
+            return None  # Slack failed moments ago: nobody from the group, without asking again
         try:
             if self._ids is None or not self._fresh(self._ids[0], now):
                 groups = self._web.usergroups_list(include_disabled=False).get("usergroups") or []
@@ -190,6 +199,8 @@ class SlackUserGroups:
             from ..log import logger
 
             logger().warning("user group not resolved", extra={"handle": handle, "error": repr(exc)})
+            self._failed = now
             return None
+        self._failed = None
         self._members[handle] = (now, found)
         return found

@@ -40,6 +40,9 @@ class Outcome(str, Enum):
 class Decision:
     outcome: Outcome
     reason: str
+    #: an approval that counts: how many count now, of how many needed (0: not an approval)
+    count: int = 0
+    required: int = 0
 
     @property
     def allowed(self) -> bool:
@@ -112,8 +115,8 @@ def decide_approval(req: Request, role: RoleRules | None, clicker: str | None,
     count = sum(1 for a in req.approvals if a.person in approvers) + 1
     required = max(req.approvals_required, role.approvals_required)
     if count >= required:
-        return Decision(Outcome.APPROVED, f"final approval ({count} of {required})")
-    return Decision(Outcome.COUNTED, f"approval {count} of {required}")
+        return Decision(Outcome.APPROVED, f"final approval ({count} of {required})", count, required)
+    return Decision(Outcome.COUNTED, f"approval {count} of {required}", count, required)
 
 
 def decide_deny(req: Request, role: RoleRules | None, clicker: str | None,

@@ -425,7 +425,7 @@ def help_text(person_key: str, roles: Sequence, usage: str) -> str:
             # Only who could approve *this person's* request: never themselves without self_approval.
             who = [a for a in r.approvers if a != person_key or r.self_approval]
             extra.append(f"{r.approvals_required} approval{'s' if r.approvals_required > 1 else ''} "
-                         f"from {', '.join('@' + escape_mrkdwn(a) for a in who)}")
+                         f"from {', '.join('@' + escape_mrkdwn(a.removeprefix('@')) for a in who)}")
             if r.max_extended_duration_seconds > r.max_duration_seconds:
                 n = r.extend_approvals
                 extra.append(f"extendable to {format_duration(r.max_extended_duration_seconds)} in total"

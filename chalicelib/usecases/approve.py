@@ -108,8 +108,9 @@ def decide(deps: Deps, clicker: str, request_id: str, approve: bool, why: str = 
             if decision.outcome is o.APPROVED:  # the "granted" (or "failed") DM names every approver
                 follow.append(jobs.Grant(rid))
             else:  # the requester hears of each approval that counts, once per approver
-                follow.append(jobs.Dm(rid, "access_approved", {**payload, "approvals": len(after.approvals),
-                                                               "required": after.approvals_required}, tag=clicker))
+                # the rule's count (approvals by approvers now, against the stricter requirement)
+                follow.append(jobs.Dm(rid, "access_approved", {**payload, "approvals": decision.count,
+                                                               "required": decision.required}, tag=clicker))
         try:
             deps.store.transition(req, after, event, owed(follow))
         except Conflict:

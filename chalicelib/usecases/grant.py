@@ -38,9 +38,17 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
     recorded = [e.actor for e in history if e.action == "approved"]
     broke_glass = any(e.action == "break_glass" and e.actor == req.requester and e.at == req.decided_at
                       for e in history)
-    check = decide_grant(req, deps.role_of(req), deps.catalog.people.get(req.requester), now, recorded,
+    role = deps.role_of(req)
+    check = decide_grant(req, role, deps.catalog.people.get(req.requester), now, recorded,
                          recorded_break_glass=broke_glass,
                          recorded_escalation=any(e.action == "escalated" for e in history))
+    if not check.allowed and getattr(role, "unresolved_groups", ()):
+        # Slack did not say who is in a user group just now: not a "no" - an attempt that
+        # failed, retried (by the sweep) up to MAX_GRANT_ATTEMPTS like an IAM error
+        exc = GroupsUnresolved(f"Slack did not say who is in {', '.join(role.unresolved_groups)}; "
+                               f"without them: {check.reason}")
+        _note_attempt(deps, req, exc)
+        raise exc
     if not check.allowed:
         return fail_grant(deps, req, f"refused: {check.reason}")
     if now >= req.expires_at:
@@ -66,6 +74,10 @@ def make_grant(deps: Deps, job: jobs.Grant) -> list[jobs.Job]:
     except Conflict:
         return []  # another worker finished the same grant
     return follow
+
+
+class GroupsUnresolved(RuntimeError):
+    """A grant's approvers include a user group Slack could not resolve just now."""
 
 
 def agrees_with_history(req: Request, history) -> bool:

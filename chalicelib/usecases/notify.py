@@ -43,7 +43,7 @@ def card_event(req: Request, job: jobs.Card) -> tuple[str, dict]:
     elif event_type == "access_expired":
         payload = {"request_id": rid}
     elif event_type == "access_denied":
-        payload = {"request_id": rid, "denied_by": req.decided_by}
+        payload = {"request_id": rid, "denied_by": req.decided_by, **({"reason": req.note} if req.note else {})}
     elif event_type == "access_approved" and req.break_glass:  # no approvals: its requester decided
         payload = {"request_id": rid, "approver": req.decided_by, "break_glass": True}
     elif event_type == "access_approved":

@@ -11,6 +11,7 @@ import json
 
 from chalicelib.domain.model import RequestStatus
 from chalicelib.slack import views
+from local import slack_client
 from tests.app.test_lifecycle import request_id_from
 
 APPROVALS = "C0APPROVE1"
@@ -139,4 +140,15 @@ def test_a_form_slack_would_not_open_is_explained(app_client, slack, store):
     assert open_deny_form(app_client, slack, "bob", rid) is None
     (answer,) = slack.ephemerals("U0BOB00001")
     assert "could not open the deny form" in answer.text and "expired_trigger_id" in answer.text
+    assert store.get(rid).version == 1
+
+
+def test_a_form_submitted_by_someone_no_longer_in_the_catalog_is_refused_on_the_form(app_client, slack, store):
+    rid = ask(app_client)
+    view = open_deny_form(app_client, slack, "bob", rid)
+    body = slack_client.view_submission_body("U0GONE0001", view, {views.DENY_REASON_BLOCK: "x"})
+    reply = app_client._post("/slack/interactions", body)
+    assert reply.status == 200 and reply.body["response_action"] == "errors"
+    assert "not in the Drawbridge catalog" in reply.body["errors"][views.DENY_REASON_BLOCK]
+    assert "unexpected error" not in reply.body["errors"][views.DENY_REASON_BLOCK]
     assert store.get(rid).version == 1

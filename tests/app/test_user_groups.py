@@ -119,7 +119,10 @@ def test_a_group_slack_cannot_resolve_supplies_nobody(app_client, slack, store):
         app_client.approve("carol", rid)
         assert refusals(slack, CAROL) == [NOBODY]
         assert store.get(rid).status is RequestStatus.PENDING
-        app_client.approve("carol", rid)  # Slack answers again (failures are not kept)
+        app_client.approve("carol", rid)  # within 15 s of the failure: not asked again, still nobody
+        assert refusals(slack, CAROL) == [NOBODY, NOBODY]
+        clock.shift(timedelta(seconds=15))
+        app_client.approve("carol", rid)  # Slack is asked again, and answers
         assert store.get(rid).status is RequestStatus.APPROVED
 
 
@@ -148,3 +151,8 @@ def test_reminders_lists_and_the_app_home_reach_the_group_members(app_client, sl
                     if any(m.event_type == "approval_reminder" for m in slack.dms(u))}
         assert reminded == {CAROL, DAVE}
         assert store.get(rid).reminders == 1
+
+
+def test_help_names_the_group_once(app_client):
+    text = app_client.command("alice", "help").text
+    assert "1 approval from @sre-leads" in text and "@@" not in text

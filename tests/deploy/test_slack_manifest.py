@@ -36,7 +36,7 @@ def test_scopes_are_exactly_what_the_notifier_calls():
     tree = ast.parse((ROOT / "chalicelib" / "adapters" / "slack_notifier.py").read_text())
     methods = {n.func.attr for n in ast.walk(tree)
                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-               and isinstance(n.func.value, ast.Attribute) and n.func.value.attr in ("_web", "_now")}
+               and isinstance(n.func.value, ast.Attribute) and n.func.value.attr in ("_web", "_now", "_ack")}
     # chat:write covers posting, updating, ephemerals and deleting the bot's own messages;
     # finding a post whose answer was lost reads history (public, private, DM) and opens the DM
     # the App Home and the request form: views.publish and views.open need no scope (Slack's

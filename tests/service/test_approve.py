@@ -180,8 +180,26 @@ def test_a_catalog_made_stricter_raises_the_approvals_needed(svc):
     assert svc.catalog.find_role("prod", "readonly").approvals_required == 2
     approve(svc, "bob", rid)
     assert state(svc, rid) == "PENDING/NONE"
+    # the requester's DM counts as the rule does: against the stricter requirement now
+    (told,) = [m for m in svc.slack.dms(slack_id(svc, "alice")) if m.event_type == "access_approved"]
+    assert (told.payload["approvals"], told.payload["required"]) == (1, 2) and "waits for 1 more" in told.text
     approve(svc, "carol", rid)
     assert state(svc, rid) == "APPROVED/ACTIVE"
+
+
+def test_a_deny_with_reason_keeps_its_reason_on_a_card_redrawn_later(svc):
+    """bob's approval card job is slow; carol denies with a reason meanwhile: the card drawn
+    from the record afterwards still carries the reason in its metadata."""
+    from chalicelib.usecases.approve import decide
+
+    rid = ask(svc)
+    slow = approve(svc, "bob", rid, run=False)
+    svc.run_all(decide(svc, "carol", rid, approve=False, why="use readonly").jobs)
+    svc.run_all(slow)
+    msg = card(svc, rid)
+    assert msg.event_type == "access_denied"
+    assert msg.payload == {"request_id": rid, "denied_by": "carol", "reason": "use readonly"}
+    assert "use readonly" in msg.all_text()
 
 
 @pytest.mark.parametrize("action,value,reply", [

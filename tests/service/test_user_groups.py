@@ -43,3 +43,26 @@ def test_the_card_names_the_groups_people():
     rid = ask(svc, text="prod readonly 1h dashboards")
     text = card(svc, rid).all_text()
     assert f"<@{CAROL}>" in text and f"<@{DAVE}>" in text and f"<@{BOB}>" not in text
+
+
+def test_a_group_slack_cannot_resolve_at_grant_time_is_retried_not_failed():
+    """Slack failing (or slow) when the worker re-checks is not a "no": the attempt is
+    counted and the grant stays GRANTING; the next try, once Slack answers, makes it."""
+    import pytest
+
+    from chalicelib.usecases import jobs
+    from chalicelib.usecases.grant import GroupsUnresolved
+
+    groups = FakeUserGroups({"sre-leads": {CAROL}})
+    svc = service(groups)
+    rid = ask(svc, text="prod readonly 1h dashboards")
+    approve(svc, "carol", rid, run=False)
+    del groups.groups["sre-leads"]  # Slack does not answer
+    with pytest.raises(GroupsUnresolved):
+        svc.run_all([jobs.Grant(rid)])
+    req = svc.store.get(rid)
+    assert (req.grant_status, req.grant_attempts) == (GrantStatus.GRANTING, 1)
+    assert "Slack did not say who is in @sre-leads" in req.note and svc.grants.attached("alice") == []
+    groups.groups["sre-leads"] = {CAROL}  # Slack answers again
+    svc.run_all([jobs.Grant(rid)])
+    assert svc.store.get(rid).grant_status is GrantStatus.ACTIVE and len(svc.grants.attached("alice")) == 1

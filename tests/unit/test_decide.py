@@ -6,6 +6,7 @@ and a role stand-in, and pins the exact Decision (outcome and reason text).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -218,7 +219,11 @@ NOT_APPROVER = "you are not an approver of prod/admin; approvers: @bob, @carol"
         Outcome.REFUSED, f"{RID} was already denied by @bob at 14:02 UTC"), id="finished-wins-over-role-removed"),
 ])
 def test_decide_approval(req, role, clicker, now, expected):
-    assert decide_approval(req, role, clicker, now) == expected
+    got = decide_approval(req, role, clicker, now)
+    assert (got.outcome, got.reason) == (expected.outcome, expected.reason)
+    # an approval that counts carries the rule's own count (what the requester's DM says)
+    counted = re.search(r"approval \(?(\d+) of (\d+)\)?$", got.reason) if got.allowed else None
+    assert (got.count, got.required) == ((int(counted[1]), int(counted[2])) if counted else (0, 0))
 
 
 @pytest.mark.parametrize(("req", "text"), FINISHED)

@@ -164,12 +164,18 @@ def test_slack_id(handle):
 class FakeHandle:
     """The parts of StackHandle that cmd_click / cmd_send use; ``on_click`` adds messages."""
 
-    def __init__(self, catalog, messages: list[dict], on_click: list[dict], card: dict | None = None):
+    def __init__(self, catalog, messages: list[dict], on_click: list[dict], card: dict | None = None,
+                 opens: list[dict] | None = None):
         self.catalog = catalog
         self._messages = messages
         self._on_click = on_click
         self._card = card
+        self._opens = opens or []
+        self._views: list[dict] = []
         self.clicks: list[tuple] = []
+
+    def opened_views(self) -> list[dict]:
+        return list(self._views)
 
     def slack_id(self, person: str) -> str:
         return StackHandle.slack_id(self, person)  # type: ignore[arg-type]
@@ -184,6 +190,7 @@ class FakeHandle:
     def signed_click(self, person, action_id, request_id):
         self.clicks.append((person, action_id, request_id))
         self._messages.extend(self._on_click)
+        self._views.extend(self._opens)
         return Reply(200, None)
 
     def signed_command(self, person, text):
@@ -269,3 +276,16 @@ def test_submit_sends_the_values_as_slack_does(handle):
 def test_submit_wants_block_value_pairs(capsys, no_state):
     code, _, err = run(capsys, no_state + ["submit", "--as", "alice", "role=prod/admin", "2h"])
     assert code == 2 and "'2h' is not block=value" in err
+
+
+def test_a_click_that_opens_a_form_prints_it_and_how_to_submit_it(catalog, capsys):
+    from chalicelib.slack.views import deny_form
+    from tests.unit.test_golden import CARDS
+
+    view = {**deny_form(CARDS["card_pending"]), "id": "V0DENY0001"}
+    fake = FakeHandle(catalog, [], [], opens=[view])
+    assert dev.cmd_click(fake, "bob", "deny_with_reason", "req-20261112-0a11ce") == 0
+    out = capsys.readouterr().out
+    assert "Deny request" in out and "[block deny_reason]" in out
+    assert "python -m local.dev submit --as bob --view V0DENY0001 deny_reason=..." in out
+    assert "the click counted" not in out

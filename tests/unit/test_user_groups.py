@@ -60,13 +60,23 @@ def test_unknown_and_disabled_handles_resolve_to_none(standin: SlackStandin, gro
     assert groups.members("old-team") is None  # disabled: include_disabled is never asked for
 
 
-def test_a_slack_failure_resolves_to_none_and_is_not_kept(standin: SlackStandin, groups: SlackUserGroups) -> None:
+def test_a_slack_failure_resolves_to_none_for_15_seconds(standin: SlackStandin, groups: SlackUserGroups,
+                                                         clock: FakeClock) -> None:
     standin.add_usergroup("sre-leads", [BOB])
+    standin.add_usergroup("dbas", [CAROL])
     standin.fail_next("usergroups.users.list", error="internal_error")
-    assert groups.members("sre-leads") is None  # fail closed: nobody from the group this time
-    assert groups.members("sre-leads") == {BOB}  # ... and the next click asks again
+    assert groups.members("sre-leads") is None  # fail closed: nobody from the group
+    calls = len(group_calls(standin))
+    # while Slack is failing, a command that looks at several roles does not wait on it again
+    assert (groups.members("sre-leads"), groups.members("dbas")) == (None, None)
+    assert len(group_calls(standin)) == calls
+    clock.advance(seconds=15)
+    assert groups.members("sre-leads") == {BOB}  # 15 s on, Slack is asked again
+    clock.advance(seconds=60)  # the kept answers are stale: usergroups.list itself fails
     standin.fail_next("usergroups.list", status=500)
-    assert groups.members("sre-leads") == {BOB}  # (kept: the failure above was not)
+    assert groups.members("sre-leads") is None
+    clock.advance(seconds=15)
+    assert groups.members("sre-leads") == {BOB} and groups.members("dbas") == {CAROL}
 
 
 
