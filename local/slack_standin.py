@@ -167,6 +167,13 @@ class SlackError(Exception):
         self.error = error
 
 
+def _invalid_arguments(why: str) -> "SlackError":
+    """Slack's ``invalid_arguments``, with the reason in ``response_metadata.messages``."""
+    err = SlackError("invalid_arguments")
+    err.messages = [f"[ERROR] {why}"]  # type: ignore[attr-defined]
+    return err
+
+
 def dm_channel(channel: str) -> str:
     """The DM channel id for a user id (U0ALICE001 -> D0ALICE001); other ids unchanged."""
     return "D" + channel[1:] if channel.startswith("U") else channel
@@ -591,16 +598,10 @@ class SlackStandin(ServedInBackground):
     #: Slack's limit on blocks in a modal or Home tab view
     MAX_VIEW_BLOCKS = 100
 
-    def _views_publish(self, params: dict) -> dict:
-        """views.publish: ``user_id`` and a ``home`` view (a JSON string in a form body)."""
-        def invalid(why: str) -> SlackError:
-            err = SlackError("invalid_arguments")
-            err.messages = [f"[ERROR] {why}"]  # type: ignore[attr-defined]
-            return err
-
-        user = str(params.get("user_id") or "")
-        if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
-            raise invalid("invalid `user_id`")
+    @staticmethod
+    def _view_param(params: dict, kind: str, invalid: Callable[[str], "SlackError"]) -> dict:
+        """The ``view`` argument of views.publish / views.open (a JSON string in a form body,
+        an object in a JSON body), which must be an object of type ``kind``."""
         view = params.get("view")
         if isinstance(view, str):
             try:
@@ -609,8 +610,17 @@ class SlackStandin(ServedInBackground):
                 raise invalid("must provide an object [json-pointer:/view]")
         if not isinstance(view, dict):
             raise invalid("must provide an object [json-pointer:/view]")
-        if view.get("type") != "home":
-            raise invalid("view type must be `home` [json-pointer:/view/type]")
+        if view.get("type") != kind:
+            raise invalid(f"view type must be `{kind}` [json-pointer:/view/type]")
+        return view
+
+    def _views_publish(self, params: dict) -> dict:
+        """views.publish: ``user_id`` and a ``home`` view (a JSON string in a form body)."""
+        invalid = _invalid_arguments
+        user = str(params.get("user_id") or "")
+        if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+            raise invalid("invalid `user_id`")
+        view = self._view_param(params, "home", invalid)
         blocks = view.get("blocks")
         if not isinstance(blocks, list) or not all(isinstance(b, dict) and b.get("type") for b in blocks):
             raise invalid("must provide an array of blocks [json-pointer:/view/blocks]")
@@ -643,21 +653,8 @@ class SlackStandin(ServedInBackground):
         characters, at most 100 blocks, a submit button when it has inputs, a
         ``callback_id`` / ``private_metadata`` of at most 255 / 3000 characters, unique block ids,
         at most 100 options a select. ``opened_views()`` lists what opened."""
-        def invalid(why: str) -> SlackError:
-            err = SlackError("invalid_arguments")
-            err.messages = [f"[ERROR] {why}"]  # type: ignore[attr-defined]
-            return err
-
-        view = params.get("view")
-        if isinstance(view, str):
-            try:
-                view = json.loads(view)
-            except ValueError:
-                raise invalid("must provide an object [json-pointer:/view]")
-        if not isinstance(view, dict):
-            raise invalid("must provide an object [json-pointer:/view]")
-        if view.get("type") != "modal":
-            raise invalid("view type must be `modal` [json-pointer:/view/type]")
+        invalid = _invalid_arguments
+        view = self._view_param(params, "modal", invalid)
         for key in ("title", "submit", "close"):
             text = view.get(key)
             if text is None and key != "title":

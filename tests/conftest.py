@@ -37,15 +37,22 @@ def aws_env(monkeypatch):
 
 
 @pytest.fixture
-def catalog():
-    from chalicelib.catalog import load_catalog
-
-    return load_catalog(CATALOG)
+def catalog_path():
+    """The catalog the app and the seed use: the sample; a module overrides this fixture
+    to run against a variant of it."""
+    return CATALOG
 
 
 @pytest.fixture
-def stack(aws_env, monkeypatch, catalog):
-    """moto in-process, seeded from the sample catalog; env points the app at it."""
+def catalog(catalog_path):
+    from chalicelib.catalog import load_catalog
+
+    return load_catalog(catalog_path)
+
+
+@pytest.fixture
+def stack(aws_env, monkeypatch, catalog, catalog_path):
+    """moto in-process, seeded from the catalog; env points the app at it."""
     from moto import mock_aws
 
     from local.seed import seed
@@ -55,7 +62,7 @@ def stack(aws_env, monkeypatch, catalog):
         for k, v in world.service.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("DRAWBRIDGE_TABLE", TABLE)
-        monkeypatch.setenv("DRAWBRIDGE_CATALOG", str(CATALOG))
+        monkeypatch.setenv("DRAWBRIDGE_CATALOG", str(catalog_path))
         yield world
 
 

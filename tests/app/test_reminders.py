@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from chalicelib.catalog import load_catalog
 from chalicelib.domain.model import GrantStatus, RequestStatus
 from tests.conftest import CATALOG
 
@@ -30,17 +29,6 @@ def catalog_path(tmp_path: Path) -> Path:
     path = tmp_path / "access.toml"
     path.write_text(text.replace(admin, admin + '\nfallback_approvers = ["dave"]', 1))
     return path
-
-
-@pytest.fixture
-def catalog(catalog_path: Path):
-    return load_catalog(catalog_path)
-
-
-@pytest.fixture
-def stack(stack, monkeypatch, catalog_path: Path):
-    monkeypatch.setenv("DRAWBRIDGE_CATALOG", str(catalog_path))
-    return stack
 
 
 def dms(slack, user: str, event_type: str) -> list:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from chalicelib.catalog import load_catalog
 from chalicelib.domain.model import GrantStatus, RequestStatus
 from local import slack_client
 from tests.conftest import CATALOG, sign
@@ -37,17 +36,6 @@ def catalog_path(tmp_path: Path) -> Path:
     path = tmp_path / "access.toml"
     path.write_text(text)
     return path
-
-
-@pytest.fixture
-def catalog(catalog_path: Path):
-    return load_catalog(catalog_path)
-
-
-@pytest.fixture
-def stack(stack, monkeypatch, catalog_path: Path):
-    monkeypatch.setenv("DRAWBRIDGE_CATALOG", str(catalog_path))
-    return stack
 
 
 def ask(app_client, person: str, text: str) -> tuple[str, str]:
