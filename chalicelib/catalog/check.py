@@ -140,6 +140,11 @@ def _check_role(
         check.add(f"{where}.approvers",
                   f'no approvers: {why}; list at least one person, e.g. approvers = ["bob"]')
         return
+    if production:
+        for handle in [a for a in approvers if a.startswith("@")]:
+            check.warn(f"{where}.approvers", f"names the Slack user group {handle}: whoever may edit it in Slack "
+                       "decides who approves production access; restrict user group editing to workspace "
+                       "admins, or name people (docs/SECURITY.md)")
     if "approvals_required" in bad or has_group(approvers):
         return  # a user group's size is known only at click time: its members may supply them
     needed = role["approvals_required"]

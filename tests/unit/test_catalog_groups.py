@@ -59,6 +59,21 @@ def test_groups_in_fallback_approvers_but_not_in_requesters_or_break_glass() -> 
     assert "accounts.prod.roles.admin.requesters[1]: '@devs' is not a person in [people]" in "\n".join(found)
 
 
+GROUP_IN_PRODUCTION = (
+    "accounts.prod.roles.admin.approvers: names the Slack user group @sre-leads: whoever may edit it in Slack "
+    "decides who approves production access; restrict user group editing to workspace admins, or name people "
+    "(docs/SECURITY.md)")
+
+
+def test_a_group_approving_production_is_warned_about_and_elsewhere_is_not() -> None:
+    data = sample()
+    prod_admin(data)["approvers"] = ["@sre-leads", "bob"]
+    assert GROUP_IN_PRODUCTION in loads(data).warnings
+    data = sample()
+    data["accounts"]["dev"]["roles"]["admin"]["approvers"] = ["@sre-leads", "bob"]
+    assert not [w for w in loads(data).warnings if "user group" in w]
+
+
 def test_approvals_required_beyond_the_named_people_is_fine_with_a_group() -> None:
     """Two approvals from ["@sre-leads"]: the group may well have two members."""
     data = sample()
@@ -66,7 +81,7 @@ def test_approvals_required_beyond_the_named_people_is_fine_with_a_group() -> No
     prod_admin(data)["approvals_required"] = 3
     prod_admin(data)["extend_approvals"] = 3
     catalog = loads(data)
-    assert catalog.warnings == ()
+    assert catalog.warnings == (GROUP_IN_PRODUCTION,)  # no count warning: only the group's own
     assert approval_blocker(catalog.find_role("prod", "admin"), "alice") is None  # unknown size: not blocked
 
 
@@ -84,7 +99,7 @@ def test_self_approval_shortfall_is_not_warned_with_a_group() -> None:
     prod_admin(data)["approvers"] = ["bob", "@sre-leads"]
     prod_admin(data)["approvals_required"] = 1
     prod_admin(data)["requesters"] = ["alice", "bob"]
-    assert loads(data).warnings == ()
+    assert loads(data).warnings == (GROUP_IN_PRODUCTION,)
     prod_admin(data)["approvers"] = ["bob"]  # without the group: the warning as before
     assert [w.split(": ", 1)[0] for w in loads(data).warnings] == ["accounts.prod.roles.admin.requesters[1]"]
 
