@@ -104,9 +104,13 @@ def test_slim_drops_what_is_never_imported_and_keeps_the_rest(fake_zip):
         names = z.namelist()
         infos = {i.filename: i for i in z.infolist()}
     py = {n for n in FAKE_KEPT if n.endswith(".py")}
+    own = {n for n in py if pkg.is_own(n)}
     models = {"botocore_models/lambda/2015-03-31/service-2.json", "botocore_models/ssm/2014-11-06/service-2.json",
               "botocore_models/dynamodb/2012-08-10/service-2.json"}
-    assert set(names) == FAKE_KEPT | {pkg.pyc_path(n) for n in py} | models  # + the trimmed models (0007)
+    # our code: source and __pycache__ bytecode; the dependencies: bytecode in the source's place
+    assert set(names) == (FAKE_KEPT - (py - own)) | {pkg.pyc_path(n) for n in own} \
+        | {pkg.sourceless_path(n) for n in py - own} | models  # + the trimmed models (0007)
+    assert own == {"app.py", "chalicelib/__init__.py", "chalicelib/thing.py"}
     assert names == sorted(names)
     assert result.pyc == len(py) == 13 and result.files == len(names)
     assert result.dropped_files == len(FAKE) - len(FAKE_KEPT)
@@ -119,14 +123,36 @@ def test_slim_drops_what_is_never_imported_and_keeps_the_rest(fake_zip):
 def test_pyc_sit_where_the_importer_looks_and_are_unchecked_hash(fake_zip):
     slim(fake_zip, RUNTIME)
     with zipfile.ZipFile(fake_zip) as z:
+        names = set(z.namelist())
         for name in (n for n in FAKE_KEPT if n.endswith(".py")):
-            expected = importlib.util.cache_from_source(name) if sys.pycache_prefix is None else pkg.pyc_path(name)
-            assert pkg.pyc_path(name) == expected
-            data, source = z.read(expected), z.read(name)
+            own = pkg.is_own(name)
+            if own:
+                expected = importlib.util.cache_from_source(name) if sys.pycache_prefix is None \
+                    else pkg.pyc_path(name)
+                assert pkg.pyc_path(name) == expected
+            else:  # a dependency: its bytecode where its source was, and no source
+                expected = pkg.sourceless_path(name)
+                assert name not in names and pkg.pyc_path(name) not in names, name
+            data, source = z.read(expected), FAKE[name].encode()
             assert data[:4] == importlib.util.MAGIC_NUMBER, name
             # PEP 552: flags 0b01 = hash-based, source not checked; then the source's hash
             assert int.from_bytes(data[4:8], "little") == 0b01, name
             assert data[8:16] == importlib.util.source_hash(source), name
+
+
+def test_a_dependency_imports_from_its_bytecode_alone(fake_zip, tmp_path):
+    """Python imports a sourceless module (``x.pyc`` where ``x.py`` would be), the way the
+    dependencies ship; its traceback still names the file and line."""
+    slim(fake_zip, RUNTIME)
+    task = tmp_path / "task"
+    zipfile.ZipFile(fake_zip).extractall(task)
+    assert not (task / "typing_extensions.py").exists()
+    out = subprocess.run([sys.executable, "-S", "-B", "-c",
+                          "import typing_extensions, slack_sdk; print(typing_extensions.X, typing_extensions.__file__)"],
+                         cwd=task, env={"PYTHONPATH": str(task), "PATH": os.environ.get("PATH", "")},
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", str(task / "typing_extensions.pyc")]
 
 
 def test_python_runs_the_bytecode_without_looking_at_the_source(fake_zip, tmp_path):
@@ -272,13 +298,16 @@ def test_the_slimmed_zip_imports_from_its_bytecode_with_only_what_lambda_provide
         names = set(z.namelist())
     assert not any(n.startswith(("aws_lambda_powertools/event_handler/", "slack_sdk/socket_mode/", "slack/"))
                    for n in names)
-    assert "aws_lambda_powertools/utilities/parameters/ssm.py" in names
+    assert "aws_lambda_powertools/utilities/parameters/ssm.pyc" in names  # a dependency: bytecode alone
+    assert "chalicelib/handlers.py" in names and pkg.pyc_path("chalicelib/handlers.py") in names
 
     report = pkg.smoke_import(slimmed)
     loaded = {m["module"] for m in report["loaded"]}
     assert {"app", "chalicelib.handlers", "chalicelib.wiring", *pkg.LAZY_IMPORTS} <= loaded
     assert report["compiled"] == []
     assert all(m["cached"] in names for m in report["loaded"])
+    files = {m["module"]: m["file"] for m in report["loaded"]}
+    assert files["slack_sdk"] == "slack_sdk/__init__.pyc" and files["app"] == "app.py"
     assert "smoke import ok" in capsys.readouterr().out
 
 
