@@ -132,6 +132,9 @@ def test_the_digest_comes_once_after_the_grant_ends_and_settles(app_client, slac
     assert store.get(admin).grant_status.value == "EXPIRED"
     sweep(app_client, datetime(2026, 11, 12, 16, 10, tzinfo=timezone.utc))
     assert thread(slack, admin, "grant_activity") == []  # CloudTrail may still deliver calls
+    with time_machine.travel(datetime(2026, 11, 12, 16, 10, tzinfo=timezone.utc), tick=False):
+        listing = app_client.command("alice", "list").text
+    assert "not delivered yet" not in listing  # the owed digest is not a message she waits for
     late = load_activity("ec2_run_instances_admin")
     late["detail"]["eventID"] = "e7e70000-0000-4000-8000-000000000199"
     late["detail"]["eventTime"] = late["time"] = "2026-11-12T16:01:50Z"  # made in time, delivered late
