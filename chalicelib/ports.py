@@ -270,3 +270,7 @@ class UserGroups(Protocol):
         None when that cannot be known: no such group, or Slack failed. Never raises: a
         group that cannot be resolved supplies no approvers (fail closed). May be cached
         briefly (the Slack adapter: a minute)."""
+
+    def channel_members(self, channel: str) -> frozenset[str] | None:
+        """The Slack user ids in ``channel`` (the security channel: who may read any grant's
+        activity), or None when that cannot be known. Never raises; cached like groups."""

@@ -905,6 +905,10 @@ class FakeUserGroups:
         found = self.groups.get(handle)
         return None if found is None else frozenset(found)
 
+    def channel_members(self, channel: str) -> frozenset[str] | None:
+        """``groups["#<channel>"]``: who is in a channel (None when not set: unknown)."""
+        return self.members(f"#{channel}")
+
 
 class FakeNotifier(_Faults):
     """Slack's Web API as the notifier uses it (see the module docstring)."""

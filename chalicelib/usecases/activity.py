@@ -167,18 +167,29 @@ def post_digest(deps: Deps, job: jobs.ActivityDigest) -> list[jobs.Job]:
 
 def show(deps: Deps, person, rid: str):
     """``/aws-access activity <request-id>``: the digest so far (or in all, once the grant
-    has ended), for the requester and the role's approvers as the catalog says now
-    (user groups resolved). Anybody else is refused."""
+    has ended), for the requester, the role's approvers as the catalog says now (user
+    groups resolved) and the members of the security channel (asked of Slack only for
+    anybody else). Anybody else is refused."""
     from .outcomes import ActivityReport, Answer, Refused, UnknownRequest
 
     req = deps.store.get(rid)
-    role = deps.role_of(req) if req is not None else None
-    if req is None or not (person.key == req.requester or (role is not None and person.key in role.approvers)):
-        if req is None:
-            return Answer(UnknownRequest(rid))
-        return Answer(Refused(f"Only the requester and the approvers of `{req.label}` may see what was done "
-                              f"with `{rid}`."))
+    if req is None:
+        return Answer(UnknownRequest(rid))
+    role = deps.role_of(req)
+    if not (person.key == req.requester or (role is not None and person.key in role.approvers)
+            or _in_security_channel(deps, person)):
+        return Answer(Refused(f"Only the requester, the approvers of `{req.label}` and the security channel's "
+                              f"members may see what was done with `{rid}`."))
     if req.granted_at is None:
         return Answer(ActivityReport(rid, req.label, "never granted: nothing could be done with it."))
     text, _ = summary(deps, rid, final=req.ended_at is not None)
     return Answer(ActivityReport(rid, req.label, text))
+
+
+def _in_security_channel(deps: Deps, person) -> bool:
+    """Whether ``person`` is in the security channel now (``conversations.members``, kept a
+    minute); not when Slack cannot say (fail closed) or groups are not wired."""
+    if deps.groups is None:
+        return False
+    members = deps.groups.channel_members(deps.catalog.security_channel)
+    return members is not None and person.slack_user in members

@@ -179,14 +179,31 @@ def test_activity_command_answers_the_requester_and_the_approvers(app_client, gr
     assert "Activity under this grant so far: never used" in untouched  # carol approves readonly too
 
 
-def test_activity_command_refuses_everybody_else(app_client, grants):
+def test_activity_command_answers_the_security_channels_members(app_client, slack, grants):
     admin, _ = grants
     invoke(app_client, load_activity("kms_put_key_policy_admin"))
+    slack.set_channel_members(SECURITY, [app_client.slack_id("dave"), "U0AWSBOT01"])
+    with time_machine.travel(DURING, tick=False):
+        answer = app_client.command("dave", f"activity {admin}").text  # not an approver of prod/admin
+    assert "1 write call" in answer and "kms:PutKeyPolicy: KMS key policy replaced" in answer
+
+
+def test_activity_command_refuses_everybody_else(app_client, slack, grants):
+    admin, _ = grants
+    invoke(app_client, load_activity("kms_put_key_policy_admin"))
+    slack.set_channel_members(SECURITY, ["U0AWSBOT01", app_client.slack_id("bob")])  # not dave
     with time_machine.travel(DURING, tick=False):
         refused = app_client.command("dave", f"activity {admin}").text
         unknown = app_client.command("alice", "activity req-20261112-abcdef").text
         bad = app_client.command("alice", "activity nonsense").text
-    assert refused.startswith("Only the requester and the approvers of `prod/admin`")
+    assert refused.startswith("Only the requester, the approvers of `prod/admin` and the security channel's members")
     assert "kms" not in refused and "PutKeyPolicy" not in refused
     assert unknown == "unknown request `req-20261112-abcdef` (see `/aws-access list`)"
     assert "is not a request id" in bad
+
+
+def test_activity_command_refuses_when_slack_cannot_say_who_is_in_the_channel(app_client, grants):
+    admin, _ = grants  # the stand-in has no members for the channel: channel_not_found
+    with time_machine.travel(DURING, tick=False):
+        refused = app_client.command("dave", f"activity {admin}").text
+    assert refused.startswith("Only the requester")
