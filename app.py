@@ -8,7 +8,7 @@ import sys
 
 from chalice import Chalice, Rate
 
-from chalicelib.event_pattern import ALERT_PATTERN
+from chalicelib.event_pattern import ACTIVITY_PATTERN_BASTION, ALERT_PATTERN
 
 
 def _refuse_bare_chalice_deploy(argv: list[str]) -> None:
@@ -87,3 +87,13 @@ def on_role_assumed(event):
     from chalicelib import handlers
 
     return handlers.role_assumed(event.to_dict())
+
+
+# What was done with a grant: write management calls by role sessions, forwarded by the
+# member accounts' activity rule (chalicelib/event_pattern.py activity_pattern); only the
+# catalog's JIT roles are counted, under the covering grant (usecases/activity.py).
+@app.on_cw_event(ACTIVITY_PATTERN_BASTION, name="on_activity")
+def on_activity(event):
+    from chalicelib import handlers
+
+    return handlers.activity(event.to_dict())

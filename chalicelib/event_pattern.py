@@ -103,3 +103,54 @@ RULE_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 def pattern_json() -> str:
     """The pattern as the JSON string ``PutRule`` / CloudFormation ``EventPattern`` take."""
     return json.dumps(ALERT_PATTERN, separators=(",", ":"), sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------
+# Grant activity (issue 18; docs/decisions/0010-grant-activity.md). A separate pattern and
+# rule from the alert path's: other events, another handler, another rule state.
+
+#: the sources whose write calls are never activity: STS is the alert path's (AssumeRole*
+#: are read-only anyway, and the rest hand out credentials, they change nothing)
+ACTIVITY_EXCLUDED_SOURCES = ("aws.sts",)
+
+#: write management events are delivered to a rule in plain ENABLED (only read-only
+#: management events need RULE_STATE above)
+ACTIVITY_RULE_STATE = "ENABLED"
+
+
+def activity_pattern(role_arns) -> dict:
+    """What a member account forwards as grant activity: the write management events
+    (``readOnly`` false, ``managementEvent`` true: booleans in every CloudTrail record)
+    made by sessions of its JIT roles (``sessionContext.sessionIssuer.arn`` is the role's
+    ARN), failures included. ``policies/member-account.yaml`` carries exactly this pattern
+    with its own roles' ARNs (``tests/unit/test_activity_pattern.py`` renders it)."""
+    arns = sorted(set(role_arns))
+    if not arns:
+        raise ValueError("an activity pattern needs at least one role ARN")
+    return {
+        "source": [{"anything-but": list(ACTIVITY_EXCLUDED_SOURCES)}],
+        "detail-type": [API_CALL],
+        "detail": {
+            "readOnly": [False],
+            "managementEvent": [True],
+            "userIdentity": {"type": ["AssumedRole"], "sessionContext": {"sessionIssuer": {"arn": arns}}},
+        },
+    }
+
+
+#: the bastion's rule (``on_activity``): the same events from any role session. The JIT
+#: roles are the catalog's, which is not read at import; the handler keeps only events
+#: whose session issuer is a catalog role (the member accounts forward nothing else).
+ACTIVITY_PATTERN_BASTION: dict = {
+    "source": [{"anything-but": list(ACTIVITY_EXCLUDED_SOURCES)}],
+    "detail-type": [API_CALL],
+    "detail": {
+        "readOnly": [False],
+        "managementEvent": [True],
+        "userIdentity": {"type": ["AssumedRole"]},
+    },
+}
+
+
+def activity_pattern_json(role_arns) -> str:
+    return json.dumps(activity_pattern(role_arns), separators=(",", ":"), sort_keys=True)

@@ -299,3 +299,16 @@ def role_assumed(event: dict) -> dict:
         raise
     logger().info("role assumption handled", extra={"outcome": outcome.__dict__})
     return outcome.__dict__
+
+
+def activity(event: dict) -> dict:
+    """Grant activity (``on_activity``): a write call counted under its covering grant. A
+    failure is raised, so Lambda retries the invocation (a call counted already is not
+    counted again: the count and its dedupe claim are one write)."""
+    from . import wiring
+    from .log import metric
+
+    outcome = wiring.service().activity(event, log=logger(), metric=metric)
+    if outcome.kind != "ignored":
+        logger().info("write call handled", extra={"outcome": outcome.__dict__})
+    return outcome.__dict__

@@ -163,6 +163,13 @@ class Store(Protocol):
     def uses(self, request_id: str) -> list[dict]: ...
     def first_use(self, request_id: str, principal_key: str, window_end: datetime, now: datetime) -> bool: ...
 
+    # -- grant activity (chalicelib/adapters/activity_items.py): one write per call counted
+    def activity(self, request_id: str) -> dict | None: ...
+    def record_activity(self, request_id: str, event_id: str, update: Callable[[dict | None], dict],
+                        now: datetime) -> tuple[bool, dict | None]:
+        """Count the call ``event_id`` in the grant's tally (``update(old) -> new``), in one
+        write with its dedupe claim: (True, the new tally); (False, None) if counted before."""
+
     # -- burst digests: many calls, one Slack message
     def join_digest(self, join: DigestJoin, now: datetime) -> dict | None: ...
     def alert_digest(self, key: str) -> dict | None: ...
@@ -263,3 +270,7 @@ class UserGroups(Protocol):
         None when that cannot be known: no such group, or Slack failed. Never raises: a
         group that cannot be resolved supplies no approvers (fail closed). May be cached
         briefly (the Slack adapter: a minute)."""
+
+    def channel_members(self, channel: str) -> frozenset[str] | None:
+        """The Slack user ids in ``channel`` (the security channel: who may read any grant's
+        activity), or None when that cannot be known. Never raises; cached like groups."""

@@ -230,3 +230,9 @@ class Drawbridge(Deps):
         from .usecases import alert
 
         return alert.handle(self, event, log=log, metric=metric)
+
+    def activity(self, event: dict, log=None, metric=None):
+        """A forwarded write call of a role session (usecases/activity.py)."""
+        from .usecases import activity
+
+        return activity.handle(self, event, log=log, metric=metric)

@@ -57,6 +57,8 @@ User groups: ``add_usergroup(handle, members)`` makes a group (id ``S…``),
 ``set_usergroup_members`` changes who is in it; ``usergroups.list`` (``include_users``,
 ``include_disabled``) and ``usergroups.users.list`` (``usergroup`` id required,
 ``no_such_subteam`` for an unknown one) answer from them.
+Channel members: ``set_channel_members(channel, members)``; ``conversations.members``
+answers from it in one page (``channel_not_found`` for a channel never set).
 
 Modals: ``views.open`` (a Slack-shaped ``trigger_id``, good once and for 3 seconds, and a
 ``modal`` view checked as Slack checks it; see ``_views_open``) records each view opened:
@@ -290,6 +292,7 @@ class SlackStandin(ServedInBackground):
         self.home_tab = home_tab
         self._homes: dict[str, dict] = {}  # user id -> the view views.publish made their App Home
         self._usergroups: dict[str, dict] = {}  # handle -> {"id", "handle", "name", "users", "disabled"}
+        self._channel_members: dict[str, list[str]] = {}  # channel id -> its members' user ids
         self._views: list[dict] = []  # the modals views.open opened, oldest first
         self._triggers: set[str] = set()  # trigger ids views.open has used
         self.rate_limits = rate_limits
@@ -327,6 +330,11 @@ class SlackStandin(ServedInBackground):
             self._usergroups[handle] = {"id": ident, "handle": handle, "name": name or handle,
                                         "users": list(members), "disabled": disabled}
             return ident
+
+    def set_channel_members(self, channel: str, members: list[str] | tuple[str, ...]) -> None:
+        """Who is in ``channel`` (``conversations.members``; a channel never set is not found)."""
+        with self._lock:
+            self._channel_members[channel] = list(members)
 
     def set_usergroup_members(self, handle: str, members: list[str] | tuple[str, ...]) -> None:
         """Change who is in ``@handle`` (as an admin editing the group in Slack would)."""
@@ -740,9 +748,19 @@ class SlackStandin(ServedInBackground):
             return {"users": []}  # a disabled group has nobody unless asked for (include_disabled)
         return {"users": list(group["users"])}
 
+    def _conversations_members(self, params: dict) -> dict:
+        """conversations.members: ``channel`` required; every member in one page."""
+        channel = str(params.get("channel") or "")
+        if not channel:
+            raise SlackError("invalid_arguments")
+        if channel not in self._channel_members:
+            raise SlackError("channel_not_found")
+        return {"members": list(self._channel_members[channel]), "response_metadata": {"next_cursor": ""}}
+
     _METHODS: dict[str, Callable[["SlackStandin", dict], dict]] = {
         "usergroups.list": _usergroups_list,
         "usergroups.users.list": _usergroups_users_list,
+        "conversations.members": _conversations_members,
         "auth.test": _auth_test,
         "chat.postMessage": _post_message,
         "chat.update": _update,

@@ -143,8 +143,10 @@ class InMemoryStore(_Faults):
         self._used: dict[str, tuple[str, str]] = {}  # request id -> (principal key, index sort key)
         self._digests: dict[str, dict] = {}  # burst digest key -> its item
         self._groups: dict[str, dict] = {}  # failed-attempt group key -> its item
+        self._activity: dict[str, str] = {}  # request id -> its activity tally (JSON)
+        self._activity_claims: dict[str, str] = {}  # CloudTrail eventID -> the request it counted under
         self._owed: dict[tuple[str, str], Owed] = {}  # (request id, key) -> what is owed
-        self._owed_person: dict[str, str] = {}  # request id -> requester (the index key)
+        self._owed_person: dict[tuple[str, str], str] = {}  # (request id, key) -> requester (the index key)
         self._deliveries: dict[tuple[str, str], Delivery] = {}
         self._cursor: tuple[str, int] = ("", 0)  # reconcile's rotation: (last id verified, version)
         self.leases: dict[str, tuple[str | None, datetime, dict]] = {}  # key -> (holder's token, until, data)
@@ -187,12 +189,12 @@ class InMemoryStore(_Faults):
         for key, job in owed:
             self._owed[(req.request_id, key)] = Owed(req.request_id, key, _as_json(job), req.version, 0,
                                                      at + OWED_RETRY_AFTER)
-            self._owed_person[req.request_id] = req.requester
+            self._owed_person[(req.request_id, key)] = req.requester
 
     # -- the outbox -----------------------------------------------------------------------
     def owed_for(self, person: str) -> list[Owed]:
         self._hook("owed_for")
-        return [o for (rid, _), o in sorted(self._owed.items()) if self._owed_person.get(rid) == person]
+        return [o for k, o in sorted(self._owed.items()) if self._owed_person.get(k) == person]
 
     def owe(self, request_id: str, key: str, job: dict, at: datetime, version: int = 0,
             person: str | None = None) -> None:
@@ -201,7 +203,9 @@ class InMemoryStore(_Faults):
         self._hook("owe")
         self._owed[(request_id, key)] = Owed(request_id, key, _as_json(job), version, 0, at + OWED_RETRY_AFTER)
         if person:
-            self._owed_person[request_id] = person
+            self._owed_person[(request_id, key)] = person
+        else:  # a put replaces the item: no index key unless given
+            self._owed_person.pop((request_id, key), None)
 
     def owed_due(self, now: datetime, limit: int = 200) -> list[Owed]:
         self._hook("owed_due")
@@ -462,6 +466,22 @@ class InMemoryStore(_Faults):
         self._used[request_id] = (principal_key, f"{iso_z(window_end)}#{request_id}#used")
         return True
 
+    # -- grant activity (chalicelib/adapters/activity_items.py) ----------------------------
+    def activity(self, request_id: str) -> dict | None:
+        self._hook("activity")
+        doc = self._activity.get(request_id)
+        return json.loads(doc) if doc is not None else None
+
+    def record_activity(self, request_id: str, event_id: str, update, now: datetime) -> tuple[bool, dict | None]:
+        self._hook("record_activity")
+        if event_id in self._activity_claims:
+            return False, None
+        old = self._activity.get(request_id)
+        new = update(json.loads(old) if old is not None else None)
+        self._activity_claims[event_id] = request_id
+        self._activity[request_id] = json.dumps(new)
+        return True, new
+
     # -- burst digests ----------------------------------------------------------------------
     def join_digest(self, join: DigestJoin, now: datetime) -> dict | None:
         self._hook("join_digest")
@@ -550,7 +570,8 @@ class InMemoryStore(_Faults):
         return copy.deepcopy({"requests": self._requests, "events": self._events, "cards": self._cards,
                               "sent": self._sent, "alerts": self._alerts, "once": self._once,
                               "used": self._used, "groups": self._groups,
-                              "digests": self._digests})
+                              "digests": self._digests, "activity": self._activity,
+                              "activity_claims": self._activity_claims})
 
 
 # --------------------------------------------------------------------------- IAM grants
@@ -883,6 +904,10 @@ class FakeUserGroups:
     def members(self, handle: str) -> frozenset[str] | None:
         found = self.groups.get(handle)
         return None if found is None else frozenset(found)
+
+    def channel_members(self, channel: str) -> frozenset[str] | None:
+        """``groups["#<channel>"]``: who is in a channel (None when not set: unknown)."""
+        return self.members(f"#{channel}")
 
 
 class FakeNotifier(_Faults):

@@ -181,6 +181,31 @@ class SlackUserGroups:
     def _fresh(self, at: datetime, now: datetime) -> bool:
         return 0 <= (now - at).total_seconds() < self._ttl
 
+    def channel_members(self, channel: str) -> frozenset[str] | None:
+        """The user ids in ``channel`` (``conversations.members``, paged; scopes
+        ``channels:read`` / ``groups:read``), kept like a group's members under the key
+        ``#<channel>``; None when Slack does not answer (fail closed)."""
+        now = self._clock()
+        kept = self._members.get(f"#{channel}")
+        if kept is not None and self._fresh(kept[0], now):
+            return kept[1]
+        found: set[str] = set()
+        cursor = None
+        try:
+            for _ in range(20):  # 200 a page: 4,000 members at most
+                page = self._web.conversations_members(channel=channel, limit=200, **({"cursor": cursor} if cursor else {}))
+                found.update(page.get("members") or ())
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        except Exception as exc:  # Slack's error, a timeout...: nobody, this time
+            from ..log import logger
+
+            logger().warning("channel members not resolved", extra={"channel": channel, "error": repr(exc)})
+            return None
+        self._members[f"#{channel}"] = (now, frozenset(found))
+        return frozenset(found)
+
     def members(self, handle: str) -> frozenset[str] | None:
         now = self._clock()
         kept = self._members.get(handle)

@@ -6,6 +6,8 @@ Items (PK / SK):
 * ``REQ#<id> / EVENT#<seq>``   immutable audit events, one per status change
 * ``REQ#<id> / USED``          the grant's first use was told on its card
 * ``REQ#<id> / CARD``          where the approval card lives in Slack
+* ``REQ#<id> / ACTIVITY``      the grant's activity tally (activity_items.py)
+* ``ACTIVITY#<eventID> / CLAIM`` one counted write call of a grant (activity_items.py)
 * ``REQ#<id> / SENT#<kind>``   a one-time message (a DM) was sent: a re-run job sends it once
 * ``ALERT#<key> / ALERT``      one security alert per AssumeRole call (dedupe + audit)
 * ``ALERTGROUP#<key> / GROUP`` failed attempts of one caller on one target in one window:
@@ -48,6 +50,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from ..domain.errors import AlreadyDelivered, Conflict
 from ..domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
 from ..ports import Delivery, Owed
+from .activity_items import ActivityItems
 from .alert_calls import AlertCalls
 from .alert_items import AlertItems, _key, _s
 from ..domain.timing import due_at, grant_window_end
@@ -122,7 +125,7 @@ def _owed(item: dict) -> Owed:
                 due_at=parse_iso(item["due_at"]["S"]))
 
 
-class DynamoStore(AlertItems, AlertCalls):
+class DynamoStore(AlertItems, AlertCalls, ActivityItems):
     def __init__(self, client, table: str):
         self._db = client
         self._table = table

@@ -32,6 +32,7 @@ USAGE = (
     "• `/aws-access help` what you may request\n"
     "• `/aws-access list` your pending and active requests\n"
     "• `/aws-access revoke &lt;request-id&gt;` end a grant early (requester or approver)\n"
+    "• `/aws-access activity &lt;request-id&gt;` what was done with a grant (requester or approver)\n"
     "• `/aws-access extend &lt;request-id&gt; &lt;duration&gt; [reason ...]` lengthen your active grant "
     "(approvers decide; it stays in force meanwhile)\n"
     "• `/aws-access breakglass &lt;account&gt; &lt;role&gt; &lt;duration&gt; &lt;reason ...&gt;` emergency "
@@ -101,7 +102,14 @@ class BreakGlassCmd:
     reason: str
 
 
-Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | ExtendCmd | BreakGlassCmd
+@dataclass(frozen=True)
+class ActivityCmd:
+    """``activity <request-id>``: what was done with a grant (its tally, so far)."""
+
+    request_id: str
+
+
+Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | ExtendCmd | BreakGlassCmd | ActivityCmd
 
 
 @dataclass(frozen=True)
@@ -236,14 +244,14 @@ def parse_command_text(text: str) -> Command:
         if len(words) > 1:
             raise CommandError("`list` takes no arguments")
         return ListCmd()
-    if verb == "revoke":
+    if verb in ("revoke", "activity"):
         if len(words) != 2:
-            raise CommandError("usage: `/aws-access revoke &lt;request-id&gt;` (see `/aws-access list`)")
+            raise CommandError(f"usage: `/aws-access {verb} &lt;request-id&gt;` (see `/aws-access list`)")
         rid = words[1].strip("`").lower()
         if not _REQUEST_ID.fullmatch(rid):
             raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "
                                "(they look like req-20261112-3fa9c1)")
-        return RevokeCmd(rid)
+        return RevokeCmd(rid) if verb == "revoke" else ActivityCmd(rid)
     if verb == "extend":
         return _extend(words)
     if verb == "breakglass":

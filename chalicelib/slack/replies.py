@@ -33,6 +33,8 @@ def command_reply(outcome: o.Outcome) -> str:
                 + _owed_text(outcome.owed))
     if isinstance(outcome, o.UnknownRequest):
         return f"unknown request `{outcome.request_id}` (see `/aws-access list`)"
+    if isinstance(outcome, o.ActivityReport):  # (its text is escaped where it is made)
+        return f"`{outcome.request_id}` (`{outcome.label}`): {outcome.text}"
     if isinstance(outcome, o.TooBusy):
         return f"`{outcome.request_id}` is changing too fast; try again"
     if isinstance(outcome, o.Requested):

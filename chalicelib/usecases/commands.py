@@ -1,7 +1,7 @@
 """Use case: a slash command, end to end on the ack path.
 
 Who is asking (the catalog), what they typed (the grammar), then one of: help, list,
-revoke, request. A redelivered command (Slack repeats ``trigger_id``) acts once: the
+revoke, extend, breakglass, activity, request. A redelivered command (Slack repeats ``trigger_id``) acts once: the
 delivery's claim rides in the command's own write (usecases/deliveries.py), so a command
 that fails before writing leaves no claim and its redelivery acts.
 """
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ..domain import decide as rules
 from ..domain.model import Request, RequestStatus
-from ..slack.parse import (BreakGlassCmd, CommandError, ExtendCmd, HelpCmd, ListCmd, RevokeCmd, SlashCommand,
+from ..slack.parse import (ActivityCmd, BreakGlassCmd, CommandError, ExtendCmd, HelpCmd, ListCmd, RevokeCmd, SlashCommand,
                            parse_command_text)
 from .deps import Deps
 from .outcomes import Answer, Help, Listing, NotInCatalog, Outcome, Unreadable, WrongWorkspace
@@ -49,6 +49,10 @@ def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
                               deps.store.owed_for(person.key), recently_ended(deps, person, now)))
     if isinstance(parsed, RevokeCmd):
         return revoke(deps, person.key, parsed.request_id)
+    if isinstance(parsed, ActivityCmd):
+        from .activity import show
+
+        return show(deps, person, parsed.request_id)
     if isinstance(parsed, ExtendCmd):
         from .extend import ask
 

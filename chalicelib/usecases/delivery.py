@@ -53,6 +53,8 @@ def key_of(job: jobs.Job) -> str | None:
         return f"dm:{job.event_type}" + (f":{job.tag}" if job.tag else "")
     if isinstance(job, jobs.Security):
         return security_kind(job)
+    if isinstance(job, jobs.ActivityDigest):
+        return "activity"
     if isinstance(job, jobs.ReviewReminder):
         return f"dm:review:{job.step}"
     return None

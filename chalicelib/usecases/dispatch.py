@@ -12,6 +12,7 @@ OnError = Callable[[object, Exception], None]
 
 def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     """Run one job (typed, or its wire form from the worker's event); return what follows."""
+    from .activity import post_digest
     from .cut import cut_sessions
     from .extend import apply_extension
     from .grant import end_grant, make_grant
@@ -35,6 +36,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.Escalated: post_escalation,
         jobs.ReviewReminder: send_reminder,
         jobs.PublishHome: publish_home,
+        jobs.ActivityDigest: post_digest,
     }[type(job)]
     return handler(deps, job) or []
 

@@ -210,6 +210,10 @@ def _end_grant(deps: Deps, req: Request | None, lease=None) -> list[jobs.Job]:
     cut: list[jobs.Job] = []
     if cut_before is not None:  # their sessions too: they held the same grant
         cut = [jobs.CutSessions(req.request_id, [p.name for p in strangers if p.kind == p.IAM_USER])]
+    if req.granted_at is not None:  # what was done with it, in the card's thread, once it settles
+        from .activity import owe_digest
+
+        owe_digest(deps, req.request_id, after.ended_at or now)
     try:
         deps.store.transition(req, after, event, owed(cut + told))
     except Conflict:

@@ -143,11 +143,20 @@ class PublishHome:
     user_id: str
 
 
+@dataclass(frozen=True)
+class ActivityDigest:
+    """Post the grant's activity digest in its card's thread once it has ended and late
+    CloudTrail deliveries have settled (usecases/activity.py), once."""
+
+    kind: ClassVar[str] = "activity_digest"
+    request_id: str
+
+
 Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder,
-            RemindApprovers, Escalated, PublishHome]
+            RemindApprovers, Escalated, PublishHome, ActivityDigest]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
                                                     ExtendGrant, AskApprovers, ReviewReminder, RemindApprovers,
-                                                    Escalated, PublishHome)}
+                                                    Escalated, PublishHome, ActivityDigest)}
 
 
 class BadJob(ValueError):

@@ -43,6 +43,15 @@ class UnknownRequest:
 
 
 @dataclass(frozen=True)
+class ActivityReport:
+    """What was done with a grant, so far or (ended) in all: the digest's text."""
+
+    request_id: str
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
 class TooBusy:
     """The record kept changing under us; try again."""
 
@@ -139,7 +148,7 @@ class BrokeGlass:
 
 Outcome = Union[Refused, Unreadable, NotInCatalog, WrongWorkspace, UnknownRequest, TooBusy, Requested, ExtensionAsked,
                 Cancelled, Revoking, Help, Listing, ClickDone, UnknownButton, BadButtonValue, BreakGlassPreview,
-                BrokeGlass]
+                BrokeGlass, ActivityReport]
 
 
 @dataclass(frozen=True)

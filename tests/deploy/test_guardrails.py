@@ -128,8 +128,10 @@ def test_the_member_template_carries_what_the_scp_keys_on():
     assert tags["ForwardingRole"]["drawbridge"] == "forwarding-role"
     # no fixed names: CloudFormation names the rule and the role after the StackSet's stacks
     # (StackSet-drawbridge-member-...), which is what the SCP's name-based ARNs match
-    (rule,) = [r for r in res.values() if r["Type"] == "AWS::Events::Rule"]
-    assert "Name" not in rule["Properties"] and "RoleName" not in res["ForwardingRole"]["Properties"]
+    rules = [r for r in res.values() if r["Type"] == "AWS::Events::Rule"]
+    assert len(rules) == 2  # the ways in (alerts) and the JIT sessions' writes (grant activity)
+    assert all("Name" not in rule["Properties"] for rule in rules)
+    assert "RoleName" not in res["ForwardingRole"]["Properties"]
     names = [r for st in scp()["Statement"] if st["Sid"] == "ProtectForwardingRules"
              for r in iam_sim.as_list(st["Resource"])]
     assert "arn:aws:events:*:*:rule/StackSet-drawbridge-member-*" in names
@@ -148,15 +150,25 @@ def _regions_template() -> dict:
 
 
 def test_bastion_regions_forward_the_same_pattern_as_on_role_assumed():
-    (rule,) = [r["Properties"] for r in _regions_template()["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    rule = _regions_template()["Resources"]["AssumeRoleForwardingRule"]["Properties"]
     assert rule["EventPattern"] == ASSUME_ROLE_PATTERN
     assert rule["State"] == RULE_STATE
     assert rule["EventBusName"] == "default"
 
 
+def test_bastion_regions_forward_activity_with_on_activitys_pattern():
+    from chalicelib.event_pattern import ACTIVITY_PATTERN_BASTION, ACTIVITY_RULE_STATE
+
+    resources = _regions_template()["Resources"]
+    rule = resources["ActivityForwardingRule"]["Properties"]
+    assert rule["EventPattern"] == ACTIVITY_PATTERN_BASTION
+    assert rule["State"] == ACTIVITY_RULE_STATE and rule["EventBusName"] == "default"
+    assert rule["Targets"] == resources["AssumeRoleForwardingRule"]["Properties"]["Targets"]
+
+
 def test_bastion_regions_forward_to_the_home_regions_default_bus_only():
     template = _regions_template()
-    (rule,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    (rule,) = [template["Resources"]["AssumeRoleForwardingRule"]["Properties"]]
     (target,) = rule["Targets"]
     home_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${HomeRegion}:${AWS::AccountId}:event-bus/default"}
     assert target["Arn"] == home_bus

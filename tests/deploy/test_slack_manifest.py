@@ -42,12 +42,14 @@ def test_scopes_are_exactly_what_the_notifier_calls():
     # the App Home and the request form: views.publish and views.open need no scope (Slack's
     # reference says "No scopes required"; views.open needs the trigger id a command brings)
     # approvers named as user groups (@sre-leads): usergroups.list and .users.list need usergroups:read
+    # the security channel's members read any grant's activity: conversations.members needs
+    # channels:read (public) / groups:read (private)
     assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete",
                        "conversations_history", "conversations_open", "views_publish", "views_open",
-                       "usergroups_list", "usergroups_users_list"}
+                       "usergroups_list", "usergroups_users_list", "conversations_members"}
     assert manifest()["oauth_config"]["scopes"]["bot"] == [
         "commands", "chat:write", "channels:history", "groups:history", "im:history", "im:write",
-        "usergroups:read"]
+        "usergroups:read", "channels:read", "groups:read"]
 
 
 @pytest.mark.parametrize("bad", ["http://abc.example/api/", "abc.example/api/", ""])

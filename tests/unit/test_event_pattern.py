@@ -218,7 +218,9 @@ def _template(path: Path) -> dict:
 
 
 def _rules(template: dict) -> list[dict]:
-    return [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    """The alert path's forwarding rule (the template's activity rule is
+    tests/unit/test_activity_pattern.py's)."""
+    return [template["Resources"]["AssumeRoleForwardingRule"]["Properties"]]
 
 
 def test_forwarding_rule_uses_the_same_pattern_and_state():
