@@ -112,6 +112,8 @@ def pattern_json() -> str:
 #: the sources whose write calls are never activity: STS is the alert path's (AssumeRole*
 #: are read-only anyway, and the rest hand out credentials, they change nothing)
 ACTIVITY_EXCLUDED_SOURCES = ("aws.sts",)
+#: the same, as CloudTrail's ``eventSource``
+ACTIVITY_EXCLUDED_EVENT_SOURCES = ("sts.amazonaws.com",)
 
 #: write management events are delivered to a rule in plain ENABLED (only read-only
 #: management events need RULE_STATE above)
@@ -128,9 +130,11 @@ def activity_pattern(role_arns) -> dict:
     if not arns:
         raise ValueError("an activity pattern needs at least one role ARN")
     return {
-        "source": [{"anything-but": list(ACTIVITY_EXCLUDED_SOURCES)}],
+        # only AWS's own sources ("aws." cannot be used with PutEvents: nobody can forge one)
+        "source": [{"prefix": "aws."}],
         "detail-type": [API_CALL],
         "detail": {
+            "eventSource": [{"anything-but": list(ACTIVITY_EXCLUDED_EVENT_SOURCES)}],
             "readOnly": [False],
             "managementEvent": [True],
             "userIdentity": {"type": ["AssumedRole"], "sessionContext": {"sessionIssuer": {"arn": arns}}},
@@ -142,9 +146,10 @@ def activity_pattern(role_arns) -> dict:
 #: roles are the catalog's, which is not read at import; the handler keeps only events
 #: whose session issuer is a catalog role (the member accounts forward nothing else).
 ACTIVITY_PATTERN_BASTION: dict = {
-    "source": [{"anything-but": list(ACTIVITY_EXCLUDED_SOURCES)}],
+    "source": [{"prefix": "aws."}],
     "detail-type": [API_CALL],
     "detail": {
+        "eventSource": [{"anything-but": list(ACTIVITY_EXCLUDED_EVENT_SOURCES)}],
         "readOnly": [False],
         "managementEvent": [True],
         "userIdentity": {"type": ["AssumedRole"]},

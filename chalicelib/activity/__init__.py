@@ -9,6 +9,6 @@ The I/O (envelope, covering grant, the table, Slack) is in ``chalicelib/usecases
 
 from chalicelib.activity.call import Call, parse_call
 from chalicelib.activity.notable import notable
-from chalicelib.activity.tally import add, digest_payload, digest_text, empty
+from chalicelib.activity.tally import MAX_NOTABLE, add, digest_payload, digest_text, empty
 
-__all__ = ["Call", "add", "digest_payload", "digest_text", "empty", "notable", "parse_call"]
+__all__ = ["MAX_NOTABLE", "Call", "add", "digest_payload", "digest_text", "empty", "notable", "parse_call"]

@@ -19,6 +19,8 @@ from chalicelib.alerts.cloudtrail import _dict, _str, parse_utc
 from chalicelib.event_pattern import ACTIVITY_EXCLUDED_SOURCES, API_CALL
 
 _SESSION_ARN = re.compile(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/([\w+=,.@-]{2,64})$")
+_EVENT_SOURCE = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}\.amazonaws\.com", re.ASCII)
+_EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,99}", re.ASCII)
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
 
 
@@ -51,7 +53,11 @@ def parse_call(event: Any) -> Call | None:
     missing an ``eventID``/``eventTime``). Never raises on malformed input."""
     if not isinstance(event, Mapping) or event.get("detail-type") != API_CALL:
         return None
-    if event.get("source") in ACTIVITY_EXCLUDED_SOURCES:
+    source_name = event.get("source")
+    # only AWS's own events: a source starting "aws." cannot be sent with PutEvents, so a
+    # principal allowed to put events on the bus cannot forge a call (the patterns say so too)
+    if not isinstance(source_name, str) or not source_name.startswith("aws.") \
+            or source_name in ACTIVITY_EXCLUDED_SOURCES:
         return None
     detail = _dict(event, "detail")
     if detail.get("readOnly") is not False or detail.get("managementEvent") is not True:
@@ -65,6 +71,9 @@ def parse_call(event: Any) -> Call | None:
     event_id, event_time = _str(detail, "eventID"), parse_utc(detail.get("eventTime"))
     source, name = _str(detail, "eventSource"), _str(detail, "eventName")
     if not (session and role and event_id and event_time and source and name):
+        return None
+    # CloudTrail's own shapes, so nothing odd reaches the table or a message
+    if not (_EVENT_SOURCE.fullmatch(source) and _EVENT_NAME.fullmatch(name) and len(event_id) <= 128):
         return None
     if session.group(1) != role.group(1) or session.group(2) != role.group(2):
         return None  # the session is not of the role its record names as issuer

@@ -75,7 +75,7 @@ def digest_text(payload: dict) -> str:
     """The digest in words (raw: the caller escapes it for Slack mrkdwn)."""
     head = "Activity under this grant" + ("" if payload["final"] else " so far")
     if not payload["calls"]:
-        return f"{head}: never used (no write calls recorded)."
+        return f"{head}: never used (no write calls recorded; reads are not tracked)."
     first, last = payload["first"], payload["last"]
     lines = [f"{head}: {payload['calls']} write call{'s' if payload['calls'] != 1 else ''}"
              + (f" ({payload['failed']} failed)" if payload["failed"] else "")

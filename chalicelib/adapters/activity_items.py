@@ -14,6 +14,8 @@ re-read and tried again.
 from __future__ import annotations
 
 import json
+import random
+import time
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -48,7 +50,9 @@ class ActivityItems:
         claim = {"Put": {"TableName": self._table, "ConditionExpression": "attribute_not_exists(PK)",
                          "Item": {**_key(f"ACTIVITY#{event_id}", "CLAIM"), "request_id": _s(request_id),
                                   "ttl": ttl}}}
-        for _ in range(ROUNDS):
+        for round_ in range(ROUNDS):
+            if round_:  # many calls of one grant at once: spread the retries (jittered backoff)
+                time.sleep(random.uniform(0, 0.05 * 2 ** min(round_, 5)))
             resp = self._db.get_item(TableName=self._table, Key=_key(f"REQ#{request_id}", "ACTIVITY"),
                                      ConsistentRead=True)
             item = resp.get("Item")

@@ -83,11 +83,17 @@ def handle(deps: Deps, event: dict, log=None, metric=None) -> ActivityOutcome:
             metric("ActivityUnderNoGrant")
         return ActivityOutcome("no_grant", reason="no grant covers this session at this time")
     rid = grant.request_id
-    first, _ = deps.store.record_activity(rid, call.event_id, lambda old: act.add(old, call), deps.now())
+    first, tally = deps.store.record_activity(rid, call.event_id, lambda old: act.add(old, call), deps.now())
     if call.notable:
-        # also on a repeat: the first invocation may have died between the count and the post
-        # (deliver_once posts a thread reply at most once)
-        _tell_notable(deps, rid, call, log)
+        if tally is None:  # a repeat: was it one of the notable calls the thread tells?
+            tally = deps.store.activity(rid) or {}
+            told = any(n.get("event_id") == call.event_id for n in tally.get("notable", []))
+        else:
+            told = tally.get("notable_count", 0) <= act.MAX_NOTABLE
+        if told:  # the first MAX_NOTABLE of a grant; the digest counts the rest (no flood)
+            # also on a repeat: the first invocation may have died between the count and the
+            # post (deliver_once posts a thread reply at most once)
+            _tell_notable(deps, rid, call, log)
     return ActivityOutcome("counted" if first else "duplicate", request_id=rid, notable=call.notable)
 
 

@@ -124,6 +124,26 @@ def test_a_forged_envelope_is_refused(app_client, store, grants):
     assert store.activity(admin) is None
 
 
+def test_an_account_cannot_report_calls_of_another_accounts_role(app_client, store, grants):
+    """dev's own record (envelope and recipientAccountId agree), naming prod's role and a
+    prod session: the call's account must be the envelope's."""
+    admin, _ = grants
+    forged = load_activity("kms_put_key_policy_admin")
+    forged["account"] = forged["detail"]["recipientAccountId"] = "333333333333"
+    out = invoke(app_client, forged)
+    assert out["kind"] == "ignored" and "not the envelope account" in out["reason"]
+    assert store.activity(admin) is None
+
+
+def test_a_custom_source_cannot_be_counted(app_client, store, slack, grants):
+    """Anybody allowed to PutEvents on the bastion bus can send any detail, but not with an
+    "aws." source: such an event is not a call."""
+    admin, _ = grants
+    forged = {**load_activity("iam_create_access_key_admin"), "source": "forge.me"}
+    assert invoke(app_client, forged)["kind"] == "ignored"
+    assert store.activity(admin) is None and thread(slack, admin, "grant_notable") == []
+
+
 def test_the_digest_comes_once_after_the_grant_ends_and_settles(app_client, slack, store, grants):
     admin, readonly = grants
     for name in ADMIN_CALLS:
@@ -207,3 +227,21 @@ def test_activity_command_refuses_when_slack_cannot_say_who_is_in_the_channel(ap
     with time_machine.travel(DURING, tick=False):
         refused = app_client.command("dave", f"activity {admin}").text
     assert refused.startswith("Only the requester")
+
+
+def test_the_thread_tells_the_first_notable_calls_only_and_the_tally_counts_them_all(app_client, slack, store,
+                                                                                       grants):
+    """A burst of notable calls (a large apply creating IAM users' keys) does not flood the
+    card's thread: the first MAX_NOTABLE are told, the tally counts every one."""
+    from chalicelib.activity import MAX_NOTABLE
+
+    admin, _ = grants
+    for n in range(MAX_NOTABLE + 3):
+        event = load_activity("iam_create_access_key_admin")
+        event["detail"]["eventID"] = f"e7e70000-0000-4000-8000-{n:012d}"
+        assert invoke(app_client, event)["kind"] == "counted"
+    again = load_activity("iam_create_access_key_admin")
+    again["detail"]["eventID"] = f"e7e70000-0000-4000-8000-{MAX_NOTABLE + 2:012d}"  # a redelivered extra one
+    assert invoke(app_client, again)["kind"] == "duplicate"
+    assert len(thread(slack, admin, "grant_notable")) == MAX_NOTABLE
+    assert store.activity(admin)["notable_count"] == MAX_NOTABLE + 3

@@ -109,7 +109,7 @@ def test_tally_stays_compact():
 
 def test_digest_says_never_used_and_so_far():
     assert digest_text(digest_payload("r", None, final=True)) == \
-        "Activity under this grant: never used (no write calls recorded)."
+        "Activity under this grant: never used (no write calls recorded; reads are not tracked)."
     t = add(None, parse_call(load_activity("ec2_terminate_instances_readonly_denied")))
     text = digest_text(digest_payload("r", t, final=False))
     assert text.startswith("Activity under this grant so far: 1 write call (1 failed), 14:25–14:25 UTC")

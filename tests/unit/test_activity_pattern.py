@@ -64,9 +64,12 @@ def _edited(name: str, **detail) -> dict:
     _edited("ec2_run_instances_admin", readOnly=True, eventName="DescribeInstances"),
     _edited("ec2_run_instances_admin", managementEvent=False, eventCategory="Data"),
     _edited("ec2_run_instances_admin", readOnly="false"),  # CloudTrail writes booleans
-    {**load_activity("ec2_run_instances_admin"), "source": "aws.sts"},
+    {**_edited("ec2_run_instances_admin", eventSource="sts.amazonaws.com", eventName="GetSessionToken"),
+     "source": "aws.sts"},
     {**load_activity("ec2_run_instances_admin"), "detail-type": "AWS Console Sign In via CloudTrail"},
-], ids=["read-only", "data-event", "string-false", "sts-source", "sign-in-detail-type"])
+    # anybody allowed to PutEvents on the bus could send this; only "aws." sources are AWS's own
+    {**load_activity("ec2_run_instances_admin"), "source": "forge.me"},
+], ids=["read-only", "data-event", "string-false", "sts-source", "sign-in-detail-type", "custom-source"])
 def test_neither_pattern_takes_reads_data_events_or_sts(event):
     assert not matches(activity_pattern_json(JIT_ROLES), event)
     assert not matches(json.dumps(ACTIVITY_PATTERN_BASTION), event)
