@@ -129,6 +129,11 @@ def activity_pattern(role_arns) -> dict:
     arns = sorted(set(role_arns))
     if not arns:
         raise ValueError("an activity pattern needs at least one role ARN")
+    return _role_session_writes({"sessionContext": {"sessionIssuer": {"arn": arns}}})
+
+
+def _role_session_writes(issuer: dict) -> dict:
+    """Write management events of assumed-role sessions (``issuer``: more of ``userIdentity``)."""
     return {
         # only AWS's own sources ("aws." cannot be used with PutEvents: nobody can forge one)
         "source": [{"prefix": "aws."}],
@@ -137,7 +142,7 @@ def activity_pattern(role_arns) -> dict:
             "eventSource": [{"anything-but": list(ACTIVITY_EXCLUDED_EVENT_SOURCES)}],
             "readOnly": [False],
             "managementEvent": [True],
-            "userIdentity": {"type": ["AssumedRole"], "sessionContext": {"sessionIssuer": {"arn": arns}}},
+            "userIdentity": {"type": ["AssumedRole"], **issuer},
         },
     }
 
@@ -145,16 +150,7 @@ def activity_pattern(role_arns) -> dict:
 #: the bastion's rule (``on_activity``): the same events from any role session. The JIT
 #: roles are the catalog's, which is not read at import; the handler keeps only events
 #: whose session issuer is a catalog role (the member accounts forward nothing else).
-ACTIVITY_PATTERN_BASTION: dict = {
-    "source": [{"prefix": "aws."}],
-    "detail-type": [API_CALL],
-    "detail": {
-        "eventSource": [{"anything-but": list(ACTIVITY_EXCLUDED_EVENT_SOURCES)}],
-        "readOnly": [False],
-        "managementEvent": [True],
-        "userIdentity": {"type": ["AssumedRole"]},
-    },
-}
+ACTIVITY_PATTERN_BASTION: dict = _role_session_writes({})
 
 
 def activity_pattern_json(role_arns) -> str:
