@@ -94,8 +94,10 @@ def log_job_error(job, exc: Exception) -> None:
     logger().exception("job failed; the sweep will retry what it can", extra=describe(job))
 
 
-def _slack_route(app, what: str, parse, act):
-    """Verify, parse, act. Slack gets a 401 (bad signature) or a 200 (everything else)."""
+def _slack_route(app, what: str, parse, act, unreadable=None, failed=None):
+    """Verify, parse, act. Slack gets a 401 (bad signature) or a 200 (everything else).
+    ``unreadable(problem)`` / ``failed()`` answer a signed body Drawbridge cannot read and an
+    unexpected error (default: an ephemeral message saying so)."""
     from .slack.parse import BadPayload
 
     try:
@@ -107,10 +109,12 @@ def _slack_route(app, what: str, parse, act):
         except BadPayload as exc:
             # Correctly signed but unreadable: still a 200 (docs/REFERENCE.md), refused, no effect.
             logger().warning("unreadable Slack payload", extra={"problem": str(exc)})
+            if unreadable is not None:
+                return unreadable(exc)
             return _ephemeral(f"Drawbridge could not read that request ({exc}); nothing was changed.")
         return act(parsed)
     except Exception:  # noqa: BLE001 - never a stack trace or a 500 to Slack
-        return _ephemeral(_unexpected(what))
+        return failed() if failed is not None else _ephemeral(_unexpected(what))
 
 
 def slack_command(app):
@@ -132,26 +136,21 @@ def slack_event(app):
     and a signed body Drawbridge cannot read, gets a 200 and changes nothing (a non-2xx would
     only make Slack retry it). A redelivery (``X-Slack-Retry-Num``) publishes again: the view
     is replaced, nothing else happens."""
-    from .slack.parse import BadPayload, UrlVerification, parse_event
+    from .slack.parse import UrlVerification, parse_event
 
-    try:
-        failure, body = _verified(app)
-        if failure is not None:
-            return failure
-        try:
-            event = parse_event(body)
-        except BadPayload as exc:
-            logger().warning("unreadable Slack event", extra={"problem": str(exc)})
-            return _response(200, {})
+    def act(event):
         if isinstance(event, UrlVerification):
             return _response(200, {"challenge": event.challenge})
         if event is None:
             logger().info("Slack event not handled; ignored")
             return _response(200, {})
         return _home_opened(app, event)
-    except Exception:  # noqa: BLE001 - never a stack trace or a 500 to Slack (it would retry)
+
+    def failed():  # never a stack trace or a 500 to Slack (it would retry)
         logger().exception(f"unexpected error in event (ref {correlation_id()})")
         return _response(200, {})
+
+    return _slack_route(app, "event", parse_event, act, unreadable=lambda exc: _response(200, {}), failed=failed)
 
 
 def _home_opened(app, event):
