@@ -238,7 +238,10 @@ EXPECTED.update({
     ),
 })
 
-NOT_A_WAY_IN = {"signin_switch_role", "iam_enable_mfa_device_self", "iam_create_access_key_by_admin"}
+NOT_A_WAY_IN = {"signin_switch_role", "iam_enable_mfa_device_self", "iam_create_access_key_by_admin",
+                "cloudtrail_stop_logging_prod", "cloudtrail_put_event_selectors_denied_dev",
+                "cloudtrail_describe_trails_prod", "events_delete_forwarding_rule_prod",
+                "events_delete_other_rule_prod"}
 
 
 def test_every_fixture_is_covered_by_this_file():

@@ -40,6 +40,11 @@ FIXTURE_MATCHES = {
     "iam_enable_mfa_device_self": True,
     "iam_create_access_key_by_admin": True,
     "signin_switch_role": False,  # a sign-in, but not a ConsoleLogin: the AssumeRole behind it is the alert
+    "cloudtrail_stop_logging_prod": True,
+    "cloudtrail_put_event_selectors_denied_dev": True,  # denied, still an attempt to blind the path
+    "cloudtrail_describe_trails_prod": False,  # read-only: changes nothing
+    "events_delete_forwarding_rule_prod": True,
+    "events_delete_other_rule_prod": False,  # somebody else's rule
 }
 
 
@@ -159,6 +164,44 @@ def _federated_console_login() -> dict:
     ],
 )
 def test_does_not_match_other_events(event):
+    assert not matches(event)
+
+
+@pytest.mark.parametrize("event_name", ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"])
+def test_matches_every_call_that_stops_or_narrows_a_trail(event_name):
+    assert matches(_edited("cloudtrail_stop_logging_prod", eventName=event_name))
+
+
+@pytest.mark.parametrize("event_name", ["DeleteRule", "DisableRule"])
+def test_matches_deleting_or_disabling_a_forwarding_rule(event_name):
+    assert matches(_edited("events_delete_forwarding_rule_prod", eventName=event_name))
+    bastion_regions = "StackSet-drawbridge-bastion-regions-5e1f-AssumeRoleForwardingRule-EXAMPLE9X3T"
+    assert matches(_edited("events_delete_forwarding_rule_prod", eventName=event_name,
+                           requestParameters={"name": bastion_regions}))
+
+
+def test_matches_removing_a_forwarding_rules_targets_by_its_rule_field():
+    rule = load_cloudtrail("events_delete_forwarding_rule_prod")["detail"]["requestParameters"]["name"]
+    assert matches(_edited("events_delete_forwarding_rule_prod", eventName="RemoveTargets",
+                           requestParameters={"rule": rule, "ids": ["drawbridge-bastion-bus"], "force": False}))
+    # RemoveTargets names the rule "rule": a "name" field does not make it one of ours
+    assert not matches(_edited("events_delete_forwarding_rule_prod", eventName="RemoveTargets",
+                               requestParameters={"name": rule, "rule": "nightly-backup-schedule",
+                                                  "ids": ["t1"]}))
+
+
+@pytest.mark.parametrize("event", [
+    _edited("events_delete_forwarding_rule_prod", eventName="PutRule"),  # every StackSet update does it
+    _edited("events_delete_forwarding_rule_prod", eventName="EnableRule"),
+    _edited("events_delete_forwarding_rule_prod", requestParameters={"name": "my-StackSet-drawbridge-rule"}),
+    _edited("events_delete_forwarding_rule_prod", requestParameters=None),
+    _moved("cloudtrail_stop_logging_prod", source="aws.events"),
+    _moved("events_delete_forwarding_rule_prod", source="aws.cloudtrail"),
+    _edited("cloudtrail_stop_logging_prod", eventName="StartLogging"),
+    _moved("cloudtrail_stop_logging_prod", detail_type="AWS Service Event via CloudTrail"),
+], ids=["PutRule", "EnableRule", "not-a-prefix", "no-parameters", "StopLogging-from-events-source",
+        "DeleteRule-from-cloudtrail-source", "StartLogging", "service-event"])
+def test_does_not_match_other_trail_or_rule_calls(event):
     assert not matches(event)
 
 
