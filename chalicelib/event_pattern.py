@@ -5,7 +5,7 @@ Used by ``app.py`` (``@app.on_cw_event`` of ``on_role_assumed``), by the
 ``policies/member-account.yaml`` (``tests/unit/test_event_pattern.py`` fails if the two
 drift apart, and checks every CloudTrail fixture against it with moto's matcher).
 
-One pattern, five branches under ``$or`` (EventBridge ORs the values *within* a field,
+One pattern, six branches under ``$or`` (EventBridge ORs the values *within* a field,
 so ``"source": ["aws.sts", "aws.signin"]`` next to one ``eventName`` list would also
 match, say, an ``aws.signin`` event named ``AssumeRole``; each source gets its own
 event names and identity filter instead):
@@ -28,6 +28,11 @@ event names and identity filter instead):
   (:mod:`chalicelib.usecases.tamper_alert`). ``PutRule`` / ``PutTargets`` are not
   watched: every StackSet update makes them in every account and Region, and the SCP
   denies them to everyone but the StackSet execution role.
+* ``drawbridge.heartbeat`` events: an EventBridge Scheduler schedule in each member
+  account and Region (and the bastion's other Regions) puts one on its own default bus
+  every :data:`HEARTBEAT_INTERVAL_MINUTES` minutes, so it travels the same forwarding
+  rule, role and bastion bus as the CloudTrail events; the bastion notices when one stops
+  coming (:mod:`chalicelib.usecases.liveness`, docs/decisions/0009-alert-path-heartbeat.md).
 
 Deliberate choices:
 
@@ -78,6 +83,11 @@ TARGET_TAMPER_EVENT_NAMES = ("RemoveTargets",)
 #: the forwarding rules' names: CloudFormation names them after their StackSet's stacks
 #: (``StackSet-drawbridge-member-…``, ``StackSet-drawbridge-bastion-regions-…``)
 FORWARDING_RULE_PREFIX = "StackSet-drawbridge-"
+#: the heartbeat's envelope (a custom source: ``aws.*`` sources cannot be put)
+HEARTBEAT_SOURCE = "drawbridge.heartbeat"
+HEARTBEAT_DETAIL_TYPE = "Drawbridge Heartbeat"
+#: how often the templates' schedules put one (``rate(5 minutes)``)
+HEARTBEAT_INTERVAL_MINUTES = 5
 
 ALERT_PATTERN: dict = {
     "$or": [
@@ -119,6 +129,7 @@ ALERT_PATTERN: dict = {
                 ]
             },
         },
+        {"source": [HEARTBEAT_SOURCE], "detail-type": [HEARTBEAT_DETAIL_TYPE]},
     ]
 }
 

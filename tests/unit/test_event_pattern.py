@@ -11,7 +11,15 @@ import pytest
 import yaml
 from moto.events.models import EventPattern
 
-from chalicelib.event_pattern import ALERT_PATTERN, ASSUME_ROLE_PATTERN, RULE_STATE, pattern_json
+from chalicelib.event_pattern import (
+    ALERT_PATTERN,
+    ASSUME_ROLE_PATTERN,
+    HEARTBEAT_DETAIL_TYPE,
+    HEARTBEAT_INTERVAL_MINUTES,
+    HEARTBEAT_SOURCE,
+    RULE_STATE,
+    pattern_json,
+)
 from tests.fixtures import cloudtrail_names, load_cloudtrail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +53,7 @@ FIXTURE_MATCHES = {
     "cloudtrail_describe_trails_prod": False,  # read-only: changes nothing
     "events_delete_forwarding_rule_prod": True,
     "events_delete_other_rule_prod": False,  # somebody else's rule
+    "heartbeat_dev": True,  # not CloudTrail: the path's own heartbeat, put by the member's schedule
 }
 
 
@@ -205,6 +214,14 @@ def test_does_not_match_other_trail_or_rule_calls(event):
     assert not matches(event)
 
 
+def test_only_drawbridges_heartbeat_is_forwarded():
+    beat = load_cloudtrail("heartbeat_dev")
+    assert matches(beat)
+    for source, detail_type in (("drawbridge.heartbeat", "Scheduled Event"), ("aws.events", "Drawbridge Heartbeat"),
+                                ("my.app", "Drawbridge Heartbeat")):
+        assert not matches({**beat, "source": source, "detail-type": detail_type})
+
+
 @pytest.mark.parametrize("event_name", ["AssumeRoot", "GetFederationToken"])
 def test_matches_the_other_sts_ways_in(event_name):
     assert matches(_edited("assume_role_bastion_copy", eventName=event_name))
@@ -269,6 +286,29 @@ def test_forwarding_rule_uses_the_same_pattern_and_state():
     assert rule["EventPattern"] == ALERT_PATTERN
     assert rule["State"] == RULE_STATE
     assert rule["EventBusName"] == "default"
+
+
+@pytest.mark.parametrize("path", [FORWARDING_TEMPLATE, REPO / "policies" / "bastion-regions.yaml"])
+def test_the_heartbeat_schedule_puts_what_the_forwarding_rule_matches_on_the_local_bus(path):
+    template = _template(path)
+    (schedule,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)" and schedule["State"] == "ENABLED"
+    target = schedule["Target"]
+    local_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+    assert target["Arn"] == local_bus
+    # what Scheduler puts: the matcher must let exactly that through the forwarding rule
+    put = {"version": "0", "id": "x", "account": "333333333333", "region": "eu-west-1", "time": "2026-11-12T14:05:00Z",
+           "resources": [], "source": target["EventBridgeParameters"]["Source"],
+           "detail-type": target["EventBridgeParameters"]["DetailType"], "detail": json.loads(target["Input"])}
+    assert put["source"] == HEARTBEAT_SOURCE and put["detail-type"] == HEARTBEAT_DETAIL_TYPE
+    assert matches(put)
+    assert json.loads(target["Input"]) == {"interval_minutes": HEARTBEAT_INTERVAL_MINUTES}
+    role = template["Resources"][target["RoleArn"]["Fn::GetAtt"].split(".")[0]]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statements == [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": local_bus}]
 
 
 def test_forwarding_role_may_only_put_events_on_the_target_bus():
