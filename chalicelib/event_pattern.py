@@ -5,7 +5,7 @@ Used by ``app.py`` (``@app.on_cw_event`` of ``on_role_assumed``), by the
 ``policies/member-account.yaml`` (``tests/unit/test_event_pattern.py`` fails if the two
 drift apart, and checks every CloudTrail fixture against it with moto's matcher).
 
-One pattern, three branches under ``$or`` (EventBridge ORs the values *within* a field,
+One pattern, six branches under ``$or`` (EventBridge ORs the values *within* a field,
 so ``"source": ["aws.sts", "aws.signin"]`` next to one ``eventName`` list would also
 match, say, an ``aws.signin`` event named ``AssumeRole``; each source gets its own
 event names and identity filter instead):
@@ -19,6 +19,20 @@ event names and identity filter instead):
 * ``aws.iam`` API calls that change how a person can sign in: MFA devices enabled,
   deactivated or deleted, access keys created, console passwords created or changed
   (the handler alerts only when the target is a catalog person's bastion IAM user).
+* ``aws.cloudtrail`` and ``aws.events`` API calls that blind this very path (two
+  branches, one per source; the ``aws.events`` one per request field): a trail stopped,
+  deleted, updated or given other event selectors, and Drawbridge's forwarding rules
+  (``StackSet-drawbridge-*``, the names the member and bastion-regions StackSets give
+  them, which ``policies/scp-protect-drawbridge.json`` protects) deleted, disabled or
+  stripped of their targets. Alerted loudly, successes and failures
+  (:mod:`chalicelib.usecases.tamper_alert`). ``PutRule`` / ``PutTargets`` are not
+  watched: every StackSet update makes them in every account and Region, and the SCP
+  denies them to everyone but the StackSet execution role.
+* ``drawbridge.heartbeat`` events: an EventBridge Scheduler schedule in each member
+  account and Region (and the bastion's other Regions) puts one on its own default bus
+  every :data:`HEARTBEAT_INTERVAL_MINUTES` minutes, so it travels the same forwarding
+  rule, role and bastion bus as the CloudTrail events; the bastion notices when one stops
+  coming (:mod:`chalicelib.usecases.liveness`, docs/decisions/0009-alert-path-heartbeat.md).
 
 Deliberate choices:
 
@@ -60,6 +74,20 @@ IAM_CHANGE_EVENT_NAMES = (
     "EnableMFADevice",
     "UpdateLoginProfile",
 )
+#: CloudTrail calls that stop, remove or narrow what a trail records
+TRAIL_TAMPER_EVENT_NAMES = ("DeleteTrail", "PutEventSelectors", "StopLogging", "UpdateTrail")
+#: EventBridge calls that remove or switch off a rule (``requestParameters.name``) ...
+RULE_TAMPER_EVENT_NAMES = ("DeleteRule", "DisableRule")
+#: ... or take its targets away (``requestParameters.rule``)
+TARGET_TAMPER_EVENT_NAMES = ("RemoveTargets",)
+#: the forwarding rules' names: CloudFormation names them after their StackSet's stacks
+#: (``StackSet-drawbridge-member-…``, ``StackSet-drawbridge-bastion-regions-…``)
+FORWARDING_RULE_PREFIX = "StackSet-drawbridge-"
+#: the heartbeat's envelope (a custom source: ``aws.*`` sources cannot be put)
+HEARTBEAT_SOURCE = "drawbridge.heartbeat"
+HEARTBEAT_DETAIL_TYPE = "Drawbridge Heartbeat"
+#: how often the templates' schedules put one (``rate(5 minutes)``)
+HEARTBEAT_INTERVAL_MINUTES = 5
 
 ALERT_PATTERN: dict = {
     "$or": [
@@ -84,6 +112,24 @@ ALERT_PATTERN: dict = {
             "detail-type": [API_CALL],
             "detail": {"eventName": list(IAM_CHANGE_EVENT_NAMES)},
         },
+        {
+            "source": ["aws.cloudtrail"],
+            "detail-type": [API_CALL],
+            "detail": {"eventName": list(TRAIL_TAMPER_EVENT_NAMES)},
+        },
+        {
+            "source": ["aws.events"],
+            "detail-type": [API_CALL],
+            "detail": {
+                "$or": [
+                    {"eventName": list(RULE_TAMPER_EVENT_NAMES),
+                     "requestParameters": {"name": [{"prefix": FORWARDING_RULE_PREFIX}]}},
+                    {"eventName": list(TARGET_TAMPER_EVENT_NAMES),
+                     "requestParameters": {"rule": [{"prefix": FORWARDING_RULE_PREFIX}]}},
+                ]
+            },
+        },
+        {"source": [HEARTBEAT_SOURCE], "detail-type": [HEARTBEAT_DETAIL_TYPE]},
     ]
 }
 

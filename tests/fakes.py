@@ -145,6 +145,7 @@ class InMemoryStore(_Faults):
         self._groups: dict[str, dict] = {}  # failed-attempt group key -> its item
         self._activity: dict[str, str] = {}  # request id -> its activity tally (JSON)
         self._activity_claims: dict[str, str] = {}  # CloudTrail eventID -> the request it counted under
+        self._paths: dict[tuple[str, str], dict] = {}  # (account, region) -> the alert path's heartbeat item
         self._owed: dict[tuple[str, str], Owed] = {}  # (request id, key) -> what is owed
         self._owed_person: dict[tuple[str, str], str] = {}  # (request id, key) -> requester (the index key)
         self._deliveries: dict[tuple[str, str], Delivery] = {}
@@ -335,6 +336,30 @@ class InMemoryStore(_Faults):
     def card(self, request_id: str) -> tuple[str, str] | None:
         self._hook("card")
         return self._cards.get(request_id)
+
+    # -- the alert path's heartbeats ----------------------------------------------------
+    def path_beat(self, account: str, region: str, now: datetime) -> dict:
+        self._hook("path_beat")
+        path = self._paths.setdefault((account, region), {
+            "account": account, "region": region, "last_seen": None, "silent_since": None,
+            "silent_posted": None, "restored_at": None})
+        if path["last_seen"] is None or path["last_seen"] < iso_z(now):
+            path["last_seen"] = iso_z(now)
+        return dict(path)
+
+    def paths(self) -> list[dict]:
+        self._hook("paths")
+        return [dict(p) for _, p in sorted(self._paths.items())]
+
+    def path_update(self, account: str, region: str, *, set_: dict | None = None, remove: tuple = (),
+                    expect: dict) -> bool:
+        self._hook("path_update")
+        path = self._paths.get((account, region))
+        if path is None or any(path.get(f) != v for f, v in expect.items()):
+            return False
+        path.update(set_ or {})
+        path.update({f: None for f in remove})
+        return True
 
     # -- one-time claims ------------------------------------------------------------
     def claim_alert(self, key: str, record: dict, now: datetime, keep_days: int = 400) -> bool:

@@ -10,6 +10,7 @@ Items (PK / SK):
 * ``ACTIVITY#<eventID> / CLAIM`` one counted write call of a grant (activity_items.py)
 * ``REQ#<id> / SENT#<kind>``   a one-time message (a DM) was sent: a re-run job sends it once
 * ``ALERT#<key> / ALERT``      one security alert per AssumeRole call (dedupe + audit)
+* ``PATH / <account>#<region>`` the alert path's heartbeats (path_items.py)
 * ``ALERTGROUP#<key> / GROUP`` failed attempts of one caller on one target in one window:
   their count, first/last event time, and the one Slack line that shows them
 * ``DIGEST#<key> / DIGEST``    many ways in of one principal in a burst, one Slack message
@@ -53,6 +54,7 @@ from ..ports import Delivery, Owed
 from .activity_items import ActivityItems
 from .alert_calls import AlertCalls
 from .alert_items import AlertItems, _key, _s
+from .path_items import PathItems
 from ..domain.timing import due_at, grant_window_end
 
 __all__ = ["DUE_SHARDS", "Conflict", "DynamoStore", "create_table_from_template", "due_key", "event_item",
@@ -125,7 +127,7 @@ def _owed(item: dict) -> Owed:
                 due_at=parse_iso(item["due_at"]["S"]))
 
 
-class DynamoStore(AlertItems, AlertCalls, ActivityItems):
+class DynamoStore(AlertItems, AlertCalls, ActivityItems, PathItems):
     def __init__(self, client, table: str):
         self._db = client
         self._table = table

@@ -37,6 +37,7 @@ The package, by concern (this module re-exports the public API; import from here
 * ``parse``: event -> :class:`Assumption` (:func:`parse_assumption`);
 * ``envelope``: whether an event may be believed (:func:`envelope_problem`);
 * ``identity``: IAM changes to a person (:func:`parse_identity_change`);
+* ``tamper``: calls that blind the alert path (:func:`parse_tamper`);
 * ``decide``: :class:`AlertKind`, :func:`decide_alert`, :func:`covers`,
   :func:`client_label` and the grouping of failed attempts.
 """
@@ -66,6 +67,7 @@ from chalicelib.alerts.decide import (
 from chalicelib.alerts.envelope import envelope_problem
 from chalicelib.alerts.identity import IAM_CHANGES, IdentityChange, identity_change_loud, parse_identity_change
 from chalicelib.alerts.parse import ASSUME_ROLE_EVENT_NAMES, parse_assumption
+from chalicelib.alerts.tamper import PathTamper, parse_tamper
 
 __all__ = [
     "ASSUME_ROLE_EVENT_NAMES",
@@ -73,6 +75,7 @@ __all__ = [
     "AlertKind",
     "Assumption",
     "IdentityChange",
+    "PathTamper",
     "client_label",
     "covers",
     "decide_alert",
@@ -82,5 +85,6 @@ __all__ = [
     "identity_change_loud",
     "parse_assumption",
     "parse_identity_change",
+    "parse_tamper",
     "parse_utc",
 ]

@@ -19,7 +19,9 @@ grant) -> one Slack post. Two AWS calls and one Slack call per call, on the comm
 Failed attempts are grouped: the first of a caller on a target in a window posts the
 quiet line, the later ones update it with the count (``_failed_attempt``). IAM changes to
 a person's credentials go to the sibling use case :mod:`chalicelib.usecases.identity_alert`,
-through this same entry point.
+and calls that blind the alert path (trails stopped or narrowed, forwarding rules deleted or
+disabled) to :mod:`chalicelib.usecases.tamper_alert`, and the path's own heartbeats to
+:mod:`chalicelib.usecases.liveness`, through this same entry point.
 
 Nothing is lost silently: if posting fails the error is raised (the call's claim says so),
 so the Lambda retry (or EventBridge redelivery) shows it once, and after the last retry the
@@ -41,8 +43,10 @@ from ..alerts import (
     failure_group_key,
     parse_assumption,
     parse_identity_change,
+    parse_tamper,
     parse_utc,
 )
+from ..alerts.heartbeat import is_heartbeat, parse_heartbeat
 from ..domain.decide import decide_grant
 from ..domain.errors import RateLimited
 from ..domain.lifecycle import GrantStatus
@@ -50,7 +54,7 @@ from ..domain.model import Principal, Request, iso_z
 from ..domain.timing import grant_window_end
 from ..slack import alert_views
 from ..ports import AlertContext
-from . import alert_digest, identity_alert
+from . import alert_digest, identity_alert, liveness, tamper_alert
 from .deps import Deps
 
 #: an earlier attempt of the same copy that started less than this ago may still be running
@@ -125,15 +129,26 @@ def _refused(deps: Deps, event: dict, log) -> str | None:
 
 def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
     catalog, store = deps.catalog, deps.store
+    if is_heartbeat(event):  # the path proving it is alive (liveness.py): no CloudTrail record
+        hb, problem = parse_heartbeat(event, bastion_account_id=catalog.bastion_account_id,
+                                      catalog_account_ids=[acc.id for acc in catalog.accounts.values()])
+        if hb is None:
+            if log is not None:
+                log.warning("heartbeat refused: its envelope is not believed", extra={"problem": problem})
+            return AlertOutcome(kind="ignored", reason=problem)
+        return AlertOutcome(**liveness.heartbeat(deps, hb, log=log))
     a = parse_assumption(event, bastion_account_id=catalog.bastion_account_id)
     change = parse_identity_change(event) if a is None else None
-    if a is None and change is None:
+    tamper = parse_tamper(event) if a is None and change is None else None
+    if a is None and change is None and tamper is None:
         return AlertOutcome(kind="ignored")
     problem = _refused(deps, event, log)
     if problem is not None:
         return AlertOutcome(kind="ignored", reason=problem)
     if change is not None:
         return AlertOutcome(**identity_alert.handle(deps, change, log=log))
+    if tamper is not None:
+        return AlertOutcome(**tamper_alert.handle(deps, tamper, log=log))
 
     account = catalog.account_by_id(a.account_id)
     role = catalog.role_by_arn(a.role_arn) if a.access == "role" else None

@@ -2,7 +2,8 @@
 
 Ends grants past expiry, expires stale pending requests, retries grants or revocations
 a crashed worker left behind (all from the sparse ``due`` index, so the cost follows what
-is live, not history), then reconciles IAM with the table.
+is live, not history), then reconciles IAM with the table, and checks that every alert path still sends its
+heartbeat (:mod:`chalicelib.usecases.liveness`).
 
 What one run costs IAM does not grow with the number of live grants N beyond a fixed cap:
 one ``ListPolicies`` page per 1,000 grant policies (IAM's quota of customer-managed policies,
@@ -25,7 +26,7 @@ from ..domain.lifecycle import GrantStatus, RequestStatus
 from .. import cutoff
 from ..domain.model import Request, iso_z
 from ..domain.timing import IAM_SETTLE, MAX_SESSION
-from . import alert_digest, jobs
+from . import alert_digest, jobs, liveness
 from .deps import Deps
 from .delivery import MAX_ATTEMPTS, key_of, owed, retry_at
 from .dispatch import OnError, run_all
@@ -70,6 +71,8 @@ class SweepReport:
     reminded: int = 0  # waiting requests whose approvers this sweep reminded
     digests_shown: int = 0  # burst digests whose last calls this sweep showed (alert_digest.py)
     digests_pending: int = 0  # ... that Slack did not take yet (the next call or sweep shows them)
+    paths_silent: int = 0  # alert paths whose heartbeat this sweep found missing (liveness.py)
+    paths_restored: int = 0  # ... whose return this sweep finished telling
     # How far the rotation got: not something that happened, so not part of equality (a
     # sweep that found nothing to do still equals SweepReport()).
     verified: int = field(default=0, compare=False)  # live grants whose holders this run asked for
@@ -113,6 +116,13 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
         if on_error is None:
             raise
         on_error({"job": "alert_digests"}, exc)
+    try:
+        report.paths_silent, report.paths_restored = liveness.check(deps)
+    except Exception as exc:  # noqa: BLE001 - the next sweep looks again
+        report.errors += 1
+        if on_error is None:
+            raise
+        on_error({"job": "alert_path_liveness"}, exc)
     return report
 
 

@@ -139,7 +139,8 @@ def test_every_fixture_is_handled_without_error(app_client, slack):
     for name in cloudtrail_names():
         out = invoke(app_client, load_cloudtrail(name))
         assert out["kind"] in {"covered", "uncovered", "failed_attempt", "not_production",
-                               "unknown_account", "ignored", "identity_changed"}, name
+                               "unknown_account", "ignored", "identity_changed",
+                               "alert_path_tampered", "heartbeat"}, name
 
 
 def test_call_in_the_same_second_as_the_grant_is_covered(app_client, slack, store):

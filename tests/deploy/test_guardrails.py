@@ -182,3 +182,18 @@ def test_bastion_regions_refuse_the_home_region():
     (assertion,) = [a for rule in template["Rules"].values() for a in rule["Assertions"]]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AWS::Region"}, {"Ref": "HomeRegion"}]}]}
     assert re.fullmatch(template["Parameters"]["HomeRegion"]["AllowedPattern"], "eu-west-1")
+
+
+@pytest.mark.parametrize("action", ["scheduler:DeleteSchedule", "scheduler:UpdateSchedule"])
+def test_nobody_but_stacksets_deletes_or_changes_the_heartbeat_schedule(action):
+    """A deleted or paused heartbeat is noticed (the path goes silent after 10 minutes); the
+    SCP keeps a local administrator from doing it in the first place."""
+    doc = scp()
+    schedule = f"arn:aws:scheduler:eu-west-1:{MEMBER}:schedule/default/StackSet-drawbridge-member-1a2b-HeartbeatSchedule-Z3"
+    assert iam_sim.decide(doc, action, schedule, LOCAL_ADMIN) == iam_sim.DENY
+    assert iam_sim.decide(doc, action, schedule, STACKSETS) != iam_sim.DENY
+    other = f"arn:aws:scheduler:eu-west-1:{MEMBER}:schedule/default/nightly-report"
+    assert iam_sim.decide(doc, action, other, LOCAL_ADMIN) != iam_sim.DENY
+    res = cfn_yaml(MEMBER_TEMPLATE)["Resources"]
+    (heartbeat,) = [r for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert "Name" not in heartbeat["Properties"] and "GroupName" not in heartbeat["Properties"]

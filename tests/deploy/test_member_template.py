@@ -148,7 +148,8 @@ def test_revoker_resources_follow_the_roles_the_account_gets():
     # no JIT role at all (or another Region than RolesRegion): no revoker, no cut-offs
     for params in ({"AdminRoleName": "", "ReadOnlyRoleName": ""}, {"RolesRegion": "eu-west-1"}):
         docs = member_docs.documents(TEMPLATE, params)
-        assert set(docs) == {"member-ForwardingRole-put-events-on-bastion-bus"}, params
+        assert set(docs) == {"member-ForwardingRole-put-events-on-bastion-bus",
+                             "member-HeartbeatRole-put-heartbeat-on-local-bus"}, params
 
 
 def test_revoker_has_no_managed_policies_or_other_inline_policies():

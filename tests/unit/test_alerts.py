@@ -238,7 +238,10 @@ EXPECTED.update({
     ),
 })
 
-NOT_A_WAY_IN = {"signin_switch_role", "iam_enable_mfa_device_self", "iam_create_access_key_by_admin"}
+NOT_A_WAY_IN = {"signin_switch_role", "iam_enable_mfa_device_self", "iam_create_access_key_by_admin",
+                "cloudtrail_stop_logging_prod", "cloudtrail_put_event_selectors_denied_dev",
+                "cloudtrail_describe_trails_prod", "events_delete_forwarding_rule_prod",
+                "events_delete_other_rule_prod", "heartbeat_dev"}
 
 
 def test_every_fixture_is_covered_by_this_file():
@@ -790,8 +793,8 @@ def envelope(event):
     return envelope_problem(event, bastion_account_id=BASTION, catalog_account_ids=CATALOG_ACCOUNTS)
 
 
-@pytest.mark.parametrize("name", sorted(cloudtrail_names()))
-def test_every_fixture_has_a_believable_envelope(name):
+@pytest.mark.parametrize("name", sorted(n for n in cloudtrail_names() if not n.startswith("heartbeat")))
+def test_every_fixture_has_a_believable_envelope(name):  # the heartbeat has no CloudTrail record: test_heartbeat.py
     assert envelope(load_cloudtrail(name)) is None
 
 

@@ -11,7 +11,15 @@ import pytest
 import yaml
 from moto.events.models import EventPattern
 
-from chalicelib.event_pattern import ALERT_PATTERN, ASSUME_ROLE_PATTERN, RULE_STATE, pattern_json
+from chalicelib.event_pattern import (
+    ALERT_PATTERN,
+    ASSUME_ROLE_PATTERN,
+    HEARTBEAT_DETAIL_TYPE,
+    HEARTBEAT_INTERVAL_MINUTES,
+    HEARTBEAT_SOURCE,
+    RULE_STATE,
+    pattern_json,
+)
 from tests.fixtures import cloudtrail_names, load_cloudtrail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +48,12 @@ FIXTURE_MATCHES = {
     "iam_enable_mfa_device_self": True,
     "iam_create_access_key_by_admin": True,
     "signin_switch_role": False,  # a sign-in, but not a ConsoleLogin: the AssumeRole behind it is the alert
+    "cloudtrail_stop_logging_prod": True,
+    "cloudtrail_put_event_selectors_denied_dev": True,  # denied, still an attempt to blind the path
+    "cloudtrail_describe_trails_prod": False,  # read-only: changes nothing
+    "events_delete_forwarding_rule_prod": True,
+    "events_delete_other_rule_prod": False,  # somebody else's rule
+    "heartbeat_dev": True,  # not CloudTrail: the path's own heartbeat, put by the member's schedule
 }
 
 
@@ -162,6 +176,52 @@ def test_does_not_match_other_events(event):
     assert not matches(event)
 
 
+@pytest.mark.parametrize("event_name", ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"])
+def test_matches_every_call_that_stops_or_narrows_a_trail(event_name):
+    assert matches(_edited("cloudtrail_stop_logging_prod", eventName=event_name))
+
+
+@pytest.mark.parametrize("event_name", ["DeleteRule", "DisableRule"])
+def test_matches_deleting_or_disabling_a_forwarding_rule(event_name):
+    assert matches(_edited("events_delete_forwarding_rule_prod", eventName=event_name))
+    bastion_regions = "StackSet-drawbridge-bastion-regions-5e1f-AssumeRoleForwardingRule-EXAMPLE9X3T"
+    assert matches(_edited("events_delete_forwarding_rule_prod", eventName=event_name,
+                           requestParameters={"name": bastion_regions}))
+
+
+def test_matches_removing_a_forwarding_rules_targets_by_its_rule_field():
+    rule = load_cloudtrail("events_delete_forwarding_rule_prod")["detail"]["requestParameters"]["name"]
+    assert matches(_edited("events_delete_forwarding_rule_prod", eventName="RemoveTargets",
+                           requestParameters={"rule": rule, "ids": ["drawbridge-bastion-bus"], "force": False}))
+    # RemoveTargets names the rule "rule": a "name" field does not make it one of ours
+    assert not matches(_edited("events_delete_forwarding_rule_prod", eventName="RemoveTargets",
+                               requestParameters={"name": rule, "rule": "nightly-backup-schedule",
+                                                  "ids": ["t1"]}))
+
+
+@pytest.mark.parametrize("event", [
+    _edited("events_delete_forwarding_rule_prod", eventName="PutRule"),  # every StackSet update does it
+    _edited("events_delete_forwarding_rule_prod", eventName="EnableRule"),
+    _edited("events_delete_forwarding_rule_prod", requestParameters={"name": "my-StackSet-drawbridge-rule"}),
+    _edited("events_delete_forwarding_rule_prod", requestParameters=None),
+    _moved("cloudtrail_stop_logging_prod", source="aws.events"),
+    _moved("events_delete_forwarding_rule_prod", source="aws.cloudtrail"),
+    _edited("cloudtrail_stop_logging_prod", eventName="StartLogging"),
+    _moved("cloudtrail_stop_logging_prod", detail_type="AWS Service Event via CloudTrail"),
+], ids=["PutRule", "EnableRule", "not-a-prefix", "no-parameters", "StopLogging-from-events-source",
+        "DeleteRule-from-cloudtrail-source", "StartLogging", "service-event"])
+def test_does_not_match_other_trail_or_rule_calls(event):
+    assert not matches(event)
+
+
+def test_only_drawbridges_heartbeat_is_forwarded():
+    beat = load_cloudtrail("heartbeat_dev")
+    assert matches(beat)
+    for source, detail_type in (("drawbridge.heartbeat", "Scheduled Event"), ("aws.events", "Drawbridge Heartbeat"),
+                                ("my.app", "Drawbridge Heartbeat")):
+        assert not matches({**beat, "source": source, "detail-type": detail_type})
+
+
 @pytest.mark.parametrize("event_name", ["AssumeRoot", "GetFederationToken"])
 def test_matches_the_other_sts_ways_in(event_name):
     assert matches(_edited("assume_role_bastion_copy", eventName=event_name))
@@ -228,6 +288,29 @@ def test_forwarding_rule_uses_the_same_pattern_and_state():
     assert rule["EventPattern"] == ALERT_PATTERN
     assert rule["State"] == RULE_STATE
     assert rule["EventBusName"] == "default"
+
+
+@pytest.mark.parametrize("path", [FORWARDING_TEMPLATE, REPO / "policies" / "bastion-regions.yaml"])
+def test_the_heartbeat_schedule_puts_what_the_forwarding_rule_matches_on_the_local_bus(path):
+    template = _template(path)
+    (schedule,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)" and schedule["State"] == "ENABLED"
+    target = schedule["Target"]
+    local_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+    assert target["Arn"] == local_bus
+    # what Scheduler puts: the matcher must let exactly that through the forwarding rule
+    put = {"version": "0", "id": "x", "account": "333333333333", "region": "eu-west-1", "time": "2026-11-12T14:05:00Z",
+           "resources": [], "source": target["EventBridgeParameters"]["Source"],
+           "detail-type": target["EventBridgeParameters"]["DetailType"], "detail": json.loads(target["Input"])}
+    assert put["source"] == HEARTBEAT_SOURCE and put["detail-type"] == HEARTBEAT_DETAIL_TYPE
+    assert matches(put)
+    assert json.loads(target["Input"]) == {"interval_minutes": HEARTBEAT_INTERVAL_MINUTES}
+    role = template["Resources"][target["RoleArn"]["Fn::GetAtt"].split(".")[0]]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statements == [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": local_bus}]
 
 
 def test_forwarding_role_may_only_put_events_on_the_target_bus():

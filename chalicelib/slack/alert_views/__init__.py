@@ -15,7 +15,7 @@ unset.
 The package (this module re-exports the public API; import from here): ``text``
 (escaping and formatting values), ``ways_in`` (the alert for a way in and the usage
 reply), ``digest`` (many calls of a burst in one message), ``identity`` (IAM changes to a
-person) and ``metadata`` (the Slack message
+person), ``tamper`` (calls that blind the alert path) and ``metadata`` (the Slack message
 metadata of each).
 """
 
@@ -30,6 +30,7 @@ from chalicelib.slack.alert_views.metadata import (
     production_access_metadata,
     role_assumed_metadata,
 )
+from chalicelib.slack.alert_views.tamper import tamper_blocks, tamper_metadata
 from chalicelib.slack.alert_views.text import LOUD_MENTION, format_event_time
 from chalicelib.slack.alert_views.ways_in import access_label, alert_blocks, usage_reply_text
 
@@ -47,5 +48,7 @@ __all__ = [
     "identity_changed_metadata",
     "production_access_metadata",
     "role_assumed_metadata",
+    "tamper_blocks",
+    "tamper_metadata",
     "usage_reply_text",
 ]

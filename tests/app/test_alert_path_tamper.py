@@ -1,0 +1,89 @@
+"""Calls that blind the alert path, through on_role_assumed (chalice.test.Client, moto, the
+Slack stand-in): a trail stopped or narrowed, a forwarding rule deleted. One loud alert per
+CloudTrail eventID, however often it is delivered; failed attempts alert too; near misses
+and events from accounts Drawbridge does not know post nothing."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.app.test_role_assumed import RETRY, alerts, invoke
+from tests.fixtures import load_cloudtrail
+
+
+def test_stopping_a_trail_is_one_loud_alert_even_when_delivered_twice(app_client, slack, store):
+    event = load_cloudtrail("cloudtrail_stop_logging_prod")
+    out = invoke(app_client, event)
+    assert (out["kind"], out["posted"]) == ("alert_path_tampered", True)
+    (line,) = alerts(slack)
+    assert line.event_type == "alert_path_tampered"
+    assert line.text.startswith("<!here> Alert path tampered with: arn:aws:sts::222222222222:assumed-role/admin/"
+                                "mallory stopped logging of trail arn:aws:cloudtrail:us-east-1:222222222222:"
+                                "trail/management-events in account prod (222222222222), us-east-1")
+    assert (line.event_payload["event_id"], line.event_payload["account_key"]) == (
+        "e7e70000-0000-4000-8000-000000000018", "prod")
+    assert store.alert("e7e70000-0000-4000-8000-000000000018")["event_name"] == "StopLogging"
+    redelivered = copy.deepcopy(event)
+    redelivered["id"] = "eb0eb000-0000-4000-8000-0000000000ff"  # EventBridge's redelivery: a new envelope id
+    assert invoke(app_client, redelivered)["duplicate"] is True
+    assert len(alerts(slack)) == 1
+
+
+def test_deleting_the_forwarding_rule_in_another_region_alerts(app_client, slack):
+    out = invoke(app_client, load_cloudtrail("events_delete_forwarding_rule_prod"))
+    assert out["kind"] == "alert_path_tampered"
+    (line,) = alerts(slack)
+    assert "deleted forwarding rule StackSet-drawbridge-member-0c9e1d2a-AssumeRoleForwardingRule-EXAMPLE7Q2M4K" \
+        in line.text
+    assert line.event_payload["region"] == "eu-west-1"
+
+
+def test_a_denied_attempt_still_alerts_and_says_it_failed(app_client, slack):
+    out = invoke(app_client, load_cloudtrail("cloudtrail_put_event_selectors_denied_dev"))
+    assert out["kind"] == "alert_path_tampered"
+    (line,) = alerts(slack)
+    assert line.text.startswith("<!here> Alert path tampering attempted (failed: AccessDenied): ")
+    assert line.event_payload["error_code"] == "AccessDenied"
+
+
+@pytest.mark.parametrize("name", ["cloudtrail_describe_trails_prod", "events_delete_other_rule_prod"])
+def test_near_misses_post_nothing(app_client, slack, name):
+    assert invoke(app_client, load_cloudtrail(name))["kind"] == "ignored"
+    assert alerts(slack) == []
+
+
+def test_tampering_in_an_account_drawbridge_does_not_know_is_refused(app_client, slack):
+    event = load_cloudtrail("cloudtrail_stop_logging_prod")
+    event["account"] = event["detail"]["recipientAccountId"] = "444444444444"
+    out = invoke(app_client, event)
+    assert out["kind"] == "ignored" and "neither the bastion nor a catalog account" in out["reason"]
+    forged = load_cloudtrail("cloudtrail_stop_logging_prod")
+    forged["account"] = "333333333333"  # dev speaking of prod's trail
+    assert invoke(app_client, forged)["kind"] == "ignored"
+    assert alerts(slack) == []
+
+
+def test_tampering_in_the_bastion_is_named_as_such(app_client, slack):
+    event = load_cloudtrail("events_delete_forwarding_rule_prod")
+    event["account"] = event["detail"]["recipientAccountId"] = "111111111111"
+    event["detail"]["requestParameters"]["name"] = "StackSet-drawbridge-bastion-regions-5e1f-AssumeRoleForwardingRule-X"
+    invoke(app_client, event)
+    (line,) = alerts(slack)
+    assert "in account bastion (111111111111), eu-west-1" in line.text
+
+
+def test_a_slack_failure_raises_and_the_retry_posts_once(app_client, slack):
+    from slack_sdk.errors import SlackApiError
+
+    event = load_cloudtrail("events_delete_forwarding_rule_prod")
+    slack.fail_next("chat.postMessage", error="fatal_error")
+    with pytest.raises(SlackApiError):
+        invoke(app_client, event)
+    assert alerts(slack) == []
+    later = datetime(2026, 11, 12, 16, 47, tzinfo=timezone.utc)
+    assert invoke(app_client, copy.deepcopy(event), at=max(RETRY, later))["posted"] is True
+    assert invoke(app_client, copy.deepcopy(event), at=max(RETRY, later))["duplicate"] is True
+    assert len(alerts(slack)) == 1
