@@ -5,7 +5,7 @@ Used by ``app.py`` (``@app.on_cw_event`` of ``on_role_assumed``), by the
 ``policies/member-account.yaml`` (``tests/unit/test_event_pattern.py`` fails if the two
 drift apart, and checks every CloudTrail fixture against it with moto's matcher).
 
-One pattern, six branches under ``$or`` (EventBridge ORs the values *within* a field,
+One pattern, five branches under ``$or`` (EventBridge ORs the values *within* a field,
 so ``"source": ["aws.sts", "aws.signin"]`` next to one ``eventName`` list would also
 match, say, an ``aws.signin`` event named ``AssumeRole``; each source gets its own
 event names and identity filter instead):
@@ -28,11 +28,15 @@ event names and identity filter instead):
   (:mod:`chalicelib.usecases.tamper_alert`). ``PutRule`` / ``PutTargets`` are not
   watched: every StackSet update makes them in every account and Region, and the SCP
   denies them to everyone but the StackSet execution role.
-* ``drawbridge.heartbeat`` events: an EventBridge Scheduler schedule in each member
-  account and Region (and the bastion's other Regions) puts one on its own default bus
-  every :data:`HEARTBEAT_INTERVAL_MINUTES` minutes, so it travels the same forwarding
-  rule, role and bastion bus as the CloudTrail events; the bastion notices when one stops
-  coming (:mod:`chalicelib.usecases.liveness`, docs/decisions/0009-alert-path-heartbeat.md).
+
+The member accounts and the bastion's other Regions forward one more branch
+(:data:`FORWARD_PATTERN`): ``drawbridge.heartbeat`` events. An EventBridge Scheduler
+schedule in each of them puts one on its own default bus every
+:data:`HEARTBEAT_INTERVAL_MINUTES` minutes, so it travels the same forwarding rule, role
+and bastion bus as the CloudTrail events; at the bastion its own rule
+(:data:`HEARTBEAT_PATTERN`, ``on_heartbeat``) records it, and the sweep notices when one
+stops coming (:mod:`chalicelib.usecases.liveness`, docs/decisions/0009-alert-path-heartbeat.md).
+They also carry the two tampering branches alone in a second rule (:data:`TAMPER_PATTERN`).
 
 Deliberate choices:
 
@@ -129,12 +133,26 @@ ALERT_PATTERN: dict = {
                 ]
             },
         },
-        {"source": [HEARTBEAT_SOURCE], "detail-type": [HEARTBEAT_DETAIL_TYPE]},
     ]
 }
 
-#: the name deploy/ and the member-account test know the pattern by (it is the same one)
+#: the name deploy/ knows the bastion rule's pattern by (it is the same one)
 ASSUME_ROLE_PATTERN: dict = ALERT_PATTERN
+
+#: the two branches that watch the path itself: the member and bastion-regions templates
+#: also carry them alone, in a second rule (the watchdog), so deleting or disabling one
+#: forwarding rule is still reported by the other (a rule never sees its own deletion:
+#: CloudTrail's record arrives after the rule is gone)
+TAMPER_PATTERN: dict = {"$or": ALERT_PATTERN["$or"][3:5]}
+
+#: the heartbeat as it reaches the bastion; its own rule and handler (``on_heartbeat``),
+#: never ``on_role_assumed``: a custom source can be put by anyone the bastion bus lets
+#: in, so it must not reach the alert handler's reserved capacity
+HEARTBEAT_PATTERN: dict = {"source": [HEARTBEAT_SOURCE], "detail-type": [HEARTBEAT_DETAIL_TYPE]}
+
+#: what the member accounts and the bastion's other Regions forward to the bastion bus:
+#: the ways in, the tampering, and the path's own heartbeat (chalicelib/usecases/liveness.py)
+FORWARD_PATTERN: dict = {"$or": [*ALERT_PATTERN["$or"], HEARTBEAT_PATTERN]}
 
 # AssumeRole* are *read-only* management events (CloudTrail "readOnly": true).
 # EventBridge delivers read-only management events only to rules in this state; a
@@ -146,9 +164,10 @@ ASSUME_ROLE_PATTERN: dict = ALERT_PATTERN
 RULE_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 
 
-def pattern_json() -> str:
-    """The pattern as the JSON string ``PutRule`` / CloudFormation ``EventPattern`` take."""
-    return json.dumps(ALERT_PATTERN, separators=(",", ":"), sort_keys=True)
+def pattern_json(pattern: dict | None = None) -> str:
+    """A pattern (the alert pattern by default) as the JSON string ``PutRule`` /
+    CloudFormation ``EventPattern`` take."""
+    return json.dumps(ALERT_PATTERN if pattern is None else pattern, separators=(",", ":"), sort_keys=True)
 
 
 # --------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.event_pattern import ASSUME_ROLE_PATTERN, RULE_STATE
+from chalicelib.event_pattern import FORWARD_PATTERN, RULE_STATE
 from deploy.render import cfn_yaml
 from tests.deploy import iam_sim
 
@@ -149,9 +149,9 @@ def _regions_template() -> dict:
     return cfn_yaml(BASTION_REGIONS)
 
 
-def test_bastion_regions_forward_the_same_pattern_as_on_role_assumed():
+def test_bastion_regions_forward_what_the_bastion_alerts_on_and_the_heartbeat():
     rule = _regions_template()["Resources"]["AssumeRoleForwardingRule"]["Properties"]
-    assert rule["EventPattern"] == ASSUME_ROLE_PATTERN
+    assert rule["EventPattern"] == FORWARD_PATTERN
     assert rule["State"] == RULE_STATE
     assert rule["EventBusName"] == "default"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.event_pattern import ASSUME_ROLE_PATTERN, RULE_STATE
+from chalicelib.event_pattern import ASSUME_ROLE_PATTERN, FORWARD_PATTERN, RULE_STATE
 from deploy import render
 from tests.deploy import iam_sim
 
@@ -574,7 +574,7 @@ def _target_roles() -> dict[str, dict]:
 
 def test_member_template_forwards_with_the_apps_pattern_and_state():
     rule = cfn(MEMBER_TEMPLATE)["Resources"]["AssumeRoleForwardingRule"]["Properties"]  # (activity: its own test)
-    assert rule["EventPattern"] == ASSUME_ROLE_PATTERN
+    assert rule["EventPattern"] == FORWARD_PATTERN
     assert rule["State"] == RULE_STATE
 
 

@@ -14,6 +14,9 @@ from moto.events.models import EventPattern
 from chalicelib.event_pattern import (
     ALERT_PATTERN,
     ASSUME_ROLE_PATTERN,
+    FORWARD_PATTERN,
+    HEARTBEAT_PATTERN,
+    TAMPER_PATTERN,
     HEARTBEAT_DETAIL_TYPE,
     HEARTBEAT_INTERVAL_MINUTES,
     HEARTBEAT_SOURCE,
@@ -26,8 +29,14 @@ REPO = Path(__file__).resolve().parents[2]
 FORWARDING_TEMPLATE = REPO / "policies" / "member-account.yaml"
 
 
-def matches(event: dict) -> bool:
-    return EventPattern.load(pattern_json()).matches_event(event)
+def matches(event: dict, pattern: dict | None = None) -> bool:
+    """Does the bastion's alert rule (or ``pattern``) take this event? moto's matcher."""
+    return EventPattern.load(pattern_json(pattern)).matches_event(event)
+
+
+def forwarded(event: dict) -> bool:
+    """Do the member accounts' forwarding rules take it?"""
+    return matches(event, FORWARD_PATTERN)
 
 
 ASSUME_ROLE_FIXTURES = [n for n in cloudtrail_names() if n.startswith("assume_role")]
@@ -53,8 +62,12 @@ FIXTURE_MATCHES = {
     "cloudtrail_describe_trails_prod": False,  # read-only: changes nothing
     "events_delete_forwarding_rule_prod": True,
     "events_delete_other_rule_prod": False,  # somebody else's rule
-    "heartbeat_dev": True,  # not CloudTrail: the path's own heartbeat, put by the member's schedule
+    "heartbeat_dev": False,  # not CloudTrail: the path's heartbeat, forwarded, but on_heartbeat's at the bastion
 }
+
+#: the tampering fixtures: the watchdog rule's, alone
+TAMPER_FIXTURES = {"cloudtrail_stop_logging_prod", "cloudtrail_put_event_selectors_denied_dev",
+                   "events_delete_forwarding_rule_prod"}
 
 
 def test_there_are_assume_role_fixtures():
@@ -68,6 +81,21 @@ def test_every_fixture_has_an_expectation():
 @pytest.mark.parametrize("name", sorted(FIXTURE_MATCHES))
 def test_each_fixture_is_matched_or_not_as_intended(name):
     assert matches(load_cloudtrail(name)) is FIXTURE_MATCHES[name]
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_MATCHES))
+def test_the_members_forward_what_the_bastion_alerts_on_and_the_heartbeat(name):
+    assert forwarded(load_cloudtrail(name)) is (FIXTURE_MATCHES[name] or name == "heartbeat_dev")
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_MATCHES))
+def test_the_heartbeat_rule_takes_the_heartbeat_only(name):
+    assert matches(load_cloudtrail(name), HEARTBEAT_PATTERN) is (name == "heartbeat_dev")
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_MATCHES))
+def test_the_watchdog_takes_the_tampering_only(name):
+    assert matches(load_cloudtrail(name), TAMPER_PATTERN) is (name in TAMPER_FIXTURES)
 
 
 @pytest.mark.parametrize("name", ASSUME_ROLE_FIXTURES)
@@ -216,10 +244,10 @@ def test_does_not_match_other_trail_or_rule_calls(event):
 
 def test_only_drawbridges_heartbeat_is_forwarded():
     beat = load_cloudtrail("heartbeat_dev")
-    assert matches(beat)
+    assert forwarded(beat) and not matches(beat)  # never to on_role_assumed: anybody can put a custom source
     for source, detail_type in (("drawbridge.heartbeat", "Scheduled Event"), ("aws.events", "Drawbridge Heartbeat"),
                                 ("my.app", "Drawbridge Heartbeat")):
-        assert not matches({**beat, "source": source, "detail-type": detail_type})
+        assert not forwarded({**beat, "source": source, "detail-type": detail_type})
 
 
 @pytest.mark.parametrize("event_name", ["AssumeRoot", "GetFederationToken"])
@@ -285,7 +313,7 @@ def _rules(template: dict) -> list[dict]:
 
 def test_forwarding_rule_uses_the_same_pattern_and_state():
     (rule,) = _rules(_template(FORWARDING_TEMPLATE))
-    assert rule["EventPattern"] == ALERT_PATTERN
+    assert rule["EventPattern"] == FORWARD_PATTERN
     assert rule["State"] == RULE_STATE
     assert rule["EventBusName"] == "default"
 
@@ -303,7 +331,7 @@ def test_the_heartbeat_schedule_puts_what_the_forwarding_rule_matches_on_the_loc
            "resources": [], "source": target["EventBridgeParameters"]["Source"],
            "detail-type": target["EventBridgeParameters"]["DetailType"], "detail": json.loads(target["Input"])}
     assert put["source"] == HEARTBEAT_SOURCE and put["detail-type"] == HEARTBEAT_DETAIL_TYPE
-    assert matches(put)
+    assert forwarded(put) and matches(put, HEARTBEAT_PATTERN)
     assert json.loads(target["Input"]) == {"interval_minutes": HEARTBEAT_INTERVAL_MINUTES}
     role = template["Resources"][target["RoleArn"]["Fn::GetAtt"].split(".")[0]]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
