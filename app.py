@@ -8,7 +8,7 @@ import sys
 
 from chalice import Chalice, Rate
 
-from chalicelib.event_pattern import ACTIVITY_PATTERN_BASTION, ALERT_PATTERN
+from chalicelib.event_pattern import ACTIVITY_PATTERN_BASTION, ALERT_PATTERN, HEARTBEAT_PATTERN
 
 
 def _refuse_bare_chalice_deploy(argv: list[str]) -> None:
@@ -97,3 +97,14 @@ def on_activity(event):
     from chalicelib import handlers
 
     return handlers.activity(event.to_dict())
+
+
+# The alert path's heartbeat, forwarded by every member account and the bastion's other
+# Regions every 5 minutes: recorded here, told by the sweep when one stops (usecases/liveness.py).
+# Its own rule and function: a custom source can be put by anyone the bastion bus admits,
+# so it never reaches on_role_assumed, and reserved concurrency caps what a flood costs.
+@app.on_cw_event(HEARTBEAT_PATTERN, name="on_heartbeat")
+def on_heartbeat(event):
+    from chalicelib import handlers
+
+    return handlers.heartbeat(event.to_dict())

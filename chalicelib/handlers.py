@@ -311,3 +311,17 @@ def activity(event: dict) -> dict:
     if outcome.kind != "ignored":
         logger().info("write call handled", extra={"outcome": outcome.__dict__})
     return outcome.__dict__
+
+
+def heartbeat(event: dict) -> dict:
+    """The alert path's heartbeat (``on_heartbeat``): recorded in the table, nothing posted
+    (the sweep tells silences and returns). A failure is raised, so Lambda retries it."""
+    import os
+
+    from . import wiring
+
+    outcome = wiring.service().heartbeat(event, os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+                                         log=logger())
+    if outcome["kind"] != "heartbeat" or outcome.get("back"):
+        logger().info("heartbeat handled", extra={"outcome": outcome})
+    return outcome

@@ -231,6 +231,12 @@ class Drawbridge(Deps):
 
         return alert.handle(self, event, log=log, metric=metric)
 
+    def heartbeat(self, event: dict, home_region: str | None, log=None) -> dict:
+        """The alert path's heartbeat (usecases/liveness.py)."""
+        from .usecases import liveness
+
+        return liveness.handle(self, event, home_region, log=log)
+
     def activity(self, event: dict, log=None, metric=None):
         """A forwarded write call of a role session (usecases/activity.py)."""
         from .usecases import activity

@@ -341,8 +341,8 @@ class InMemoryStore(_Faults):
     def path_beat(self, account: str, region: str, now: datetime) -> dict:
         self._hook("path_beat")
         path = self._paths.setdefault((account, region), {
-            "account": account, "region": region, "last_seen": None, "silent_since": None,
-            "silent_posted": None, "restored_at": None})
+            "account": account, "region": region, "last_seen": None, "silent_since": None, "silent_batch": None,
+            "silent_posted": None, "restored_at": None, "restore_batch": None})
         if path["last_seen"] is None or path["last_seen"] < iso_z(now):
             path["last_seen"] = iso_z(now)
         return dict(path)

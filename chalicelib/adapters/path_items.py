@@ -2,8 +2,9 @@
 
 * ``PATH / <account>#<region>``   one item per forwarding path that ever sent a heartbeat:
   ``last_seen`` (when its last heartbeat arrived), and while it is silent ``silent_since``
-  (the last heartbeat before the silence), ``silent_posted`` (its "silent" alert is shown)
-  and ``restored_at`` (a heartbeat came back; its "back" alert is being shown).
+  (the last heartbeat before the silence), ``silent_batch`` (the sweep message that tells
+  it), ``silent_posted`` (that message is shown), ``restored_at`` (a heartbeat came back)
+  and ``restore_batch`` (the sweep message that tells the return).
 
 One partition: the sweep reads every path with one Query a minute (accounts x Regions,
 a few hundred small items at most). Times are ISO ``Z`` strings, which sort as times.
@@ -16,7 +17,7 @@ from datetime import datetime
 from ..domain.model import iso_z
 
 PATH_PK = "PATH"
-_FIELDS = ("last_seen", "silent_since", "silent_posted", "restored_at")
+_FIELDS = ("last_seen", "silent_since", "silent_batch", "silent_posted", "restored_at", "restore_batch")
 
 
 def _path(item: dict) -> dict:

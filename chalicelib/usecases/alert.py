@@ -20,8 +20,9 @@ Failed attempts are grouped: the first of a caller on a target in a window posts
 quiet line, the later ones update it with the count (``_failed_attempt``). IAM changes to
 a person's credentials go to the sibling use case :mod:`chalicelib.usecases.identity_alert`,
 and calls that blind the alert path (trails stopped or narrowed, forwarding rules deleted or
-disabled) to :mod:`chalicelib.usecases.tamper_alert`, and the path's own heartbeats to
-:mod:`chalicelib.usecases.liveness`, through this same entry point.
+disabled) to :mod:`chalicelib.usecases.tamper_alert`, through this same entry point. (The
+path's own heartbeats have their rule and function, ``on_heartbeat``:
+:mod:`chalicelib.usecases.liveness`.)
 
 Nothing is lost silently: if posting fails the error is raised (the call's claim says so),
 so the Lambda retry (or EventBridge redelivery) shows it once, and after the last retry the
@@ -46,7 +47,6 @@ from ..alerts import (
     parse_tamper,
     parse_utc,
 )
-from ..alerts.heartbeat import is_heartbeat, parse_heartbeat
 from ..domain.decide import decide_grant
 from ..domain.errors import RateLimited
 from ..domain.lifecycle import GrantStatus
@@ -54,7 +54,7 @@ from ..domain.model import Principal, Request, iso_z
 from ..domain.timing import grant_window_end
 from ..slack import alert_views
 from ..ports import AlertContext
-from . import alert_digest, identity_alert, liveness, tamper_alert
+from . import alert_digest, identity_alert, tamper_alert
 from .deps import Deps
 
 #: an earlier attempt of the same copy that started less than this ago may still be running
@@ -129,14 +129,6 @@ def _refused(deps: Deps, event: dict, log) -> str | None:
 
 def handle(deps: Deps, event: dict, log=None, metric=None) -> AlertOutcome:
     catalog, store = deps.catalog, deps.store
-    if is_heartbeat(event):  # the path proving it is alive (liveness.py): no CloudTrail record
-        hb, problem = parse_heartbeat(event, bastion_account_id=catalog.bastion_account_id,
-                                      catalog_account_ids=[acc.id for acc in catalog.accounts.values()])
-        if hb is None:
-            if log is not None:
-                log.warning("heartbeat refused: its envelope is not believed", extra={"problem": problem})
-            return AlertOutcome(kind="ignored", reason=problem)
-        return AlertOutcome(**liveness.heartbeat(deps, hb, log=log))
     a = parse_assumption(event, bastion_account_id=catalog.bastion_account_id)
     change = parse_identity_change(event) if a is None else None
     tamper = parse_tamper(event) if a is None and change is None else None

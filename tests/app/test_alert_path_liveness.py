@@ -1,7 +1,8 @@
 """The alert path proves it is alive, through the app (chalice.test.Client, moto's table,
-the Slack stand-in): heartbeats arrive on on_role_assumed, the minute sweep notices when
-one path's stop. Silence is posted once however many sweeps see it, the return once however
-many heartbeats bring it; an unknown account's heartbeat registers nothing."""
+the Slack stand-in): heartbeats arrive on on_heartbeat, the minute sweep notices when one
+path's stop and when it comes back. Silence is posted once however many sweeps see it, the
+return once however many heartbeats bring it; the paths one sweep finds silent share one
+message; an unknown account's heartbeat registers nothing."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def beat(app_client, at: datetime, account: str = "333333333333", region: str = 
     event = copy.deepcopy(load_cloudtrail("heartbeat_dev"))
     event.update(account=account, region=region, time=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
     with time_machine.travel(at, tick=False):
-        return app_client.client.lambda_.invoke("on_role_assumed", event).payload
+        return app_client.client.lambda_.invoke("on_heartbeat", event).payload
 
 
 def sweep(app_client, at: datetime):
@@ -42,28 +43,38 @@ def test_heartbeats_on_time_post_nothing(app_client, slack, store):
     assert (path["account"], path["region"], path["last_seen"]) == ("333333333333", "eu-west-1", "2026-11-12T14:25:00Z")
 
 
+def test_the_alert_handler_takes_no_heartbeat(app_client, store):
+    # a custom source anyone on the bastion bus may put: never on_role_assumed's
+    event = copy.deepcopy(load_cloudtrail("heartbeat_dev"))
+    with time_machine.travel(T0, tick=False):
+        assert app_client.client.lambda_.invoke("on_role_assumed", event).payload["kind"] == "ignored"
+    assert store.paths() == []
+
+
 def test_a_silent_path_is_posted_once_and_its_return_once(app_client, slack, store):
     beat(app_client, T0)
     beat(app_client, T0 + timedelta(minutes=5), region="us-east-1")  # another path, still beating
-    for minute in range(6, 11):  # one heartbeat late is not silence yet
+    for minute in range(6, 13):  # two heartbeats missed, but within the grace: not silence yet
         sweep(app_client, T0 + timedelta(minutes=minute))
         if minute == 10:
             beat(app_client, T0 + timedelta(minutes=minute), region="us-east-1")
     assert path_alerts(slack) == []
-    for minute in range(11, 30):  # every minute, as the sweep runs
+    for minute in range(13, 30):  # every minute, as the sweep runs
         sweep(app_client, T0 + timedelta(minutes=minute))
         if minute % 5 == 0:
             beat(app_client, T0 + timedelta(minutes=minute), region="us-east-1")
     (silent,) = path_alerts(slack)
     assert silent.text == "<!here> alert path from account 333333333333 (dev, eu-west-1) is silent since 14:05 UTC"
-    assert silent.event_payload == {"account": "333333333333", "account_key": "dev", "region": "eu-west-1",
-                                    "silent_since": "2026-11-12T14:05:00Z"}
+    assert silent.ts and silent.event_payload["paths"] == [
+        {"account": "333333333333", "account_key": "dev", "region": "eu-west-1", "silent_since": "2026-11-12T14:05:00Z"}]
 
     out = beat(app_client, T0 + timedelta(minutes=27))
-    assert (out["kind"], out["posted"]) == ("heartbeat", True)
-    assert beat(app_client, T0 + timedelta(minutes=27, seconds=30)).get("posted") is False  # the next one: nothing
+    assert out == {"kind": "heartbeat", "back": True}
+    assert beat(app_client, T0 + timedelta(minutes=27, seconds=30)) == {"kind": "heartbeat"}  # the next one: nothing
+    assert len(path_alerts(slack)) == 1  # a heartbeat posts nothing: the sweep tells the return
     for minute in range(28, 40):
-        sweep(app_client, T0 + timedelta(minutes=minute))
+        report = sweep(app_client, T0 + timedelta(minutes=minute))
+        assert report["paths_restored"] == (1 if minute == 28 else 0)
         if minute % 5 == 2:
             beat(app_client, T0 + timedelta(minutes=minute))
         if minute % 5 == 0:
@@ -77,26 +88,50 @@ def test_a_silent_path_is_posted_once_and_its_return_once(app_client, slack, sto
 
 def test_a_redelivered_return_is_told_once(app_client, slack):
     beat(app_client, T0)
-    sweep(app_client, T0 + timedelta(minutes=11))
+    sweep(app_client, T0 + timedelta(minutes=13))
     back_at = T0 + timedelta(minutes=20)
     beat(app_client, back_at)
     beat(app_client, back_at)  # EventBridge's redelivery of the same heartbeat
+    sweep(app_client, back_at + timedelta(seconds=30))
+    sweep(app_client, back_at + timedelta(minutes=1))
     assert [m.event_type for m in path_alerts(slack)] == ["alert_path_silent", "alert_path_restored"]
 
 
-def test_a_return_slack_refused_is_finished_by_the_sweep(app_client, slack, store):
+def test_a_return_slack_refused_is_told_by_the_next_sweep_once(app_client, slack, store):
     beat(app_client, T0)
-    sweep(app_client, T0 + timedelta(minutes=11))
+    sweep(app_client, T0 + timedelta(minutes=13))
+    beat(app_client, T0 + timedelta(minutes=20))
     slack.fail_next("chat.postMessage", error="fatal_error")
-    try:
-        beat(app_client, T0 + timedelta(minutes=20))
-    except Exception:  # noqa: BLE001 - the handler raises so that Lambda retries it
-        pass
+    report = sweep(app_client, T0 + timedelta(minutes=21))
+    assert report["errors"] == 1 and report["paths_restored"] == 0
     assert [m.event_type for m in path_alerts(slack)] == ["alert_path_silent"]
-    report = sweep(app_client, T0 + timedelta(minutes=22))
-    assert report["paths_restored"] == 1
+    assert sweep(app_client, T0 + timedelta(minutes=22))["paths_restored"] == 1
     sweep(app_client, T0 + timedelta(minutes=23))
     assert [m.event_type for m in path_alerts(slack)] == ["alert_path_silent", "alert_path_restored"]
+
+
+def test_a_lost_answer_is_finished_with_the_same_message(app_client, slack, store, monkeypatch):
+    # Slack posted the silence, its answer never came back: the next sweep finds that
+    # message (same batch) instead of posting a second one
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    real_post = SlackNotifier.post
+
+    def post_then_lose_the_answer(self, *args, **kwargs):
+        real_post(self, *args, **kwargs)
+        monkeypatch.setattr(SlackNotifier, "post", real_post)
+        raise ConnectionResetError("the answer was lost")
+
+    monkeypatch.setattr(SlackNotifier, "post", post_then_lose_the_answer)
+    beat(app_client, T0)
+    assert sweep(app_client, T0 + timedelta(minutes=13))["errors"] == 1
+    assert len(path_alerts(slack, "alert_path_silent")) == 1
+    (path,) = store.paths()
+    assert path["silent_batch"] and not path["silent_posted"]
+    sweep(app_client, T0 + timedelta(minutes=14))
+    sweep(app_client, T0 + timedelta(minutes=15))
+    assert len(path_alerts(slack, "alert_path_silent")) == 1
+    assert store.paths()[0]["silent_posted"]
 
 
 def test_an_unknown_accounts_heartbeat_is_ignored(app_client, slack, store):
@@ -107,21 +142,43 @@ def test_an_unknown_accounts_heartbeat_is_ignored(app_client, slack, store):
     assert path_alerts(slack) == []
 
 
-def test_the_bastions_other_regions_beat_too(app_client, slack):
+def test_the_bastions_other_regions_beat_too_its_home_region_does_not(app_client, slack, store, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    out = beat(app_client, T0, account="111111111111", region="eu-west-2")
+    assert out["kind"] == "ignored" and "home Region eu-west-2" in out["reason"]
     beat(app_client, T0, account="111111111111", region="eu-central-1")
-    sweep(app_client, T0 + timedelta(minutes=12))
+    sweep(app_client, T0 + timedelta(minutes=13))
     (silent,) = path_alerts(slack)
     assert silent.text.startswith("<!here> alert path from account 111111111111 (bastion, eu-central-1) is silent")
+    assert [p["region"] for p in store.paths()] == ["eu-central-1"]
+
+
+def test_paths_silent_together_share_one_message_and_all_of_them_point_at_the_bastion(app_client, slack, store):
+    for region in ("eu-west-1", "us-east-1"):
+        beat(app_client, T0, region=region)
+    beat(app_client, T0, account="111111111111", region="eu-central-1")
+    for minute in (13, 14, 15):
+        sweep(app_client, T0 + timedelta(minutes=minute))
+    (silent,) = path_alerts(slack)
+    assert silent.text == "<!here> every alert path (3) is silent since 14:05 UTC"
+    assert silent.event_payload["every"] is True and len(silent.event_payload["paths"]) == 3
+    for region in ("eu-west-1", "us-east-1"):
+        beat(app_client, T0 + timedelta(minutes=20), region=region)
+    assert sweep(app_client, T0 + timedelta(minutes=21))["paths_restored"] == 2
+    _, back = path_alerts(slack)
+    assert back.text == "the alert path from 2 accounts and Regions is back"
+    assert store.paths()[0]["silent_since"] is not None  # the bastion's Region is still silent
 
 
 def test_a_silence_slack_refused_is_posted_by_the_next_sweep_once(app_client, slack):
     beat(app_client, T0)
-    beat(app_client, T0, region="us-east-1")
+    beat(app_client, T0 + timedelta(minutes=1), region="us-east-1")
     slack.fail_next("chat.postMessage", error="fatal_error")
-    report = sweep(app_client, T0 + timedelta(minutes=11))
-    assert report["errors"] == 1
-    assert len(path_alerts(slack, "alert_path_silent")) == 1  # the other path was still told
-    for minute in range(12, 16):
+    report = sweep(app_client, T0 + timedelta(minutes=13))
+    assert report["errors"] == 1 and path_alerts(slack) == []
+    assert sweep(app_client, T0 + timedelta(minutes=14))["paths_silent"] == 1  # the second path, its own batch
+    for minute in range(15, 18):
         sweep(app_client, T0 + timedelta(minutes=minute))
-    assert sorted(m.event_payload["region"] for m in path_alerts(slack, "alert_path_silent")) == [
-        "eu-west-1", "us-east-1"]
+    assert sorted(r for m in path_alerts(slack, "alert_path_silent") for r in
+                  [p["region"] for p in m.event_payload["paths"]]) == ["eu-west-1", "us-east-1"]
+    assert len(path_alerts(slack, "alert_path_silent")) == 2

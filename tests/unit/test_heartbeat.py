@@ -8,15 +8,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.alerts.heartbeat import SILENT_AFTER, Heartbeat, is_heartbeat, parse_heartbeat, silent
-from chalicelib.slack.alert_views.liveness import restored_message, silent_message
+from chalicelib.slack.alert_views.liveness import LISTED, Path, restored_message, silent_message
 from tests.fixtures import load_cloudtrail
 
 BASTION, CATALOG = "111111111111", ["222222222222", "333333333333"]
 T = datetime(2026, 11, 12, 14, 5, tzinfo=timezone.utc)
 
 
-def parse(event):
-    return parse_heartbeat(event, bastion_account_id=BASTION, catalog_account_ids=CATALOG)
+def parse(event, home_region=None):
+    return parse_heartbeat(event, bastion_account_id=BASTION, catalog_account_ids=CATALOG, home_region=home_region)
 
 
 def test_the_fixture_is_a_heartbeat_of_dev_in_eu_west_1():
@@ -37,26 +37,59 @@ def test_envelopes_that_are_not_believed(edit, reason):
     assert hb is None and reason in problem
 
 
+def test_the_bastions_home_region_sends_none():
+    # nothing forwards there (the app's own rules read the bus): a heartbeat from it was put by hand
+    event = {**load_cloudtrail("heartbeat_dev"), "account": BASTION, "region": "eu-west-1"}
+    hb, problem = parse(event, home_region="eu-west-1")
+    assert hb is None and "home Region eu-west-1 sends no heartbeat" in problem
+    assert parse(event, home_region="us-east-1") == (Heartbeat(BASTION, "eu-west-1"), None)
+    # a member account's path in that Region is a path like any other
+    assert parse({**event, "account": "333333333333"}, home_region="eu-west-1")[0] is not None
+
+
 def test_other_events_are_not_heartbeats():
     assert not is_heartbeat(load_cloudtrail("assume_role_bastion_copy"))
     assert not is_heartbeat({**load_cloudtrail("heartbeat_dev"), "detail-type": "Scheduled Event"})
     assert not is_heartbeat("not an event")
 
 
-def test_a_path_is_silent_after_two_intervals_not_one():
-    assert SILENT_AFTER == timedelta(minutes=10)
+def test_a_path_is_silent_after_two_intervals_and_a_grace():
+    assert SILENT_AFTER == timedelta(minutes=12)
     assert not silent(T, T + timedelta(minutes=5, seconds=30))  # one late heartbeat
-    assert not silent(T, T + timedelta(minutes=10))
-    assert silent(T, T + timedelta(minutes=10, seconds=1))
+    assert not silent(T, T + timedelta(minutes=10, seconds=30))  # two missed, the second may be on its way
+    assert not silent(T, T + timedelta(minutes=12))
+    assert silent(T, T + timedelta(minutes=12, seconds=1))
 
 
 def test_how_silence_and_return_read():
-    text, _, meta = silent_message("333333333333", "dev", "eu-west-1", T, T + timedelta(minutes=11))
+    one = Path("333333333333", "dev", "eu-west-1", T)
+    text, _, meta = silent_message([one], T + timedelta(minutes=13))
     assert text == "<!here> alert path from account 333333333333 (dev, eu-west-1) is silent since 14:05 UTC"
-    assert meta == {"event_type": "alert_path_silent", "event_payload": {
-        "account": "333333333333", "account_key": "dev", "region": "eu-west-1", "silent_since": "2026-11-12T14:05:00Z"}}
-    text, _, meta = restored_message("333333333333", "dev", "eu-west-1", T, T + timedelta(minutes=27))
+    assert meta == {"event_type": "alert_path_silent", "event_payload": {"every": False, "paths": [
+        {"account": "333333333333", "account_key": "dev", "region": "eu-west-1", "silent_since": "2026-11-12T14:05:00Z"}]}}
+    text, _, meta = restored_message([one._replace(restored_at=T + timedelta(minutes=27))])
     assert text == "alert path from account 333333333333 (dev, eu-west-1) is back (silent 14:05–14:32 UTC)"
-    assert meta["event_payload"]["restored_at"] == "2026-11-12T14:32:00Z"
-    text, _, _ = silent_message("333333333333", None, "eu-west-1", T, T + timedelta(days=1))
+    assert meta["event_payload"]["paths"][0]["restored_at"] == "2026-11-12T14:32:00Z"
+    text, _, _ = silent_message([one._replace(account_key=None)], T + timedelta(days=1))
     assert "is silent since 2026-11-12 14:05 UTC" in text  # another day: the date too
+
+
+def test_one_sweeps_silent_paths_share_a_message_and_every_path_points_at_the_bastion():
+    paths = [Path("333333333333", "dev", r, T + timedelta(minutes=i)) for i, r in enumerate(("us-east-1", "eu-west-1"))]
+    text, blocks, meta = silent_message(paths, T + timedelta(minutes=14))
+    assert text == "<!here> the alert path from 2 accounts and Regions is silent since 14:05 UTC"
+    body = blocks[0]["text"]["text"]
+    assert body.index("(dev, eu-west-1) since 14:06 UTC") < body.index("(dev, us-east-1) since 14:05 UTC")
+    assert [p["region"] for p in meta["event_payload"]["paths"]] == ["eu-west-1", "us-east-1"]
+    text, blocks, meta = silent_message(paths, T + timedelta(minutes=14), every=True)
+    assert text == "<!here> every alert path (2) is silent since 14:05 UTC"
+    assert "the bastion's side" in blocks[0]["text"]["text"] and meta["event_payload"]["every"] is True
+
+
+def test_a_long_list_is_cut_and_counted():
+    paths = [Path(f"{i:012d}", None, "eu-west-1", T) for i in range(LISTED + 5)]
+    _, blocks, meta = silent_message(paths, T)
+    body = blocks[0]["text"]["text"]
+    assert body.count("\n• account ") == LISTED and body.endswith("… and 5 more")
+    assert len(meta["event_payload"]["paths"]) == LISTED + 5  # the metadata keeps them all
+    assert len(body) < 3000
