@@ -4,7 +4,9 @@
   accounts' own administrators from switching off the forwarding rule, editing the
   just-in-time roles' trust or policies, or stopping CloudTrail;
 * policies/bastion-regions.yaml, which forwards the bastion account's own events from
-  every other Region to the Drawbridge Region.
+  every other Region to the Drawbridge Region;
+* the watchdog rule beside each forwarding rule, and who may put the path's heartbeat
+  (the SCP at the sender, policies/bastion-event-bus-policy.yaml at the bastion bus).
 
 SCPs are IAM semantics that moto does not evaluate: the SCP is tested as a document, with
 tests/deploy/iam_sim.py playing the requests a member-account administrator could make.
@@ -17,15 +19,18 @@ import re
 from pathlib import Path
 
 import pytest
+from moto.events.models import EventPattern
 
-from chalicelib.event_pattern import FORWARD_PATTERN, RULE_STATE
+from chalicelib.event_pattern import ACTIVITY_RULE_STATE, FORWARD_PATTERN, HEARTBEAT_SOURCE, RULE_STATE, TAMPER_PATTERN
 from deploy.render import cfn_yaml
 from tests.deploy import iam_sim
+from tests.fixtures import load_cloudtrail
 
 ROOT = Path(__file__).resolve().parents[2]
 SCP = ROOT / "policies" / "scp-protect-drawbridge.json"
 MEMBER_TEMPLATE = ROOT / "policies" / "member-account.yaml"
 BASTION_REGIONS = ROOT / "policies" / "bastion-regions.yaml"
+BUS_POLICY = ROOT / "policies" / "bastion-event-bus-policy.yaml"
 
 MEMBER = "222222222222"
 #: a member account's own administrator (SCPs apply to every principal of the account)
@@ -129,7 +134,8 @@ def test_the_member_template_carries_what_the_scp_keys_on():
     # no fixed names: CloudFormation names the rule and the role after the StackSet's stacks
     # (StackSet-drawbridge-member-...), which is what the SCP's name-based ARNs match
     rules = [r for r in res.values() if r["Type"] == "AWS::Events::Rule"]
-    assert len(rules) == 2  # the ways in (alerts) and the JIT sessions' writes (grant activity)
+    # the ways in (alerts), the watchdog (tampering) and the JIT sessions' writes (grant activity)
+    assert len(rules) == 3
     assert all("Name" not in rule["Properties"] for rule in rules)
     assert "RoleName" not in res["ForwardingRole"]["Properties"]
     names = [r for st in scp()["Statement"] if st["Sid"] == "ProtectForwardingRules"
@@ -189,11 +195,218 @@ def test_nobody_but_stacksets_deletes_or_changes_the_heartbeat_schedule(action):
     """A deleted or paused heartbeat is noticed (the path goes silent after 10 minutes); the
     SCP keeps a local administrator from doing it in the first place."""
     doc = scp()
-    schedule = f"arn:aws:scheduler:eu-west-1:{MEMBER}:schedule/default/StackSet-drawbridge-member-1a2b-HeartbeatSchedule-Z3"
+    schedule = f"arn:aws:scheduler:eu-west-1:{MEMBER}:schedule/default/drawbridge-heartbeat"
     assert iam_sim.decide(doc, action, schedule, LOCAL_ADMIN) == iam_sim.DENY
     assert iam_sim.decide(doc, action, schedule, STACKSETS) != iam_sim.DENY
     other = f"arn:aws:scheduler:eu-west-1:{MEMBER}:schedule/default/nightly-report"
     assert iam_sim.decide(doc, action, other, LOCAL_ADMIN) != iam_sim.DENY
-    res = cfn_yaml(MEMBER_TEMPLATE)["Resources"]
-    (heartbeat,) = [r for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
-    assert "Name" not in heartbeat["Properties"] and "GroupName" not in heartbeat["Properties"]
+    # the same name in another group is not ours, and is not protected
+    elsewhere = f"arn:aws:scheduler:eu-west-1:{MEMBER}:schedule/reports/drawbridge-heartbeat"
+    assert iam_sim.decide(doc, action, elsewhere, LOCAL_ADMIN) != iam_sim.DENY
+
+
+@pytest.mark.parametrize("path", [MEMBER_TEMPLATE, BASTION_REGIONS], ids=["member", "bastion-regions"])
+def test_the_heartbeat_schedule_has_the_fixed_name_the_scp_protects(path):
+    """Not a generated name: the SCP names schedule/default/drawbridge-heartbeat (the default
+    group, no GroupName), one per account and Region (one Drawbridge stack in each)."""
+    res = cfn_yaml(path)["Resources"]
+    (heartbeat,) = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert heartbeat["Name"] == "drawbridge-heartbeat" and "GroupName" not in heartbeat
+    (protect,) = [st for st in scp()["Statement"] if st["Sid"] == "ProtectHeartbeatSchedules"]
+    assert protect["Resource"] == f"arn:aws:scheduler:*:*:schedule/default/{heartbeat['Name']}"
+
+
+# --------------------------------------------------------------------------- the watchdog rule
+# A rule never sees its own deletion (CloudTrail's record reaches the bus after the rule is
+# gone): each template has a second rule with the tampering branches alone, and each rule
+# reports the other's deletion.
+
+TEMPLATES = {"member": MEMBER_TEMPLATE, "bastion-regions": BASTION_REGIONS}
+#: names CloudFormation could give the two rules: <stack name>-<logical id>-<random>, cut to
+#: 64 characters, where a StackSet's stack is StackSet-<StackSet name>-<uuid>
+GENERATED_RULE_NAMES = {
+    "member": {
+        "AssumeRoleForwardingRule": "StackSet-drawbridge-member-0c9e1d-AssumeRoleForwardi-EXAMPLE7Q2M",
+        "TamperWatchRule": "StackSet-drawbridge-member-0c9e1d2a-TamperWatchRule-EXAMPLE3H8J1",
+    },
+    "bastion-regions": {
+        "AssumeRoleForwardingRule": "StackSet-drawbridge-bastion-regions-5e1f-AssumeRoleFo-EXAMPLE9X3",
+        "TamperWatchRule": "StackSet-drawbridge-bastion-regions-5e1f-TamperWatchR-EXAMPLE4K7",
+    },
+}
+#: the tampering fixtures (tests/unit/test_event_pattern.py TAMPER_FIXTURES)
+TAMPER_FIXTURES = ("cloudtrail_stop_logging_prod", "cloudtrail_put_event_selectors_denied_dev",
+                   "events_delete_forwarding_rule_prod")
+
+
+def _rule_call(event_name: str, rule_name: str) -> dict:
+    """A CloudTrail record of ``event_name`` on the rule ``rule_name``, as EventBridge delivers it."""
+    event = load_cloudtrail("events_delete_forwarding_rule_prod")
+    params = ({"rule": rule_name, "ids": ["drawbridge-bastion-bus"], "force": False}
+              if event_name == "RemoveTargets" else {"name": rule_name, "force": False})
+    return {**event, "detail": {**event["detail"], "eventName": event_name, "requestParameters": params}}
+
+
+@pytest.mark.parametrize("which", TEMPLATES)
+def test_the_watchdog_forwards_exactly_the_tampering_to_the_forwarding_rules_target(which):
+    res = cfn_yaml(TEMPLATES[which])["Resources"]
+    watchdog = res["TamperWatchRule"]["Properties"]
+    forwarding = res["AssumeRoleForwardingRule"]["Properties"]
+    assert watchdog["EventPattern"] == TAMPER_PATTERN
+    assert watchdog["EventBusName"] == "default"
+    # same bus, same role: the forwarding role's one PutEvents statement covers it
+    assert watchdog["Targets"] == forwarding["Targets"]
+    # unnamed, so CloudFormation names it after the StackSet's stack, like its sibling
+    assert "Name" not in watchdog and "Name" not in forwarding
+
+
+@pytest.mark.parametrize("which", TEMPLATES)
+def test_the_watchdog_is_plain_enabled_because_tampering_calls_are_write_events(which):
+    """Only read-only management events (AssumeRole*) need RULE_STATE; write management
+    events reach a rule in ENABLED (ACTIVITY_RULE_STATE), and every tampering call is one."""
+    watchdog = cfn_yaml(TEMPLATES[which])["Resources"]["TamperWatchRule"]["Properties"]
+    assert watchdog["State"] == ACTIVITY_RULE_STATE == "ENABLED" != RULE_STATE
+    for name in TAMPER_FIXTURES:
+        record = load_cloudtrail(name)["detail"]
+        assert record["readOnly"] is False and record["managementEvent"] is True, name
+
+
+@pytest.mark.parametrize("event_name", ["DeleteRule", "DisableRule", "RemoveTargets"])
+@pytest.mark.parametrize("which", TEMPLATES)
+def test_each_rule_reports_tampering_with_the_other(which, event_name):
+    """moto's matcher on the templates' own patterns, with names CloudFormation could give."""
+    res = cfn_yaml(TEMPLATES[which])["Resources"]
+    names = GENERATED_RULE_NAMES[which]
+    for watcher, watched in (("AssumeRoleForwardingRule", "TamperWatchRule"),
+                             ("TamperWatchRule", "AssumeRoleForwardingRule")):
+        name = names[watched]
+        assert len(name) <= 64 and name.startswith(f"StackSet-drawbridge-{which}-")
+        pattern = EventPattern.load(json.dumps(res[watcher]["Properties"]["EventPattern"]))
+        assert pattern.matches_event(_rule_call(event_name, name)), (watcher, watched)
+
+
+@pytest.mark.parametrize("which", TEMPLATES)
+def test_the_scp_protects_both_rules_by_their_generated_names(which):
+    doc = scp()
+    for name in GENERATED_RULE_NAMES[which].values():
+        rule = f"arn:aws:events:eu-west-1:{MEMBER}:rule/{name}"
+        for action in RULE_EDITS:
+            assert iam_sim.decide(doc, action, rule, LOCAL_ADMIN) == iam_sim.DENY, (name, action)
+            assert iam_sim.decide(doc, action, rule, STACKSETS) != iam_sim.DENY, (name, action)
+
+
+# --------------------------------------------------------------------------- forged heartbeats
+# Document tests: moto does not evaluate SCPs, resource-policy Denies or condition keys, so
+# iam_sim plays IAM's documented semantics on the documents. Whether EventBridge fills
+# events:source and aws:PrincipalArn as documented, for a rule forwarding cross-account
+# too, is AWS's to do and is not checked here.
+
+BEAT = {"events:source": [HEARTBEAT_SOURCE]}
+#: a batch that hides one heartbeat among other entries (events:source is multivalued)
+BEAT_IN_A_BATCH = {"events:source": ["my.app", HEARTBEAT_SOURCE]}
+HEARTBEAT_ROLE = f"arn:aws:iam::{MEMBER}:role/StackSet-drawbridge-member-0c9e1d2a-HeartbeatRo-EXAMPLE5R6S"
+BASTION = "111111111111"
+BASTION_BUS = f"arn:aws:events:us-east-1:{BASTION}:event-bus/default"
+MEMBER_BUS = f"arn:aws:events:eu-west-1:{MEMBER}:event-bus/default"
+BASTION_REGIONS_ROLE = f"arn:aws:iam::{BASTION}:role/StackSet-drawbridge-bastion-regions-5e1f-ForwardingR-EXAMPLE2W"
+
+
+def test_the_heartbeat_condition_key_is_one_put_events_has():
+    """events:source is a condition key of events:PutEvents in the Service Authorization
+    Reference (parliament's copy): a typo or a key PutEvents lacks would deny nothing."""
+    import parliament
+
+    (events,) = [s for s in parliament.iam_definition if s["prefix"] == "events"]
+    (put,) = [p for p in events["privileges"] if p["privilege"] == "PutEvents"]
+    assert "events:source" in {k for r in put["resource_types"] for k in r["condition_keys"]}
+
+
+@pytest.mark.parametrize("bus", [MEMBER_BUS, BASTION_BUS], ids=["own-bus", "bastion-bus"])
+def test_in_a_member_account_only_drawbridges_roles_put_heartbeats(bus):
+    doc = scp()
+    put = "events:PutEvents"
+    for who in (LOCAL_ADMIN, STACKSETS):  # not even the StackSet's execution role
+        assert iam_sim.decide(doc, put, bus, {**who, **BEAT}) == iam_sim.DENY
+        assert iam_sim.decide(doc, put, bus, {**who, **BEAT_IN_A_BATCH}) == iam_sim.DENY
+    # the schedule's role on its own bus, the forwarding role onward to the bastion
+    assert iam_sim.decide(doc, put, bus, {"aws:PrincipalArn": HEARTBEAT_ROLE, **BEAT}) != iam_sim.DENY
+    assert iam_sim.decide(doc, put, bus, {"aws:PrincipalArn": FORWARDING_ROLE, **BEAT}) != iam_sim.DENY
+    # everybody's own events are none of the SCP's business
+    assert iam_sim.decide(doc, put, bus, {**LOCAL_ADMIN, "events:source": ["my.app"]}) != iam_sim.DENY
+
+
+def test_nobody_squats_or_lends_out_drawbridges_role_names():
+    """The heartbeat exemption is by role name: a local administrator must neither create a
+    role with such a name nor pass the real heartbeat or forwarding role to a schedule or
+    rule of their own (which would then put heartbeats as that role)."""
+    doc = scp()
+    for role in (HEARTBEAT_ROLE, FORWARDING_ROLE, f"arn:aws:iam::{MEMBER}:role/StackSet-drawbridge-member-mine"):
+        for action in ("iam:CreateRole", "iam:PassRole"):
+            assert iam_sim.decide(doc, action, role, LOCAL_ADMIN) == iam_sim.DENY, (role, action)
+            assert iam_sim.decide(doc, action, role, STACKSETS) != iam_sim.DENY, (role, action)
+
+
+@pytest.mark.parametrize("path", [MEMBER_TEMPLATE, BASTION_REGIONS], ids=["member", "bastion-regions"])
+def test_the_roles_that_put_heartbeats_have_the_names_the_exemption_matches(path):
+    """The schedule's role and the rules' role are unnamed: CloudFormation names them
+    StackSet-drawbridge-<member|bastion-regions>-..., the ArnNotLike patterns."""
+    res = cfn_yaml(path)["Resources"]
+    (schedule,) = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    roles = {schedule["Target"]["RoleArn"]["Fn::GetAtt"].split(".")[0],
+             res["AssumeRoleForwardingRule"]["Properties"]["Targets"][0]["RoleArn"]["Fn::GetAtt"].split(".")[0]}
+    assert roles == {"HeartbeatRole", "ForwardingRole"}
+    assert all("RoleName" not in res[r]["Properties"] for r in roles)
+
+
+def _bus_policy() -> dict:
+    """The bastion bus policy's statements, with the template's !Sub / !Ref filled in."""
+    values = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": BASTION,
+              "OrganizationId": "o-a1b2c3d4e5"}
+
+    def fill(node):
+        if isinstance(node, dict) and set(node) == {"Fn::Sub"}:
+            return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], node["Fn::Sub"])
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            return values[node["Ref"]]
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        return node
+
+    res = cfn_yaml(BUS_POLICY)["Resources"]
+    policies = {k: r["Properties"] for k, r in res.items() if r["Type"] == "AWS::Events::EventBusPolicy"}
+    assert len({p["StatementId"] for p in policies.values()}) == len(policies) == 2
+    assert all(p["EventBusName"] == "default" for p in policies.values())
+    # both rewrite the one bus policy: one after the other
+    assert res["HeartbeatOnlyFromDrawbridgeRoles"]["DependsOn"] == "OrganizationPutEvents"
+    return {"Statement": [fill(p["Statement"]) for p in policies.values()]}
+
+
+def test_the_bastion_bus_takes_heartbeats_from_drawbridges_roles_only():
+    doc = _bus_policy()
+    org = {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}
+    put = "events:PutEvents"
+    (deny,) = [st for st in doc["Statement"] if st["Effect"] == "Deny"]
+    assert deny["Principal"] == "*" and deny["Action"] == put
+    # forwarded by the member's forwarding role, or by the bastion's other Regions' role
+    assert iam_sim.decide(doc, put, BASTION_BUS, {"aws:PrincipalArn": FORWARDING_ROLE, **org, **BEAT}) == iam_sim.ALLOW
+    assert iam_sim.decide(doc, put, BASTION_BUS,
+                          {"aws:PrincipalArn": BASTION_REGIONS_ROLE, **org, **BEAT}) == iam_sim.ALLOW
+    # put straight onto the bus by anybody else: a member's administrator, the bastion's own
+    for who in (LOCAL_ADMIN, {"aws:PrincipalArn": f"arn:aws:iam::{BASTION}:role/Admin"}):
+        assert iam_sim.decide(doc, put, BASTION_BUS, {**who, **org, **BEAT}) == iam_sim.DENY
+        assert iam_sim.decide(doc, put, BASTION_BUS, {**who, **org, **BEAT_IN_A_BATCH}) == iam_sim.DENY
+    # the organization's other events still come in, and strangers' do not
+    assert iam_sim.decide(doc, put, BASTION_BUS,
+                          {**LOCAL_ADMIN, **org, "events:source": ["my.app"]}) == iam_sim.ALLOW
+    assert iam_sim.decide(doc, put, BASTION_BUS, {**LOCAL_ADMIN, "aws:PrincipalOrgID": "o-other00000",
+                                                  "events:source": ["my.app"]}) == iam_sim.IMPLICIT_DENY
+
+
+def test_the_bus_policy_and_the_scp_exempt_the_same_roles():
+    (scp_deny,) = [st for st in scp()["Statement"] if st["Sid"] == "OnlyDrawbridgeRolesPutHeartbeats"]
+    (bus_deny,) = [st for st in _bus_policy()["Statement"] if st["Effect"] == "Deny"]
+    for st in (scp_deny, bus_deny):
+        assert st["Condition"]["ForAnyValue:StringEquals"] == {"events:source": HEARTBEAT_SOURCE}
+    assert scp_deny["Condition"]["ArnNotLike"] == bus_deny["Condition"]["ArnNotLike"]
