@@ -413,6 +413,17 @@ def cmd_messages(handle: StackHandle, args) -> int:
     return 0
 
 
+def _rules_for(event: dict) -> list[str]:
+    """The bastion's rules an event reaches, as EventBridge would match them (app.py's patterns)."""
+    from moto.events.models import EventPattern  # a dev dependency, as local/ is
+
+    from chalicelib.event_pattern import ACTIVITY_PATTERN_BASTION, ALERT_PATTERN, HEARTBEAT_PATTERN, pattern_json
+
+    rules = (("on_role_assumed", ALERT_PATTERN), ("on_activity", ACTIVITY_PATTERN_BASTION),
+             ("on_heartbeat", HEARTBEAT_PATTERN))
+    return [name for name, pattern in rules if EventPattern.load(pattern_json(pattern)).matches_event(event)]
+
+
 def cmd_cloudtrail(handle: StackHandle, args) -> int:
     event = load_cloudtrail(args.event)
     if args.now or args.as_:
@@ -422,12 +433,13 @@ def cmd_cloudtrail(handle: StackHandle, args) -> int:
             iam_user=handle.catalog.people[person].iam_user if person else None,
             access_key_id=handle.world.people[person].access_key_id if person else None)
     detail = event.get("detail", {})
-    _say(f"{detail.get('eventName')} by {(detail.get('userIdentity') or {}).get('arn')} "
-         f"on {(detail.get('requestParameters') or {}).get('roleArn')} at {detail.get('eventTime')} "
-         f"(eventID {detail.get('eventID')}) -> on_role_assumed")
+    targets = _rules_for(event)
+    _say(f"{detail.get('eventName') or event.get('detail-type')} by {(detail.get('userIdentity') or {}).get('arn')} "
+         f"on {(detail.get('requestParameters') or {}).get('roleArn')} at {detail.get('eventTime') or event.get('time')} "
+         f"(eventID {detail.get('eventID')}) -> {', '.join(targets) or 'no rule: nothing runs'}")
     before = {(m["channel"], m["ts"]) for m in handle.messages()}
-    result = handle.invoke("on_role_assumed", event)
-    _say(f"handler returned {result}")
+    for name in targets:
+        _say(f"{name} returned {handle.invoke(name, event)}")
     names = _names(handle)
     for m in handle.messages():
         if (m["channel"], m["ts"]) not in before:
@@ -480,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("assume", help="the person's own sts:AssumeRole against moto")
     p.add_argument("--as", dest="as_", required=True, metavar="PERSON")
     p.add_argument("role_arn", nargs="?", default=DEFAULT_ROLE)
-    p = sub.add_parser("cloudtrail", help="deliver a CloudTrail event to on_role_assumed")
+    p = sub.add_parser("cloudtrail", help="deliver an event (CloudTrail, or the alert path's heartbeat) to the "
+                                          "handlers whose rules match it: on_role_assumed, on_activity, on_heartbeat")
     p.add_argument("event", help="a fixture name (tests/fixtures/cloudtrail) or a path to an event JSON")
     p.add_argument("--now", action="store_true", help="as a new call made now: eventTime = now, fresh ids")
     p.add_argument("--as", dest="as_", metavar="PERSON", help="the calling IAM user (fresh ids too)")

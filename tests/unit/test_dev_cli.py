@@ -289,3 +289,15 @@ def test_a_click_that_opens_a_form_prints_it_and_how_to_submit_it(catalog, capsy
     assert "Deny request" in out and "[block deny_reason]" in out
     assert "python -m local.dev submit --as bob --view V0DENY0001 deny_reason=..." in out
     assert "the click counted" not in out
+
+
+def test_cloudtrail_reaches_the_handlers_whose_rules_match_it():
+    # make dev cloudtrail <event>: the bastion's three rules, matched as EventBridge would
+    from local.dev import _rules_for
+    from tests.fixtures import load_activity, load_cloudtrail
+
+    assert _rules_for(load_cloudtrail("assume_role_prod_copy")) == ["on_role_assumed"]
+    assert _rules_for(load_cloudtrail("heartbeat_dev")) == ["on_heartbeat"]
+    assert _rules_for(load_activity("ec2_run_instances_admin")) == ["on_activity"]
+    assert _rules_for(load_activity("iam_create_access_key_admin")) == ["on_role_assumed", "on_activity"]
+    assert _rules_for(load_cloudtrail("cloudtrail_describe_trails_prod")) == []
