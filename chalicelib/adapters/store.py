@@ -397,13 +397,15 @@ class DynamoStore(AlertItems, AlertCalls, ActivityItems):
             raise
 
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
-        """Grants of ``principal`` whose usable window ends at or after ``at``."""
+        """Grants of ``principal`` whose usable window ends at or after ``at``. The index
+        partition also holds the principal's first-use markers and burst digests (no
+        record in them): only the records are read."""
         items = self._query(
             IndexName="grants_by_user",
             KeyConditionExpression="grant_pk = :g AND grant_sk >= :t",
             ExpressionAttributeValues={":g": _s(f"GRANT#{principal.key}"), ":t": _s(iso_z(at))},
         )
-        return [_request(i) for i in items]
+        return [_request(i) for i in items if i["SK"]["S"] == "REQUEST"]
 
     def _query(self, max_items: int | None = None, **kwargs) -> list[dict]:
         out: list[dict] = []
