@@ -129,6 +129,15 @@ def _ended_how(req: Request) -> str:
     return how
 
 
+def held_until(req: Request, now: datetime) -> datetime:
+    """When the grant stopped letting its holder in: IAM enforces its expiry itself, so an
+    expired grant ended at ``expires_at`` even when the sweep recorded it later; a revoked
+    or failed one when it was ended; one still held, ``now``. (Role sessions started under
+    it may outlive it by up to an hour unless they were cut: not counted here.)"""
+    ends = [t for t in (req.ended_at or utc(now), req.expires_at) if t is not None]
+    return min(ends)
+
+
 def build(start: datetime, end: datetime, *, records: Iterable[Request], denied_events: Iterable[AuditEvent],
           attempts: Iterable[dict], production: Callable[[Request], bool], uses: Mapping[str, int],
           write_calls: Mapping[str, int], now: datetime) -> Review:
@@ -147,7 +156,7 @@ def build(start: datetime, end: datetime, *, records: Iterable[Request], denied_
     for req in by_id.values():
         if req.granted_at is None:
             continue
-        until = req.ended_at or now
+        until = held_until(req, now)
         if not (req.granted_at < end and until > start):
             continue
         if not production(req):

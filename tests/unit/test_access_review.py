@@ -26,7 +26,7 @@ def grant(rid: str, granted: datetime, hours: float, *, who="alice", account="pr
         principal=Principal.iam_user(who), account=account, account_id="222222222222", role=role,
         role_arn=f"arn:aws:iam::222222222222:role/{role}", production=production,
         duration_seconds=int(hours * 3600), approvals_required=1, pending_until=granted + H, reason="fix 4521")
-    req, _ = req.approve(granted - timedelta(minutes=1), "bob")
+    req, _ = req.approve(granted, "bob")  # the clock starts at the approval: expires granted + hours
     req, _ = req.granted(granted, "arn:aws:iam::111111111111:policy/x")
     if ended:
         req, _ = req.expire_grant(granted + timedelta(hours=hours))
@@ -173,3 +173,18 @@ def test_json_has_a_stable_schema(review):
     assert doc["grants"][0]["reason"] == "=HYPERLINK(\"http://x\")"  # JSON keeps the text as typed
     assert [p["person"] for p in doc["people"]] == ["alice", "bob"]
     assert set(doc["people"][0]) == {"person", "grants", "hours_held", "never_used", "break_glass"}
+
+
+def test_an_expired_grant_was_held_until_its_expiry_not_until_the_sweep_noticed():
+    req, _ = Request.requested(
+        START + H, request_id="req-20261116-0000f1", requester="alice", requester_slack="U0ALICE001",
+        principal=Principal.iam_user("alice"), account="prod", account_id="222222222222", role="admin",
+        role_arn="arn:aws:iam::222222222222:role/admin", production=True, duration_seconds=3600,
+        approvals_required=1, pending_until=START + 2 * H, reason="r")
+    req, _ = req.approve(START + H, "bob")
+    req, _ = req.granted(START + H, "arn:aws:iam::111111111111:policy/x")
+    late, _ = req.expire_grant(START + 4 * H)  # IAM stopped it at 2:00; the sweep recorded it at 4:00
+    assert build([late]).grants[0].held == H
+    revoked, _ = req.revoke(START + H + timedelta(minutes=15), "alice")
+    (g,) = build([revoked]).grants
+    assert g.held == timedelta(minutes=15) and g.ended_how == "revoked by alice"
