@@ -201,3 +201,11 @@ def _csv() -> str:
     review_export.main(["--since", "7d", "--format", "csv", "--end", "2026-11-16T00:00:00Z"], out=buf,
                        clock=lambda: MONDAY_9)
     return buf.getvalue()
+
+
+def test_review_is_refused_when_slack_cannot_say_who_is_in_the_security_channel(app_client, slack):
+    # the stand-in answers channel_not_found for a channel whose members were never set
+    with time_machine.travel(MONDAY_9, tick=False):
+        reply = app_client.command("carol", "review")
+    assert "Only members of the security channel" in reply.text
+    assert slack.messages() == [] and slack.files() == []
