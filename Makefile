@@ -13,6 +13,7 @@ help:
 	@echo "make validate-catalog  check policies/access.toml (CATALOG=path to check another file)"
 	@echo "make bench             measure cold start, ack latency, calls per lifecycle, scaling (docs/PERFORMANCE.md)"
 	@echo "make chaos             300 seeded fault scenarios over real HTTP; invariants table (docs/CHAOS.md)"
+	@echo "make review-export     the access review as CSV/JSON on stdout (SINCE=7d FORMAT=csv; needs DRAWBRIDGE_TABLE)"
 	@$(MAKE) --no-print-directory help-deploy
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -42,6 +43,14 @@ demo: $(STAMP)
 # The same stack left running for manual use (python -m local.dev --help); Ctrl-C stops it.
 dev: $(STAMP)
 	$(BIN)/python -m local.dev up
+
+# The access review's export without Slack (docs/REFERENCE.md "Access review"): the table
+# named by DRAWBRIDGE_TABLE, read with your AWS credentials; CSV or JSON on stdout.
+SINCE  ?= 7d
+FORMAT ?= csv
+.PHONY: review-export
+review-export: $(STAMP)
+	$(BIN)/python -m chalicelib.review_export --since $(SINCE) --format $(FORMAT)
 
 include mk/deploy.mk
 include mk/bench.mk

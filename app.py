@@ -6,7 +6,7 @@ slack_sdk, Powertools) happen there, on first use, never at import time.
 
 import sys
 
-from chalice import Chalice, Rate
+from chalice import Chalice, Cron, Rate
 
 from chalicelib.event_pattern import ACTIVITY_PATTERN_BASTION, ALERT_PATTERN, HEARTBEAT_PATTERN
 
@@ -76,6 +76,16 @@ def sweep(event):
     from chalicelib import handlers
 
     return handlers.sweep()
+
+
+# The weekly access review (issue 18): last week (Monday to Monday, UTC) in the security
+# channel with its CSV and JSON export, once per week however often the schedule fires
+# (usecases/access_review.py; docs/decisions/0011-access-review.md).
+@app.schedule(Cron(0, 9, "?", "*", "MON", "*"), name="weekly_review")
+def weekly_review(event):
+    from chalicelib import handlers
+
+    return handlers.weekly_review()
 
 
 # Every way into a watched account (AssumeRole*, AssumeRoot, GetFederationToken, root and

@@ -281,6 +281,18 @@ def sweep() -> dict:
     return report.__dict__
 
 
+def weekly_review() -> dict:
+    """The weekly access review (``weekly_review``, Monday 09:00 UTC): posted once per week
+    to the security channel. A failure is raised, so Lambda retries the invocation (the
+    summary is posted at most once, its files at most once unless an attempt died sharing
+    them)."""
+    from . import wiring
+
+    outcome = wiring.service().weekly_review(log=logger())
+    logger().info("weekly access review done", extra={"outcome": outcome})
+    return outcome
+
+
 def role_assumed(event: dict) -> dict:
     """The alert path (``on_role_assumed``). Never swallows a failure: an alert that could
     not be posted has had its claim released, and the exception goes back to Lambda, which

@@ -40,6 +40,16 @@ class Owed:
 
 
 @dataclass(frozen=True)
+class Trail:
+    """The audit trail of a time window (``Store.events_between``): the requests' audit
+    events and the alert path's records of denied attempts (uncovered ways in, failed
+    attempts), each oldest first."""
+
+    events: list
+    attempts: list[dict]
+
+
+@dataclass(frozen=True)
 class Delivery:
     """The one delivery of a message: who started it when, and where it landed (if known)."""
 
@@ -101,6 +111,8 @@ class Store(Protocol):
     # ``claim``: AlreadyDelivered if that delivery wrote the record's current version
     def get(self, request_id: str, claim: str | None = None) -> Request | None: ...
     def history(self, request_id: str) -> list[AuditEvent]: ...
+    # the audit trail by time (the ``by_day`` index): one Query per day of the window
+    def events_between(self, start: datetime, end: datetime) -> Trail: ...
     def open_for(self, person: str, claim: str | None = None) -> list[Request]: ...
     def due(self, now: datetime, limit: int = 500) -> list[Request]: ...
     def live(self) -> list[Request]: ...
@@ -262,6 +274,10 @@ class Notifier(Protocol):
         post whose answer was lost did land. (channel, ts), or None."""
     def dm(self, user: str, text: str, blocks: list[dict] | None, event_type: str,
            payload: dict) -> tuple[str, str]: ...
+    def upload_files(self, channel: str, thread_ts: str, files: Sequence[tuple[str, str]]) -> list[str]:
+        """Share text files ((file name, content) pairs) as one reply in the thread
+        ``thread_ts`` of ``channel`` (a channel or DM id, not a user id): Slack's
+        files.getUploadURLExternal, the upload, files.completeUploadExternal. Their file ids."""
     def publish_home(self, user_id: str, view: dict) -> None:
         """Make ``view`` (``{"type": "home", "blocks": [...]}``) the person's App Home
         (``views.publish``): it replaces the whole view, so publishing again is harmless."""

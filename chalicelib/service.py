@@ -221,6 +221,12 @@ class Drawbridge(Deps):
 
         return sweeping.sweep(self, on_error)
 
+    def weekly_review(self, log=None) -> dict:
+        """Last week's access review in the security channel, once (usecases/access_review.py)."""
+        from .usecases import access_review
+
+        return access_review.weekly(self, log=log)
+
     def reconcile(self, report: SweepReport | None = None, deep: bool | None = None) -> list[job_types.Job]:
         from .usecases import sweep as sweeping
 

@@ -186,7 +186,8 @@ def slack_client(token: str, base_url: str, wait_when_rate_limited: bool = True)
         and everything else is safe to repeat."""
 
         def _can_retry(self, *, state, request, response=None, error=None) -> bool:
-            if str(getattr(request, "url", "")).rstrip("/").endswith("chat.postMessage"):
+            if str(getattr(request, "url", "")).rstrip("/").endswith(("chat.postMessage",
+                                                                      "files.completeUploadExternal")):
                 return False
             return super()._can_retry(state=state, request=request, response=response, error=error)
 

@@ -66,6 +66,7 @@ FUNCTIONS = {
     "on_role_assumed": ("OnRoleAssumed", "OnRoleAssumedLogGroup"),
     "on_activity": ("OnActivity", "OnActivityLogGroup"),
     "on_heartbeat": ("OnHeartbeat", "OnHeartbeatLogGroup"),
+    "weekly_review": ("WeeklyReview", "WeeklyReviewLogGroup"),
 }
 #: days the Lambda logs are kept, per stage (the audit trail itself is in the table)
 LOG_RETENTION_DAYS = {"dev": 30, "prod": 365}
@@ -102,7 +103,7 @@ VARIANTS = {
 }
 #: Chalice function name -> policy variant
 FUNCTION_VARIANT = {"api_handler": "no-iam", "on_role_assumed": "no-iam", "on_activity": "no-iam", "on_heartbeat": "no-iam",
-                    "worker": "grants", "sweep": "grants"}
+                    "weekly_review": "no-iam", "worker": "grants", "sweep": "grants"}
 #: Statements (by Sid, from the same template) one function's role gets on top of its
 #: variant. A variant file is shared (on_role_assumed shares "no-iam" with the API handler,
 #: which must not get these), so the merge template attaches them to that one role as an

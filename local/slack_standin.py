@@ -60,12 +60,23 @@ User groups: ``add_usergroup(handle, members)`` makes a group (id ``S…``),
 Channel members: ``set_channel_members(channel, members)``; ``conversations.members``
 answers from it in one page (``channel_not_found`` for a channel never set).
 
+Files, as ``files_upload_v2`` shares them: ``files.getUploadURLExternal`` (``filename`` and
+``length`` required) answers a ``file_id`` and an ``upload_url`` on the stand-in's own
+loopback address (``POST /_upload/<file id>`` with the bytes; 200 ``OK - <length>``, or 404
+for an unknown id); ``files.completeUploadExternal`` (``files``: a JSON list of ``{"id",
+"title"}``) shares uploaded files into ``channel_id`` (a ``thread_ts`` there must be a message
+of that channel: ``invalid_thread_ts`` otherwise), as one message carrying them, and answers
+the files. A file never uploaded is ``file_not_found``; one already shared, ``already_shared``
+here (Slack would share it again: the stand-in is stricter, so a repeat shows). ``files()``
+lists what was shared, with each file's ``content`` (text).
+
 Modals: ``views.open`` (a Slack-shaped ``trigger_id``, good once and for 3 seconds, and a
 ``modal`` view checked as Slack checks it; see ``_views_open``) records each view opened:
 ``opened_views()`` / ``opened_view(trigger_id)`` read them.
 
 Inspection over HTTP (for tests in another process): ``GET /_standin/messages`` (each
-message with ``all_text``, ``displayed_text`` and ``mentions``; ``views``: the modals opened),
+message with ``all_text``, ``displayed_text`` and ``mentions``; ``views``: the modals opened;
+``files``: the files shared),
 ``GET /_standin/home?user=U…`` (the App Home last published for a user), ``POST /_standin/reset``.
 Run: ``python -m local.slack_standin --port 0 [--ready-file PATH] [--usergroup sre-leads=U0BOB00001,...]``.
 """
@@ -108,6 +119,7 @@ class Message:
     ephemeral: bool = False
     updates: list[dict] = field(default_factory=list)  # previous versions, oldest first
     attachments: list[dict] = field(default_factory=list)
+    files: list[dict] = field(default_factory=list)  # files shared with it: {"id", "name", "title"}
 
     @property
     def event_type(self) -> Optional[str]:
@@ -294,6 +306,7 @@ class SlackStandin(ServedInBackground):
         self._usergroups: dict[str, dict] = {}  # handle -> {"id", "handle", "name", "users", "disabled"}
         self._channel_members: dict[str, list[str]] = {}  # channel id -> its members' user ids
         self._views: list[dict] = []  # the modals views.open opened, oldest first
+        self._files: dict[str, dict] = {}  # file id -> {"id", "name", "length", "data", "channel", "thread_ts"}
         self._triggers: set[str] = set()  # trigger ids views.open has used
         self.rate_limits = rate_limits
         self.post_rate, self.post_burst = float(post_rate), int(post_burst)
@@ -363,6 +376,26 @@ class SlackStandin(ServedInBackground):
             return [copy.deepcopy(m) for m in self._messages
                     if m.ephemeral and (user is None or m.user == user)]
 
+    def files(self, channel: Optional[str] = None, thread_ts: Optional[str] = None) -> list[dict]:
+        """Every file shared (files.completeUploadExternal), oldest first: ``id``, ``name``,
+        ``title``, ``channel``, ``thread_ts`` and ``content`` (the uploaded bytes as text)."""
+        with self._lock:
+            channel = dm_channel(channel) if channel else None
+            return [{k: v for k, v in f.items() if k != "data"} | {"content": f["data"].decode("utf-8", "replace")}
+                    for f in self._files.values() if f.get("channel") is not None
+                    and (channel is None or f["channel"] == channel)
+                    and (thread_ts is None or f["thread_ts"] == thread_ts)]
+
+    def upload(self, file_id: str, data: bytes) -> bool:
+        """The upload step (``POST /_upload/<file id>``); False for an id never handed out."""
+        with self._lock:
+            f = self._files.get(file_id)
+            if f is None:
+                return False
+            f["data"] = bytes(data)
+            self._calls.append(Call("upload", {"file_id": file_id, "bytes": len(data)}))
+            return True
+
     def dms(self, user: str) -> list[Message]:
         return self.messages(channel=user)
 
@@ -408,6 +441,7 @@ class SlackStandin(ServedInBackground):
             self._buckets.clear()
             self._writes.clear()
             self._homes.clear()
+            self._files.clear()
             self._views.clear()
             self._triggers.clear()
 
@@ -748,6 +782,57 @@ class SlackStandin(ServedInBackground):
             return {"users": []}  # a disabled group has nobody unless asked for (include_disabled)
         return {"users": list(group["users"])}
 
+    def _get_upload_url(self, params: dict) -> dict:
+        """files.getUploadURLExternal: ``filename`` and ``length`` (bytes) required."""
+        name = str(params.get("filename") or "")
+        try:
+            length = int(params.get("length"))
+        except (TypeError, ValueError):
+            raise _invalid_arguments("must provide an integer [json-pointer:/length]")
+        if not name or length < 0:
+            raise _invalid_arguments("must provide a filename and a length")
+        ident = f"F{len(self._files) + 1:09d}"
+        self._files[ident] = {"id": ident, "name": name, "length": length, "data": None, "channel": None,
+                              "thread_ts": None, "title": name}
+        base = self.url.rsplit("/api/", 1)[0]
+        return {"file_id": ident, "upload_url": f"{base}/_upload/{ident}"}
+
+    def _complete_upload(self, params: dict) -> dict:
+        """files.completeUploadExternal: share uploaded files into ``channel_id`` (and its
+        ``thread_ts``), as one message with the files (``initial_comment`` its text)."""
+        try:
+            listed = json.loads(params.get("files") or "")
+        except (TypeError, ValueError):
+            raise _invalid_arguments("must provide a JSON array [json-pointer:/files]")
+        if not isinstance(listed, list) or not listed or not all(isinstance(f, dict) and f.get("id") for f in listed):
+            raise _invalid_arguments("must provide an array of files with an id [json-pointer:/files]")
+        found = [self._files.get(str(f["id"])) for f in listed]
+        if any(f is None or f["data"] is None for f in found):
+            raise SlackError("file_not_found")
+        if any(f["channel"] is not None for f in found):
+            raise SlackError("already_shared")
+        if any(f["length"] != len(f["data"]) for f in found):
+            raise SlackError("file_upload_size_mismatch")
+        channel = str(params.get("channel_id") or "")
+        thread_ts = params.get("thread_ts") or None
+        out = []
+        if channel:
+            if channel[0] not in "CGD":
+                raise SlackError("channel_not_found")
+            if thread_ts and self._find(channel, str(thread_ts)) is None:
+                raise SlackError("invalid_thread_ts")
+            for f, given in zip(found, listed):
+                f.update(channel=channel, thread_ts=thread_ts, title=given.get("title") or f["name"])
+            msg = Message(channel=channel, ts=self._next_ts(), thread_ts=thread_ts,
+                          text=str(params.get("initial_comment") or ""),
+                          files=[{"id": f["id"], "name": f["name"], "title": f["title"]} for f in found])
+            self._record(msg, f"files in thread {thread_ts}: {', '.join(f['name'] for f in found)}"
+                         if thread_ts else f"files: {', '.join(f['name'] for f in found)}")
+        for f in found:
+            out.append({"id": f["id"], "name": f["name"], "title": f["title"], "size": f["length"],
+                        "mimetype": "text/plain"})
+        return {"files": out}
+
     def _conversations_members(self, params: dict) -> dict:
         """conversations.members: ``channel`` required; every member in one page."""
         channel = str(params.get("channel") or "")
@@ -771,6 +856,8 @@ class SlackStandin(ServedInBackground):
         "chat.getPermalink": _get_permalink,
         "views.publish": _views_publish,
         "views.open": _views_open,
+        "files.getUploadURLExternal": _get_upload_url,
+        "files.completeUploadExternal": _complete_upload,
     }
 
     # ---- readable printing -----------------------------------------------------------
@@ -835,7 +922,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.standin._lock:
                 body = {"ok": True, "messages": [m.to_dict() for m in self.standin._messages],
                         "calls": [c._asdict() for c in self.standin._calls],
-                        "views": self.standin._views}
+                        "views": self.standin._views, "files": self.standin.files()}
             return self._reply(200, body)
         if path == "/_standin/home":  # the App Home a user would see (``make dev``'s ``home``)
             user = dict(parse_qsl(urlsplit(self.path).query)).get("user", "")
@@ -844,6 +931,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        if path.startswith("/_upload/"):  # the upload URL files.getUploadURLExternal handed out
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if not self.standin.upload(path[len("/_upload/"):], raw):
+                return self._reply(404, {"ok": False, "error": "not_found"})
+            data = f"OK - {len(raw)}".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
         if path == "/_standin/reset":
             self.standin.reset()
             return self._reply(200, {"ok": True})

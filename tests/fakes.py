@@ -49,7 +49,7 @@ from chalicelib.domain import errors as _errors
 from chalicelib.domain.errors import AlreadyDelivered, Conflict, GrantLimitReached
 from chalicelib.domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
 from chalicelib.domain.timing import due_at, grant_window_end
-from chalicelib.ports import AlertContext, CallClaim, Delivery, DigestJoin, Owed
+from chalicelib.ports import AlertContext, CallClaim, Delivery, DigestJoin, Owed, Trail
 
 __all__ = ["SAMPLE_CATALOG", "T0", "DeleteConflict", "FakeClock", "FakeGrants", "FakeNotifier",
            "FakePolicy", "InMemoryStore", "Message", "MessageNotFound", "NoSuchEntity",
@@ -268,6 +268,24 @@ class InMemoryStore(_Faults):
     def history(self, request_id: str) -> list[AuditEvent]:
         self._hook("history")
         return [AuditEvent.from_json(doc) for (rid, _), doc in sorted(self._events.items()) if rid == request_id]
+
+    def events_between(self, start: datetime, end: datetime) -> Trail:
+        """The ``by_day`` index: audit events and denied attempts keyed as the adapter keys
+        them (``day_sk``), those in ``[start, end)`` at second precision, oldest first."""
+        from chalicelib.adapters.alert_items import attempt_day_keys, day_keys
+
+        self._hook("events_between")
+        low, high = iso_z(start), iso_z(end)
+        found = []
+        for (rid, seq), doc in self._events.items():
+            event = AuditEvent.from_json(doc)
+            found.append((day_keys(event.at, f"{rid}#{seq:06d}")["day_sk"]["S"], "event", event))
+        for key, item in self._alerts.items():
+            keys = attempt_day_keys(key, json.loads(item["doc"]))
+            if keys:
+                found.append((keys["day_sk"]["S"], "attempt", json.loads(item["doc"])))
+        found = sorted((f for f in found if low <= f[0] <= high), key=lambda f: f[0])
+        return Trail([f[2] for f in found if f[1] == "event"], [f[2] for f in found if f[1] == "attempt"])
 
     def _all(self) -> list[Request]:
         return [Request.from_json(doc) for doc in self._requests.values()]
@@ -949,6 +967,7 @@ class FakeNotifier(_Faults):
         self.homes: dict[str, dict] = {}  # Slack user id -> the App Home view last published
         self.home_publishes: list[str] = []  # the user id of every views.publish, in order
         self.opened: list[tuple[str, dict]] = []  # (trigger id, view) of every views.open that opened
+        self.files: list[dict] = []  # files shared: {"id", "name", "content", "channel", "thread_ts"}
 
     def _now(self) -> datetime | None:
         return self.clock() if self.clock is not None else None
@@ -1032,6 +1051,20 @@ class FakeNotifier(_Faults):
            payload: dict) -> tuple[str, str]:
         self._hook("dm")
         return self._post(user, text, blocks, event_type, payload, None)
+
+    def upload_files(self, channel: str, thread_ts: str, files) -> list[str]:
+        """files_upload_v2: shared as one reply in the thread of a message that exists
+        (``channel`` a channel or DM id, as files.completeUploadExternal takes it)."""
+        self._hook("upload_files")
+        if channel[:1] in ("U", "W") or self.get(channel, thread_ts) is None:
+            raise MessageNotFound(f"invalid_thread_ts / channel_not_found: {channel} {thread_ts}")
+        ids = []
+        for name, content in files:
+            ident = f"F{len(self.files) + 1:08d}"
+            self.files.append({"id": ident, "name": name, "content": content, "channel": channel,
+                               "thread_ts": thread_ts})
+            ids.append(ident)
+        return ids
 
     def publish_home(self, user_id: str, view: dict) -> None:
         self._hook("publish_home")

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from ..domain.model import iso_z, parse_iso, utc
 from ..ports import AlertContext, CallClaim, DigestJoin
-from .alert_items import _key, _s
+from .alert_items import _key, _s, attempt_day_keys
 
 DIGEST_DUE = "ALERTDIGEST"  # the digests' partition of the ``due`` index
 _KEEP = timedelta(days=400)
@@ -88,7 +88,7 @@ class AlertCalls:
         from botocore.exceptions import ClientError
 
         item = {**_key(f"ALERT#{key}", "ALERT"), "doc": _s(json.dumps(record)), "owner": _s(owner),
-                "at": _s(iso_z(now)), "attempt": _s(token), "ttl": _ttl(now)}
+                "at": _s(iso_z(now)), "attempt": _s(token), "ttl": _ttl(now), **attempt_day_keys(key, record)}
         if digest:
             item["digest"] = _s(digest)
         if use:

@@ -23,6 +23,26 @@ def _key(pk: str, sk: str) -> dict:
     return {"PK": _s(pk), "SK": _s(sk)}
 
 
+def day_keys(at: datetime, suffix: str) -> dict:
+    """The ``by_day`` index keys of something that happened ``at`` (store.py)."""
+    at = utc(at)
+    return {"day_pk": _s(f"DAY#{at:%Y-%m-%d}"), "day_sk": _s(f"{iso_z(at)}#{suffix}")}
+
+
+#: the alert records that are denied attempts, in the access review (usecases/access_review.py)
+DENIED_KINDS = ("uncovered", "failed_attempt")
+
+
+def attempt_day_keys(key: str, record: dict) -> dict:
+    """``by_day`` keys for an alert record that is a denied attempt (by its CloudTrail event
+    time), none for anything else (a covered use is read per grant, through ``uses``)."""
+    if record.get("kind") not in DENIED_KINDS or not record.get("event_time"):
+        return {}
+    from ..domain.model import parse_iso
+
+    return day_keys(parse_iso(record["event_time"]), f"ALERT#{key}")
+
+
 class AlertItems:
     """Mixed into :class:`~chalicelib.adapters.store.DynamoStore` (``_db``, ``_table``,
     ``_put_new`` and ``_query`` come from there)."""
@@ -32,7 +52,7 @@ class AlertItems:
         """Record one alert per AssumeRole call; False if it was already handled."""
         ttl = int((utc(now) + timedelta(days=keep_days)).timestamp())
         return self._put_new({**_key(f"ALERT#{key}", "ALERT"), "doc": _s(json.dumps(record)),
-                              "ttl": {"N": str(ttl)}})
+                              "ttl": {"N": str(ttl)}, **attempt_day_keys(key, record)})
 
     def release_alert(self, key: str) -> None:
         """Forget a claim whose alert could not be posted, so a retry posts it."""

@@ -138,6 +138,15 @@ class SlackNotifier:
         # A bot with chat:write may post to a user id: Slack delivers it in the app's DM.
         return self.post(user, text, blocks, event_type, payload)
 
+    def upload_files(self, channel: str, thread_ts: str, files) -> list[str]:
+        """slack-sdk's ``files_upload_v2``: an upload URL per file, the uploads, then one
+        files.completeUploadExternal that shares them in the thread (never repeated by
+        slack-sdk when its answer is lost: ``wiring.slack_client``)."""
+        resp = self._web.files_upload_v2(
+            channel=channel, thread_ts=thread_ts,
+            file_uploads=[{"content": content, "filename": name, "title": name} for name, content in files])
+        return [f["id"] for f in resp.get("files") or []]
+
     def publish_home(self, user_id: str, view: dict) -> None:
         # views.publish needs no OAuth scope beyond the bot token (Slack's method docs)
         self._web.views_publish(user_id=user_id, view=view)

@@ -3,13 +3,14 @@
 Items (PK / SK):
 
 * ``REQ#<id> / REQUEST``       the request record (JSON in ``doc``) + index keys
-* ``REQ#<id> / EVENT#<seq>``   immutable audit events, one per status change
+* ``REQ#<id> / EVENT#<seq>``   immutable audit events, one per status change (+ ``by_day`` keys)
 * ``REQ#<id> / USED``          the grant's first use was told on its card
 * ``REQ#<id> / CARD``          where the approval card lives in Slack
 * ``REQ#<id> / ACTIVITY``      the grant's activity tally (activity_items.py)
 * ``ACTIVITY#<eventID> / CLAIM`` one counted write call of a grant (activity_items.py)
 * ``REQ#<id> / SENT#<kind>``   a one-time message (a DM) was sent: a re-run job sends it once
-* ``ALERT#<key> / ALERT``      one security alert per AssumeRole call (dedupe + audit)
+* ``ALERT#<key> / ALERT``      one security alert per AssumeRole call (dedupe + audit); a denied
+  attempt (an uncovered way in, a failed attempt) also carries ``by_day`` keys
 * ``PATH / <account>#<region>`` the alert path's heartbeats (path_items.py)
 * ``ALERTGROUP#<key> / GROUP`` failed attempts of one caller on one target in one window:
   their count, first/last event time, and the one Slack line that shows them
@@ -23,6 +24,11 @@ Sparse indexes keep every query proportional to what is live, never to history:
 * ``grants_by_user``  (grant_pk = GRANT#<principal key>, grant_sk = <end>#<id>)  alert correlation;
   the same partition holds the principal's open burst digests and first-use markers, and
   ``USES#<request id>`` partitions hold the calls each grant covered
+* ``by_day``  (day_pk = DAY#<yyyy-mm-dd>, day_sk = <iso time>#<request id>#<seq> for an audit
+  event, <iso time>#ALERT#<key> for a denied attempt; projects ``doc`` only)  the audit trail by
+  time, for the access review (:meth:`DynamoStore.events_between`, usecases/access_review.py):
+  one Query per day of the window. Items written before the index existed carry no day keys
+  and are not in it (docs/decisions/0011-access-review.md).
 
 The ``due`` index is sharded: a request's record carries ``DUE#<n>`` and what it owes people
 ``OWED#<n>``, ``n`` = CRC-32 of the request id modulo :data:`DUE_SHARDS`, so no single index
@@ -50,10 +56,10 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from ..domain.errors import AlreadyDelivered, Conflict
 from ..domain.model import AuditEvent, Principal, Request, iso_z, parse_iso, utc
-from ..ports import Delivery, Owed
+from ..ports import Delivery, Owed, Trail
 from .activity_items import ActivityItems
 from .alert_calls import AlertCalls
-from .alert_items import AlertItems, _key, _s
+from .alert_items import AlertItems, _key, _s, day_keys
 from .path_items import PathItems
 from ..domain.timing import due_at, grant_window_end
 
@@ -109,6 +115,7 @@ def event_item(event: AuditEvent) -> dict:
     return {
         **_key(f"REQ#{event.request_id}", f"EVENT#{event.seq:06d}"),
         "doc": _s(event.to_json()),
+        **day_keys(event.at, f"{event.request_id}#{event.seq:06d}"),
     }
 
 
@@ -206,6 +213,28 @@ class DynamoStore(AlertItems, AlertCalls, ActivityItems, PathItems):
             ConsistentRead=True,
         )
         return [AuditEvent.from_json(i["doc"]["S"]) for i in items]
+
+    def events_between(self, start: datetime, end: datetime) -> Trail:
+        """The audit trail in ``[start, end)`` (second precision, UTC) from the ``by_day``
+        index: every audit event and every denied attempt of the alert path, oldest first.
+        One Query (paginated) per UTC day the window touches: the cost follows the window
+        and what happened in it, never the table's history."""
+        start, end = utc(start), utc(end)
+        events: list[AuditEvent] = []
+        attempts: list[dict] = []
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < end:
+            for page in self._pages(IndexName="by_day",
+                                    KeyConditionExpression="day_pk = :d AND day_sk BETWEEN :a AND :b",
+                                    ExpressionAttributeValues={":d": _s(f"DAY#{day:%Y-%m-%d}"),
+                                                               ":a": _s(iso_z(start)), ":b": _s(iso_z(end))}):
+                for item in page:
+                    if item["PK"]["S"].startswith("ALERT#"):
+                        attempts.append(json.loads(item["doc"]["S"]))
+                    else:
+                        events.append(AuditEvent.from_json(item["doc"]["S"]))
+            day += timedelta(days=1)
+        return Trail(events, attempts)
 
     def open_for(self, person: str, claim: str | None = None) -> list[Request]:
         """Pending requests and live grants of one person (sparse index); AlreadyDelivered
@@ -370,13 +399,15 @@ class DynamoStore(AlertItems, AlertCalls, ActivityItems, PathItems):
             raise
 
     def grants_ending_after(self, principal: Principal, at: datetime) -> list[Request]:
-        """Grants of ``principal`` whose usable window ends at or after ``at``."""
+        """Grants of ``principal`` whose usable window ends at or after ``at``. The index
+        partition also holds the principal's first-use markers and burst digests (no
+        record in them): only the records are read."""
         items = self._query(
             IndexName="grants_by_user",
             KeyConditionExpression="grant_pk = :g AND grant_sk >= :t",
             ExpressionAttributeValues={":g": _s(f"GRANT#{principal.key}"), ":t": _s(iso_z(at))},
         )
-        return [_request(i) for i in items]
+        return [_request(i) for i in items if i["SK"]["S"] == "REQUEST"]
 
     def _query(self, max_items: int | None = None, **kwargs) -> list[dict]:
         out: list[dict] = []

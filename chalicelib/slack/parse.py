@@ -33,6 +33,8 @@ USAGE = (
     "• `/aws-access list` your pending and active requests\n"
     "• `/aws-access revoke &lt;request-id&gt;` end a grant early (requester or approver)\n"
     "• `/aws-access activity &lt;request-id&gt;` what was done with a grant (requester or approver)\n"
+    "• `/aws-access review [7d|30d|&lt;n&gt;d]` the access review of the last n days, by DM "
+    "(security channel members; at most 90d)\n"
     "• `/aws-access extend &lt;request-id&gt; &lt;duration&gt; [reason ...]` lengthen your active grant "
     "(approvers decide; it stays in force meanwhile)\n"
     "• `/aws-access breakglass &lt;account&gt; &lt;role&gt; &lt;duration&gt; &lt;reason ...&gt;` emergency "
@@ -109,7 +111,18 @@ class ActivityCmd:
     request_id: str
 
 
-Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | ExtendCmd | BreakGlassCmd | ActivityCmd
+@dataclass(frozen=True)
+class ReviewCmd:
+    """``review [<n>d]``: the access review of the last ``days`` days (1 to 90; 7 if not said)."""
+
+    days: int = 7
+
+
+#: the longest window ``review`` takes, in days
+MAX_REVIEW_DAYS = 90
+_REVIEW_DAYS = re.compile(r"([0-9]{1,4})d", re.ASCII)
+
+Command = RequestCmd | HelpCmd | ListCmd | RevokeCmd | ExtendCmd | BreakGlassCmd | ActivityCmd | ReviewCmd
 
 
 @dataclass(frozen=True)
@@ -252,6 +265,8 @@ def parse_command_text(text: str) -> Command:
             raise CommandError(f"'{escape_mrkdwn(words[1][:40])}' is not a request id "
                                "(they look like req-20261112-3fa9c1)")
         return RevokeCmd(rid) if verb == "revoke" else ActivityCmd(rid)
+    if verb == "review":
+        return _review(words[1:])
     if verb == "extend":
         return _extend(words)
     if verb == "breakglass":
@@ -261,6 +276,21 @@ def parse_command_text(text: str) -> Command:
     _no_markup(zip(("account", "role", "duration"), words[:3]))
     reason = _reason(words[3:])
     return RequestCmd(account=words[0].lower(), role=words[1].lower(), duration=words[2], reason=reason)
+
+
+def _review(args: list[str]) -> ReviewCmd:
+    usage = "usage: `/aws-access review [7d|30d|&lt;n&gt;d]` (the last n days, at most 90d)"
+    if not args:
+        return ReviewCmd()
+    if len(args) > 1:
+        raise CommandError(usage)
+    match = _REVIEW_DAYS.fullmatch(args[0].lower())
+    if not match:
+        raise CommandError(f"'{escape_mrkdwn(args[0][:40])}' is not a number of days; {usage}")
+    days = int(match.group(1))
+    if not 1 <= days <= MAX_REVIEW_DAYS:
+        raise CommandError(f"the review covers 1 to {MAX_REVIEW_DAYS} days, not {days}; {usage}")
+    return ReviewCmd(days)
 
 
 def _no_markup(words) -> None:

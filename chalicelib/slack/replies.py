@@ -35,6 +35,9 @@ def command_reply(outcome: o.Outcome) -> str:
         return f"unknown request `{outcome.request_id}` (see `/aws-access list`)"
     if isinstance(outcome, o.ActivityReport):  # (its text is escaped where it is made)
         return f"`{outcome.request_id}` (`{outcome.label}`): {outcome.text}"
+    if isinstance(outcome, o.ReviewQueued):
+        return (f"Building the access review of the last {outcome.days} day(s); it comes to you as a DM "
+                "(a summary, with the CSV and JSON export in its thread).")
     if isinstance(outcome, o.TooBusy):
         return f"`{outcome.request_id}` is changing too fast; try again"
     if isinstance(outcome, o.Requested):

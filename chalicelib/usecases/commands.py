@@ -1,7 +1,7 @@
 """Use case: a slash command, end to end on the ack path.
 
 Who is asking (the catalog), what they typed (the grammar), then one of: help, list,
-revoke, extend, breakglass, activity, request. A redelivered command (Slack repeats ``trigger_id``) acts once: the
+revoke, extend, breakglass, activity, review, request. A redelivered command (Slack repeats ``trigger_id``) acts once: the
 delivery's claim rides in the command's own write (usecases/deliveries.py), so a command
 that fails before writing leaves no claim and its redelivery acts.
 """
@@ -12,8 +12,8 @@ from datetime import datetime
 
 from ..domain import decide as rules
 from ..domain.model import Request, RequestStatus
-from ..slack.parse import (ActivityCmd, BreakGlassCmd, CommandError, ExtendCmd, HelpCmd, ListCmd, RevokeCmd, SlashCommand,
-                           parse_command_text)
+from ..slack.parse import (ActivityCmd, BreakGlassCmd, CommandError, ExtendCmd, HelpCmd, ListCmd, ReviewCmd, RevokeCmd,
+                           SlashCommand, parse_command_text)
 from .deps import Deps
 from .outcomes import Answer, Help, Listing, NotInCatalog, Outcome, Unreadable, WrongWorkspace
 from .request import request_access
@@ -53,6 +53,10 @@ def run_command(deps: Deps, cmd: SlashCommand) -> Answer:
         from .activity import show
 
         return show(deps, person, parsed.request_id)
+    if isinstance(parsed, ReviewCmd):
+        from .access_review import ask as ask_review
+
+        return ask_review(deps, person, parsed)
     if isinstance(parsed, ExtendCmd):
         from .extend import ask
 

@@ -12,6 +12,7 @@ OnError = Callable[[object, Exception], None]
 
 def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     """Run one job (typed, or its wire form from the worker's event); return what follows."""
+    from .access_review import send_review
     from .activity import post_digest
     from .cut import cut_sessions
     from .extend import apply_extension
@@ -37,6 +38,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.ReviewReminder: send_reminder,
         jobs.PublishHome: publish_home,
         jobs.ActivityDigest: post_digest,
+        jobs.AccessReview: send_review,
     }[type(job)]
     return handler(deps, job) or []
 

@@ -152,11 +152,23 @@ class ActivityDigest:
     request_id: str
 
 
+@dataclass(frozen=True)
+class AccessReview:
+    """Send the access review of the ``days`` before ``end`` (ISO 8601, when it was asked) to
+    the Slack user ``user_id`` as a DM with its CSV and JSON files (usecases/access_review.py),
+    once."""
+
+    kind: ClassVar[str] = "access_review"
+    user_id: str
+    days: int
+    end: str
+
+
 Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder,
-            RemindApprovers, Escalated, PublishHome, ActivityDigest]
+            RemindApprovers, Escalated, PublishHome, ActivityDigest, AccessReview]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
                                                     ExtendGrant, AskApprovers, ReviewReminder, RemindApprovers,
-                                                    Escalated, PublishHome, ActivityDigest)}
+                                                    Escalated, PublishHome, ActivityDigest, AccessReview)}
 
 
 class BadJob(ValueError):

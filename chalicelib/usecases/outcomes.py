@@ -52,6 +52,13 @@ class ActivityReport:
 
 
 @dataclass(frozen=True)
+class ReviewQueued:
+    """``/aws-access review``: allowed; the review of the last ``days`` is on its way by DM."""
+
+    days: int
+
+
+@dataclass(frozen=True)
 class TooBusy:
     """The record kept changing under us; try again."""
 
@@ -148,7 +155,7 @@ class BrokeGlass:
 
 Outcome = Union[Refused, Unreadable, NotInCatalog, WrongWorkspace, UnknownRequest, TooBusy, Requested, ExtensionAsked,
                 Cancelled, Revoking, Help, Listing, ClickDone, UnknownButton, BadButtonValue, BreakGlassPreview,
-                BrokeGlass, ActivityReport]
+                BrokeGlass, ActivityReport, ReviewQueued]
 
 
 @dataclass(frozen=True)

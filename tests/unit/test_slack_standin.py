@@ -568,3 +568,31 @@ def test_a_slack_that_does_not_answer_opens_no_view() -> None:
     with pytest.raises(ViewNotOpened) as err:
         SlackNotifier(nowhere).open_view(trigger_id(), MODAL)
     assert err.value.error == "no_answer_from_slack"
+
+
+def test_files_upload_v2_shares_files_in_a_thread_as_slack_does(standin):
+    client = WebClient(token=TOKEN, base_url=standin.url)
+    post = client.chat_postMessage(channel="C0SECURIT1", text="summary")
+    resp = client.files_upload_v2(channel="C0SECURIT1", thread_ts=post["ts"], file_uploads=[
+        {"content": "a,b\n1,2\n", "filename": "x.csv", "title": "x.csv"},
+        {"content": '{"k": 1}\n', "filename": "x.json", "title": "x.json"}])
+    assert [f["name"] for f in resp["files"]] == ["x.csv", "x.json"]
+    shared = standin.files("C0SECURIT1", thread_ts=post["ts"])
+    assert [(f["name"], f["content"]) for f in shared] == [("x.csv", "a,b\n1,2\n"), ("x.json", '{"k": 1}\n')]
+    (reply,) = [m for m in standin.messages("C0SECURIT1") if m.thread_ts == post["ts"]]
+    assert [f["name"] for f in reply.files] == ["x.csv", "x.json"]
+    # the bytes went to the upload URL (the stand-in's own loopback address), one per file
+    assert [c.params["bytes"] for c in standin.calls if c.method == "upload"] == [8, 9]
+
+
+def test_files_complete_refuses_an_unknown_thread_and_a_file_never_uploaded(standin):
+    client = WebClient(token=TOKEN, base_url=standin.url)
+    with pytest.raises(SlackApiError) as bad_thread:
+        client.files_upload_v2(channel="C0SECURIT1", thread_ts="1.000001", content="x", filename="x.txt")
+    assert bad_thread.value.response["error"] == "invalid_thread_ts"
+    got = client.files_getUploadURLExternal(filename="y.txt", length=3)
+    assert got["upload_url"].startswith("http://127.0.0.1:")
+    with pytest.raises(SlackApiError) as never:
+        client.files_completeUploadExternal(files=[{"id": got["file_id"], "title": "y"}], channel_id="C0SECURIT1")
+    assert never.value.response["error"] == "file_not_found"
+    assert standin.files() == []

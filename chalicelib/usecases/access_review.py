@@ -1,0 +1,195 @@
+"""Use case: the access review (issue 18; docs/decisions/0011-access-review.md).
+
+* :func:`weekly` (the ``weekly_review`` schedule, Monday 09:00 UTC): the review of the 7
+  days that ended at that Monday 00:00 UTC, posted once to the security channel
+  (``deliver_once``, scope ``REVIEW#<iso week>``; metadata ``access_review``) with its CSV
+  and JSON export as files in the message's thread.
+* :func:`ask` (``/aws-access review [<n>d]``, on the ack path): members of the security
+  channel only (``conversations.members``, as ``activity`` asks it); an
+  :class:`~chalicelib.usecases.jobs.AccessReview` job does the work off the ack path.
+* :func:`send_review` (that job): the same review of the last ``n`` days, as a DM to the
+  person who asked, with the same two files in the DM's thread.
+* :func:`gather`: the table, read in proportion to the window (the ``by_day`` index, one
+  Query per day; then each grant found: its record, its uses and its activity tally), into
+  the pure :func:`chalicelib.domain.access_review.build`. The CLI export
+  (``python -m chalicelib.review_export``) calls it too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ..domain import access_review as ar
+from ..domain.model import Request, iso_z, parse_iso, utc
+from ..slack.escape import escape_mrkdwn
+from ..slack.parse import MAX_REVIEW_DAYS
+from . import jobs
+from .deps import Deps
+
+#: a grant live in the window was granted at most this long before the window's start: a
+#: role's longest grant, extensions included, is 7 days (catalog MAX_ROLE_DURATION), + 1 day
+LOOKBACK = timedelta(days=8)
+#: the longest window ``/aws-access review`` and the export accept
+MAX_DAYS = MAX_REVIEW_DAYS
+DEFAULT_DAYS = 7
+#: how many grants and denied attempts the Slack summary names (the files hold them all)
+SUMMARY_LINES = 10
+EVENT_TYPE = "access_review"
+
+
+def gather(deps: Deps, start: datetime, end: datetime) -> ar.Review:
+    """The review of ``[start, end)`` from the table: the ``by_day`` index over the window
+    and the :data:`LOOKBACK` before it (grants made before the window and still held in
+    it), the live grants (made before the index existed), then for each production grant
+    of the window its uses and its activity tally."""
+    store, now = deps.store, deps.now()
+    start, end = utc(start), utc(end)
+    trail = store.events_between(start - LOOKBACK, end)
+    ids: dict[str, None] = {}
+    denied = []
+    for event in trail.events:
+        if event.action == "granted":
+            ids[event.request_id] = None
+        elif event.action == "denied" and event.at >= start:
+            ids[event.request_id] = None
+            denied.append(event)
+    records: dict[str, Request] = {r.request_id: r for r in store.live() if r.granted_at is not None}
+    for rid in ids:
+        if rid not in records and (req := store.get(rid)) is not None:
+            records[rid] = req
+    attempts = [a for a in trail.attempts if a.get("event_time") and parse_iso(a["event_time"]) >= start]
+
+    def production(req: Request) -> bool:
+        try:  # the catalog as it is now; the record's own flag for a role that left it
+            return deps.catalog.find_role(req.account, req.role).production
+        except LookupError:
+            return req.production
+
+    uses: dict[str, int] = {}
+    calls: dict[str, int] = {}
+    for req in records.values():
+        if req.granted_at is not None and req.granted_at < end and ar.held_until(req, now) > start \
+                and production(req):
+            uses[req.request_id] = len(store.uses(req.request_id))
+            calls[req.request_id] = int((store.activity(req.request_id) or {}).get("calls", 0))
+    return ar.build(start, end, records=records.values(), denied_events=denied, attempts=attempts,
+                    production=production, uses=uses, write_calls=calls, now=now)
+
+
+def week_of(now: datetime) -> tuple[datetime, datetime]:
+    """The last whole week before ``now``: [the Monday 00:00 UTC a week before, the Monday
+    00:00 UTC at or before ``now``)."""
+    day = utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = day - timedelta(days=day.weekday())
+    return end - timedelta(days=7), end
+
+
+def payload(review: ar.Review) -> dict:
+    """The ``access_review`` message metadata: the window and the counts."""
+    return {"window_start": iso_z(review.start), "window_end": iso_z(review.end),
+            "days": round((review.end - review.start).total_seconds() / 86400, 2), **review.counts()}
+
+
+def files(review: ar.Review) -> list[tuple[str, str]]:
+    """(file name, content) of the export: the CSV and the JSON, the same rows."""
+    name = f"access-review_{review.start:%Y-%m-%dT%H%M}Z_{review.end:%Y-%m-%dT%H%M}Z"
+    return [(f"{name}.csv", ar.to_csv(review)), (f"{name}.json", ar.to_json(review))]
+
+
+def _when(dt: datetime) -> str:
+    return utc(dt).strftime("%a %Y-%m-%d %H:%M")
+
+
+def summary_text(review: ar.Review, title: str) -> str:
+    """The compact mrkdwn summary (every value escaped: reasons and notes are user text)."""
+    e = escape_mrkdwn
+    held = sum((p.held for p in review.people), timedelta(0))
+    bg = review.break_glass
+    states = {s: sum(g.review == s for g in bg) for s in ("acknowledged", "flagged", "overdue", "pending")}
+    kinds = {k: sum(d.kind == k for d in review.denied) for k in ("request_denied", "uncovered", "failed_attempt")}
+    lines = [
+        f":clipboard: *{e(title)}*: {_when(review.start)} to {_when(review.end)} UTC",
+        f"• *{len(review.grants)}* production grant(s) held by {len(review.people)} person(s), "
+        f"{ar.hours(held):g} h in the window",
+        f"• *{len(review.never_used)}* never used (no role assumed, no write call; reads are not tracked): "
+        "least-privilege hint",
+        f"• *{len(bg)}* break-glass: {states['acknowledged']} acknowledged, {states['flagged']} flagged, "
+        f"{states['overdue']} overdue, {states['pending']} pending",
+        f"• *{len(review.denied)}* denied: {kinds['request_denied']} request(s) denied, "
+        f"{kinds['uncovered']} assumption(s) with no approved grant, {kinds['failed_attempt']} refused by AWS",
+        f"• {review.non_production_grants} non-production grant(s) (counted, not detailed)",
+    ]
+    if review.grants:
+        lines.append("*Production grants*")
+        for g in review.grants[:SUMMARY_LINES]:
+            tags = [" _never used_" if g.never_used else ""]
+            if g.break_glass:
+                tags.append(f" *break-glass: {e(g.review)}*" + (f" ({e(g.review_note)})" if g.review_note else ""))
+            lines.append(f"• `{e(g.request_id)}` @{e(g.requester)} `{e(g.account)}/{e(g.role)}`: "
+                         f"{ar.hours(g.held):g} h, {g.uses} use(s), {g.write_calls} write call(s), "
+                         f"{e(g.ended_how)}{''.join(tags)}")
+        if len(review.grants) > SUMMARY_LINES:
+            lines.append(f"… and {len(review.grants) - SUMMARY_LINES} more in the files")
+    if review.denied:
+        lines.append("*Denied*")
+        for d in review.denied[:SUMMARY_LINES]:
+            lines.append(f"• {d.at:%a %H:%M} {e(d.kind.replace('_', ' '))}: {e(d.who)} on "
+                         f"`{e(d.account)}/{e(d.role)}`: {e(d.detail)}")
+        if len(review.denied) > SUMMARY_LINES:
+            lines.append(f"… and {len(review.denied) - SUMMARY_LINES} more in the files")
+    lines.append("The CSV and JSON export is in this message's thread.")
+    return "\n".join(lines)
+
+
+def _post(deps: Deps, scope: str, channel: str, review: ar.Review, title: str, log=None) -> tuple[str, str]:
+    """The summary once (``deliver_once``), then its files in its thread once."""
+    from .delivery import IN_FLIGHT, deliver_once
+
+    meta = payload(review)
+    where = deliver_once(deps, scope, EVENT_TYPE, channel=channel, text=summary_text(review, title), blocks=None,
+                         event_type=EVENT_TYPE, payload=meta,
+                         match={"window_start": meta["window_start"], "window_end": meta["window_end"]})
+    store, now = deps.store, deps.now()
+    started = store.begin_delivery(scope, "files", now)
+    if not started.first and (started.ts or now - started.started_at < IN_FLIGHT):
+        return where  # attached already, or another attempt is attaching them
+    # (an attempt that died attaching them is retried: at worst the files appear twice, when
+    # files.completeUploadExternal's answer was lost; the summary itself is posted once)
+    deps.slack.upload_files(where[0], where[1], files(review))
+    store.finish_delivery(scope, "files", where[0], where[1])
+    if log is not None:
+        log.info("access review posted", extra={"scope": scope, **meta})
+    return where
+
+
+def weekly(deps: Deps, log=None) -> dict:
+    """The ``weekly_review`` schedule: last week's review in the security channel, once per
+    week however often the schedule fires (EventBridge delivers at least once)."""
+    start, end = week_of(deps.now())
+    review = gather(deps, start, end)
+    iso_year, iso_week, _ = start.isocalendar()
+    scope = f"REVIEW#{iso_year}-W{iso_week:02d}"
+    channel, ts = _post(deps, scope, deps.catalog.security_channel, review, "Weekly access review", log)
+    return {"scope": scope, "channel": channel, "ts": ts, **payload(review)}
+
+
+def ask(deps: Deps, person, cmd):
+    """``/aws-access review [<n>d]``: the security channel's members only (anybody else is
+    refused, and nothing is read or sent); the review itself comes by DM, from a job."""
+    from .activity import _in_security_channel
+    from .outcomes import Answer, Refused, ReviewQueued
+
+    if not _in_security_channel(deps, person):
+        return Answer(Refused("Only members of the security channel may run the access review"))
+    job = jobs.AccessReview(user_id=person.slack_user, days=cmd.days, end=iso_z(deps.now()))
+    return Answer(ReviewQueued(cmd.days), [job])
+
+
+def send_review(deps: Deps, job: jobs.AccessReview) -> list[jobs.Job]:
+    """The on-demand review: the ``days`` before ``end`` (fixed when it was asked, so a
+    retried job sends the same review), as a DM to who asked, once, with its files."""
+    end = parse_iso(job.end)
+    days = max(1, min(int(job.days), MAX_DAYS))
+    review = gather(deps, end - timedelta(days=days), end)
+    _post(deps, f"REVIEW#{job.user_id}#{job.end}", job.user_id, review, f"Access review, last {days} day(s)")
+    return []

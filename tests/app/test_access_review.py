@@ -1,0 +1,211 @@
+"""The access review through the app (chalice.test.Client, moto, the Slack stand-in over HTTP):
+a week of realistic access (grants approved and used, activity, a break-glass, a denied
+request, a refused and an uncovered assumption, a dev grant), then the weekly_review schedule
+fired twice (one post in #security, its CSV and JSON in the thread), ``/aws-access review``
+by a member of the security channel (a DM with the files) and by anybody else (refused,
+nothing sent), and the CLI export against the same table.
+
+Story (UTC): Thursday 2026-11-12 alice is refused by AWS at 13:58 (no grant yet), holds
+prod/admin from 14:02:15 for 2 h (bob and carol approve; she assumes it at 14:03:07 and makes
+four write calls) and prod/readonly from 14:20 for 1 h (never used); dave's prod/admin
+request is denied by bob; bob self-approves dev/admin (not production). Friday alice breaks
+glass on prod/admin for 1 h; nobody reviews it. Saturday 03:00 somebody assumes prod/admin
+with no grant. The review runs Monday 2026-11-16 09:00 for Monday 11-09 to Monday 11-16.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import time_machine
+
+from local import slack_client
+from tests.conftest import sign
+from tests.fixtures import load_activity, load_cloudtrail
+
+SECURITY = "C0SECURIT1"
+THU = datetime(2026, 11, 12, 14, 0, 0, tzinfo=timezone.utc)
+MONDAY_9 = datetime(2026, 11, 16, 9, 0, tzinfo=timezone.utc)
+ADMIN_CALLS = ["ec2_run_instances_admin", "s3_put_bucket_policy_admin", "iam_create_access_key_admin",
+               "kms_put_key_policy_admin"]
+REASON = "the payments database is down and the pager is silent"
+
+
+def _rid(reply) -> str:
+    return re.search(r"req-\d{8}-[0-9a-f]{6}", reply.text).group(0)
+
+
+def _lambda(app_client, name: str, event: dict, at: datetime) -> dict:
+    with time_machine.travel(at, tick=False):
+        return app_client.client.lambda_.invoke(name, event).payload
+
+
+def _scheduled(app_client) -> dict:
+    return app_client.client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
+                                                      detail={}, resources=[])
+
+
+@pytest.fixture
+def week(app_client, slack):
+    """The week's access (see the module docstring): the request ids by name."""
+    app = app_client
+    ids = {}
+    refused = _lambda(app, "on_role_assumed", load_cloudtrail("assume_role_denied"), THU - timedelta(minutes=1))
+    assert refused["kind"] == "failed_attempt"
+    with time_machine.travel(THU, tick=False) as clock:
+        ids["admin"] = _rid(app.command("alice", "prod admin 2h fix incident 4521"))
+        clock.move_to(THU + timedelta(minutes=2))
+        app.approve("bob", ids["admin"])
+        clock.move_to(THU + timedelta(minutes=2, seconds=15))
+        app.approve("carol", ids["admin"])
+        clock.move_to(THU + timedelta(minutes=19))
+        ids["readonly"] = _rid(app.command("alice", "prod readonly 1h =HYPERLINK(\"http://x\") look around"))
+        clock.move_to(THU + timedelta(minutes=20))
+        app.approve("bob", ids["readonly"])
+        clock.move_to(THU + timedelta(minutes=40))
+        ids["denied"] = _rid(app.command("dave", "prod admin 1h curious"))
+        clock.move_to(THU + timedelta(minutes=41))
+        app.deny("bob", ids["denied"])
+        clock.move_to(THU + timedelta(hours=1))
+        ids["dev"] = _rid(app.command("bob", "dev admin 1h"))
+        app.approve("bob", ids["dev"])
+    used = _lambda(app, "on_role_assumed", load_cloudtrail("assume_role_bastion_copy"), THU + timedelta(minutes=5))
+    assert used["kind"] == "covered" and used["request_id"] == ids["admin"]
+    for name in ADMIN_CALLS:
+        assert _lambda(app, "on_activity", load_activity(name), THU + timedelta(minutes=30))["kind"] == "counted"
+    with time_machine.travel(THU + timedelta(hours=3), tick=False):
+        app.sweep()  # the three grants expire
+
+    friday = THU + timedelta(days=1)
+    with time_machine.travel(friday, tick=False) as clock:
+        reply = app.command("alice", f"breakglass prod admin 1h {REASON}")
+        (button,) = [e for b in reply.body["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        clock.shift(timedelta(seconds=30))
+        body = slack_client.click_body(app.slack_id("alice"), "confirm_break_glass", button["value"],
+                                       channel_id="C0CMD00001", message_ts="1794492000.000300",
+                                       block_id="break_glass_confirm")
+        assert app.raw("/slack/interactions", body, sign(body)).status == 200
+    ids["break_glass"] = next(m.event_payload["request_id"] for m in slack.find(event_type="break_glass_used"))
+    with time_machine.travel(friday + timedelta(hours=2), tick=False):
+        app.sweep()  # it expires; nobody acknowledges it
+
+    uncovered = copy.deepcopy(load_cloudtrail("assume_role_bastion_copy"))
+    uncovered["detail"].update(eventTime="2026-11-14T03:00:00Z", eventID="e7e70000-0000-4000-8000-0000000000aa",
+                               sharedEventID="5a5ed000-0000-4000-8000-0000000000aa")
+    uncovered["time"] = "2026-11-14T03:00:00Z"
+    out = _lambda(app, "on_role_assumed", uncovered, datetime(2026, 11, 14, 3, 1, tzinfo=timezone.utc))
+    assert out["kind"] == "uncovered"
+    slack.set_channel_members(SECURITY, [app.slack_id("carol"), "U0AWSBOT01"])  # carol; not dave
+    return ids
+
+
+def _check_export(ids: dict, files: list[dict], *, week_start: str, week_end: str) -> None:
+    """The two files: the same review, as CSV and as JSON."""
+    assert sorted(f["name"].rsplit(".", 1)[1] for f in files) == ["csv", "json"]
+    doc = json.loads(next(f["content"] for f in files if f["name"].endswith(".json")))
+    assert doc["window"]["start"] == week_start and doc["window"]["end"] == week_end
+    grants = {g["request_id"]: g for g in doc["grants"]}
+    assert set(grants) == {ids["admin"], ids["readonly"], ids["break_glass"]}  # production only
+    assert doc["non_production_grants"] == 1  # bob's dev grant, counted
+    admin = grants[ids["admin"]]
+    assert (admin["uses"], admin["write_calls"], admin["never_used"]) == (1, 4, False)
+    assert admin["hours_in_window"] == 2.0 and admin["approvers"] == ["bob", "carol"]
+    assert admin["ended_how"].startswith("expired")
+    assert grants[ids["readonly"]]["never_used"] is True
+    bg = grants[ids["break_glass"]]
+    assert bg["break_glass"] is True and bg["review_state"] == "overdue" and bg["hours_in_window"] == 1.0
+    kinds = sorted((d["kind"], d["person"]) for d in doc["denied"])
+    assert kinds == [("failed_attempt", "alice"), ("request_denied", "dave"), ("uncovered", "alice")]
+    assert {p["person"]: p["grants"] for p in doc["people"]} == {"alice": 3}
+
+    rows = list(csv.reader(io.StringIO(next(f["content"] for f in files if f["name"].endswith(".csv")))))
+    assert rows[0][:3] == ["section", "request_id", "person"]
+    assert sorted(r[0] for r in rows[1:]) == ["denied"] * 3 + ["grant"] * 3 + ["person"]
+    readonly = next(r for r in rows if r[1] == ids["readonly"])
+    assert readonly[rows[0].index("reason")].startswith("'=HYPERLINK")  # a formula, defused
+
+
+def test_the_weekly_review_is_posted_once_with_its_files(app_client, slack, store, week):
+    first = _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9)
+    again = _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9 + timedelta(minutes=1))
+    assert first["ts"] == again["ts"] and first["scope"] == "REVIEW#2026-W46"
+
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)
+    assert post.event_payload == {"window_start": "2026-11-09T00:00:00Z", "window_end": "2026-11-16T00:00:00Z",
+                                  "days": 7.0, "grants": 3, "never_used": 2, "break_glass": 1, "denied": 3}
+    text = post.displayed_text()
+    for needed in ("Weekly access review", week["admin"], "never used", "break-glass: overdue", "0 flagged",
+                   "1 request(s) denied", "1 non-production grant"):
+        assert needed in text, needed
+    assert post.mentions() == []  # a summary pings nobody
+
+    files = slack.files(SECURITY, thread_ts=post.ts)
+    assert len(files) == 2 and len(slack.files()) == 2  # the second run shared nothing more
+    _check_export(week, files, week_start="2026-11-09T00:00:00Z", week_end="2026-11-16T00:00:00Z")
+    # the table remembers both deliveries (the message, then its files)
+    assert store.delivery("REVIEW#2026-W46", "access_review").ts == post.ts
+    assert store.delivery("REVIEW#2026-W46", "files").ts == post.ts
+
+
+def test_review_on_demand_is_for_the_security_channel_only(app_client, slack, week):
+    carol, dave = app_client.slack_id("carol"), app_client.slack_id("dave")
+    at = MONDAY_9 + timedelta(hours=1)
+    dave_dms, carol_dms, messages = slack.dms(dave), slack.dms(carol), slack.messages()
+    with time_machine.travel(at, tick=False):
+        refused = app_client.command("dave", "review 7d")
+    assert refused.status == 200 and refused.body["response_type"] == "ephemeral"
+    assert "Only members of the security channel" in refused.text
+    assert slack.dms(dave) == dave_dms and slack.messages() == messages and slack.files() == []  # nothing sent
+
+    for bad, says in (("review 0d", "1 to 90 days, not 0"), ("review 400d", "1 to 90 days, not 400"),
+                      ("review foo", "'foo' is not a number of days"), ("review 7d 30d", "usage")):
+        with time_machine.travel(at, tick=False):
+            reply = app_client.command("carol", bad)
+        assert says in reply.text, (bad, reply.text)
+    assert slack.dms(carol) == carol_dms and slack.messages() == messages and slack.files() == []
+
+    with time_machine.travel(at, tick=False):
+        ack = app_client.command("carol", "review 7d")
+    assert ack.body["response_type"] == "ephemeral" and "as a DM" in ack.text
+    (dm,) = [m for m in slack.dms(carol) if m.event_type == "access_review"]
+    assert dm.event_payload["window_start"] == "2026-11-09T10:00:00Z"
+    assert dm.event_payload["window_end"] == "2026-11-16T10:00:00Z"
+    assert dm.event_payload["grants"] == 3 and dm.event_payload["denied"] == 3
+    files = slack.files(dm.channel, thread_ts=dm.ts)
+    _check_export(week, files, week_start="2026-11-09T10:00:00Z", week_end="2026-11-16T10:00:00Z")
+    assert not slack.find(event_type="access_review", channel=SECURITY)  # on demand: only the DM
+
+
+def test_the_cli_export_reads_the_same_rows(app_client, week, capsys):
+    from chalicelib import review_export
+
+    buf = io.StringIO()
+    assert review_export.main(["--since", "7d", "--format", "json", "--end", "2026-11-16T00:00:00Z"], out=buf,
+                              clock=lambda: MONDAY_9) == 0
+    _check_export(week, [{"name": "x.json", "content": buf.getvalue()}, {"name": "x.csv", "content": _csv()}],
+                  week_start="2026-11-09T00:00:00Z", week_end="2026-11-16T00:00:00Z")
+    with pytest.raises(SystemExit):
+        review_export.main(["--since", "400d"])
+
+
+def _csv() -> str:
+    from chalicelib import review_export
+
+    buf = io.StringIO()
+    review_export.main(["--since", "7d", "--format", "csv", "--end", "2026-11-16T00:00:00Z"], out=buf,
+                       clock=lambda: MONDAY_9)
+    return buf.getvalue()
+
+
+def test_review_is_refused_when_slack_cannot_say_who_is_in_the_security_channel(app_client, slack):
+    # the stand-in answers channel_not_found for a channel whose members were never set
+    with time_machine.travel(MONDAY_9, tick=False):
+        reply = app_client.command("carol", "review")
+    assert "Only members of the security channel" in reply.text
+    assert slack.messages() == [] and slack.files() == []

@@ -1,0 +1,190 @@
+"""The access review, pure (chalicelib/domain/access_review.py): which grants it names and
+what it says of each, the denied attempts, the totals, and the CSV / JSON export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chalicelib.domain import access_review as ar
+from chalicelib.domain.model import Principal, Request
+
+START = datetime(2026, 11, 16, tzinfo=timezone.utc)  # Monday
+END = START + timedelta(days=7)
+NOW = END + timedelta(hours=9)
+H = timedelta(hours=1)
+
+
+def grant(rid: str, granted: datetime, hours: float, *, who="alice", account="prod", role="admin",
+          production=True, ended=True, **more) -> Request:
+    req, _ = Request.requested(
+        granted - timedelta(minutes=5), request_id=rid, requester=who, requester_slack="U0ALICE001",
+        principal=Principal.iam_user(who), account=account, account_id="222222222222", role=role,
+        role_arn=f"arn:aws:iam::222222222222:role/{role}", production=production,
+        duration_seconds=int(hours * 3600), approvals_required=1, pending_until=granted + H, reason="fix 4521")
+    req, _ = req.approve(granted, "bob")  # the clock starts at the approval: expires granted + hours
+    req, _ = req.granted(granted, "arn:aws:iam::111111111111:policy/x")
+    if ended:
+        req, _ = req.expire_grant(granted + timedelta(hours=hours))
+    for k, v in more.items():
+        req = req.change(**{k: v})
+    return req
+
+
+def build(records, *, uses=None, calls=None, denied=(), attempts=(), catalog=None):
+    def production(req):
+        return (catalog or {}).get(f"{req.account}/{req.role}", req.production)
+
+    return ar.build(START, END, records=records, denied_events=denied, attempts=attempts, production=production,
+                    uses=uses or {}, write_calls=calls or {}, now=NOW)
+
+
+def test_held_time_is_clipped_to_the_window():
+    before = grant("req-20261115-000001", START - 2 * H, 3)  # 1 h inside
+    inside = grant("req-20261117-000002", START + 26 * H, 2)
+    after = grant("req-20261122-000003", END - H, 4)  # 1 h inside
+    outside = grant("req-20261110-000004", START - 30 * H, 2)  # ended a day before the window
+    still = grant("req-20261123-000005", END + H, 2, ended=False)  # granted after the window
+    held = grant("req-20261122-000006", END - 2 * H, 24, ended=False)  # still held now: 2 h inside
+    review = build([before, inside, after, outside, still, held])
+    assert {g.request_id: g.held for g in review.grants} == {
+        before.request_id: H, inside.request_id: 2 * H, after.request_id: H, held.request_id: 2 * H}
+    assert {g.request_id: g.ended_how for g in review.grants}[held.request_id] == "active"
+    (alice,) = review.people
+    assert alice.grants == 4 and alice.held == 6 * H
+
+
+def test_never_used_is_no_assumption_and_no_write_call():
+    a = grant("req-20261117-00000a", START + H, 1)
+    b = grant("req-20261117-00000b", START + 3 * H, 1)
+    c = grant("req-20261117-00000c", START + 5 * H, 1)
+    review = build([a, b, c], uses={a.request_id: 2, b.request_id: 0}, calls={b.request_id: 3})
+    assert [g.never_used for g in review.grants] == [False, False, True]
+    assert review.counts() == {"grants": 3, "never_used": 1, "break_glass": 0, "denied": 0}
+    assert review.people[0].never_used == 1
+
+
+def test_break_glass_review_states():
+    def bg(rid, hour, **more):
+        return grant(rid, START + hour * H, 1, break_glass=True, review_due_at=START + (hour + 2) * H, **more)
+
+    ack = bg("req-20261116-0000a1", 1, review_outcome="acknowledged", reviewed_by="bob",
+             reviewed_at=START + 2 * H)
+    flag = bg("req-20261116-0000a2", 3, review_outcome="flagged", reviewed_by="carol", review_note="=cmd|x",
+              reviewed_at=START + 4 * H)
+    overdue = bg("req-20261116-0000a3", 5)
+    pending = grant("req-20261123-0000a4", END - H, 1, break_glass=True, review_due_at=NOW + H)
+    plain = grant("req-20261116-0000a5", START + 7 * H, 1)
+    review = build([ack, flag, overdue, pending, plain])
+    assert {g.request_id: g.review for g in review.grants} == {
+        ack.request_id: "acknowledged", flag.request_id: "flagged", overdue.request_id: "overdue",
+        pending.request_id: "pending", plain.request_id: ""}
+    assert len(review.break_glass) == 4 and review.people[0].break_glass == 4
+    escalated = bg("req-20261116-0000a6", 9, review_escalated_at=START + 12 * H).change(review_due_at=NOW + H)
+    assert build([escalated]).grants[0].review == "overdue"  # #security was told: overdue whatever the clock
+
+
+def test_non_production_grants_are_counted_not_detailed_and_the_catalog_now_decides():
+    prod = grant("req-20261117-0000b1", START + H, 1)
+    dev = grant("req-20261117-0000b2", START + H, 1, account="dev", role="poweruser", production=False)
+    moved = grant("req-20261117-0000b3", START + H, 1, account="stage", role="admin", production=False)
+    review = build([prod, dev, moved], catalog={"stage/admin": True})  # stage became production since
+    assert [g.request_id for g in review.grants] == [prod.request_id, moved.request_id]
+    assert review.non_production_grants == 1
+
+
+def test_a_role_removed_from_the_catalog_falls_back_to_the_records_own_flag():
+    gone = grant("req-20261117-0000c1", START + H, 1, account="legacy", role="root-ish", production=True)
+    gone_dev = grant("req-20261117-0000c2", START + H, 1, account="legacy", role="dev", production=False)
+    review = build([gone, gone_dev], catalog={})
+    assert [g.request_id for g in review.grants] == [gone.request_id]
+    assert review.grants[0].account == "legacy" and review.non_production_grants == 1
+
+
+def test_denied_attempts_are_denied_requests_uncovered_and_refused_assumptions():
+    req, _ = Request.requested(
+        START + H, request_id="req-20261116-0000d1", requester="dave", requester_slack="U0DAVE0001",
+        principal=Principal.iam_user("dave"), account="prod", account_id="222222222222", role="admin",
+        role_arn="arn:aws:iam::222222222222:role/admin", production=True, duration_seconds=3600,
+        approvals_required=1, pending_until=START + 2 * H, reason="curious")
+    denied, ev = req.deny(START + 90 * timedelta(minutes=1), "bob", "denied", why="no ticket")
+    dev_req, _ = Request.requested(
+        START + H, request_id="req-20261116-0000d2", requester="dave", requester_slack="U0DAVE0001",
+        principal=Principal.iam_user("dave"), account="dev", account_id="333333333333", role="poweruser",
+        role_arn="arn:aws:iam::333333333333:role/poweruser", production=False, duration_seconds=3600,
+        approvals_required=1, pending_until=START + 2 * H, reason="x")
+    dev_denied, dev_ev = dev_req.deny(START + 2 * H, "bob", "denied")
+    attempts = [
+        {"kind": "uncovered", "event_time": "2026-11-17T10:00:00Z", "account": "prod", "role": "admin",
+         "iam_user": "mallory", "error_code": None, "request_id": None},
+        {"kind": "failed_attempt", "event_time": "2026-11-16T09:00:00Z", "account": "prod", "role": None,
+         "role_arn": "arn:aws:iam::222222222222:role/unknown", "iam_user": "eve", "error_code": "AccessDenied"},
+        {"kind": "covered", "event_time": "2026-11-16T09:00:00Z", "iam_user": "alice"},  # not denied
+    ]
+    review = build([denied, dev_denied], denied=[ev, dev_ev], attempts=attempts)
+    assert [(d.kind, d.who, d.detail) for d in review.denied] == [
+        ("request_denied", "dave", "denied by bob: no ticket"),  # Monday 01:30
+        ("failed_attempt", "eve", "AccessDenied"),  # Monday 09:00
+        ("uncovered", "mallory", "no approved grant"),  # Tuesday
+    ]
+    assert review.denied[1].role.endswith("role/unknown")  # a role not in the catalog: its ARN
+    assert review.grants == [] and review.counts()["denied"] == 3
+
+
+@pytest.fixture
+def review():
+    g = grant("req-20261117-0000e1", START + H, 2, reason="=HYPERLINK(\"http://x\")")
+    g = g.change(reason="=HYPERLINK(\"http://x\")")
+    plain = grant("req-20261117-0000e2", START + 5 * H, 1, who="bob")
+    return build([g, plain], uses={g.request_id: 1})
+
+
+def test_csv_has_the_fixed_header_and_one_row_per_grant_denied_and_person(review):
+    rows = list(csv.reader(io.StringIO(ar.to_csv(review))))
+    assert tuple(rows[0]) == ar.CSV_HEADER
+    assert [r[0] for r in rows[1:]] == ["grant", "grant", "person", "person"]
+    first = dict(zip(ar.CSV_HEADER, rows[1]))
+    assert first["request_id"] == "req-20261117-0000e1" and first["hours_in_window"] == "2.0"
+    assert first["uses"] == "1" and first["never_used"] == "false" and first["approvers"] == "bob"
+    assert all(len(r) == len(ar.CSV_HEADER) for r in rows)
+
+
+def test_csv_defuses_formulas_in_what_people_typed(review):
+    rows = list(csv.reader(io.StringIO(ar.to_csv(review))))
+    assert rows[1][ar.CSV_HEADER.index("reason")] == "'=HYPERLINK(\"http://x\")"
+    for bad in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert ar.csv_cell(bad) == "'" + bad
+    assert ar.csv_cell("fine = ok") == "fine = ok" and ar.csv_cell(None) == "" and ar.csv_cell(True) == "true"
+
+
+def test_json_has_a_stable_schema(review):
+    doc = json.loads(ar.to_json(review))
+    assert set(doc) == {"schema", "window", "grants", "denied", "people", "non_production_grants"}
+    assert doc["schema"] == ar.JSON_SCHEMA
+    assert doc["window"] == {"start": "2026-11-16T00:00:00Z", "end": "2026-11-23T00:00:00Z",
+                             "generated_at": "2026-11-23T09:00:00Z"}
+    assert set(doc["grants"][0]) == {"request_id", "person", "account", "role", "approvers", "reason", "granted_at",
+                                     "ended_at", "ended_how", "hours_in_window", "uses", "write_calls",
+                                     "never_used", "break_glass", "review_state", "reviewed_by", "review_note"}
+    assert doc["grants"][0]["reason"] == "=HYPERLINK(\"http://x\")"  # JSON keeps the text as typed
+    assert [p["person"] for p in doc["people"]] == ["alice", "bob"]
+    assert set(doc["people"][0]) == {"person", "grants", "hours_held", "never_used", "break_glass"}
+
+
+def test_an_expired_grant_was_held_until_its_expiry_not_until_the_sweep_noticed():
+    req, _ = Request.requested(
+        START + H, request_id="req-20261116-0000f1", requester="alice", requester_slack="U0ALICE001",
+        principal=Principal.iam_user("alice"), account="prod", account_id="222222222222", role="admin",
+        role_arn="arn:aws:iam::222222222222:role/admin", production=True, duration_seconds=3600,
+        approvals_required=1, pending_until=START + 2 * H, reason="r")
+    req, _ = req.approve(START + H, "bob")
+    req, _ = req.granted(START + H, "arn:aws:iam::111111111111:policy/x")
+    late, _ = req.expire_grant(START + 4 * H)  # IAM stopped it at 2:00; the sweep recorded it at 4:00
+    assert build([late]).grants[0].held == H
+    revoked, _ = req.revoke(START + H + timedelta(minutes=15), "alice")
+    (g,) = build([revoked]).grants
+    assert g.held == timedelta(minutes=15) and g.ended_how == "revoked by alice"
