@@ -434,9 +434,14 @@ def cmd_cloudtrail(handle: StackHandle, args) -> int:
             access_key_id=handle.world.people[person].access_key_id if person else None)
     detail = event.get("detail", {})
     targets = _rules_for(event)
-    _say(f"{detail.get('eventName') or event.get('detail-type')} by {(detail.get('userIdentity') or {}).get('arn')} "
-         f"on {(detail.get('requestParameters') or {}).get('roleArn')} at {detail.get('eventTime') or event.get('time')} "
-         f"(eventID {detail.get('eventID')}) -> {', '.join(targets) or 'no rule: nothing runs'}")
+    to = ", ".join(targets) or "no rule: nothing runs"
+    if "eventName" in detail:
+        _say(f"{detail.get('eventName')} by {(detail.get('userIdentity') or {}).get('arn')} "
+             f"on {(detail.get('requestParameters') or {}).get('roleArn')} at {detail.get('eventTime')} "
+             f"(eventID {detail.get('eventID')}) -> {to}")
+    else:  # not CloudTrail: the alert path's heartbeat, say
+        _say(f"{event.get('detail-type')} ({event.get('source')}) from account {event.get('account')} "
+             f"({event.get('region')}) at {event.get('time')} -> {to}")
     before = {(m["channel"], m["ts"]) for m in handle.messages()}
     for name in targets:
         _say(f"{name} returned {handle.invoke(name, event)}")

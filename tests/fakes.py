@@ -128,6 +128,11 @@ class FakeClock:
 # --------------------------------------------------------------------------- store
 
 
+#: a path item's fields, none set (chalicelib/adapters/path_items.py)
+_NO_PATH_FIELDS = dict.fromkeys(("last_seen", "silent_since", "silent_batch", "silent_posted", "restored_at",
+                                 "restore_batch", "expected_since", "unheard_posted"))
+
+
 class InMemoryStore(_Faults):
     """The table, in memory (see the module docstring)."""
 
@@ -359,11 +364,25 @@ class InMemoryStore(_Faults):
     def path_beat(self, account: str, region: str, now: datetime) -> dict:
         self._hook("path_beat")
         path = self._paths.setdefault((account, region), {
-            "account": account, "region": region, "last_seen": None, "silent_since": None, "silent_batch": None,
-            "silent_posted": None, "restored_at": None, "restore_batch": None})
+            **_NO_PATH_FIELDS, "account": account, "region": region})
         if path["last_seen"] is None or path["last_seen"] < iso_z(now):
             path["last_seen"] = iso_z(now)
         return dict(path)
+
+    def path_create(self, account: str, region: str, fields: dict) -> bool:
+        self._hook("path_create")
+        if (account, region) in self._paths:
+            return False
+        self._paths[(account, region)] = {**_NO_PATH_FIELDS, "account": account, "region": region, **fields}
+        return True
+
+    def path_delete(self, account: str, region: str, *, expect: dict) -> bool:
+        self._hook("path_delete")
+        path = self._paths.get((account, region))
+        if path is None or any(path.get(f) != v for f, v in expect.items()):
+            return False
+        del self._paths[(account, region)]
+        return True
 
     def paths(self) -> list[dict]:
         self._hook("paths")
@@ -372,6 +391,8 @@ class InMemoryStore(_Faults):
     def path_update(self, account: str, region: str, *, set_: dict | None = None, remove: tuple = (),
                     expect: dict) -> bool:
         self._hook("path_update")
+        if not set_ and not remove:
+            raise ValueError("path_update needs something to set or remove")  # DynamoDB refuses an empty update
         path = self._paths.get((account, region))
         if path is None or any(path.get(f) != v for f, v in expect.items()):
             return False

@@ -5,6 +5,9 @@
   (the last heartbeat before the silence), ``silent_batch`` (the sweep message that tells
   it), ``silent_posted`` (that message is shown), ``restored_at`` (a heartbeat came back)
   and ``restore_batch`` (the sweep message that tells the return).
+* ``PATH / <account>#*``   a catalog account no heartbeat has come from yet: ``expected_since``
+  (when the sweep first missed it) and ``unheard_posted`` (its "never heard" alert is shown);
+  deleted once a heartbeat of the account registers one of its paths.
 
 One partition: the sweep reads every path with one Query a minute (accounts x Regions,
 a few hundred small items at most). Times are ISO ``Z`` strings, which sort as times.
@@ -17,7 +20,8 @@ from datetime import datetime
 from ..domain.model import iso_z
 
 PATH_PK = "PATH"
-_FIELDS = ("last_seen", "silent_since", "silent_batch", "silent_posted", "restored_at", "restore_batch")
+_FIELDS = ("last_seen", "silent_since", "silent_batch", "silent_posted", "restored_at", "restore_batch",
+           "expected_since", "unheard_posted")
 
 
 def _path(item: dict) -> dict:
@@ -51,6 +55,36 @@ class PathItems:
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True)["Item"]
         return _path(item)
 
+    def path_create(self, account: str, region: str, fields: dict) -> bool:
+        """Put a path item that does not exist yet; False if it does."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._db.put_item(TableName=self._table, Item={**self._path_key(account, region),
+                                                           **{f: {"S": v} for f, v in fields.items()}},
+                              ConditionExpression="attribute_not_exists(PK)")
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def path_delete(self, account: str, region: str, *, expect: dict) -> bool:
+        """Delete a path item whose ``expect`` fields have those values; False if they do not."""
+        from botocore.exceptions import ClientError
+
+        names = {f"#e{i}": f for i, f in enumerate(expect)}
+        values = {f":e{i}": {"S": v} for i, v in enumerate(expect.values())}
+        try:
+            self._db.delete_item(TableName=self._table, Key=self._path_key(account, region),
+                                 ConditionExpression=" AND ".join(f"#e{i} = :e{i}" for i in range(len(expect))),
+                                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
     def paths(self) -> list[dict]:
         """Every path that ever sent a heartbeat."""
         return [_path(i) for i in self._query(
@@ -62,6 +96,9 @@ class PathItems:
         """Set / remove fields of a path on condition that each ``expect`` field has that
         value (None: is absent); False if it does not."""
         from botocore.exceptions import ClientError
+
+        if not set_ and not remove:
+            raise ValueError("path_update needs something to set or remove")
 
         names, values, conds = {}, {}, []
         for i, (f, v) in enumerate(expect.items()):

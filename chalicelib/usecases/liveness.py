@@ -13,10 +13,17 @@ rule hands it to ``on_heartbeat`` (docs/decisions/0009-alert-path-heartbeat.md).
 
   - the known paths whose last heartbeat is older than two intervals and a grace
     (:data:`~chalicelib.alerts.heartbeat.SILENT_AFTER`) are marked silent, each with this
-    sweep's *batch*, and one "silent since" message names them all. When every known path
-    went silent together, the message says so: the likely fault is the bastion's side
-    (its heartbeat rule, ``on_heartbeat``, its bus), not every account at once;
-  - the paths whose heartbeat came back are given a batch of returns and told the same way.
+    sweep's *batch*, and one "silent since" message names them all;
+  - while no path at all has beaten for an interval and the grace (:data:`HOLD_AFTER`),
+    the bastion's side is suspected (its heartbeat rule, ``on_heartbeat``, its bus): paths
+    going silent are held, at most one interval, until a heartbeat comes or every path is
+    silent, which is then told in one message that says to look there first. Schedules
+    fire at their own minutes, so without this an outage there would read as one alert
+    per account and Region;
+  - the paths whose heartbeat came back are given a batch of returns and told the same way;
+  - a catalog account none of whose paths has ever beaten is waited for
+    (:data:`UNHEARD_AFTER`), then told once ("no heartbeat has ever arrived from …"): a path
+    that was never known cannot fall silent, yet it may never have worked.
 
 Each message is delivered through :func:`~chalicelib.usecases.delivery.deliver_once`
 keyed by its batch, and a path is tied to its batch by a conditional write *before* the
@@ -30,9 +37,9 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from ..alerts.heartbeat import Heartbeat, is_heartbeat, parse_heartbeat, silent
+from ..alerts.heartbeat import GRACE, HEARTBEAT_INTERVAL, Heartbeat, is_heartbeat, parse_heartbeat, silent
 from ..domain.model import iso_z, parse_iso
 from ..slack.alert_views import liveness as views
 from .delivery import deliver_once
@@ -40,6 +47,15 @@ from .deps import Deps
 
 #: a path's fields while it is silent (path_items.py)
 _SILENCE = ("silent_since", "silent_batch", "silent_posted", "restored_at", "restore_batch")
+#: the suffix of a silence batch told as "every path is silent" (the bastion's side)
+EVERY = "-every"
+#: no path at all has beaten for this long: hold single silences, the bastion may be the fault
+HOLD_AFTER = HEARTBEAT_INTERVAL + GRACE
+#: the "region" of a catalog account's marker while none of its paths has sent a heartbeat
+UNHEARD_REGION = "*"
+#: how long a catalog account may go without its first heartbeat before #security is told
+#: (a StackSet rollout over many accounts and Regions takes minutes, its first heartbeat 5 more)
+UNHEARD_AFTER = timedelta(minutes=30)
 
 
 def handle(deps: Deps, event: dict, home_region: str | None, log=None) -> dict:
@@ -80,8 +96,8 @@ def _known(deps: Deps, account: str) -> tuple[bool, str | None]:
     return found is not None, found.key if found else None
 
 
-def _batch(now: datetime) -> str:
-    return f"{iso_z(now)}-{secrets.token_hex(3)}"
+def _batch(now: datetime, every: bool = False) -> str:
+    return f"{iso_z(now)}-{secrets.token_hex(3)}{EVERY if every else ''}"
 
 
 def _view(path: dict, key: str | None) -> views.Path:
@@ -96,16 +112,29 @@ def check(deps: Deps) -> tuple[int, int]:
     now = deps.now()
     failed: list[Exception] = []
     known: dict[tuple[str, str], tuple[dict, str | None]] = {}
+    unheard: dict[str, dict] = {}  # catalog account -> its "no heartbeat yet" marker
     for path in deps.store.paths():
+        if path["region"] == UNHEARD_REGION:
+            unheard[path["account"]] = path
+            continue
         is_known, key = _known(deps, path["account"])
         if is_known and path["last_seen"] is not None:
             known[(path["account"], path["region"])] = (path, key)
+    _unheard_accounts(deps, known, unheard, now, failed)
 
     # 1. newly silent paths join this sweep's silence batch (one conditional write each:
-    #    a heartbeat that lands meanwhile moves last_seen and the write loses)
-    batch = _batch(now)
+    #    a heartbeat that lands meanwhile moves last_seen and the write loses). When no path
+    #    at all has beaten for an interval and the grace, the bastion's side is suspected:
+    #    the paths going silent meanwhile are held until a heartbeat comes (they are then
+    #    told as usual) or every path is silent (told together, as the bastion's fault): up
+    #    to one interval later than alone.
+    newest = max((parse_iso(p["last_seen"]) for p, _ in known.values()), default=None)
+    several = len(known) > 1
+    every = several and newest is not None and silent(newest, now)
+    held = several and not every and newest is not None and now - newest > HOLD_AFTER
+    batch = _batch(now, every)
     went_silent = 0
-    for path, _ in known.values():
+    for path, _ in ([] if held else known.values()):
         if path["silent_since"] is None and silent(parse_iso(path["last_seen"]), now):
             if deps.store.path_update(path["account"], path["region"],
                                       set_={"silent_since": path["last_seen"], "silent_batch": batch},
@@ -118,13 +147,10 @@ def check(deps: Deps) -> tuple[int, int]:
     for path, key in known.values():
         if path["silent_since"] is not None and path.get("silent_batch") and not path["silent_posted"]:
             unshown[path["silent_batch"]].append((path, key))
-    # every known path silent at once: most likely the bastion's side, not every account
-    every = len(known) > 1 and all(p["silent_since"] is not None and p["restored_at"] is None
-                                   for p, _ in known.values())
     for name, members in sorted(unshown.items()):
         try:
             _tell(deps, name, "silent", views.silent_message(
-                [_view(p, k) for p, k in members], now, every=every and name == batch))
+                [_view(p, k) for p, k in members], now, every=len(known) if name.endswith(EVERY) else None))
             for path, _ in members:
                 if deps.store.path_update(path["account"], path["region"], set_={"silent_posted": "1"},
                                           expect={"silent_batch": name}):
@@ -156,6 +182,48 @@ def check(deps: Deps) -> tuple[int, int]:
     if failed:
         raise failed[0]
     return went_silent, told
+
+
+def _unheard_accounts(deps: Deps, known: dict, unheard: dict[str, dict], now: datetime,
+                      failed: list[Exception]) -> None:
+    """A catalog account none of whose paths has ever sent a heartbeat is not "silent" (it
+    was never known), yet its alerts may never have arrived: a stack instance that failed,
+    a bus policy that refuses its forwarding role. The sweep marks it expected the first
+    time it misses it, and :data:`UNHEARD_AFTER` later tells #security once ("no heartbeat
+    has ever arrived from account …"), the accounts marked by one sweep in one message. Its
+    first heartbeat ends it (told, if the alert was shown)."""
+    heard = {account for account, _ in known}
+    due: dict[str, list[tuple[dict, str]]] = defaultdict(list)
+    for account in deps.catalog.accounts.values():
+        marker = unheard.get(account.id)
+        try:
+            if account.id in heard:
+                if marker is not None:
+                    if marker["unheard_posted"]:
+                        first = min(parse_iso(p["last_seen"]) for (a, _), (p, _) in known.items() if a == account.id)
+                        text, blocks, meta = views.heard_message(account.id, account.key, first)
+                        deliver_once(deps, f"UNHEARD#{marker['expected_since']}#{account.id}", "heard",
+                                     channel=deps.catalog.security_channel, text=text, blocks=blocks,
+                                     event_type=meta["event_type"], payload=meta["event_payload"],
+                                     match={"account": account.id, "first_heartbeat": meta["event_payload"]["first_heartbeat"]})
+                    deps.store.path_delete(account.id, UNHEARD_REGION, expect={"expected_since": marker["expected_since"]})
+            elif marker is None:
+                deps.store.path_create(account.id, UNHEARD_REGION, {"expected_since": iso_z(now)})
+            elif not marker["unheard_posted"] and now - parse_iso(marker["expected_since"]) > UNHEARD_AFTER:
+                due[marker["expected_since"]].append((marker, account.key))
+        except Exception as exc:  # noqa: BLE001 - the others still get their look
+            failed.append(exc)
+    for since, members in sorted(due.items()):
+        try:
+            text, blocks, meta = views.unheard_message([(m["account"], key) for m, key in members], parse_iso(since))
+            deliver_once(deps, f"UNHEARD#{since}", "unheard", channel=deps.catalog.security_channel, text=text,
+                         blocks=blocks, event_type=meta["event_type"], payload=meta["event_payload"],
+                         match={"expected_since": meta["event_payload"]["expected_since"]})
+            for marker, _ in members:
+                deps.store.path_update(marker["account"], UNHEARD_REGION, set_={"unheard_posted": "1"},
+                                       expect={"expected_since": since})
+        except Exception as exc:  # noqa: BLE001 - the next sweep tells it
+            failed.append(exc)
 
 
 def _tell(deps: Deps, batch: str, kind: str, message: tuple[str, list[dict], dict]) -> None:

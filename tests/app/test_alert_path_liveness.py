@@ -29,6 +29,11 @@ def sweep(app_client, at: datetime):
         return app_client.sweep().payload
 
 
+def real_paths(store) -> list[dict]:
+    """The paths, without the markers of catalog accounts not heard from yet."""
+    return [p for p in store.paths() if p["region"] != "*"]
+
+
 def path_alerts(slack, event_type=None):
     return [m for m in alerts(slack) if m.event_type in ((event_type,) if event_type
                                                           else ("alert_path_silent", "alert_path_restored"))]
@@ -39,7 +44,7 @@ def test_heartbeats_on_time_post_nothing(app_client, slack, store):
         assert beat(app_client, T0 + timedelta(minutes=5 * i))["kind"] == "heartbeat"
         sweep(app_client, T0 + timedelta(minutes=5 * i + 4))
     assert path_alerts(slack) == []
-    (path,) = store.paths()
+    (path,) = real_paths(store)
     assert (path["account"], path["region"], path["last_seen"]) == ("333333333333", "eu-west-1", "2026-11-12T14:25:00Z")
 
 
@@ -48,7 +53,7 @@ def test_the_alert_handler_takes_no_heartbeat(app_client, store):
     event = copy.deepcopy(load_cloudtrail("heartbeat_dev"))
     with time_machine.travel(T0, tick=False):
         assert app_client.client.lambda_.invoke("on_role_assumed", event).payload["kind"] == "ignored"
-    assert store.paths() == []
+    assert real_paths(store) == []
 
 
 def test_a_silent_path_is_posted_once_and_its_return_once(app_client, slack, store):
@@ -83,7 +88,7 @@ def test_a_silent_path_is_posted_once_and_its_return_once(app_client, slack, sto
     assert silent_again.ts == silent.ts
     assert back.event_type == "alert_path_restored"
     assert back.text == "alert path from account 333333333333 (dev, eu-west-1) is back (silent 14:05–14:32 UTC)"
-    assert [p["silent_since"] for p in store.paths()] == [None, None]
+    assert [p["silent_since"] for p in real_paths(store)] == [None, None]
 
 
 def test_a_redelivered_return_is_told_once(app_client, slack):
@@ -126,18 +131,18 @@ def test_a_lost_answer_is_finished_with_the_same_message(app_client, slack, stor
     beat(app_client, T0)
     assert sweep(app_client, T0 + timedelta(minutes=13))["errors"] == 1
     assert len(path_alerts(slack, "alert_path_silent")) == 1
-    (path,) = store.paths()
+    (path,) = real_paths(store)
     assert path["silent_batch"] and not path["silent_posted"]
     sweep(app_client, T0 + timedelta(minutes=14))
     sweep(app_client, T0 + timedelta(minutes=15))
     assert len(path_alerts(slack, "alert_path_silent")) == 1
-    assert store.paths()[0]["silent_posted"]
+    assert real_paths(store)[0]["silent_posted"]
 
 
 def test_an_unknown_accounts_heartbeat_is_ignored(app_client, slack, store):
     out = beat(app_client, T0, account="444444444444")
     assert out["kind"] == "ignored" and "neither the bastion nor a catalog account" in out["reason"]
-    assert store.paths() == []
+    assert real_paths(store) == []
     sweep(app_client, T0 + timedelta(minutes=30))
     assert path_alerts(slack) == []
 
@@ -150,7 +155,7 @@ def test_the_bastions_other_regions_beat_too_its_home_region_does_not(app_client
     sweep(app_client, T0 + timedelta(minutes=13))
     (silent,) = path_alerts(slack)
     assert silent.text.startswith("<!here> alert path from account 111111111111 (bastion, eu-central-1) is silent")
-    assert [p["region"] for p in store.paths()] == ["eu-central-1"]
+    assert [p["region"] for p in real_paths(store)] == ["eu-central-1"]
 
 
 def test_paths_silent_together_share_one_message_and_all_of_them_point_at_the_bastion(app_client, slack, store):
@@ -167,12 +172,15 @@ def test_paths_silent_together_share_one_message_and_all_of_them_point_at_the_ba
     assert sweep(app_client, T0 + timedelta(minutes=21))["paths_restored"] == 2
     _, back = path_alerts(slack)
     assert back.text == "the alert path from 2 accounts and Regions is back"
-    assert store.paths()[0]["silent_since"] is not None  # the bastion's Region is still silent
+    assert real_paths(store)[0]["silent_since"] is not None  # the bastion's Region is still silent
 
 
-def test_a_silence_slack_refused_is_posted_by_the_next_sweep_once(app_client, slack):
+def test_a_silence_slack_refused_is_posted_by_the_next_sweep_once(app_client, slack, store):
     beat(app_client, T0)
     beat(app_client, T0 + timedelta(minutes=1), region="us-east-1")
+    for minute in range(2, 14):  # a third path keeps beating: no hold, each silence is its own
+        if minute % 5 == 2:
+            beat(app_client, T0 + timedelta(minutes=minute), account="111111111111", region="eu-central-1")
     slack.fail_next("chat.postMessage", error="fatal_error")
     report = sweep(app_client, T0 + timedelta(minutes=13))
     assert report["errors"] == 1 and path_alerts(slack) == []
@@ -182,3 +190,59 @@ def test_a_silence_slack_refused_is_posted_by_the_next_sweep_once(app_client, sl
     assert sorted(r for m in path_alerts(slack, "alert_path_silent") for r in
                   [p["region"] for p in m.event_payload["paths"]]) == ["eu-west-1", "us-east-1"]
     assert len(path_alerts(slack, "alert_path_silent")) == 2
+    assert all(p["silent_posted"] for p in real_paths(store) if p["region"] != "eu-central-1")
+
+
+def test_a_bastion_outage_with_staggered_heartbeats_is_one_message(app_client, slack, store):
+    # every schedule fires at its own minute; when the bastion's side breaks, the paths
+    # cross the threshold one sweep after another: held until all are silent, told once
+    starts = {("333333333333", "eu-west-1"): 0, ("333333333333", "us-east-1"): 1,
+              ("222222222222", "eu-west-1"): 2, ("111111111111", "eu-central-1"): 3}
+    for (account, region), minute in starts.items():
+        beat(app_client, T0 + timedelta(minutes=minute), account=account, region=region)
+    for minute in range(4, 20):
+        sweep(app_client, T0 + timedelta(minutes=minute))
+    (silent,) = path_alerts(slack)
+    assert silent.text == "<!here> every alert path (4) is silent since 14:05 UTC"
+    assert silent.event_payload["every"] is True and silent.event_payload["count"] == 4
+    assert "look at the bastion's side first" in silent.blocks[0]["text"]["text"]
+
+
+def test_one_path_among_beating_ones_is_told_alone_and_on_time(app_client, slack):
+    # the hold applies only while no path beats: a single broken path is not delayed
+    beat(app_client, T0)
+    for minute in range(0, 14):
+        if minute % 5 == 1:
+            beat(app_client, T0 + timedelta(minutes=minute), region="us-east-1")
+        sweep(app_client, T0 + timedelta(minutes=minute))
+    (silent,) = path_alerts(slack)
+    assert silent.text == "<!here> alert path from account 333333333333 (dev, eu-west-1) is silent since 14:05 UTC"
+    assert silent.event_payload["every"] is False
+
+
+def test_a_catalog_account_never_heard_from_is_told_once_and_its_first_heartbeat_too(app_client, slack, store):
+    beat(app_client, T0, account="111111111111", region="eu-central-1")  # the bastion's Region beats
+    for minute in range(1, 45, 3):
+        sweep(app_client, T0 + timedelta(minutes=minute))
+        beat(app_client, T0 + timedelta(minutes=minute), account="111111111111", region="eu-central-1")
+    (unheard,) = [m for m in alerts(slack) if m.event_type == "alert_path_unheard"]
+    assert unheard.text == "<!here> no heartbeat has ever arrived from 2 catalog accounts"
+    assert [a["account_key"] for a in unheard.event_payload["accounts"]] == ["prod", "dev"]
+    beat(app_client, T0 + timedelta(minutes=46), account="222222222222", region="eu-west-1")
+    sweep(app_client, T0 + timedelta(minutes=47))
+    sweep(app_client, T0 + timedelta(minutes=48))
+    (heard,) = [m for m in alerts(slack) if m.event_type == "alert_path_heard"]
+    assert heard.text == "alert path from account 222222222222 (prod) is heard: first heartbeat 2026-11-12 14:51 UTC"
+    assert [p["account"] for p in store.paths() if p["region"] == "*"] == ["333333333333"]
+    assert len([m for m in alerts(slack) if m.event_type == "alert_path_unheard"]) == 1
+    assert path_alerts(slack) == []
+
+
+def test_an_account_heard_before_its_wait_is_over_is_never_told(app_client, slack, store):
+    sweep(app_client, T0)
+    for account in ("222222222222", "333333333333"):
+        beat(app_client, T0 + timedelta(minutes=5), account=account)
+    sweep(app_client, T0 + timedelta(minutes=6))
+    assert [p for p in store.paths() if p["region"] == "*"] == []
+    sweep(app_client, T0 + timedelta(minutes=40))
+    assert [m for m in alerts(slack) if m.event_type in ("alert_path_unheard", "alert_path_heard")] == []

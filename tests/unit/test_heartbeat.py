@@ -8,7 +8,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.alerts.heartbeat import SILENT_AFTER, Heartbeat, is_heartbeat, parse_heartbeat, silent
-from chalicelib.slack.alert_views.liveness import LISTED, Path, restored_message, silent_message
+from chalicelib.slack.alert_views.liveness import (
+    IN_METADATA,
+    LISTED,
+    Path,
+    heard_message,
+    restored_message,
+    silent_message,
+    unheard_message,
+)
 from tests.fixtures import load_cloudtrail
 
 BASTION, CATALOG = "111111111111", ["222222222222", "333333333333"]
@@ -65,7 +73,7 @@ def test_how_silence_and_return_read():
     one = Path("333333333333", "dev", "eu-west-1", T)
     text, _, meta = silent_message([one], T + timedelta(minutes=13))
     assert text == "<!here> alert path from account 333333333333 (dev, eu-west-1) is silent since 14:05 UTC"
-    assert meta == {"event_type": "alert_path_silent", "event_payload": {"every": False, "paths": [
+    assert meta == {"event_type": "alert_path_silent", "event_payload": {"every": False, "count": 1, "paths": [
         {"account": "333333333333", "account_key": "dev", "region": "eu-west-1", "silent_since": "2026-11-12T14:05:00Z"}]}}
     text, _, meta = restored_message([one._replace(restored_at=T + timedelta(minutes=27))])
     assert text == "alert path from account 333333333333 (dev, eu-west-1) is back (silent 14:05–14:32 UTC)"
@@ -81,9 +89,14 @@ def test_one_sweeps_silent_paths_share_a_message_and_every_path_points_at_the_ba
     body = blocks[0]["text"]["text"]
     assert body.index("(dev, eu-west-1) since 14:06 UTC") < body.index("(dev, us-east-1) since 14:05 UTC")
     assert [p["region"] for p in meta["event_payload"]["paths"]] == ["eu-west-1", "us-east-1"]
-    text, blocks, meta = silent_message(paths, T + timedelta(minutes=14), every=True)
+    text, blocks, meta = silent_message(paths, T + timedelta(minutes=14), every=2)
     assert text == "<!here> every alert path (2) is silent since 14:05 UTC"
     assert "the bastion's side" in blocks[0]["text"]["text"] and meta["event_payload"]["every"] is True
+    assert "went silent earlier" not in blocks[0]["text"]["text"]
+    # the last of three, the others told before: still "every", and it says so
+    text, blocks, _ = silent_message(paths[:1], T + timedelta(minutes=14), every=3)
+    assert text == "<!here> every alert path (3) is silent since 14:05 UTC"
+    assert "2 of them went silent earlier and were told then" in blocks[0]["text"]["text"]
 
 
 def test_a_long_list_is_cut_and_counted():
@@ -91,5 +104,25 @@ def test_a_long_list_is_cut_and_counted():
     _, blocks, meta = silent_message(paths, T)
     body = blocks[0]["text"]["text"]
     assert body.count("\n• account ") == LISTED and body.endswith("… and 5 more")
-    assert len(meta["event_payload"]["paths"]) == LISTED + 5  # the metadata keeps them all
+    assert len(meta["event_payload"]["paths"]) == LISTED + 5 == meta["event_payload"]["count"]
     assert len(body) < 3000
+
+
+def test_the_metadata_names_at_most_a_hundred_paths_and_counts_them_all():
+    paths = [Path(f"{i:012d}", None, "eu-west-1", T) for i in range(IN_METADATA + 1)]
+    _, _, meta = silent_message(paths, T)
+    assert len(meta["event_payload"]["paths"]) == IN_METADATA and meta["event_payload"]["count"] == IN_METADATA + 1
+
+
+def test_how_never_heard_and_first_heard_read():
+    text, blocks, meta = unheard_message([("333333333333", "dev")], T)
+    assert text == "<!here> no heartbeat has ever arrived from account 333333333333 (dev)"
+    assert "drawbridge-member stack instances" in blocks[0]["text"]["text"]
+    assert meta == {"event_type": "alert_path_unheard", "event_payload": {
+        "expected_since": "2026-11-12T14:05:00Z", "count": 1,
+        "accounts": [{"account": "333333333333", "account_key": "dev"}]}}
+    text, _, _ = unheard_message([("333333333333", "dev"), ("222222222222", "prod")], T)
+    assert text == "<!here> no heartbeat has ever arrived from 2 catalog accounts"
+    text, _, meta = heard_message("333333333333", "dev", T)
+    assert text == "alert path from account 333333333333 (dev) is heard: first heartbeat 2026-11-12 14:05 UTC"
+    assert meta["event_type"] == "alert_path_heard"

@@ -18,8 +18,13 @@ from chalicelib.slack.alert_views.text import LOUD_MENTION, _e
 
 SILENT = "alert_path_silent"
 RESTORED = "alert_path_restored"
+UNHEARD = "alert_path_unheard"
+HEARD = "alert_path_heard"
 #: paths named one by one in a message; more are counted (a Slack section holds 3,000 characters)
 LISTED = 20
+#: paths the metadata names; more are counted (``count``): the metadata stays small however
+#: many accounts and Regions fall silent at once
+IN_METADATA = 100
 
 
 class Path(NamedTuple):
@@ -45,37 +50,41 @@ def _listed(lines: list[str]) -> str:
     return shown + (f"\n• … and {len(lines) - LISTED} more" if len(lines) > LISTED else "")
 
 
-def _payload(paths: Sequence[Path]) -> list[dict]:
-    return [{"account": p.account, "account_key": p.account_key, "region": p.region,
-             "silent_since": _z(p.silent_since), **({"restored_at": _z(p.restored_at)} if p.restored_at else {})}
-            for p in paths]
+def _payload(paths: Sequence[Path]) -> dict:
+    return {"count": len(paths), "paths": [
+        {"account": p.account, "account_key": p.account_key, "region": p.region, "silent_since": _z(p.silent_since),
+         **({"restored_at": _z(p.restored_at)} if p.restored_at else {})} for p in paths[:IN_METADATA]]}
 
 
-def silent_message(paths: Sequence[Path], now: datetime, *, every: bool = False) -> tuple[str, list[dict], dict]:
+def silent_message(paths: Sequence[Path], now: datetime, *, every: int | None = None) -> tuple[str, list[dict], dict]:
     """(text, blocks, metadata) of the paths whose heartbeats stopped (one sweep's batch).
-    ``every``: no known path is beating any more."""
+    ``every``: no known path is beating any more; how many there are (some may have been
+    silent, and told, before)."""
     paths = sorted(paths, key=lambda p: (p.account, p.region))
 
     def since(p: Path) -> str:
         return f"{_hhmm(p.silent_since, day=p.silent_since.date() != now.date())} UTC"
 
     check = " Until it is back, ways into it may go unseen: check its forwarding rule, its heartbeat schedule and the bastion bus."
-    if len(paths) == 1:
+    if len(paths) == 1 and not every:
         (p,) = paths
         text = f"{LOUD_MENTION} alert path from {_where(p)} is silent since {since(p)}"
         body = f":warning: {text}.{check}"
     else:
         first = min(p.silent_since for p in paths)
-        head = (f"every alert path ({len(paths)}) is silent" if every
+        head = (f"every alert path ({every}) is silent" if every
                 else f"the alert path from {len(paths)} accounts and Regions is silent")
         text = f"{LOUD_MENTION} {head} since {_hhmm(first, day=first.date() != now.date())} UTC"
-        hint = (" All at once points at the bastion's side: its heartbeat rule, the on_heartbeat function,"
-                " the bastion bus and its policy." if every else
+        earlier = every - len(paths) if every else 0
+        hint = (" No heartbeat arrives from anywhere: look at the bastion's side first (its heartbeat"
+                " rule, the on_heartbeat function, the bastion bus and its policy)."
+                + (f" {earlier} of them went silent earlier and were told then." if earlier else "")
+                if every else
                 " Until they are back, ways into them may go unseen: check their forwarding rules,"
                 " heartbeat schedules and the bastion bus.")
         body = f":warning: {text}.{hint}\n" + _listed([f"{_where(p)} since {since(p)}" for p in paths])
     blocks = [SectionBlock(text=MarkdownTextObject(text=body)).to_dict()]
-    meta = {"event_type": SILENT, "event_payload": {"paths": _payload(paths), "every": every}}
+    meta = {"event_type": SILENT, "event_payload": {**_payload(paths), "every": bool(every)}}
     return text, blocks, meta
 
 
@@ -96,7 +105,34 @@ def restored_message(paths: Sequence[Path]) -> tuple[str, list[dict], dict]:
         text = f"the alert path from {len(paths)} accounts and Regions is back"
         body = f":white_check_mark: {text}\n" + _listed([f"{_where(p)} ({how_long(p)})" for p in paths])
     blocks = [SectionBlock(text=MarkdownTextObject(text=body)).to_dict()]
-    return text, blocks, {"event_type": RESTORED, "event_payload": {"paths": _payload(paths)}}
+    return text, blocks, {"event_type": RESTORED, "event_payload": _payload(paths)}
+
+
+def unheard_message(accounts: Sequence[tuple[str, str | None]], expected_since: datetime) -> tuple[str, list[dict], dict]:
+    """(text, blocks, metadata) of catalog accounts no heartbeat has ever come from."""
+    accounts = sorted(accounts)
+    names = [f"account {_e(a)}" + (f" ({_e(k)})" if k else "") for a, k in accounts]
+    if len(names) == 1:
+        text = f"{LOUD_MENTION} no heartbeat has ever arrived from {names[0]}"
+        body = f":warning: {text}: its alert path may never have worked."
+    else:
+        text = f"{LOUD_MENTION} no heartbeat has ever arrived from {len(names)} catalog accounts"
+        body = f":warning: {text}: their alert paths may never have worked.\n" + _listed(names)
+    body += (" Check the drawbridge-member stack instances (every catalog account needs one), their"
+             " forwarding rules and heartbeat schedules, and the bastion bus policy.")
+    payload = {"expected_since": _z(expected_since), "count": len(accounts),
+               "accounts": [{"account": a, "account_key": k} for a, k in accounts[:IN_METADATA]]}
+    return text, [SectionBlock(text=MarkdownTextObject(text=body)).to_dict()], {"event_type": UNHEARD,
+                                                                                "event_payload": payload}
+
+
+def heard_message(account: str, account_key: str | None, first: datetime) -> tuple[str, list[dict], dict]:
+    """(text, blocks, metadata) of an account told as never heard whose first heartbeat came."""
+    named = f" ({_e(account_key)})" if account_key else ""
+    text = f"alert path from account {_e(account)}{named} is heard: first heartbeat {_hhmm(first, day=True)} UTC"
+    return text, [SectionBlock(text=MarkdownTextObject(text=f":white_check_mark: {text}")).to_dict()], {
+        "event_type": HEARD, "event_payload": {"account": account, "account_key": account_key,
+                                               "first_heartbeat": _z(first)}}
 
 
 def _z(moment: datetime) -> str:
