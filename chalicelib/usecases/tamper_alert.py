@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..alerts import PathTamper
 from ..domain.model import iso_z
 from ..slack import alert_views
-from .delivery import deliver_once
+from .delivery import DeliveryInFlight, deliver_once
 from .deps import Deps
 
 KIND = "alert_path_tampered"
@@ -34,12 +34,21 @@ def handle(deps: Deps, t: PathTamper, log=None) -> dict:
         log.warning("the alert path was tampered with", extra={k: record[k] for k in (
             "event_id", "event_name", "account", "region", "target", "actor", "error_code")})
     scope = f"ALERT#{t.event_id}"
-    if not store.claim_alert(t.event_id, record, deps.now()):
+    copy = not store.claim_alert(t.event_id, record, deps.now())
+    if copy:
         done = store.delivery(scope, "security")
         if done is not None and done.ts:
             return {"kind": KIND, "duplicate": True}
     text, blocks = alert_views.tamper_blocks(t, account_key=account_key)
     meta = alert_views.tamper_metadata(t, account_key=account_key)
-    deliver_once(deps, scope, "security", channel=catalog.security_channel, text=text, blocks=blocks,
-                 event_type=meta["event_type"], payload=meta["event_payload"], match={"event_id": t.event_id})
+    try:
+        deliver_once(deps, scope, "security", channel=catalog.security_channel, text=text, blocks=blocks,
+                     event_type=meta["event_type"], payload=meta["event_payload"], match={"event_id": t.event_id})
+    except DeliveryInFlight:
+        if not copy:
+            raise
+        # The forwarding rule and the watchdog both deliver every tampering call, often at
+        # the same moment: the copy that claimed it is posting it now (and its invocation is
+        # retried by Lambda should it fail), so this one stops without an error.
+        return {"kind": KIND, "duplicate": True, "reason": "the other copy of this call is being posted"}
     return {"kind": KIND, "posted": True}

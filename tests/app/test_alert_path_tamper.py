@@ -87,3 +87,26 @@ def test_a_slack_failure_raises_and_the_retry_posts_once(app_client, slack):
     assert invoke(app_client, copy.deepcopy(event), at=max(RETRY, later))["posted"] is True
     assert invoke(app_client, copy.deepcopy(event), at=max(RETRY, later))["duplicate"] is True
     assert len(alerts(slack)) == 1
+
+
+def test_the_watchdogs_copy_arriving_while_the_first_is_posted_stops_quietly(app_client, slack, store):
+    # the forwarding rule and the watchdog deliver the same call at once: the copy that lost
+    # the claim, finding the post under way, returns a duplicate instead of raising
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    event = load_cloudtrail("cloudtrail_stop_logging_prod")
+    real_post = SlackNotifier.post
+    seen = {}
+
+    def the_copy_arrives_meanwhile(self, *args, **kwargs):
+        seen["copy"] = invoke(app_client, {**copy.deepcopy(event), "id": "eb0eb000-0000-4000-8000-0000000000fe"})
+        return real_post(self, *args, **kwargs)
+
+    SlackNotifier.post = the_copy_arrives_meanwhile
+    try:
+        out = invoke(app_client, event)
+    finally:
+        SlackNotifier.post = real_post
+    assert out["posted"] is True
+    assert seen["copy"]["duplicate"] is True and "being posted" in seen["copy"]["reason"]
+    assert len(alerts(slack)) == 1
