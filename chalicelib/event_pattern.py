@@ -21,13 +21,22 @@ event names and identity filter instead):
   (the handler alerts only when the target is a catalog person's bastion IAM user).
 * ``aws.cloudtrail`` and ``aws.events`` API calls that blind this very path (two
   branches, one per source; the ``aws.events`` one per request field): a trail stopped,
-  deleted, updated or given other event selectors, and Drawbridge's forwarding rules
-  (``StackSet-drawbridge-*``, the names the member and bastion-regions StackSets give
-  them, which ``policies/scp-protect-drawbridge.json`` protects) deleted, disabled or
-  stripped of their targets. Alerted loudly, successes and failures
+  deleted, updated or given other event selectors, and Drawbridge's rules
+  (:data:`WATCHED_RULE_PREFIXES`: ``StackSet-drawbridge-*``, the generated names the
+  member and bastion-regions StackSets give the forwarding rules, and ``drawbridge-*``,
+  which covers the watchdog's fixed name :data:`WATCHDOG_RULE_NAME`; the SCP
+  ``policies/scp-protect-drawbridge.json`` protects both) deleted, disabled or stripped
+  of their targets. Alerted loudly, successes and failures
   (:mod:`chalicelib.usecases.tamper_alert`). ``PutRule`` / ``PutTargets`` are not
   watched: every StackSet update makes them in every account and Region, and the SCP
-  denies them to everyone but the StackSet execution role.
+  denies them to everyone but the StackSet execution role. The ``drawbridge-`` prefix
+  also reaches the bastion's own rules: its Chalice stack (``drawbridge-<stage>``) gets
+  generated names starting ``drawbridge-``, so deleting, disabling or emptying one of
+  them in the bastion now alerts too, which is wanted (they are the alert path's other
+  end). They come from the app's own CloudFormation stack, whose updates change a rule
+  in place (``PutRule`` / ``PutTargets``, not watched); only tearing the stack down
+  (``DeleteRule``) or a target being dropped (``RemoveTargets``) alerts. No member
+  account has other ``drawbridge-*`` rules of ours.
 
 The member accounts and the bastion's other Regions forward one more branch
 (:data:`FORWARD_PATTERN`): ``drawbridge.heartbeat`` events. An EventBridge Scheduler
@@ -87,6 +96,13 @@ TARGET_TAMPER_EVENT_NAMES = ("RemoveTargets",)
 #: the forwarding rules' names: CloudFormation names them after their StackSet's stacks
 #: (``StackSet-drawbridge-member-…``, ``StackSet-drawbridge-bastion-regions-…``)
 FORWARDING_RULE_PREFIX = "StackSet-drawbridge-"
+#: the watchdog rule's fixed name (``TamperWatchRule`` in both templates): a generated
+#: name's shape is CloudFormation's to choose, a fixed one is what the SCP can name
+WATCHDOG_RULE_NAME = "drawbridge-watchdog"
+#: every rule name the tamper branch watches: the generated forwarding-rule names and
+#: ``drawbridge-*`` (the watchdog, and the bastion's own rules: see the module docstring)
+WATCHED_RULE_PREFIXES = (FORWARDING_RULE_PREFIX, "drawbridge-")
+_WATCHED_RULES = [{"prefix": prefix} for prefix in WATCHED_RULE_PREFIXES]
 #: the heartbeat's envelope (a custom source: ``aws.*`` sources cannot be put)
 HEARTBEAT_SOURCE = "drawbridge.heartbeat"
 HEARTBEAT_DETAIL_TYPE = "Drawbridge Heartbeat"
@@ -127,9 +143,9 @@ ALERT_PATTERN: dict = {
             "detail": {
                 "$or": [
                     {"eventName": list(RULE_TAMPER_EVENT_NAMES),
-                     "requestParameters": {"name": [{"prefix": FORWARDING_RULE_PREFIX}]}},
+                     "requestParameters": {"name": list(_WATCHED_RULES)}},
                     {"eventName": list(TARGET_TAMPER_EVENT_NAMES),
-                     "requestParameters": {"rule": [{"prefix": FORWARDING_RULE_PREFIX}]}},
+                     "requestParameters": {"rule": list(_WATCHED_RULES)}},
                 ]
             },
         },

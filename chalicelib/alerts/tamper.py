@@ -3,8 +3,9 @@ CloudTrail event -> :class:`PathTamper`. PURE: stdlib only (plus the stdlib-only
 constants of ``chalicelib.event_pattern``).
 
 The pattern (``chalicelib.event_pattern``) already narrows EventBridge calls to
-Drawbridge's forwarding rules; the parser checks the same again, so an event that
-reaches the handler some other way is never mistaken for tampering with the path.
+Drawbridge's rules (``WATCHED_RULE_PREFIXES``: the forwarding rules, the watchdog and
+the bastion's own); the parser checks the same again, so an event that reaches the
+handler some other way is never mistaken for tampering with the path.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from chalicelib.alerts.cloudtrail import (
     _str,
 )
 from chalicelib.event_pattern import (
-    FORWARDING_RULE_PREFIX,
     RULE_TAMPER_EVENT_NAMES,
     TARGET_TAMPER_EVENT_NAMES,
     TRAIL_TAMPER_EVENT_NAMES,
+    WATCHED_RULE_PREFIXES,
 )
 
 CLOUDTRAIL_SOURCE = "aws.cloudtrail"
@@ -75,7 +76,7 @@ def parse_tamper(event: Any) -> PathTamper | None:
         field = ("name" if name in RULE_TAMPER_EVENT_NAMES
                  else "rule" if name in TARGET_TAMPER_EVENT_NAMES else None)
         target = _str(c.request, field) if field else None
-        if target is None or not target.startswith(FORWARDING_RULE_PREFIX):
+        if target is None or not target.startswith(WATCHED_RULE_PREFIXES):
             return None
     identity = c.identity
     return PathTamper(

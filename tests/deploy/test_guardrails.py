@@ -21,7 +21,14 @@ from pathlib import Path
 import pytest
 from moto.events.models import EventPattern
 
-from chalicelib.event_pattern import ACTIVITY_RULE_STATE, FORWARD_PATTERN, HEARTBEAT_SOURCE, RULE_STATE, TAMPER_PATTERN
+from chalicelib.event_pattern import (
+    ACTIVITY_RULE_STATE,
+    FORWARD_PATTERN,
+    HEARTBEAT_SOURCE,
+    RULE_STATE,
+    TAMPER_PATTERN,
+    WATCHDOG_RULE_NAME,
+)
 from deploy.render import cfn_yaml
 from tests.deploy import iam_sim
 from tests.fixtures import load_cloudtrail
@@ -39,7 +46,11 @@ LOCAL_ADMIN = {"aws:PrincipalArn": f"arn:aws:iam::{MEMBER}:role/OrganizationAcco
 STACKSETS = {"aws:PrincipalArn": f"arn:aws:iam::{MEMBER}:role/stacksets-exec-0123456789abcdef0123456789abcdef"}
 TARGET_ROLE = f"arn:aws:iam::{MEMBER}:role/admin"
 FORWARDING_RULE = f"arn:aws:events:us-east-1:{MEMBER}:rule/StackSet-drawbridge-member-1a2b-AssumeRoleForwardingRule-X1"
-FORWARDING_ROLE = f"arn:aws:iam::{MEMBER}:role/StackSet-drawbridge-member-1a2b-ForwardingRole-Y2"
+#: the roles that carry heartbeats have fixed names (RoleName in both templates)
+FORWARDING_ROLE = f"arn:aws:iam::{MEMBER}:role/drawbridge-forwarding-us-east-1"
+HEARTBEAT_ROLE = f"arn:aws:iam::{MEMBER}:role/drawbridge-heartbeat-eu-west-1"
+#: the names the two roles had when CloudFormation generated them: no longer exempt
+GENERATED_ROLE = f"arn:aws:iam::{MEMBER}:role/StackSet-drawbridge-member-0c9e1d2a-HeartbeatRo-1Q2W3E4R5T6Y"
 
 ROLE_EDITS = ["iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:PutRolePolicy", "iam:AttachRolePolicy",
               "iam:DetachRolePolicy", "iam:UpdateRole", "iam:DeleteRolePermissionsBoundary",
@@ -60,10 +71,14 @@ def _tagged(tag_value: str) -> dict:
 
 
 def test_scp_is_deny_only_and_fits_organizations_limit():
+    """Organizations counts an SCP's characters with its whitespace taken out (the console
+    and API minify it), so that is what must fit; the pretty file is printed beside it."""
     doc = scp()
     assert doc["Version"] == "2012-10-17"
     assert {st["Effect"] for st in doc["Statement"]} == {"Deny"}
-    assert len(SCP.read_text()) <= 5120, "SCPs are limited to 5,120 characters"
+    minified = len(json.dumps(doc, separators=(",", ":")))
+    pretty = len(SCP.read_text())
+    assert minified <= 5120, f"SCPs are limited to 5,120 characters: {minified} minified ({pretty} as the file)"
 
 
 @pytest.mark.parametrize("action", ROLE_EDITS)
@@ -71,8 +86,10 @@ def test_nobody_but_stacksets_edits_the_jit_roles_or_the_forwarding_role(action)
     doc = scp()
     assert iam_sim.decide(doc, action, TARGET_ROLE, {**LOCAL_ADMIN, **_tagged("target-role")}) == iam_sim.DENY
     assert iam_sim.decide(doc, action, FORWARDING_ROLE, {**LOCAL_ADMIN, **_tagged("forwarding-role")}) == iam_sim.DENY
-    # by name as well: the forwarding role of a stack deployed before it was tagged
-    assert iam_sim.decide(doc, action, FORWARDING_ROLE, LOCAL_ADMIN) == iam_sim.DENY
+    # by name as well (the heartbeat exemption names them): untagged, they stay protected
+    for role in (FORWARDING_ROLE, HEARTBEAT_ROLE):
+        assert iam_sim.decide(doc, action, role, LOCAL_ADMIN) == iam_sim.DENY, role
+        assert iam_sim.decide(doc, action, role, STACKSETS) != iam_sim.DENY, role
     # the StackSet itself still deploys and updates them
     assert iam_sim.decide(doc, action, TARGET_ROLE, {**STACKSETS, **_tagged("target-role")}) != iam_sim.DENY
     # and the account's other roles are none of its business
@@ -130,17 +147,18 @@ def test_the_member_template_carries_what_the_scp_keys_on():
     tags = {k: {t["Key"]: t["Value"] for t in r["Properties"].get("Tags", [])}
             for k, r in res.items() if r["Type"] == "AWS::IAM::Role"}
     assert tags["AdminRole"]["drawbridge"] == tags["ReadOnlyRole"]["drawbridge"] == "target-role"
-    assert tags["ForwardingRole"]["drawbridge"] == "forwarding-role"
-    # no fixed names: CloudFormation names the rule and the role after the StackSet's stacks
-    # (StackSet-drawbridge-member-...), which is what the SCP's name-based ARNs match
-    rules = [r for r in res.values() if r["Type"] == "AWS::Events::Rule"]
+    assert tags["ForwardingRole"]["drawbridge"] == tags["HeartbeatRole"]["drawbridge"] == "forwarding-role"
+    # the forwarding and activity rules are unnamed: CloudFormation names them after the
+    # StackSet's stacks (StackSet-drawbridge-member-...); the watchdog has a fixed name
+    rules = {k: r["Properties"] for k, r in res.items() if r["Type"] == "AWS::Events::Rule"}
     # the ways in (alerts), the watchdog (tampering) and the JIT sessions' writes (grant activity)
-    assert len(rules) == 3
-    assert all("Name" not in rule["Properties"] for rule in rules)
-    assert "RoleName" not in res["ForwardingRole"]["Properties"]
+    assert set(rules) == {"AssumeRoleForwardingRule", "TamperWatchRule", "ActivityForwardingRule"}
+    assert "Name" not in rules["AssumeRoleForwardingRule"] and "Name" not in rules["ActivityForwardingRule"]
+    assert rules["TamperWatchRule"]["Name"] == WATCHDOG_RULE_NAME
     names = [r for st in scp()["Statement"] if st["Sid"] == "ProtectForwardingRules"
              for r in iam_sim.as_list(st["Resource"])]
     assert "arn:aws:events:*:*:rule/StackSet-drawbridge-member-*" in names
+    assert f"arn:aws:events:*:*:rule/{WATCHDOG_RULE_NAME}" in names
 
 
 def test_lint_sh_runs_parliament_on_the_scp():
@@ -222,16 +240,18 @@ def test_the_heartbeat_schedule_has_the_fixed_name_the_scp_protects(path):
 # reports the other's deletion.
 
 TEMPLATES = {"member": MEMBER_TEMPLATE, "bastion-regions": BASTION_REGIONS}
-#: names CloudFormation could give the two rules: <stack name>-<logical id>-<random>, cut to
-#: 64 characters, where a StackSet's stack is StackSet-<StackSet name>-<uuid>
-GENERATED_RULE_NAMES = {
+#: the two rules' names: the forwarding rule's is generated, <stack name>-<logical id>-<random>
+#: cut to 64 characters, where a StackSet's stack is StackSet-<StackSet name>-<uuid> (a
+#: realistic shape, not one read from AWS: the tamper branch and the SCP match any
+#: StackSet-drawbridge-* name); the watchdog's is fixed
+RULE_NAMES = {
     "member": {
-        "AssumeRoleForwardingRule": "StackSet-drawbridge-member-0c9e1d-AssumeRoleForwardi-EXAMPLE7Q2M",
-        "TamperWatchRule": "StackSet-drawbridge-member-0c9e1d2a-TamperWatchRule-EXAMPLE3H8J1",
+        "AssumeRoleForwardingRule": "StackSet-drawbridge-member-8f14e45f-AssumeRoleFo-1K8ZQ3V2HJ7X",
+        "TamperWatchRule": WATCHDOG_RULE_NAME,
     },
     "bastion-regions": {
-        "AssumeRoleForwardingRule": "StackSet-drawbridge-bastion-regions-5e1f-AssumeRoleFo-EXAMPLE9X3",
-        "TamperWatchRule": "StackSet-drawbridge-bastion-regions-5e1f-TamperWatchR-EXAMPLE4K7",
+        "AssumeRoleForwardingRule": "StackSet-drawbridge-bastion-regions-c9f-AssumeRo-5TGB6YHN7UJM",
+        "TamperWatchRule": WATCHDOG_RULE_NAME,
     },
 }
 #: the tampering fixtures (tests/unit/test_event_pattern.py TAMPER_FIXTURES)
@@ -256,8 +276,8 @@ def test_the_watchdog_forwards_exactly_the_tampering_to_the_forwarding_rules_tar
     assert watchdog["EventBusName"] == "default"
     # same bus, same role: the forwarding role's one PutEvents statement covers it
     assert watchdog["Targets"] == forwarding["Targets"]
-    # unnamed, so CloudFormation names it after the StackSet's stack, like its sibling
-    assert "Name" not in watchdog and "Name" not in forwarding
+    # a fixed name the SCP protects and the tamper branch watches; its sibling's is generated
+    assert watchdog["Name"] == WATCHDOG_RULE_NAME == "drawbridge-watchdog" and "Name" not in forwarding
 
 
 @pytest.mark.parametrize("which", TEMPLATES)
@@ -274,21 +294,24 @@ def test_the_watchdog_is_plain_enabled_because_tampering_calls_are_write_events(
 @pytest.mark.parametrize("event_name", ["DeleteRule", "DisableRule", "RemoveTargets"])
 @pytest.mark.parametrize("which", TEMPLATES)
 def test_each_rule_reports_tampering_with_the_other(which, event_name):
-    """moto's matcher on the templates' own patterns, with names CloudFormation could give."""
+    """moto's matcher on the templates' own patterns: the watchdog's fixed name, and a
+    realistic generated name of the forwarding rule."""
     res = cfn_yaml(TEMPLATES[which])["Resources"]
-    names = GENERATED_RULE_NAMES[which]
+    names = RULE_NAMES[which]
+    assert res["TamperWatchRule"]["Properties"]["Name"] == names["TamperWatchRule"]
+    assert names["AssumeRoleForwardingRule"].startswith(f"StackSet-drawbridge-{which}-")
     for watcher, watched in (("AssumeRoleForwardingRule", "TamperWatchRule"),
                              ("TamperWatchRule", "AssumeRoleForwardingRule")):
         name = names[watched]
-        assert len(name) <= 64 and name.startswith(f"StackSet-drawbridge-{which}-")
+        assert len(name) <= 64
         pattern = EventPattern.load(json.dumps(res[watcher]["Properties"]["EventPattern"]))
         assert pattern.matches_event(_rule_call(event_name, name)), (watcher, watched)
 
 
 @pytest.mark.parametrize("which", TEMPLATES)
-def test_the_scp_protects_both_rules_by_their_generated_names(which):
+def test_the_scp_protects_both_rules_by_their_names(which):
     doc = scp()
-    for name in GENERATED_RULE_NAMES[which].values():
+    for name in RULE_NAMES[which].values():
         rule = f"arn:aws:events:eu-west-1:{MEMBER}:rule/{name}"
         for action in RULE_EDITS:
             assert iam_sim.decide(doc, action, rule, LOCAL_ADMIN) == iam_sim.DENY, (name, action)
@@ -304,11 +327,10 @@ def test_the_scp_protects_both_rules_by_their_generated_names(which):
 BEAT = {"events:source": [HEARTBEAT_SOURCE]}
 #: a batch that hides one heartbeat among other entries (events:source is multivalued)
 BEAT_IN_A_BATCH = {"events:source": ["my.app", HEARTBEAT_SOURCE]}
-HEARTBEAT_ROLE = f"arn:aws:iam::{MEMBER}:role/StackSet-drawbridge-member-0c9e1d2a-HeartbeatRo-EXAMPLE5R6S"
 BASTION = "111111111111"
 BASTION_BUS = f"arn:aws:events:us-east-1:{BASTION}:event-bus/default"
 MEMBER_BUS = f"arn:aws:events:eu-west-1:{MEMBER}:event-bus/default"
-BASTION_REGIONS_ROLE = f"arn:aws:iam::{BASTION}:role/StackSet-drawbridge-bastion-regions-5e1f-ForwardingR-EXAMPLE2W"
+BASTION_REGIONS_ROLE = f"arn:aws:iam::{BASTION}:role/drawbridge-forwarding-eu-west-1"
 
 
 def test_the_heartbeat_condition_key_is_one_put_events_has():
@@ -331,6 +353,10 @@ def test_in_a_member_account_only_drawbridges_roles_put_heartbeats(bus):
     # the schedule's role on its own bus, the forwarding role onward to the bastion
     assert iam_sim.decide(doc, put, bus, {"aws:PrincipalArn": HEARTBEAT_ROLE, **BEAT}) != iam_sim.DENY
     assert iam_sim.decide(doc, put, bus, {"aws:PrincipalArn": FORWARDING_ROLE, **BEAT}) != iam_sim.DENY
+    # any other role, a CloudFormation-generated StackSet-drawbridge-member-... name included
+    for other in (GENERATED_ROLE, f"arn:aws:iam::{MEMBER}:role/drawbridge-heartbeat",
+                  f"arn:aws:iam::{MEMBER}:role/my-drawbridge-heartbeat-eu-west-1"):
+        assert iam_sim.decide(doc, put, bus, {"aws:PrincipalArn": other, **BEAT}) == iam_sim.DENY, other
     # everybody's own events are none of the SCP's business
     assert iam_sim.decide(doc, put, bus, {**LOCAL_ADMIN, "events:source": ["my.app"]}) != iam_sim.DENY
 
@@ -340,7 +366,10 @@ def test_nobody_squats_or_lends_out_drawbridges_role_names():
     role with such a name nor pass the real heartbeat or forwarding role to a schedule or
     rule of their own (which would then put heartbeats as that role)."""
     doc = scp()
-    for role in (HEARTBEAT_ROLE, FORWARDING_ROLE, f"arn:aws:iam::{MEMBER}:role/StackSet-drawbridge-member-mine"):
+    for role in (HEARTBEAT_ROLE, FORWARDING_ROLE, f"arn:aws:iam::{MEMBER}:role/drawbridge-heartbeat-mine",
+                 f"arn:aws:iam::{MEMBER}:role/drawbridge-forwarding-mine",
+                 # a path that makes the ARN look like ours is caught by the same pattern
+                 f"arn:aws:iam::{MEMBER}:role/drawbridge-heartbeat-x/mine"):
         for action in ("iam:CreateRole", "iam:PassRole"):
             assert iam_sim.decide(doc, action, role, LOCAL_ADMIN) == iam_sim.DENY, (role, action)
             assert iam_sim.decide(doc, action, role, STACKSETS) != iam_sim.DENY, (role, action)
@@ -348,14 +377,31 @@ def test_nobody_squats_or_lends_out_drawbridges_role_names():
 
 @pytest.mark.parametrize("path", [MEMBER_TEMPLATE, BASTION_REGIONS], ids=["member", "bastion-regions"])
 def test_the_roles_that_put_heartbeats_have_the_names_the_exemption_matches(path):
-    """The schedule's role and the rules' role are unnamed: CloudFormation names them
-    StackSet-drawbridge-<member|bastion-regions>-..., the ArnNotLike patterns."""
+    """The schedule's role and the rules' role have fixed names, per Region (IAM names are
+    per account; a StackSet has a stack in each of an account's Regions), which are what the
+    SCP and bus policy exempt and protect: a CloudFormation-generated name's shape is not
+    ours to rely on, and a miss would deny the real heartbeats."""
     res = cfn_yaml(path)["Resources"]
     (schedule,) = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
     roles = {schedule["Target"]["RoleArn"]["Fn::GetAtt"].split(".")[0],
              res["AssumeRoleForwardingRule"]["Properties"]["Targets"][0]["RoleArn"]["Fn::GetAtt"].split(".")[0]}
     assert roles == {"HeartbeatRole", "ForwardingRole"}
-    assert all("RoleName" not in res[r]["Properties"] for r in roles)
+    assert res["HeartbeatRole"]["Properties"]["RoleName"] == {"Fn::Sub": "drawbridge-heartbeat-${AWS::Region}"}
+    assert res["ForwardingRole"]["Properties"]["RoleName"] == {"Fn::Sub": "drawbridge-forwarding-${AWS::Region}"}
+    # every rule's role is the forwarding role (no other role carries events)
+    assert {t["RoleArn"]["Fn::GetAtt"].split(".")[0] for r in res.values() if r["Type"] == "AWS::Events::Rule"
+            for t in r["Properties"]["Targets"]} == {"ForwardingRole"}
+    # the names as deployed (longest Region name) fit IAM's 64 characters, and are exempt
+    (heartbeat_deny,) = [st for st in scp()["Statement"] if st["Sid"] == "OnlyDrawbridgeRolesPutHeartbeats"]
+    for role in ("HeartbeatRole", "ForwardingRole"):
+        name = res[role]["Properties"]["RoleName"]["Fn::Sub"].replace("${AWS::Region}", "ap-southeast-2")
+        assert len(name) <= 64
+        arn = f"arn:aws:iam::{MEMBER}:role/{name}"
+        assert iam_sim.decide(scp(), "events:PutEvents", MEMBER_BUS,
+                              {"aws:PrincipalArn": arn, **BEAT}) != iam_sim.DENY, name
+        assert iam_sim.decide(scp(), "iam:PassRole", arn, LOCAL_ADMIN) == iam_sim.DENY, name
+    assert heartbeat_deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [
+        "arn:aws:iam::*:role/drawbridge-heartbeat-*", "arn:aws:iam::*:role/drawbridge-forwarding-*"]
 
 
 def _bus_policy() -> dict:
@@ -393,8 +439,12 @@ def test_the_bastion_bus_takes_heartbeats_from_drawbridges_roles_only():
     assert iam_sim.decide(doc, put, BASTION_BUS, {"aws:PrincipalArn": FORWARDING_ROLE, **org, **BEAT}) == iam_sim.ALLOW
     assert iam_sim.decide(doc, put, BASTION_BUS,
                           {"aws:PrincipalArn": BASTION_REGIONS_ROLE, **org, **BEAT}) == iam_sim.ALLOW
-    # put straight onto the bus by anybody else: a member's administrator, the bastion's own
-    for who in (LOCAL_ADMIN, {"aws:PrincipalArn": f"arn:aws:iam::{BASTION}:role/Admin"}):
+    # the member's heartbeat role is exempt too (it only puts on its own bus; same list as the SCP)
+    assert iam_sim.decide(doc, put, BASTION_BUS, {"aws:PrincipalArn": HEARTBEAT_ROLE, **org, **BEAT}) == iam_sim.ALLOW
+    # put straight onto the bus by anybody else: a member's administrator, the bastion's own,
+    # a role with the generated name the StackSet roles had before they were named
+    for who in (LOCAL_ADMIN, {"aws:PrincipalArn": f"arn:aws:iam::{BASTION}:role/Admin"},
+                {"aws:PrincipalArn": GENERATED_ROLE}):
         assert iam_sim.decide(doc, put, BASTION_BUS, {**who, **org, **BEAT}) == iam_sim.DENY
         assert iam_sim.decide(doc, put, BASTION_BUS, {**who, **org, **BEAT_IN_A_BATCH}) == iam_sim.DENY
     # the organization's other events still come in, and strangers' do not

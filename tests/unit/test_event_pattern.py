@@ -17,6 +17,7 @@ from chalicelib.event_pattern import (
     FORWARD_PATTERN,
     HEARTBEAT_PATTERN,
     TAMPER_PATTERN,
+    WATCHDOG_RULE_NAME,
     HEARTBEAT_DETAIL_TYPE,
     HEARTBEAT_INTERVAL_MINUTES,
     HEARTBEAT_SOURCE,
@@ -215,6 +216,22 @@ def test_matches_deleting_or_disabling_a_forwarding_rule(event_name):
     bastion_regions = "StackSet-drawbridge-bastion-regions-5e1f-AssumeRoleForwardingRule-EXAMPLE9X3T"
     assert matches(_edited("events_delete_forwarding_rule_prod", eventName=event_name,
                            requestParameters={"name": bastion_regions}))
+
+
+@pytest.mark.parametrize("event_name", ["DeleteRule", "DisableRule", "RemoveTargets"])
+@pytest.mark.parametrize("pattern", ["alert", "forward", "tamper"])
+def test_matches_tampering_with_the_watchdog_by_its_fixed_name(pattern, event_name):
+    """The watchdog rule has a fixed name (TamperWatchRule's Name in both templates); the
+    tamper branch watches it through its drawbridge- prefix, in every rule that carries it."""
+    field = "rule" if event_name == "RemoveTargets" else "name"
+    event = _edited("events_delete_forwarding_rule_prod", eventName=event_name,
+                    requestParameters={field: WATCHDOG_RULE_NAME, "force": False})
+    chosen = {"alert": ALERT_PATTERN, "forward": FORWARD_PATTERN, "tamper": TAMPER_PATTERN}[pattern]
+    assert WATCHDOG_RULE_NAME == "drawbridge-watchdog"
+    assert matches(event, chosen)
+    # the prefix is a prefix: a rule that merely contains it is not ours
+    assert not matches(_edited("events_delete_forwarding_rule_prod", eventName=event_name,
+                               requestParameters={field: "my-drawbridge-watchdog"}), chosen)
 
 
 def test_matches_removing_a_forwarding_rules_targets_by_its_rule_field():

@@ -103,3 +103,15 @@ def test_crafted_values_cannot_mention_anyone():
     text, blocks = tamper_blocks(parse_tamper(event), account_key="prod")
     assert text.count("<!") == 1 and text.startswith("<!here>")
     assert "<@U0BOB00001>" not in text and "<!channel>" not in str(blocks)
+
+
+@pytest.mark.parametrize("event_name", ["DeleteRule", "DisableRule", "RemoveTargets"])
+def test_the_watchdogs_fixed_name_is_tampering_too(event_name):
+    """The parser checks what the pattern matches: the watchdog (drawbridge-watchdog) as
+    well as the generated forwarding-rule names."""
+    field = "rule" if event_name == "RemoveTargets" else "name"
+    t = parse_tamper(_edited("events_delete_forwarding_rule_prod", eventName=event_name,
+                             requestParameters={field: "drawbridge-watchdog"}))
+    assert t is not None and t.service == "rule" and t.target == "drawbridge-watchdog"
+    assert parse_tamper(_edited("events_delete_forwarding_rule_prod", eventName=event_name,
+                                requestParameters={field: "my-drawbridge-watchdog"})) is None
