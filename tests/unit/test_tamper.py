@@ -115,3 +115,19 @@ def test_the_watchdogs_fixed_name_is_tampering_too(event_name):
     assert t is not None and t.service == "rule" and t.target == "drawbridge-watchdog"
     assert parse_tamper(_edited("events_delete_forwarding_rule_prod", eventName=event_name,
                                 requestParameters={field: "my-drawbridge-watchdog"})) is None
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("drawbridge-watchdog", "deleted watchdog rule drawbridge-watchdog"),
+    ("StackSet-drawbridge-member-0c9e1d2a-AssumeRoleForwardingRule-EXAMPLE7Q2M4K", "deleted forwarding rule"),
+    ("drawbridge-prod-on_heartbeat-event", "deleted Drawbridge rule drawbridge-prod-on_heartbeat-event"),
+])
+def test_the_alert_names_the_kind_of_rule(name, kind):
+    from chalicelib.slack.alert_views.tamper import tamper_blocks
+
+    event = load_cloudtrail("events_delete_forwarding_rule_prod")
+    event["detail"]["requestParameters"]["name"] = name
+    t = parse_tamper(event)
+    assert t is not None and t.target == name
+    text, _ = tamper_blocks(t, account_key="prod")
+    assert kind in text

@@ -31,9 +31,21 @@ def _where(t: PathTamper, account_key: str | None) -> str:
     return f"account {account}, {_e(t.region)}"
 
 
+def _rule_kind(name: str | None) -> str:
+    """What a watched rule is, by its name: the watchdog's is fixed, the StackSets' forwarding
+    rules' are generated, the rest are the bastion's own (``drawbridge-<stage>-…``)."""
+    from chalicelib.event_pattern import FORWARDING_RULE_PREFIX, WATCHDOG_RULE_NAME
+
+    if name == WATCHDOG_RULE_NAME:
+        return "watchdog rule"
+    return "forwarding rule" if (name or "").startswith(FORWARDING_RULE_PREFIX) else "Drawbridge rule"
+
+
 def tamper_blocks(t: PathTamper, *, account_key: str | None) -> tuple[str, list[dict]]:
     """(fallback ``text``, ``blocks``): always ``<!here>``; a failed call says so."""
     what = _WHAT.get(t.event_name, t.event_name)
+    if what.endswith(" forwarding rule"):
+        what = what.replace("forwarding rule", _rule_kind(t.target))
     headline = ("Alert path tampered with" if not t.failed
                 else f"Alert path tampering attempted (failed: {_e(t.error_code)})")
     sentence = (f"{_e(t.actor)} {_e(what)} {_e(t.target or 'unknown')} in {_where(t, account_key)}, "
