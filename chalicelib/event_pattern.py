@@ -1,9 +1,11 @@
 """The EventBridge pattern for "a way into an account Drawbridge watches": the single source of truth.
 
-Used by ``app.py`` (``@app.on_cw_event`` of ``on_role_assumed``), by the
-``--merge-template`` that sets the rule state, and mirrored verbatim in
-``policies/member-account.yaml`` (``tests/unit/test_event_pattern.py`` fails if the two
-drift apart, and checks every CloudTrail fixture against it with moto's matcher).
+Used by ``app.py`` (``@app.on_cw_event`` of ``on_role_assumed``) and by the
+``--merge-template`` that sets the rule state; the member accounts and the bastion's other
+Regions forward it, with the heartbeat, as :data:`FORWARD_PATTERN`, verbatim in
+``policies/member-account.yaml`` and ``policies/bastion-regions.yaml``
+(``tests/unit/test_event_pattern.py`` fails if they drift apart, and checks every CloudTrail
+fixture against each pattern with moto's matcher).
 
 One pattern, five branches under ``$or`` (EventBridge ORs the values *within* a field,
 so ``"source": ["aws.sts", "aws.signin"]`` next to one ``eventName`` list would also
@@ -59,7 +61,7 @@ Deliberate choices:
   and would otherwise reach the security channel as "no approved grant". Dropping it here
   also saves the cross-account ``PutEvents`` for every one of them. (``anything-but``
   only matches when the field exists; CloudTrail always writes ``userIdentity.type``.)
-* **The member accounts forward the same pattern.** Their IAM events are forwarded too
+* **The member accounts forward the same pattern** (plus the heartbeat). Their IAM events are forwarded too
   and ignored by the handler (only the bastion's people are watched); IAM changes are
   rare, so one pattern everywhere is worth more than the few forwarded events saved.
 

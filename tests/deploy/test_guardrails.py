@@ -210,7 +210,7 @@ def test_bastion_regions_refuse_the_home_region():
 
 @pytest.mark.parametrize("action", ["scheduler:DeleteSchedule", "scheduler:UpdateSchedule"])
 def test_nobody_but_stacksets_deletes_or_changes_the_heartbeat_schedule(action):
-    """A deleted or paused heartbeat is noticed (the path goes silent after 10 minutes); the
+    """A deleted or paused heartbeat is noticed (the path goes silent after 12 minutes); the
     SCP keeps a local administrator from doing it in the first place."""
     doc = scp()
     schedule = f"arn:aws:scheduler:eu-west-1:{MEMBER}:schedule/default/drawbridge-heartbeat"
