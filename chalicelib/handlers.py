@@ -14,7 +14,7 @@ from typing import Any
 
 from .log import logger, new_correlation_id
 
-_CORRELATION: dict[str, str] = {}
+from .log import CORRELATION as _CORRELATION  # noqa: E402 - one store, read by use cases too
 
 
 def _response(status: int, body: Any):

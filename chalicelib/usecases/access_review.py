@@ -24,6 +24,7 @@ from ..domain.model import Request, iso_z, parse_iso, utc
 from ..slack.escape import escape_mrkdwn
 from ..slack.parse import MAX_REVIEW_DAYS
 from . import jobs
+from .delivery import key_of
 from .deps import Deps
 
 #: a grant live in the window was granted at most this long before the window's start: a
@@ -143,7 +144,7 @@ def summary_text(review: ar.Review, title: str) -> str:
 
 def _post(deps: Deps, scope: str, channel: str, review: ar.Review, title: str, log=None) -> tuple[str, str]:
     """The summary once (``deliver_once``), then its files in its thread once."""
-    from .delivery import IN_FLIGHT, deliver_once
+    from .delivery import IN_FLIGHT, DeliveryInFlight, deliver_once
 
     meta = payload(review)
     where = deliver_once(deps, scope, EVENT_TYPE, channel=channel, text=summary_text(review, title), blocks=None,
@@ -151,8 +152,12 @@ def _post(deps: Deps, scope: str, channel: str, review: ar.Review, title: str, l
                          match={"window_start": meta["window_start"], "window_end": meta["window_end"]})
     store, now = deps.store, deps.now()
     started = store.begin_delivery(scope, "files", now)
-    if not started.first and (started.ts or now - started.started_at < IN_FLIGHT):
-        return where  # attached already, or another attempt is attaching them
+    if not started.first and started.ts:
+        return where  # attached already
+    if not started.first and now - started.started_at < IN_FLIGHT:
+        # another attempt is attaching them (or died doing so moments ago): not done yet, so
+        # the caller must not settle what it owes; the sweep's retry comes back later
+        raise DeliveryInFlight(f"files of {scope} are being attached by another attempt")
     # (an attempt that died attaching them is retried: at worst the files appear twice, when
     # files.completeUploadExternal's answer was lost; the summary itself is posted once)
     deps.slack.upload_files(where[0], where[1], files(review))
@@ -182,7 +187,15 @@ def ask(deps: Deps, person, cmd):
     if not _in_security_channel(deps, person):
         return Answer(Refused("Only members of the security channel may run the access review"))
     job = jobs.AccessReview(user_id=person.slack_user, days=cmd.days, end=iso_z(deps.now()))
+    # Owed (the outbox), so the sweep retries it with backoff until it is delivered: the
+    # person was just told it comes by DM (after the last attempt they are told it did not).
+    deps.store.owe(owed_scope(job.user_id), key_of(job), jobs.to_wire(job), deps.now())
     return Answer(ReviewQueued(cmd.days), [job])
+
+
+def owed_scope(user_id: str) -> str:
+    """Where an on-demand review is owed (``REQ#REVIEW#<user>``, key ``review:<end>``)."""
+    return f"REVIEW#{user_id}"
 
 
 def send_review(deps: Deps, job: jobs.AccessReview) -> list[jobs.Job]:
@@ -192,4 +205,5 @@ def send_review(deps: Deps, job: jobs.AccessReview) -> list[jobs.Job]:
     days = max(1, min(int(job.days), MAX_DAYS))
     review = gather(deps, end - timedelta(days=days), end)
     _post(deps, f"REVIEW#{job.user_id}#{job.end}", job.user_id, review, f"Access review, last {days} day(s)")
+    deps.store.settle(owed_scope(job.user_id), key_of(job), 2**31)  # delivered, whoever ran it
     return []

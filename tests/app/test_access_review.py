@@ -209,3 +209,44 @@ def test_review_is_refused_when_slack_cannot_say_who_is_in_the_security_channel(
         reply = app_client.command("carol", "review")
     assert "Only members of the security channel" in reply.text
     assert slack.messages() == [] and slack.files() == []
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "files.completeUploadExternal"])
+def test_an_on_demand_review_that_slack_refused_is_delivered_by_the_sweep_once(app_client, slack, store, week,
+                                                                               method):
+    carol = app_client.slack_id("carol")
+    at = MONDAY_9 + timedelta(hours=1)
+    slack.fail_next(method, error="internal_error")  # Slack refuses the first attempt
+    with time_machine.travel(at, tick=False):
+        ack = app_client.command("carol", "review 7d")
+    assert "as a DM" in ack.text
+    dms = [m for m in slack.dms(carol) if m.event_type == "access_review"]
+    assert len(dms) == (0 if method == "chat.postMessage" else 1) and slack.files() == []
+    assert [o.key for o in store.owed_due(at + timedelta(hours=1)) if o.key.startswith("review:")] == \
+        ["review:2026-11-16T10:00:00Z"]
+
+    for minutes in (2, 5, 30):  # the sweep's retry delivers it; later sweeps do nothing more
+        with time_machine.travel(at + timedelta(minutes=minutes), tick=False):
+            app_client.sweep()
+    (dm,) = [m for m in slack.dms(carol) if m.event_type == "access_review"]
+    assert dm.event_payload["window_end"] == "2026-11-16T10:00:00Z"
+    files = slack.files(dm.channel, thread_ts=dm.ts)
+    assert len(files) == 2 and len(slack.files()) == 2
+    _check_export(week, files, week_start="2026-11-09T10:00:00Z", week_end="2026-11-16T10:00:00Z")
+    assert [o for o in store.owed_due(at + timedelta(days=1)) if o.key.startswith("review:")] == []  # settled
+
+
+def test_an_on_demand_review_slack_never_takes_is_given_up_and_the_person_told(app_client, slack, store, week):
+    carol = app_client.slack_id("carol")
+    at = MONDAY_9 + timedelta(hours=1)
+    slack.fail_next("files.completeUploadExternal", error="missing_scope", times=50)
+    with time_machine.travel(at, tick=False):
+        app_client.command("carol", "review 7d")
+    with time_machine.travel(at + timedelta(minutes=1), tick=False) as clock:
+        for _ in range(12):  # every retry of the backoff, and then some
+            clock.shift(timedelta(minutes=16))
+            app_client.sweep()
+    assert [o for o in store.owed_due(at + timedelta(days=2)) if o.key.startswith("review:")] == []  # given up
+    (told,) = [m for m in slack.dms(carol) if m.event_type == "access_review_failed"]
+    assert "could not be delivered (ref `" in told.displayed_text()
+    assert slack.files() == []
