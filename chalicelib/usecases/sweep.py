@@ -26,7 +26,7 @@ from ..domain.lifecycle import GrantStatus, RequestStatus
 from .. import cutoff
 from ..domain.model import Request, iso_z
 from ..domain.timing import IAM_SETTLE, MAX_SESSION
-from . import alert_digest, jobs, liveness
+from . import access_review, alert_digest, jobs, liveness
 from .deps import Deps
 from .delivery import gave_up, key_of, max_attempts, owed, retry_at
 from .dispatch import OnError, run_all
@@ -108,6 +108,7 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
             raise
         on_error({"job": "reconcile"}, exc)
     deliver_owed(deps, report, on_error)
+    access_review.sweep_backstop(deps, report, on_error)  # this week's review, if Monday's run failed
     try:
         flushed = alert_digest.flush_due(deps)
         report.digests_shown, report.digests_pending = flushed["digests_shown"], flushed["digests_pending"]

@@ -250,3 +250,38 @@ def test_an_on_demand_review_slack_never_takes_is_given_up_and_the_person_told(a
     (told,) = [m for m in slack.dms(carol) if m.event_type == "access_review_failed"]
     assert "could not be delivered (ref `" in told.displayed_text()
     assert slack.files() == []
+
+
+def test_the_sweep_posts_the_weekly_review_once_when_slack_was_down_at_nine(app_client, slack, store, week,
+                                                                            caplog):
+    slack.fail_next("chat.postMessage", error="internal_error", times=3)  # the run and Lambda's two retries
+    for minutes in (0, 1, 3):
+        with pytest.raises(Exception):
+            _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9 + timedelta(minutes=minutes))
+    assert any("weekly access review failed (ref " in r.getMessage() for r in caplog.records)
+    assert not slack.find(event_type="access_review", channel=SECURITY)
+
+    for minutes in (4, 5, 6, 7, 60):  # from 09:05 the sweep finishes it; later sweeps do nothing
+        with time_machine.travel(MONDAY_9 + timedelta(minutes=minutes), tick=False):
+            app_client.sweep()
+        if minutes == 4:
+            assert not slack.find(event_type="access_review", channel=SECURITY)  # the schedule's retries' time
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)
+    files = slack.files(SECURITY, thread_ts=post.ts)
+    assert len(files) == 2 and len(slack.files()) == 2
+    _check_export(week, files, week_start="2026-11-09T00:00:00Z", week_end="2026-11-16T00:00:00Z")
+    assert store.delivery("REVIEW#2026-W46", "files").ts == post.ts
+
+
+def test_the_sweep_attaches_the_weekly_reviews_files_when_only_they_failed(app_client, slack, store, week):
+    slack.fail_next("files.completeUploadExternal", error="internal_error", times=3)
+    for minutes in (0, 1, 3):
+        with pytest.raises(Exception):
+            _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9 + timedelta(minutes=minutes))
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)  # the message once, no files
+    assert slack.files() == []
+    for minutes in (5, 6, 30):
+        with time_machine.travel(MONDAY_9 + timedelta(minutes=minutes), tick=False):
+            app_client.sweep()
+    assert slack.find(event_type="access_review", channel=SECURITY) == [post]
+    assert len(slack.files(SECURITY, thread_ts=post.ts)) == 2 and len(slack.files()) == 2
