@@ -66,15 +66,26 @@ def gather(deps: Deps, start: datetime, end: datetime) -> ar.Review:
         except LookupError:
             return req.production
 
+    def production_account(key: str) -> bool:  # the catalog as it is now
+        account = deps.catalog.accounts.get(key)
+        return account is not None and account.production
+
+    # Each production grant's own audit history (one Query each): the review tells a grant by
+    # its trail, never by its record alone (a record the trail does not back is flagged).
+    trails: dict[str, list] = {}
     uses: dict[str, int] = {}
     calls: dict[str, int] = {}
+    granted = {e.request_id for e in trail.events if e.action == "granted"}
     for req in records.values():
-        if req.granted_at is not None and req.granted_at < end and ar.held_until(req, now) > start \
-                and production(req):
-            uses[req.request_id] = len(store.uses(req.request_id))
-            calls[req.request_id] = int((store.activity(req.request_id) or {}).get("calls", 0))
+        # a grant by its record or by its trail's granted event (a record edited to hide one)
+        if (req.granted_at is None and req.request_id not in granted) or not production(req):
+            continue
+        trails[req.request_id] = store.history(req.request_id)
+        uses[req.request_id] = len(store.uses(req.request_id))
+        calls[req.request_id] = int((store.activity(req.request_id) or {}).get("calls", 0))
     return ar.build(start, end, records=records.values(), denied_events=denied, attempts=attempts,
-                    production=production, uses=uses, write_calls=calls, now=now)
+                    production=production, uses=uses, write_calls=calls, now=now, trails=trails,
+                    production_account=production_account)
 
 
 def week_of(now: datetime) -> tuple[datetime, datetime]:
@@ -107,37 +118,47 @@ def summary_text(review: ar.Review, title: str) -> str:
     held = sum((p.held for p in review.people), timedelta(0))
     bg = review.break_glass
     states = {s: sum(g.review == s for g in bg) for s in ("acknowledged", "flagged", "overdue", "pending")}
-    kinds = {k: sum(d.kind == k for d in review.denied) for k in ("request_denied", "uncovered", "failed_attempt")}
+    kinds = {k: sum(d.kind == k for d in review.denied) for k in ("request_denied", "failed_attempt")}
     lines = [
-        f":clipboard: *{e(title)}*: {_when(review.start)} to {_when(review.end)} UTC",
+        f":clipboard: *{e(title)}*: {_when(review.start)} to {_when(review.end)} UTC "
+        f"(generated {_when(review.generated_at)} UTC)",
         f"• *{len(review.grants)}* production grant(s) held by {len(review.people)} person(s), "
-        f"{ar.hours(held):g} h in the window",
+        f"{ar.hours(held):g} grant-hours in the window (summed over grants: overlapping grants add up)",
         f"• *{len(review.never_used)}* never used (no role assumed, no write call; reads are not tracked): "
         "least-privilege hint",
         f"• *{len(bg)}* break-glass: {states['acknowledged']} acknowledged, {states['flagged']} flagged, "
         f"{states['overdue']} overdue, {states['pending']} pending",
         f"• *{len(review.denied)}* denied: {kinds['request_denied']} request(s) denied, "
-        f"{kinds['uncovered']} assumption(s) with no approved grant, {kinds['failed_attempt']} refused by AWS",
+        f"{kinds['failed_attempt']} refused by AWS",
+        f"• *{len(review.no_grant)}* access with no grant (succeeded in a production account, or AssumeRoot "
+        "anywhere, with no approved grant)",
         f"• {review.non_production_grants} non-production grant(s) (counted, not detailed)",
     ]
+    if review.no_trail:
+        lines.append(f"• :warning: *{len(review.no_trail)}* record(s) without audit trail (no `granted` event: "
+                     "not trusted, in no total): " + ", ".join(f"`{e(g.request_id)}`" for g in review.no_trail[:SUMMARY_LINES]))
     if review.grants:
         lines.append("*Production grants*")
         for g in review.grants[:SUMMARY_LINES]:
             tags = [" _never used_" if g.never_used else ""]
             if g.break_glass:
                 tags.append(f" *break-glass: {e(g.review)}*" + (f" ({e(g.review_note)})" if g.review_note else ""))
+            if g.audit:
+                tags.append(f" :warning: _{e(g.audit)}_")
             lines.append(f"• `{e(g.request_id)}` @{e(g.requester)} `{e(g.account)}/{e(g.role)}`: "
                          f"{ar.hours(g.held):g} h, {g.uses} use(s), {g.write_calls} write call(s), "
                          f"{e(g.ended_how)}{''.join(tags)}")
         if len(review.grants) > SUMMARY_LINES:
             lines.append(f"… and {len(review.grants) - SUMMARY_LINES} more in the files")
-    if review.denied:
-        lines.append("*Denied*")
-        for d in review.denied[:SUMMARY_LINES]:
-            lines.append(f"• {d.at:%a %H:%M} {e(d.kind.replace('_', ' '))}: {e(d.who)} on "
+    for heading, rows in (("Denied", review.denied), ("Access with no grant", review.no_grant)):
+        if not rows:
+            continue
+        lines.append(f"*{heading}*")
+        for d in rows[:SUMMARY_LINES]:
+            lines.append(f"• {_when(d.at)} {e(d.kind.replace('_', ' '))}: {e(d.who)} on "
                          f"`{e(d.account)}/{e(d.role)}`: {e(d.detail)}")
-        if len(review.denied) > SUMMARY_LINES:
-            lines.append(f"… and {len(review.denied) - SUMMARY_LINES} more in the files")
+        if len(rows) > SUMMARY_LINES:
+            lines.append(f"… and {len(rows) - SUMMARY_LINES} more in the files")
     lines.append("The CSV and JSON export is in this message's thread.")
     return "\n".join(lines)
 
