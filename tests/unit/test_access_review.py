@@ -280,3 +280,28 @@ def test_a_break_glass_review_is_read_from_its_events():
     (g,) = ar.build(START, END, records=[req2], denied_events=[], attempts=[], production=lambda r: True,
                     uses={}, write_calls={}, now=NOW, trails={req.request_id: [*events, ev]}).grants
     assert (g.review, g.reviewed_by, g.review_note, g.audit) == ("flagged", "carol", "why?", "")
+
+
+def test_the_per_grant_reads_run_several_at_a_time(monkeypatch):
+    """A 90-day review reads thousands of items per grant found; one after another they could
+    outlast the worker's (and the sweep's) 60 s. They run READERS at a time: proven by two
+    history reads that each wait for the other to start."""
+    import threading
+
+    from chalicelib.ports import Trail
+    from chalicelib.usecases import access_review as uc
+    from tests.fakes import FakeClock, make_service
+
+    svc = make_service(clock=FakeClock(NOW))
+    grants = [grant(f"req-20261117-0000{i:02x}", START + H, 1) for i in range(2)]
+    both_started = threading.Barrier(2, timeout=5)
+    monkeypatch.setattr(svc.store, "live", lambda: grants)
+    monkeypatch.setattr(svc.store, "events_between", lambda start, end: Trail([], []))
+
+    def history(rid):
+        both_started.wait()  # BrokenBarrierError after 5 s if the reads run one at a time
+        return []
+
+    monkeypatch.setattr(svc.store, "history", history)
+    review = uc.gather(svc, START, END)
+    assert [g.request_id for g in review.no_trail] == [g.request_id for g in grants]  # no events: flagged
