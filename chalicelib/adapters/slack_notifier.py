@@ -147,6 +147,21 @@ class SlackNotifier:
             file_uploads=[{"content": content, "filename": name, "title": name} for name, content in files])
         return [f["id"] for f in resp.get("files") or []]
 
+    def thread_file_names(self, channel: str, thread_ts: str) -> set[str]:
+        """conversations.replies (scopes ``channels:history`` / ``groups:history`` /
+        ``im:history``, which ``find`` needs too): the names of the files in the thread."""
+        names: set[str] = set()
+        cursor = None
+        for _ in range(self.FIND_PAGES):
+            resp = self._web.conversations_replies(channel=channel, ts=thread_ts, limit=200,
+                                                   **({"cursor": cursor} if cursor else {}))
+            for message in resp.get("messages") or []:
+                names.update(str(f.get("name")) for f in message.get("files") or () if f.get("name"))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return names
+
     def publish_home(self, user_id: str, view: dict) -> None:
         # views.publish needs no OAuth scope beyond the bot token (Slack's method docs)
         self._web.views_publish(user_id=user_id, view=view)

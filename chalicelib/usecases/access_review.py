@@ -199,9 +199,15 @@ def _post(deps: Deps, scope: str, channel: str, review: ar.Review, title: str, l
         # another attempt is attaching them (or died doing so moments ago): not done yet, so
         # the caller must not settle what it owes; the sweep's retry comes back later
         raise DeliveryInFlight(f"files of {scope} are being attached by another attempt")
-    # (an attempt that died attaching them is retried: at worst the files appear twice, when
-    # files.completeUploadExternal's answer was lost; the summary itself is posted once)
-    deps.slack.upload_files(where[0], where[1], files(review))
+    todo = files(review)
+    if not started.first:
+        # An earlier attempt died attaching them, maybe after Slack shared them (its answer to
+        # files.completeUploadExternal lost): the thread says which are there already. The
+        # names are the window's, the same in every attempt.
+        there = deps.slack.thread_file_names(where[0], where[1])
+        todo = [(name, content) for name, content in todo if name not in there]
+    if todo:
+        deps.slack.upload_files(where[0], where[1], todo)
     store.finish_delivery(scope, "files", where[0], where[1])
     if log is not None:
         log.info("access review posted", extra={"scope": scope, **meta})

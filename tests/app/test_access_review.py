@@ -328,3 +328,29 @@ def test_the_review_does_not_trust_a_record_its_audit_trail_does_not_back(app_cl
     assert flagged["request_id"] == "req-20261113-abcdef" and flagged["audit"] == "record without audit trail"
     assert {p["person"]: p["grants"] for p in doc["people"]} == {"alice": 3}  # the made-up grant in no total
     assert "record(s) without audit trail" in post.displayed_text()
+
+
+def test_files_shared_before_their_answer_was_lost_are_not_shared_again(app_client, slack, store, week):
+    """files.completeUploadExternal shared the files but its answer never came back: the
+    retry finds them in the thread (conversations.replies) instead of sharing them twice."""
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    real_upload = SlackNotifier.upload_files
+
+    def upload_then_lose_the_answer(self, *args, **kwargs):
+        real_upload(self, *args, **kwargs)
+        raise ConnectionResetError("the answer was lost")
+
+    SlackNotifier.upload_files = upload_then_lose_the_answer
+    try:
+        with pytest.raises(Exception):
+            _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9)
+    finally:
+        SlackNotifier.upload_files = real_upload
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)
+    assert len(slack.files(SECURITY, thread_ts=post.ts)) == 2
+    again = _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9 + timedelta(minutes=2))
+    assert again["ts"] == post.ts
+    assert len(slack.files()) == 2  # found in the thread, not shared again
+    assert store.delivery("REVIEW#2026-W46", "files").ts == post.ts
+    assert any(c.method == "conversations.replies" for c in slack.calls)
