@@ -385,7 +385,8 @@ def csv_cell(value) -> str:
 
 
 def to_csv(review: Review) -> str:
-    """The export as one CSV (:data:`CSV_HEADER`): a ``grant`` row per production grant, a
+    """The export as one CSV (:data:`CSV_HEADER`): first a ``window`` row (start, end, and
+    ``detail`` ``generated_at <time>``), then a ``grant`` row per production grant, a
     ``denied`` row per denied request or refused attempt, a ``no_grant`` row per access with
     no grant, a ``no_audit_trail`` row per record its audit trail does not back, a ``person``
     row per person's totals. A grant row's ``detail`` says where its record and its audit
@@ -393,6 +394,10 @@ def to_csv(review: Review) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
+    # the window, and when this file was built (a retry rebuilds it: tells the copies apart)
+    writer.writerow(csv_cell(v) for v in (
+        "window", None, None, None, None, None, None, iso_z(review.start), iso_z(review.end), None, None, None,
+        None, None, None, None, None, f"generated_at {iso_z(review.generated_at)}"))
     for section, rows in (("grant", review.grants), ("no_audit_trail", review.no_trail)):
         for g in rows:
             r = grant_row(g)

@@ -129,7 +129,7 @@ def _check_export(ids: dict, files: list[dict], *, week_start: str, week_end: st
 
     rows = list(csv.reader(io.StringIO(next(f["content"] for f in files if f["name"].endswith(".csv")))))
     assert rows[0][:3] == ["section", "request_id", "person"]
-    assert sorted(r[0] for r in rows[1:]) == ["denied"] * 2 + ["grant"] * 3 + ["no_grant", "person"]
+    assert sorted(r[0] for r in rows[1:]) == ["denied"] * 2 + ["grant"] * 3 + ["no_grant", "person", "window"]
     readonly = next(r for r in rows if r[1] == ids["readonly"])
     assert readonly[rows[0].index("reason")].startswith("'=HYPERLINK")  # a formula, defused
 

@@ -153,7 +153,7 @@ def test_access_with_no_grant_counts_in_production_accounts_and_assume_root_anyw
         ("prod", "no approved grant"), ("dev", "no approved grant (AssumeRoot)")]
     assert review.denied == []
     rows = list(csv.reader(io.StringIO(ar.to_csv(review))))
-    assert [r[0] for r in rows[1:]] == ["no_grant", "no_grant"]
+    assert [r[0] for r in rows[2:]] == ["no_grant", "no_grant"]
     doc = json.loads(ar.to_json(review))
     assert len(doc["no_grant"]) == 2 and doc["denied"] == []
 
@@ -169,8 +169,10 @@ def review():
 def test_csv_has_the_fixed_header_and_one_row_per_grant_denied_and_person(review):
     rows = list(csv.reader(io.StringIO(ar.to_csv(review))))
     assert tuple(rows[0]) == ar.CSV_HEADER
-    assert [r[0] for r in rows[1:]] == ["grant", "grant", "person", "person"]
-    first = dict(zip(ar.CSV_HEADER, rows[1]))
+    assert [r[0] for r in rows[1:]] == ["window", "grant", "grant", "person", "person"]
+    assert rows[1][-1] == "generated_at 2026-11-23T09:00:00Z" and rows[1][7:9] == ["2026-11-16T00:00:00Z",
+                                                                                   "2026-11-23T00:00:00Z"]
+    first = dict(zip(ar.CSV_HEADER, rows[2]))
     assert first["request_id"] == "req-20261117-0000e1" and first["hours_in_window"] == "2.0"
     assert first["uses"] == "1" and first["never_used"] == "false" and first["approvers"] == "bob"
     assert all(len(r) == len(ar.CSV_HEADER) for r in rows)
@@ -178,7 +180,7 @@ def test_csv_has_the_fixed_header_and_one_row_per_grant_denied_and_person(review
 
 def test_csv_defuses_formulas_in_what_people_typed(review):
     rows = list(csv.reader(io.StringIO(ar.to_csv(review))))
-    assert rows[1][ar.CSV_HEADER.index("reason")] == "'=HYPERLINK(\"http://x\")"
+    assert rows[2][ar.CSV_HEADER.index("reason")] == "'=HYPERLINK(\"http://x\")"
     for bad in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
         assert ar.csv_cell(bad) == "'" + bad
     assert ar.csv_cell("fine = ok") == "fine = ok" and ar.csv_cell(None) == "" and ar.csv_cell(True) == "true"
