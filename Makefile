@@ -49,8 +49,11 @@ dev: $(STAMP)
 SINCE  ?= 7d
 FORMAT ?= csv
 .PHONY: review-export
-review-export: $(STAMP)
-	$(BIN)/python -m chalicelib.review_export --since $(SINCE) --format $(FORMAT)
+# stdout is the export and nothing else (piped into a file or jq): the virtualenv set-up and
+# its output go to stderr, and no command line is echoed
+review-export:
+	@$(MAKE) --no-print-directory $(STAMP) >&2
+	@$(BIN)/python -m chalicelib.review_export --since $(SINCE) --format $(FORMAT)
 
 include mk/deploy.mk
 include mk/bench.mk

@@ -14,7 +14,7 @@ from typing import Any
 
 from .log import logger, new_correlation_id
 
-_CORRELATION: dict[str, str] = {}
+from .log import CORRELATION as _CORRELATION  # noqa: E402 - one store, read by use cases too
 
 
 def _response(status: int, body: Any):
@@ -283,12 +283,18 @@ def sweep() -> dict:
 
 def weekly_review() -> dict:
     """The weekly access review (``weekly_review``, Monday 09:00 UTC): posted once per week
-    to the security channel. A failure is raised, so Lambda retries the invocation (the
-    summary is posted at most once, its files at most once unless an attempt died sharing
-    them)."""
+    to the security channel. A failure is logged and raised, so Lambda retries the invocation
+    (the summary is posted at most once, its files at most once unless an attempt died
+    sharing them); from 09:05 the minute sweep finishes what is still missing."""
     from . import wiring
 
-    outcome = wiring.service().weekly_review(log=logger())
+    try:
+        outcome = wiring.service().weekly_review(log=logger())
+    except Exception:
+        # logged with its correlation id, then raised: Lambda retries twice, and the minute
+        # sweep finishes what is still missing from 09:05 (access_review.backstop)
+        logger().exception(f"weekly access review failed (ref {correlation_id()}); the sweep will finish it")
+        raise
     logger().info("weekly access review done", extra={"outcome": outcome})
     return outcome
 

@@ -17,6 +17,15 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+#: the invocation's correlation id (set by ``handlers.begin``), for use cases that must name
+#: it to a person (an on-demand review given up: "ref <id>")
+CORRELATION: dict[str, str] = {}
+
+
+def correlation_id() -> str:
+    return CORRELATION.get("current", "-")
+
+
 def metric(name: str, value: float = 1) -> None:
     """One CloudWatch metric (Embedded Metric Format on stdout), namespace Drawbridge."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric

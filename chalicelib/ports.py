@@ -280,6 +280,10 @@ class Notifier(Protocol):
         """Share text files ((file name, content) pairs) as one reply in the thread
         ``thread_ts`` of ``channel`` (a channel or DM id, not a user id): Slack's
         files.getUploadURLExternal, the upload, files.completeUploadExternal. Their file ids."""
+    def thread_file_names(self, channel: str, thread_ts: str) -> set[str]:
+        """The names of the files shared in the thread ``thread_ts`` of ``channel``
+        (``conversations.replies``): what an earlier attempt's upload left there, when its
+        answer was lost."""
     def publish_home(self, user_id: str, view: dict) -> None:
         """Make ``view`` (``{"type": "home", "blocks": [...]}``) the person's App Home
         (``views.publish``): it replaces the whole view, so publishing again is harmless."""

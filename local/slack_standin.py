@@ -611,6 +611,30 @@ class SlackStandin(ServedInBackground):
         return {"messages": messages, "has_more": more,
                 "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
+    def _replies(self, params: dict) -> dict:
+        """conversations.replies: the thread of ``ts`` (the parent first, then its replies,
+        oldest first), each message with its ``files`` ({"id", "name", "title"}) when it has
+        some, as Slack shows shared files; metadata only with include_all_metadata; cursor =
+        an offset here."""
+        channel = self._channel(params, user_ok=False)
+        ts = str(params.get("ts") or "")
+        parent = self._find(channel, ts)
+        if parent is None:
+            raise SlackError("thread_not_found")
+        limit = max(1, min(int(params.get("limit") or 1000), 1000))
+        start = int(params.get("cursor") or 0)
+        with_meta = str(params.get("include_all_metadata")).lower() in ("1", "true")
+        found = [parent] + [m for m in self._messages
+                            if m.channel == channel and not m.ephemeral and m.thread_ts == ts and m is not parent]
+        page = found[start:start + limit]
+        messages = [{"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": m.ts, "text": m.text,
+                     **({"thread_ts": m.thread_ts} if m.thread_ts else {}),
+                     **({"files": [dict(f) for f in m.files]} if m.files else {}),
+                     **({"metadata": m.metadata} if with_meta and m.metadata else {})} for m in page]
+        more = start + limit < len(found)
+        return {"messages": messages, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
     def _post_ephemeral(self, params: dict) -> dict:
         channel = self._channel(params)
         user = str(params.get("user") or "")
@@ -851,6 +875,7 @@ class SlackStandin(ServedInBackground):
         "chat.update": _update,
         "chat.delete": _delete,
         "conversations.history": _history,
+        "conversations.replies": _replies,
         "chat.postEphemeral": _post_ephemeral,
         "conversations.open": _conversations_open,
         "chat.getPermalink": _get_permalink,

@@ -1087,6 +1087,10 @@ class FakeNotifier(_Faults):
             ids.append(ident)
         return ids
 
+    def thread_file_names(self, channel: str, thread_ts: str) -> set[str]:
+        self._hook("thread_file_names")
+        return {f["name"] for f in self.files if f["channel"] == channel and f["thread_ts"] == thread_ts}
+
     def publish_home(self, user_id: str, view: dict) -> None:
         self._hook("publish_home")
         if not user_id or not isinstance(view, dict) or view.get("type") != "home" \

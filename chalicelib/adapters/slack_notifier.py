@@ -147,6 +147,21 @@ class SlackNotifier:
             file_uploads=[{"content": content, "filename": name, "title": name} for name, content in files])
         return [f["id"] for f in resp.get("files") or []]
 
+    def thread_file_names(self, channel: str, thread_ts: str) -> set[str]:
+        """conversations.replies (scopes ``channels:history`` / ``groups:history`` /
+        ``im:history``, which ``find`` needs too): the names of the files in the thread."""
+        names: set[str] = set()
+        cursor = None
+        for _ in range(self.FIND_PAGES):
+            resp = self._web.conversations_replies(channel=channel, ts=thread_ts, limit=200,
+                                                   **({"cursor": cursor} if cursor else {}))
+            for message in resp.get("messages") or []:
+                names.update(str(f.get("name")) for f in message.get("files") or () if f.get("name"))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return names
+
     def publish_home(self, user_id: str, view: dict) -> None:
         # views.publish needs no OAuth scope beyond the bot token (Slack's method docs)
         self._web.views_publish(user_id=user_id, view=view)
@@ -177,13 +192,21 @@ class SlackUserGroups:
     or click waits for it at most once, not once per role it looks at. An unknown handle is
     an answer (None), kept as long as members."""
 
+    #: the most one ``channel_members`` spends on its pages, all together: it runs on the
+    #: ack path (``/aws-access review``, ``activity``), which has 3 seconds in all
+    CHANNEL_DEADLINE = 1.5
+
     def __init__(self, client, clock: Callable[[], datetime], ttl_seconds: float = 60,
-                 failure_seconds: float = 15) -> None:
+                 failure_seconds: float = 15, monotonic: Callable[[], float] | None = None) -> None:
+        import time
+
         self._web = client
         self._clock = clock
         self._ttl = ttl_seconds
         self._failure_ttl = failure_seconds
+        self._monotonic = monotonic or time.monotonic
         self._failed: datetime | None = None  # when Slack last failed to answer
+        self._channel_failed: dict[str, datetime] = {}  # channel -> when Slack last failed on it
         self._ids: tuple[datetime, dict[str, str]] | None = None  # (when, handle -> group id)
         self._members: dict[str, tuple[datetime, frozenset[str] | None]] = {}
 
@@ -193,25 +216,38 @@ class SlackUserGroups:
     def channel_members(self, channel: str) -> frozenset[str] | None:
         """The user ids in ``channel`` (``conversations.members``, paged; scopes
         ``channels:read`` / ``groups:read``), kept like a group's members under the key
-        ``#<channel>``; None when Slack does not answer (fail closed)."""
+        ``#<channel>``; None when Slack does not answer (fail closed): an error, a timeout,
+        or its pages taking more than :attr:`CHANNEL_DEADLINE` seconds together. A failure is
+        kept ``failure_seconds`` (as for ``members``): while Slack is slow, one command waits
+        for it, not every command."""
         now = self._clock()
         kept = self._members.get(f"#{channel}")
         if kept is not None and self._fresh(kept[0], now):
             return kept[1]
+        failed = self._channel_failed.get(channel)
+        if failed is not None and 0 <= (now - failed).total_seconds() < self._failure_ttl:
+            return None  # Slack failed moments ago: nobody, without asking again
         found: set[str] = set()
         cursor = None
+        began = self._monotonic()
         try:
             for _ in range(20):  # 200 a page: 4,000 members at most
+                if cursor and self._monotonic() - began >= self.CHANNEL_DEADLINE:
+                    raise TimeoutError(f"conversations.members took over {self.CHANNEL_DEADLINE} s")
                 page = self._web.conversations_members(channel=channel, limit=200, **({"cursor": cursor} if cursor else {}))
                 found.update(page.get("members") or ())
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
                     break
+            # (one slow page is bounded by the client's own timeout; a complete answer that
+            # came late is still the answer)
         except Exception as exc:  # Slack's error, a timeout...: nobody, this time
             from ..log import logger
 
             logger().warning("channel members not resolved", extra={"channel": channel, "error": repr(exc)})
+            self._channel_failed[channel] = now
             return None
+        self._channel_failed.pop(channel, None)
         self._members[f"#{channel}"] = (now, frozenset(found))
         return frozenset(found)
 

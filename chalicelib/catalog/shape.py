@@ -20,8 +20,8 @@ from chalicelib.domain.duration import DAY, HOUR, DurationError, format_duration
 
 MAX_ROLE_DURATION = 7 * DAY
 #: first words of the command grammar, including the ones issues 16 and 18 add (extend,
-#: breakglass, activity); an account so named could never be requested
-RESERVED_ACCOUNT_KEYS = frozenset({"help", "list", "revoke", "extend", "breakglass", "activity"})
+#: breakglass, activity, review); an account so named could never be requested
+RESERVED_ACCOUNT_KEYS = frozenset({"help", "list", "revoke", "extend", "breakglass", "activity", "review"})
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")

@@ -74,6 +74,16 @@ class _Claiming:
     def get(self, request_id, claim=None):
         return self._store.get(request_id, claim=None if self.written else self.key)
 
+    def owe(self, request_id, key, job, at, version=0, person=None):
+        """A command that owes a message without changing a request (``/aws-access review``):
+        the claim first, so a repeated delivery owes nothing a second time."""
+        if not self.written:
+            first, _ = self._store.first_delivery(self.key, at)
+            if not first:
+                raise AlreadyDelivered(self.key)
+            self.written = True
+        self._store.owe(request_id, key, job, at, version, person)
+
     def open_for(self, person, claim=None):
         return self._store.open_for(person, claim=None if self.written else self.key)
 

@@ -57,6 +57,8 @@ def key_of(job: jobs.Job) -> str | None:
         return "activity"
     if isinstance(job, jobs.ReviewReminder):
         return f"dm:review:{job.step}"
+    if isinstance(job, jobs.AccessReview):  # owed under REVIEW#<user> (access_review.owed_scope)
+        return f"review:{job.end}"
     return None
 
 
@@ -79,6 +81,29 @@ def security_kind(job: jobs.Security) -> str:
 #: the log says so: a permanent Slack error (an archived channel, a deleted card, a
 #: deactivated requester) must not be retried forever
 MAX_ATTEMPTS = 100
+#: an on-demand access review is given up sooner (about 2 h with the backoff): the person is
+#: waiting for it, and is told it could not be delivered (:func:`gave_up`)
+REVIEW_MAX_ATTEMPTS = 10
+
+
+def max_attempts(key: str) -> int:
+    """How many failed retries an owed message gets before it is given up."""
+    return REVIEW_MAX_ATTEMPTS if key.startswith("review:") else MAX_ATTEMPTS
+
+
+def gave_up(deps: Deps, job: dict, exc: Exception) -> None:
+    """An owed message given up after its last attempt: who waits for it is told (an
+    on-demand access review: the person who asked, by DM, with the correlation id of the
+    log line that says why). Anything else is only logged (by the caller)."""
+    from ..log import correlation_id
+
+    if job.get("job") != jobs.AccessReview.kind or not job.get("user_id"):
+        return
+    user = str(job["user_id"])
+    text = (f":warning: The access review you asked for (last {job.get('days')} day(s) before "
+            f"{job.get('end')}) could not be delivered (ref `{correlation_id()}`). Please ask again, "
+            "or give that ref to the platform team.")
+    deps.slack.dm(user, text, None, "access_review_failed", {"window_end": job.get("end"), "days": job.get("days")})
 
 
 def owed(follow: Iterable[jobs.Job]) -> list[tuple[str, dict]]:

@@ -26,9 +26,9 @@ from ..domain.lifecycle import GrantStatus, RequestStatus
 from .. import cutoff
 from ..domain.model import Request, iso_z
 from ..domain.timing import IAM_SETTLE, MAX_SESSION
-from . import alert_digest, jobs, liveness
+from . import access_review, alert_digest, jobs, liveness
 from .deps import Deps
-from .delivery import MAX_ATTEMPTS, key_of, owed, retry_at
+from .delivery import gave_up, key_of, max_attempts, owed, retry_at
 from .dispatch import OnError, run_all
 from .grant import fail_grant
 from .review import review_step
@@ -108,6 +108,7 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
             raise
         on_error({"job": "reconcile"}, exc)
     deliver_owed(deps, report, on_error)
+    access_review.sweep_backstop(deps, report, on_error)  # this week's review, if Monday's run failed
     try:
         flushed = alert_digest.flush_due(deps)
         report.digests_shown, report.digests_pending = flushed["digests_shown"], flushed["digests_pending"]
@@ -138,8 +139,9 @@ def deliver_owed(deps: Deps, report: SweepReport, on_error: OnError | None = Non
                 continue
             report.undelivered += 1
             report.errors += 1
-            if item.attempts + 1 >= MAX_ATTEMPTS:  # given up: the error below is logged with it
+            if item.attempts + 1 >= max_attempts(item.key):  # given up: the error below is logged with it
                 deps.store.settle(item.request_id, item.key, item.version)
+                gave_up(deps, item.job, failed[0])
             else:
                 deps.store.retry_later(item, retry_at(deps, item.attempts + 1))
             if on_error is not None:

@@ -129,3 +129,28 @@ def test_table_calls_per_run_are_flat_through_the_hour(world):
         minutes = calls_per_minute(*live_service(n, real="dynamodb"), minutes=AROUND_QUARTERS)
         assert [dict(m) for m in minutes] == [{"dynamodb.Query": 3 * (DUE_SHARDS + 1) + 2,
                                                "dynamodb.GetItem": 1 + k, "dynamodb.UpdateItem": 1}] * 12, n
+
+
+def test_the_weekly_review_backstop_costs_one_get_item_a_run_and_only_in_its_window(world):
+    """The sweep's backstop for the weekly review (usecases/access_review.backstop): from
+    Monday 09:05 to Tuesday 09:00 UTC each run reads the week's ``files`` delivery (one
+    GetItem) and, the review being done, nothing more; outside that window nothing at all.
+    (So the Thursday counts above are unchanged: their runs fall outside the window.)"""
+    from chalicelib.usecases.access_review import week_scope
+
+    svc, calls = live_service(0, real="dynamodb")
+    monday = datetime(2026, 11, 16, tzinfo=timezone.utc)
+    svc.store.begin_delivery(week_scope(monday - timedelta(days=7)), "files", monday + timedelta(hours=9))
+    svc.store.finish_delivery(week_scope(monday - timedelta(days=7)), "files", "C0SECURIT1", "1.2")
+    runs = {}
+    for at in (monday + timedelta(hours=8), monday + timedelta(hours=9, minutes=5), monday + timedelta(hours=20),
+               monday + timedelta(days=1, hours=9), monday + timedelta(days=3)):
+        svc.clock.set(at)
+        calls.clear()
+        report = svc.sweep()
+        assert (report.errors, report.delivered) == (0, 0)
+        runs[at] = Counter(calls)
+    outside = runs[monday + timedelta(hours=8)]
+    assert runs[monday + timedelta(days=1, hours=9)] == outside == runs[monday + timedelta(days=3)]
+    for at in (monday + timedelta(hours=9, minutes=5), monday + timedelta(hours=20)):
+        assert runs[at] - outside == Counter({"dynamodb.GetItem": 1}) and not (outside - runs[at]), at

@@ -121,12 +121,15 @@ def _check_export(ids: dict, files: list[dict], *, week_start: str, week_end: st
     bg = grants[ids["break_glass"]]
     assert bg["break_glass"] is True and bg["review_state"] == "overdue" and bg["hours_in_window"] == 1.0
     kinds = sorted((d["kind"], d["person"]) for d in doc["denied"])
-    assert kinds == [("failed_attempt", "alice"), ("request_denied", "dave"), ("uncovered", "alice")]
+    assert kinds == [("failed_attempt", "alice"), ("request_denied", "dave")]
+    assert [(d["kind"], d["account"]) for d in doc["no_grant"]] == [("uncovered", "prod")]  # a section of its own
+    assert doc["records_without_audit_trail"] == [] and all(g["audit"] is None for g in doc["grants"])
+    assert doc["window"]["generated_at"]
     assert {p["person"]: p["grants"] for p in doc["people"]} == {"alice": 3}
 
     rows = list(csv.reader(io.StringIO(next(f["content"] for f in files if f["name"].endswith(".csv")))))
     assert rows[0][:3] == ["section", "request_id", "person"]
-    assert sorted(r[0] for r in rows[1:]) == ["denied"] * 3 + ["grant"] * 3 + ["person"]
+    assert sorted(r[0] for r in rows[1:]) == ["denied"] * 2 + ["grant"] * 3 + ["no_grant", "person", "window"]
     readonly = next(r for r in rows if r[1] == ids["readonly"])
     assert readonly[rows[0].index("reason")].startswith("'=HYPERLINK")  # a formula, defused
 
@@ -138,10 +141,12 @@ def test_the_weekly_review_is_posted_once_with_its_files(app_client, slack, stor
 
     (post,) = slack.find(event_type="access_review", channel=SECURITY)
     assert post.event_payload == {"window_start": "2026-11-09T00:00:00Z", "window_end": "2026-11-16T00:00:00Z",
-                                  "days": 7.0, "grants": 3, "never_used": 2, "break_glass": 1, "denied": 3}
+                                  "days": 7.0, "grants": 3, "never_used": 2, "break_glass": 1, "denied": 2,
+                                  "no_grant": 1, "no_audit_trail": 0}
     text = post.displayed_text()
     for needed in ("Weekly access review", week["admin"], "never used", "break-glass: overdue", "0 flagged",
-                   "1 request(s) denied", "1 non-production grant"):
+                   "1 request(s) denied", "1 non-production grant", "*Access with no grant*", "grant-hours",
+                   "Sat 2026-11-14 03:00 uncovered", "(generated Mon 2026-11-16 09:00 UTC)"):
         assert needed in text, needed
     assert post.mentions() == []  # a summary pings nobody
 
@@ -176,7 +181,7 @@ def test_review_on_demand_is_for_the_security_channel_only(app_client, slack, we
     (dm,) = [m for m in slack.dms(carol) if m.event_type == "access_review"]
     assert dm.event_payload["window_start"] == "2026-11-09T10:00:00Z"
     assert dm.event_payload["window_end"] == "2026-11-16T10:00:00Z"
-    assert dm.event_payload["grants"] == 3 and dm.event_payload["denied"] == 3
+    assert dm.event_payload["grants"] == 3 and dm.event_payload["denied"] == 2 and dm.event_payload["no_grant"] == 1
     files = slack.files(dm.channel, thread_ts=dm.ts)
     _check_export(week, files, week_start="2026-11-09T10:00:00Z", week_end="2026-11-16T10:00:00Z")
     assert not slack.find(event_type="access_review", channel=SECURITY)  # on demand: only the DM
@@ -209,3 +214,143 @@ def test_review_is_refused_when_slack_cannot_say_who_is_in_the_security_channel(
         reply = app_client.command("carol", "review")
     assert "Only members of the security channel" in reply.text
     assert slack.messages() == [] and slack.files() == []
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "files.completeUploadExternal"])
+def test_an_on_demand_review_that_slack_refused_is_delivered_by_the_sweep_once(app_client, slack, store, week,
+                                                                               method):
+    carol = app_client.slack_id("carol")
+    at = MONDAY_9 + timedelta(hours=1)
+    slack.fail_next(method, error="internal_error")  # Slack refuses the first attempt
+    with time_machine.travel(at, tick=False):
+        ack = app_client.command("carol", "review 7d")
+    assert "as a DM" in ack.text
+    dms = [m for m in slack.dms(carol) if m.event_type == "access_review"]
+    assert len(dms) == (0 if method == "chat.postMessage" else 1) and slack.files() == []
+    assert [o.key for o in store.owed_due(at + timedelta(hours=1)) if o.key.startswith("review:")] == \
+        ["review:2026-11-16T10:00:00Z"]
+
+    for minutes in (2, 5, 30):  # the sweep's retry delivers it; later sweeps do nothing more
+        with time_machine.travel(at + timedelta(minutes=minutes), tick=False):
+            app_client.sweep()
+    (dm,) = [m for m in slack.dms(carol) if m.event_type == "access_review"]
+    assert dm.event_payload["window_end"] == "2026-11-16T10:00:00Z"
+    files = slack.files(dm.channel, thread_ts=dm.ts)
+    assert len(files) == 2 and len(slack.files(dm.channel)) == 2  # (the sweep also posted the weekly review)
+    _check_export(week, files, week_start="2026-11-09T10:00:00Z", week_end="2026-11-16T10:00:00Z")
+    assert [o for o in store.owed_due(at + timedelta(days=1)) if o.key.startswith("review:")] == []  # settled
+
+
+def test_an_on_demand_review_slack_never_takes_is_given_up_and_the_person_told(app_client, slack, store, week):
+    carol = app_client.slack_id("carol")
+    at = MONDAY_9 + timedelta(hours=1)
+    slack.fail_next("files.completeUploadExternal", error="missing_scope", times=50)
+    with time_machine.travel(at, tick=False):
+        app_client.command("carol", "review 7d")
+    with time_machine.travel(at + timedelta(minutes=1), tick=False) as clock:
+        for _ in range(12):  # every retry of the backoff, and then some
+            clock.shift(timedelta(minutes=16))
+            app_client.sweep()
+    assert [o for o in store.owed_due(at + timedelta(days=2)) if o.key.startswith("review:")] == []  # given up
+    (told,) = [m for m in slack.dms(carol) if m.event_type == "access_review_failed"]
+    assert "could not be delivered (ref `" in told.displayed_text()
+    assert slack.files(told.channel) == []
+
+
+def test_the_sweep_posts_the_weekly_review_once_when_slack_was_down_at_nine(app_client, slack, store, week,
+                                                                            caplog):
+    slack.fail_next("chat.postMessage", error="internal_error", times=3)  # the run and Lambda's two retries
+    for minutes in (0, 1, 3):
+        with pytest.raises(Exception):
+            _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9 + timedelta(minutes=minutes))
+    assert any("weekly access review failed (ref " in r.getMessage() for r in caplog.records)
+    assert not slack.find(event_type="access_review", channel=SECURITY)
+
+    for minutes in (4, 5, 6, 7, 60):  # from 09:05 the sweep finishes it; later sweeps do nothing
+        with time_machine.travel(MONDAY_9 + timedelta(minutes=minutes), tick=False):
+            app_client.sweep()
+        if minutes == 4:
+            assert not slack.find(event_type="access_review", channel=SECURITY)  # the schedule's retries' time
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)
+    files = slack.files(SECURITY, thread_ts=post.ts)
+    assert len(files) == 2 and len(slack.files()) == 2
+    _check_export(week, files, week_start="2026-11-09T00:00:00Z", week_end="2026-11-16T00:00:00Z")
+    assert store.delivery("REVIEW#2026-W46", "files").ts == post.ts
+
+
+def test_the_sweep_attaches_the_weekly_reviews_files_when_only_they_failed(app_client, slack, store, week):
+    slack.fail_next("files.completeUploadExternal", error="internal_error", times=3)
+    for minutes in (0, 1, 3):
+        with pytest.raises(Exception):
+            _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9 + timedelta(minutes=minutes))
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)  # the message once, no files
+    assert slack.files() == []
+    for minutes in (5, 6, 30):
+        with time_machine.travel(MONDAY_9 + timedelta(minutes=minutes), tick=False):
+            app_client.sweep()
+    assert slack.find(event_type="access_review", channel=SECURITY) == [post]
+    assert len(slack.files(SECURITY, thread_ts=post.ts)) == 2 and len(slack.files()) == 2
+
+
+
+def test_the_review_does_not_trust_a_record_its_audit_trail_does_not_back(app_client, slack, store, week):
+    """Records edited in the table by hand (moto): the admin grant claims 5 h more (an
+    extension with no ``extended`` event), the break-glass claims an acknowledged review, and a
+    grant is made up out of nothing (no event at all). The review tells each by its trail."""
+    import dataclasses
+
+    from chalicelib.adapters.store import request_item
+    from chalicelib.domain.lifecycle import GrantStatus
+
+    db, table = store._db, store._table
+    admin = store.get(week["admin"])
+    db.put_item(TableName=table, Item=request_item(admin.change(
+        expires_at=admin.expires_at + timedelta(hours=5), ended_at=admin.ended_at + timedelta(hours=5),
+        extended_seconds=5 * 3600)))
+    bg = store.get(week["break_glass"])
+    db.put_item(TableName=table, Item=request_item(bg.change(review_outcome="acknowledged", reviewed_by="mallory")))
+    made_up = dataclasses.replace(store.get(week["readonly"]), request_id="req-20261113-abcdef",
+                                  grant_status=GrantStatus.ACTIVE, ended_at=None, ended_by=None,
+                                  expires_at=MONDAY_9 + timedelta(days=3))
+    db.put_item(TableName=table, Item=request_item(made_up))  # live (the due index), no event
+
+    out = _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9)
+    assert out["grants"] == 3 and out["no_audit_trail"] == 1 and out["break_glass"] == 1
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)
+    doc = json.loads(next(f["content"] for f in slack.files(SECURITY, thread_ts=post.ts)
+                          if f["name"].endswith(".json")))
+    grants = {g["request_id"]: g for g in doc["grants"]}
+    assert grants[week["admin"]]["hours_in_window"] == 2.0  # not 7: the extension has no event
+    assert "expiry" in grants[week["admin"]]["audit"]
+    assert grants[week["break_glass"]]["review_state"] == "overdue"  # not acknowledged: no event says so
+    assert grants[week["break_glass"]]["reviewed_by"] is None and "review" in grants[week["break_glass"]]["audit"]
+    (flagged,) = doc["records_without_audit_trail"]
+    assert flagged["request_id"] == "req-20261113-abcdef" and flagged["audit"] == "record without audit trail"
+    assert {p["person"]: p["grants"] for p in doc["people"]} == {"alice": 3}  # the made-up grant in no total
+    assert "record(s) without audit trail" in post.displayed_text()
+
+
+def test_files_shared_before_their_answer_was_lost_are_not_shared_again(app_client, slack, store, week):
+    """files.completeUploadExternal shared the files but its answer never came back: the
+    retry finds them in the thread (conversations.replies) instead of sharing them twice."""
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    real_upload = SlackNotifier.upload_files
+
+    def upload_then_lose_the_answer(self, *args, **kwargs):
+        real_upload(self, *args, **kwargs)
+        raise ConnectionResetError("the answer was lost")
+
+    SlackNotifier.upload_files = upload_then_lose_the_answer
+    try:
+        with pytest.raises(Exception):
+            _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9)
+    finally:
+        SlackNotifier.upload_files = real_upload
+    (post,) = slack.find(event_type="access_review", channel=SECURITY)
+    assert len(slack.files(SECURITY, thread_ts=post.ts)) == 2
+    again = _lambda(app_client, "weekly_review", _scheduled(app_client), MONDAY_9 + timedelta(minutes=2))
+    assert again["ts"] == post.ts
+    assert len(slack.files()) == 2  # found in the thread, not shared again
+    assert store.delivery("REVIEW#2026-W46", "files").ts == post.ts
+    assert any(c.method == "conversations.replies" for c in slack.calls)

@@ -45,10 +45,12 @@ def test_scopes_are_exactly_what_the_notifier_calls():
     # the security channel's members read any grant's activity: conversations.members needs
     # channels:read (public) / groups:read (private)
     # the access review's export: files_upload_v2 (files.getUploadURLExternal and
-    # files.completeUploadExternal) needs files:write
+    # files.completeUploadExternal) needs files:write; a retry looks for files already in the
+    # thread with conversations.replies, under the history scopes finding a post needs already
     assert methods == {"chat_postMessage", "chat_update", "chat_postEphemeral", "chat_delete",
                        "conversations_history", "conversations_open", "views_publish", "views_open",
-                       "usergroups_list", "usergroups_users_list", "conversations_members", "files_upload_v2"}
+                       "usergroups_list", "usergroups_users_list", "conversations_members", "files_upload_v2",
+                       "conversations_replies"}
     assert manifest()["oauth_config"]["scopes"]["bot"] == [
         "commands", "chat:write", "channels:history", "groups:history", "im:history", "im:write",
         "usergroups:read", "channels:read", "groups:read", "files:write"]

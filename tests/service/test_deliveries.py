@@ -99,3 +99,22 @@ def test_once_directly(svc):
     assert repeat.value.reply is None and calls == [1, 2]  # decided again (read-only), sent nothing
     assert once(svc, None, lambda deps: "no key") == "no key"
     assert once(svc, "", lambda deps: "empty key") == "empty key"
+
+
+def test_a_repeated_review_command_owes_one_review():
+    """``/aws-access review`` writes nothing but owes its DM (the outbox): the owe rides on
+    the delivery claim, so Slack's retry of the command owes (and sends) nothing more."""
+    from tests.fakes import FakeUserGroups, make_service
+
+    svc = make_service()
+    carol = svc.catalog.people["carol"].slack_user
+    svc.groups = FakeUserGroups({f"#{svc.catalog.security_channel}": {carol}})
+    first = slash(svc, "carol", "review 7d", delivery="3.3.review")
+    assert "as a DM" in first.text and len(first.jobs) == 1
+    svc.clock.advance(seconds=4)  # Slack retries after 3 s: another `end`, were it owed again
+    with pytest.raises(Repeated):
+        slash(svc, "carol", "review 7d", delivery="3.3.review")
+    owed = [o for o in svc.store.owed if o.key.startswith("review:")]
+    assert [(o.request_id, o.job["user_id"]) for o in owed] == [(f"REVIEW#{carol}", carol)]
+    svc.run_all(first.jobs)  # delivered: settled
+    assert [o for o in svc.store.owed if o.key.startswith("review:")] == []

@@ -1088,7 +1088,7 @@ def test_command_words_and_the_service_name_are_reserved():
     assert _re.search(r"^people\.drawbridge: 'drawbridge' is reserved", problems, _re.M)
 
 
-@pytest.mark.parametrize("word", ["extend", "breakglass", "activity"])
+@pytest.mark.parametrize("word", ["extend", "breakglass", "activity", "review"])
 def test_the_command_words_still_being_built_are_reserved_too(word):
     from chalicelib.catalog import CatalogError, parse_catalog
 

@@ -114,3 +114,46 @@ def test_an_unresolvable_group_supplies_nobody(warnings) -> None:
     assert resolved(svc, svc.catalog.find_role("prod", "readonly")).approvers == ()
     assert any(r.getMessage() == "user group supplies no approvers: not resolved" and r.handle == "@sre-leads"
                for r in warnings())
+
+
+class _SlowPages:
+    """conversations.members in pages of one member, each page taking ``page_seconds`` of a
+    fake monotonic clock; ``fail`` makes every call an error."""
+
+    def __init__(self, members: list[str], page_seconds: float, fail: bool = False) -> None:
+        self.members, self.page_seconds, self.fail = members, page_seconds, fail
+        self.now = 0.0
+        self.calls = 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def conversations_members(self, channel: str, limit: int, cursor: str | None = None) -> dict:
+        self.calls += 1
+        self.now += self.page_seconds
+        if self.fail:
+            raise TimeoutError("read timed out")
+        i = int(cursor or 0)
+        more = i + 1 < len(self.members)
+        return {"members": [self.members[i]], "response_metadata": {"next_cursor": str(i + 1) if more else ""}}
+
+
+def test_channel_members_stop_at_one_overall_deadline_across_pages(clock: FakeClock) -> None:
+    slow = _SlowPages([BOB, CAROL, DAVE, STRANGER], page_seconds=0.6)
+    groups = SlackUserGroups(slow, clock=clock, monotonic=slow.monotonic)
+    assert groups.channel_members("C0SECURIT1") is None  # 3 pages would be 1.8 s: fail closed at 1.5
+    assert slow.calls == 3  # pages at 0, 0.6 and 1.2 s; no fourth after 1.8 s
+    fast = _SlowPages([BOB, CAROL, DAVE], page_seconds=0.1)
+    assert SlackUserGroups(fast, clock=clock, monotonic=fast.monotonic).channel_members("C0X") == {BOB, CAROL, DAVE}
+
+
+def test_a_channel_members_failure_is_kept_15_seconds(clock: FakeClock) -> None:
+    slack = _SlowPages([BOB], page_seconds=0.1, fail=True)
+    groups = SlackUserGroups(slack, clock=clock, monotonic=slack.monotonic)
+    assert groups.channel_members("C0SECURIT1") is None
+    assert groups.channel_members("C0SECURIT1") is None and slack.calls == 1  # not asked again at once
+    slack.fail = False
+    clock.advance(seconds=14)
+    assert groups.channel_members("C0SECURIT1") is None and slack.calls == 1
+    clock.advance(seconds=1)
+    assert groups.channel_members("C0SECURIT1") == {BOB} and slack.calls == 2  # 15 s on: asked again
