@@ -41,6 +41,7 @@ def begin(app, kind: str, correlation_id: str | None = None, context=None) -> st
         request_id = (app.current_request.context or {}).get("requestId")
     log.append_keys(request_id=request_id or cid, handler=kind)
     _CORRELATION["current"] = cid
+    _CORRELATION["invocation"] = request_id or cid
     return cid
 
 

@@ -26,6 +26,13 @@ def correlation_id() -> str:
     return CORRELATION.get("current", "-")
 
 
+def invocation_id() -> str:
+    """The Lambda request id of this invocation (set by ``handlers.begin``): unlike the
+    correlation id it stays the same when Lambda retries an asynchronous invocation, so a
+    use case can tell its own earlier attempt from another invocation."""
+    return CORRELATION.get("invocation", "-")
+
+
 def metric(name: str, value: float = 1) -> None:
     """One CloudWatch metric (Embedded Metric Format on stdout), namespace Drawbridge."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..alerts import PathTamper
 from ..domain.model import iso_z
+from ..log import invocation_id
 from ..slack import alert_views
 from .delivery import DeliveryInFlight, deliver_once
 from .deps import Deps
@@ -34,11 +35,14 @@ def handle(deps: Deps, t: PathTamper, log=None) -> dict:
         log.warning("the alert path was tampered with", extra={k: record[k] for k in (
             "event_id", "event_name", "account", "region", "target", "actor", "error_code")})
     scope = f"ALERT#{t.event_id}"
+    record["by"] = invocation_id()
     copy = not store.claim_alert(t.event_id, record, deps.now())
     if copy:
         done = store.delivery(scope, "security")
         if done is not None and done.ts:
             return {"kind": KIND, "duplicate": True}
+        claimed = store.alert(t.event_id)
+        copy = claimed is None or claimed.get("by") != record["by"]  # Lambda's retry of the claimer is no copy
     text, blocks = alert_views.tamper_blocks(t, account_key=account_key)
     meta = alert_views.tamper_metadata(t, account_key=account_key)
     try:
@@ -46,9 +50,11 @@ def handle(deps: Deps, t: PathTamper, log=None) -> dict:
                      event_type=meta["event_type"], payload=meta["event_payload"], match={"event_id": t.event_id})
     except DeliveryInFlight:
         if not copy:
-            raise
+            raise  # this invocation claimed it (or is Lambda's retry of the one that did)
         # The forwarding rule and the watchdog both deliver every tampering call, often at
-        # the same moment: the copy that claimed it is posting it now (and its invocation is
-        # retried by Lambda should it fail), so this one stops without an error.
+        # the same moment: another invocation claimed it and is posting it now, and Lambda
+        # retries that invocation should it fail, so this copy stops without an error. (When
+        # the copy begins the post first, the claimer is the one told "in flight": it raises
+        # and its retry finds the message.)
         return {"kind": KIND, "duplicate": True, "reason": "the other copy of this call is being posted"}
     return {"kind": KIND, "posted": True}

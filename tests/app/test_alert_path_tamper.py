@@ -110,3 +110,25 @@ def test_the_watchdogs_copy_arriving_while_the_first_is_posted_stops_quietly(app
     assert out["posted"] is True
     assert seen["copy"]["duplicate"] is True and "being posted" in seen["copy"]["reason"]
     assert len(alerts(slack)) == 1
+
+
+def test_lambdas_retry_of_the_claimer_is_not_taken_for_the_copy():
+    # the claiming invocation began the post and died; Lambda retries it (same request id)
+    # within the in-flight window: it must raise (and be retried again), never pass for the
+    # watchdog's copy and drop the alert
+    from chalicelib import log
+    from chalicelib.alerts import parse_tamper
+    from chalicelib.usecases import tamper_alert
+    from chalicelib.usecases.delivery import DeliveryInFlight
+    from tests.fakes import make_service
+
+    svc = make_service()
+    store = svc.store
+    t = parse_tamper(load_cloudtrail("cloudtrail_stop_logging_prod"))
+    log.CORRELATION["invocation"] = "request-1"
+    store.claim_alert(t.event_id, {"kind": "alert_path_tampered", "by": "request-1"}, svc.now())
+    store.begin_delivery(f"ALERT#{t.event_id}", "security", svc.now())  # then the process died
+    with pytest.raises(DeliveryInFlight):
+        tamper_alert.handle(svc, t)
+    log.CORRELATION["invocation"] = "request-2"  # another invocation: the other rule's copy
+    assert tamper_alert.handle(svc, t)["duplicate"] is True
