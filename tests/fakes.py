@@ -130,7 +130,7 @@ class FakeClock:
 
 #: a path item's fields, none set (chalicelib/adapters/path_items.py)
 _NO_PATH_FIELDS = dict.fromkeys(("last_seen", "silent_since", "silent_batch", "silent_posted", "restored_at",
-                                 "restore_batch", "expected_since", "unheard_posted"))
+                                 "restore_batch", "expected_since", "unheard_posted", "heard_at"))
 
 
 class InMemoryStore(_Faults):

@@ -6,8 +6,9 @@
   it), ``silent_posted`` (that message is shown), ``restored_at`` (a heartbeat came back)
   and ``restore_batch`` (the sweep message that tells the return).
 * ``PATH / <account>#*``   a catalog account no heartbeat has come from yet: ``expected_since``
-  (when the sweep first missed it) and ``unheard_posted`` (its "never heard" alert is shown);
-  deleted once a heartbeat of the account registers one of its paths.
+  (when the sweep first missed it), ``unheard_posted`` (its "never heard" alert is shown) and
+  ``heard_at`` (the heartbeat that ended the wait, fixed before it is told); deleted once
+  that is told (or nothing was shown), and when the account leaves the catalog.
 
 One partition: the sweep reads every path with one Query a minute (accounts x Regions,
 a few hundred small items at most). Times are ISO ``Z`` strings, which sort as times.
@@ -21,7 +22,7 @@ from ..domain.model import iso_z
 
 PATH_PK = "PATH"
 _FIELDS = ("last_seen", "silent_since", "silent_batch", "silent_posted", "restored_at", "restore_batch",
-           "expected_since", "unheard_posted")
+           "expected_since", "unheard_posted", "heard_at")
 
 
 def _path(item: dict) -> dict:
@@ -86,7 +87,8 @@ class PathItems:
             raise
 
     def paths(self) -> list[dict]:
-        """Every path that ever sent a heartbeat."""
+        """Every path that ever sent a heartbeat, and the markers (region ``*``) of the catalog
+        accounts waited for."""
         return [_path(i) for i in self._query(
             KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": PATH_PK}},
             ConsistentRead=True)]

@@ -199,20 +199,19 @@ def _unheard_accounts(deps: Deps, known: dict, unheard: dict[str, dict], now: da
         try:
             if account.id in heard:
                 if marker is not None:
-                    if marker["unheard_posted"]:
-                        first = min(parse_iso(p["last_seen"]) for (a, _), (p, _) in known.items() if a == account.id)
-                        text, blocks, meta = views.heard_message(account.id, account.key, first)
-                        deliver_once(deps, f"UNHEARD#{marker['expected_since']}#{account.id}", "heard",
-                                     channel=deps.catalog.security_channel, text=text, blocks=blocks,
-                                     event_type=meta["event_type"], payload=meta["event_payload"],
-                                     match={"account": account.id, "first_heartbeat": meta["event_payload"]["first_heartbeat"]})
-                    deps.store.path_delete(account.id, UNHEARD_REGION, expect={"expected_since": marker["expected_since"]})
+                    _heard(deps, account, marker, known)
             elif marker is None:
                 deps.store.path_create(account.id, UNHEARD_REGION, {"expected_since": iso_z(now)})
             elif not marker["unheard_posted"] and now - parse_iso(marker["expected_since"]) > UNHEARD_AFTER:
                 due[marker["expected_since"]].append((marker, account.key))
         except Exception as exc:  # noqa: BLE001 - the others still get their look
             failed.append(exc)
+    for account_id, marker in unheard.items():  # accounts gone from the catalog: forget them
+        if deps.catalog.account_by_id(account_id) is None:
+            try:
+                deps.store.path_delete(account_id, UNHEARD_REGION, expect={"expected_since": marker["expected_since"]})
+            except Exception as exc:  # noqa: BLE001
+                failed.append(exc)
     for since, members in sorted(due.items()):
         try:
             text, blocks, meta = views.unheard_message([(m["account"], key) for m, key in members], parse_iso(since))
@@ -224,6 +223,26 @@ def _unheard_accounts(deps: Deps, known: dict, unheard: dict[str, dict], now: da
                                        expect={"expected_since": since})
         except Exception as exc:  # noqa: BLE001 - the next sweep tells it
             failed.append(exc)
+
+
+def _heard(deps: Deps, account, marker: dict, known: dict) -> None:
+    """An account waited for has a path now: if its "never heard" alert was shown (or begun:
+    its answer may have been lost), tell its first heartbeat, then forget the marker. The
+    time told is fixed on the marker first, so a retry tells (and finds) the same message."""
+    since = marker["expected_since"]
+    shown = marker["unheard_posted"] or deps.store.delivery(f"UNHEARD#{since}", "unheard") is not None
+    if shown:
+        heard_at = marker.get("heard_at")
+        if heard_at is None:
+            heard_at = min(p["last_seen"] for (a, _), (p, _) in known.items() if a == account.id)
+            if not deps.store.path_update(account.id, UNHEARD_REGION, set_={"heard_at": heard_at},
+                                          expect={"expected_since": since, "heard_at": None}):
+                return  # another sweep fixed it: the next look tells it
+        text, blocks, meta = views.heard_message(account.id, account.key, parse_iso(heard_at), parse_iso(since))
+        deliver_once(deps, f"UNHEARD#{since}#{account.id}", "heard", channel=deps.catalog.security_channel,
+                     text=text, blocks=blocks, event_type=meta["event_type"], payload=meta["event_payload"],
+                     match={"account": account.id, "expected_since": meta["event_payload"]["expected_since"]})
+    deps.store.path_delete(account.id, UNHEARD_REGION, expect={"expected_since": since})
 
 
 def _tell(deps: Deps, batch: str, kind: str, message: tuple[str, list[dict], dict]) -> None:

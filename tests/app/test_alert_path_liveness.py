@@ -246,3 +246,59 @@ def test_an_account_heard_before_its_wait_is_over_is_never_told(app_client, slac
     assert [p for p in store.paths() if p["region"] == "*"] == []
     sweep(app_client, T0 + timedelta(minutes=40))
     assert [m for m in alerts(slack) if m.event_type in ("alert_path_unheard", "alert_path_heard")] == []
+
+
+def test_a_heard_message_whose_answer_was_lost_is_found_with_the_same_time(app_client, slack, store, monkeypatch):
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    for minute in (0, 31):
+        sweep(app_client, T0 + timedelta(minutes=minute))
+    assert len([m for m in alerts(slack) if m.event_type == "alert_path_unheard"]) == 1
+    beat(app_client, T0 + timedelta(minutes=33), account="222222222222")
+    real_post = SlackNotifier.post
+
+    def post_then_lose_the_answer(self, *args, **kwargs):
+        real_post(self, *args, **kwargs)
+        monkeypatch.setattr(SlackNotifier, "post", real_post)
+        raise ConnectionResetError("the answer was lost")
+
+    monkeypatch.setattr(SlackNotifier, "post", post_then_lose_the_answer)
+    assert sweep(app_client, T0 + timedelta(minutes=34))["errors"] == 1
+    beat(app_client, T0 + timedelta(minutes=38), account="222222222222")  # last_seen moves on meanwhile
+    sweep(app_client, T0 + timedelta(minutes=36 + 3))
+    sweep(app_client, T0 + timedelta(minutes=40))
+    (heard,) = [m for m in alerts(slack) if m.event_type == "alert_path_heard" and m.event_payload["account"] == "222222222222"]
+    assert heard.event_payload["first_heartbeat"] == "2026-11-12T14:38:00Z"
+    assert "222222222222" not in [p["account"] for p in store.paths() if p["region"] == "*"]
+
+
+def test_an_unheard_alert_whose_mark_was_lost_still_gets_its_heard(app_client, slack, store, monkeypatch):
+    # the "never heard" post landed, the sweep died before marking it shown: the account's
+    # first heartbeat is still told, not dropped with the marker
+    from chalicelib.adapters import path_items
+
+    sweep(app_client, T0)
+    real_update = path_items.PathItems.path_update
+
+    def die_before_marking(self, account, region, **kwargs):
+        if (kwargs.get("set_") or {}).get("unheard_posted"):
+            raise ConnectionResetError("the sweep died here")
+        return real_update(self, account, region, **kwargs)
+
+    monkeypatch.setattr(path_items.PathItems, "path_update", die_before_marking)
+    sweep(app_client, T0 + timedelta(minutes=31))
+    monkeypatch.setattr(path_items.PathItems, "path_update", real_update)
+    assert len([m for m in alerts(slack) if m.event_type == "alert_path_unheard"]) == 1
+    for account in ("222222222222", "333333333333"):
+        beat(app_client, T0 + timedelta(minutes=40), account=account)
+    sweep(app_client, T0 + timedelta(minutes=41))
+    assert sorted(m.event_payload["account"] for m in alerts(slack) if m.event_type == "alert_path_heard") == [
+        "222222222222", "333333333333"]
+    assert len([m for m in alerts(slack) if m.event_type == "alert_path_unheard"]) == 1
+
+
+def test_a_marker_of_an_account_gone_from_the_catalog_is_forgotten(app_client, slack, store):
+    sweep(app_client, T0)
+    store.path_create("444444444444", "*", {"expected_since": "2026-11-12T13:00:00Z"})  # left the catalog since
+    sweep(app_client, T0 + timedelta(minutes=1))
+    assert "444444444444" not in [p["account"] for p in store.paths()]

@@ -123,6 +123,8 @@ def test_how_never_heard_and_first_heard_read():
         "accounts": [{"account": "333333333333", "account_key": "dev"}]}}
     text, _, _ = unheard_message([("333333333333", "dev"), ("222222222222", "prod")], T)
     assert text == "<!here> no heartbeat has ever arrived from 2 catalog accounts"
-    text, _, meta = heard_message("333333333333", "dev", T)
+    text, _, meta = heard_message("333333333333", "dev", T, T - timedelta(minutes=40))
     assert text == "alert path from account 333333333333 (dev) is heard: first heartbeat 2026-11-12 14:05 UTC"
-    assert meta["event_type"] == "alert_path_heard"
+    assert meta == {"event_type": "alert_path_heard", "event_payload": {
+        "account": "333333333333", "account_key": "dev", "first_heartbeat": "2026-11-12T14:05:00Z",
+        "expected_since": "2026-11-12T13:25:00Z"}}

@@ -126,13 +126,14 @@ def unheard_message(accounts: Sequence[tuple[str, str | None]], expected_since: 
                                                                                 "event_payload": payload}
 
 
-def heard_message(account: str, account_key: str | None, first: datetime) -> tuple[str, list[dict], dict]:
+def heard_message(account: str, account_key: str | None, first: datetime,
+                  expected_since: datetime) -> tuple[str, list[dict], dict]:
     """(text, blocks, metadata) of an account told as never heard whose first heartbeat came."""
     named = f" ({_e(account_key)})" if account_key else ""
     text = f"alert path from account {_e(account)}{named} is heard: first heartbeat {_hhmm(first, day=True)} UTC"
     return text, [SectionBlock(text=MarkdownTextObject(text=f":white_check_mark: {text}")).to_dict()], {
         "event_type": HEARD, "event_payload": {"account": account, "account_key": account_key,
-                                               "first_heartbeat": _z(first)}}
+                                               "first_heartbeat": _z(first), "expected_since": _z(expected_since)}}
 
 
 def _z(moment: datetime) -> str:
