@@ -21,9 +21,9 @@ rule hands it to ``on_heartbeat`` (docs/decisions/0009-alert-path-heartbeat.md).
     fire at their own minutes, so without this an outage there would read as one alert
     per account and Region;
   - the paths whose heartbeat came back are given a batch of returns and told the same way;
-  - a catalog account none of whose paths has ever beaten is waited for
-    (:data:`UNHEARD_AFTER`), then told once ("no heartbeat has ever arrived from …"): a path
-    that was never known cannot fall silent, yet it may never have worked.
+  - once any path beats, a catalog account none of whose paths has ever beaten is waited
+    for (:data:`UNHEARD_AFTER`), then told once ("no heartbeat has ever arrived from …"): a
+    path that was never known cannot fall silent, yet it may never have worked.
 
 Each message is delivered through :func:`~chalicelib.usecases.delivery.deliver_once`
 keyed by its batch, and a path is tied to its batch by a conditional write *before* the
@@ -194,7 +194,11 @@ def _unheard_accounts(deps: Deps, known: dict, unheard: dict[str, dict], now: da
     first heartbeat ends it (told, if the alert was shown)."""
     heard = {account for account, _ in known}
     due: dict[str, list[tuple[dict, str]]] = defaultdict(list)
-    for account in deps.catalog.accounts.values():
+    # Only once the heartbeat is deployed somewhere (a path has beaten): before that, no
+    # account is expected to beat (an installation whose StackSets predate the heartbeat,
+    # a local stack). An installation none of whose paths has ever beaten is not told:
+    # docs/DEPLOY.md's check after the rollout lists the paths.
+    for account in (deps.catalog.accounts.values() if known else ()):
         marker = unheard.get(account.id)
         try:
             if account.id in heard:

@@ -238,7 +238,16 @@ def test_a_catalog_account_never_heard_from_is_told_once_and_its_first_heartbeat
     assert path_alerts(slack) == []
 
 
+def test_no_account_is_waited_for_before_any_path_beats(app_client, slack, store):
+    # StackSets that predate the heartbeat, a local stack: nothing is expected yet
+    for minute in (0, 31, 90):
+        sweep(app_client, T0 + timedelta(minutes=minute))
+    assert store.paths() == [] and path_alerts(slack) == []
+    assert [m for m in alerts(slack) if m.event_type == "alert_path_unheard"] == []
+
+
 def test_an_account_heard_before_its_wait_is_over_is_never_told(app_client, slack, store):
+    beat(app_client, T0, account="111111111111", region="eu-central-1")
     sweep(app_client, T0)
     for account in ("222222222222", "333333333333"):
         beat(app_client, T0 + timedelta(minutes=5), account=account)
@@ -251,6 +260,7 @@ def test_an_account_heard_before_its_wait_is_over_is_never_told(app_client, slac
 def test_a_heard_message_whose_answer_was_lost_is_found_with_the_same_time(app_client, slack, store, monkeypatch):
     from chalicelib.adapters.slack_notifier import SlackNotifier
 
+    beat(app_client, T0, account="111111111111", region="eu-central-1")
     for minute in (0, 31):
         sweep(app_client, T0 + timedelta(minutes=minute))
     assert len([m for m in alerts(slack) if m.event_type == "alert_path_unheard"]) == 1
@@ -277,6 +287,7 @@ def test_an_unheard_alert_whose_mark_was_lost_still_gets_its_heard(app_client, s
     # first heartbeat is still told, not dropped with the marker
     from chalicelib.adapters import path_items
 
+    beat(app_client, T0, account="111111111111", region="eu-central-1")
     sweep(app_client, T0)
     real_update = path_items.PathItems.path_update
 
@@ -298,6 +309,7 @@ def test_an_unheard_alert_whose_mark_was_lost_still_gets_its_heard(app_client, s
 
 
 def test_a_marker_of_an_account_gone_from_the_catalog_is_forgotten(app_client, slack, store):
+    beat(app_client, T0, account="111111111111", region="eu-central-1")
     sweep(app_client, T0)
     store.path_create("444444444444", "*", {"expected_since": "2026-11-12T13:00:00Z"})  # left the catalog since
     sweep(app_client, T0 + timedelta(minutes=1))
