@@ -58,33 +58,16 @@ class PathItems:
 
     def path_create(self, account: str, region: str, fields: dict) -> bool:
         """Put a path item that does not exist yet; False if it does."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self._db.put_item(TableName=self._table, Item={**self._path_key(account, region),
-                                                           **{f: {"S": v} for f, v in fields.items()}},
-                              ConditionExpression="attribute_not_exists(PK)")
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return self._put_new({**self._path_key(account, region), **{f: {"S": v} for f, v in fields.items()}})
 
     def path_delete(self, account: str, region: str, *, expect: dict) -> bool:
         """Delete a path item whose ``expect`` fields have those values; False if they do not."""
-        from botocore.exceptions import ClientError
-
         names = {f"#e{i}": f for i, f in enumerate(expect)}
         values = {f":e{i}": {"S": v} for i, v in enumerate(expect.values())}
-        try:
-            self._db.delete_item(TableName=self._table, Key=self._path_key(account, region),
-                                 ConditionExpression=" AND ".join(f"#e{i} = :e{i}" for i in range(len(expect))),
-                                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return _unless_condition_fails(
+            self._db.delete_item, TableName=self._table, Key=self._path_key(account, region),
+            ConditionExpression=" AND ".join(f"#e{i} = :e{i}" for i in range(len(expect))),
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
 
     def paths(self) -> list[dict]:
         """Every path that ever sent a heartbeat, and the markers (region ``*``) of the catalog
@@ -97,8 +80,6 @@ class PathItems:
                     expect: dict) -> bool:
         """Set / remove fields of a path on condition that each ``expect`` field has that
         value (None: is absent); False if it does not."""
-        from botocore.exceptions import ClientError
-
         if not set_ and not remove:
             raise ValueError("path_update needs something to set or remove")
 
@@ -122,13 +103,20 @@ class PathItems:
                 names[f"#r{i}"] = f
             parts.append("REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove))))
         kwargs = {"ExpressionAttributeValues": values} if values else {}
-        try:
-            self._db.update_item(TableName=self._table, Key=self._path_key(account, region),
-                                 UpdateExpression=" ".join(parts),
-                                 ConditionExpression=" AND ".join(["attribute_exists(PK)", *conds]),
-                                 ExpressionAttributeNames=names, **kwargs)
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return _unless_condition_fails(
+            self._db.update_item, TableName=self._table, Key=self._path_key(account, region),
+            UpdateExpression=" ".join(parts), ConditionExpression=" AND ".join(["attribute_exists(PK)", *conds]),
+            ExpressionAttributeNames=names, **kwargs)
+
+
+def _unless_condition_fails(call, **kwargs) -> bool:
+    """Make a conditional write: True if it was made, False if its condition did not hold."""
+    from botocore.exceptions import ClientError
+
+    try:
+        call(**kwargs)
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
