@@ -107,8 +107,8 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
         if on_error is None:
             raise
         on_error({"job": "reconcile"}, exc)
-    deliver_owed(deps, report, on_error)
-    access_review.sweep_backstop(deps, report, on_error)  # this week's review, if Monday's run failed
+    # The alert path first: burst digests and the alert paths' heartbeats never wait behind
+    # messages owed (a slow Slack there must not delay telling a silent alert path).
     try:
         flushed = alert_digest.flush_due(deps)
         report.digests_shown, report.digests_pending = flushed["digests_shown"], flushed["digests_pending"]
@@ -124,6 +124,8 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
         if on_error is None:
             raise
         on_error({"job": "alert_path_liveness"}, exc)
+    deliver_owed(deps, report, on_error)
+    access_review.sweep_backstop(deps, report, on_error)  # this week's review, if Monday's run failed
     return report
 
 
