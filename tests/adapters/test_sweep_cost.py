@@ -136,7 +136,7 @@ def test_table_calls_per_run_are_flat_through_the_hour(world):
 
 def test_the_weekly_review_backstop_costs_one_get_item_a_run_and_only_in_its_window(world):
     """The sweep's backstop for the weekly review (usecases/access_review.backstop): from
-    Monday 09:05 to Tuesday 09:00 UTC each run reads the week's ``files`` delivery (one
+    Monday 09:20 to Tuesday 09:00 UTC each run reads the week's ``files`` delivery (one
     GetItem) and, the review being done, nothing more; outside that window nothing at all.
     (So the Thursday counts above are unchanged: their runs fall outside the window.)"""
     from chalicelib.usecases.access_review import week_scope
@@ -146,7 +146,7 @@ def test_the_weekly_review_backstop_costs_one_get_item_a_run_and_only_in_its_win
     svc.store.begin_delivery(week_scope(monday - timedelta(days=7)), "files", monday + timedelta(hours=9))
     svc.store.finish_delivery(week_scope(monday - timedelta(days=7)), "files", "C0SECURIT1", "1.2")
     runs = {}
-    for at in (monday + timedelta(hours=8), monday + timedelta(hours=9, minutes=5), monday + timedelta(hours=20),
+    for at in (monday + timedelta(hours=8), monday + timedelta(hours=9, minutes=20), monday + timedelta(hours=20),
                monday + timedelta(days=1, hours=9), monday + timedelta(days=3)):
         svc.clock.set(at)
         for account in svc.catalog.accounts.values():  # days after live_service's beats: no path silent
@@ -157,5 +157,5 @@ def test_the_weekly_review_backstop_costs_one_get_item_a_run_and_only_in_its_win
         runs[at] = Counter(calls)
     outside = runs[monday + timedelta(hours=8)]
     assert runs[monday + timedelta(days=1, hours=9)] == outside == runs[monday + timedelta(days=3)]
-    for at in (monday + timedelta(hours=9, minutes=5), monday + timedelta(hours=20)):
+    for at in (monday + timedelta(hours=9, minutes=20), monday + timedelta(hours=20)):
         assert runs[at] - outside == Counter({"dynamodb.GetItem": 1}) and not (outside - runs[at]), at
