@@ -93,7 +93,7 @@ def gather(deps: Deps, start: datetime, end: datetime) -> ar.Review:
 
 #: how many per-grant reads run at once (:func:`_each`): a 90-day review of ~1,000
 #: production grants is ~4,000 reads, ~40 s one after another, ~5 s eight at a time,
-#: within the worker's and the sweep's 60 s (docs/decisions/0011-access-review.md)
+#: within the worker's 60 s (the sweep never runs one: docs/decisions/0011-access-review.md)
 READERS = 8
 
 
