@@ -159,3 +159,29 @@ def test_the_weekly_review_backstop_costs_one_get_item_a_run_and_only_in_its_win
     assert runs[monday + timedelta(days=1, hours=9)] == outside == runs[monday + timedelta(days=3)]
     for at in (monday + timedelta(hours=9, minutes=20), monday + timedelta(hours=20)):
         assert runs[at] - outside == Counter({"dynamodb.GetItem": 1}) and not (outside - runs[at]), at
+
+
+def test_an_unfinished_weekly_review_costs_the_sweep_one_get_and_one_update_and_is_never_gathered_there(world):
+    """Not done yet (every run of the schedule failed): each run in the window reads the
+    ``files`` delivery (GetItem) and tries the backstop's lease (one conditional UpdateItem,
+    usecases/access_review.backstop); only the run that takes it hands the review to the
+    worker, at most every 15 minutes. The review's own reads (the by_day Queries, per grant)
+    happen in the worker, never in the sweep."""
+    svc, calls = live_service(0, real="dynamodb")
+    handed: list = []
+    svc.handoff = handed.append
+    monday = datetime(2026, 11, 16, tzinfo=timezone.utc)
+    runs = []
+    for minutes in (8 * 60, 9 * 60 + 20, 9 * 60 + 21, 9 * 60 + 36):
+        at = monday + timedelta(minutes=minutes)
+        svc.clock.set(at)
+        for account in svc.catalog.accounts.values():
+            svc.store.path_beat(account.id, "eu-west-1", at)
+        calls.clear()
+        report = svc.sweep()
+        assert report.errors == 0
+        runs.append(Counter(calls))
+    outside = runs[0]
+    for run in runs[1:]:
+        assert run - outside == Counter({"dynamodb.GetItem": 1, "dynamodb.UpdateItem": 1}) and not (outside - run)
+    assert len(handed) == 2  # 09:20 and 09:36 (the lease lapsed after 15 minutes), not 09:21
