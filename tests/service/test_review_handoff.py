@@ -204,3 +204,16 @@ def test_the_weekly_backstop_job_finishes_the_review_in_the_worker(svc):
     beat(svc)
     assert svc.sweep().delivered == 1
     assert svc.store.delivery("REVIEW#2026-W46", "files").ts
+
+
+def test_a_review_delivered_whose_settle_was_lost_is_settled_without_a_failed_dm(svc):
+    """(Also an item owed before keys carried the window's length, ``review:<end>``: the
+    worker's settle misses it.) At its last attempt the sweep sees the files are there."""
+    beat(svc)
+    job = owe_review(svc, days=7)
+    _exhausted(svc, job)
+    svc.store.begin_delivery(dm_scope(job), "files", svc.clock())
+    svc.store.finish_delivery(dm_scope(job), "files", USER, "1.2")
+    assert svc.sweep().delivered == 1
+    assert [m for m in svc.slack.dms(USER) if m.event_type == "access_review_failed"] == []
+    assert review_items(svc, svc.clock() + timedelta(days=2)) == []
