@@ -286,14 +286,14 @@ def weekly_review() -> dict:
     """The weekly access review (``weekly_review``, Monday 09:00 UTC): posted once per week
     to the security channel. A failure is logged and raised, so Lambda retries the invocation
     (the summary is posted at most once, its files at most once unless an attempt died
-    sharing them); from 09:05 the minute sweep finishes what is still missing."""
+    sharing them); from 09:20 the minute sweep has the worker finish what is still missing."""
     from . import wiring
 
     try:
         outcome = wiring.service().weekly_review(log=logger())
     except Exception:
         # logged with its correlation id, then raised: Lambda retries twice, and the minute
-        # sweep finishes what is still missing from 09:05 (access_review.backstop)
+        # sweep has the worker finish what is still missing from 09:20 (access_review.backstop)
         logger().exception(f"weekly access review failed (ref {correlation_id()}); the sweep will finish it")
         raise
     logger().info("weekly access review done", extra={"outcome": outcome})

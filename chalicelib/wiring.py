@@ -295,7 +295,23 @@ def _service(s: Settings, endpoint: str | None, region: str | None):
         # each member account's revoker, assumed with the function's own credentials
         cuts=_Lazy(lambda: IamSessionCuts(lambda: _boto_session(endpoint, region), s.revoker_role,
                                           endpoint=endpoint, region=region)) if s.session_cutoffs else None,
+        # in Lambda, work too long for the caller (the sweep's owed reviews) goes to the worker
+        handoff=_to_worker(s, endpoint, region) if s.in_lambda else None,
     )
+
+
+def _to_worker(s: Settings, endpoint: str | None, region: str | None):
+    """Hand jobs (wire form) to the async worker, as ``handlers.defer`` does."""
+    def handoff(wire_jobs: list) -> None:
+        import json
+
+        from .log import CORRELATION
+
+        lambda_client(endpoint, region).invoke(
+            FunctionName=s.worker_function, InvocationType="Event",
+            Payload=json.dumps({"jobs": wire_jobs, "correlation_id": CORRELATION.get("current", "-")}).encode())
+
+    return handoff
 
 
 def service(s: Settings | None = None):

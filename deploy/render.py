@@ -94,16 +94,21 @@ ROLE_ASSUMED_RETRIES = 2
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 
 #: Which statements (by Sid) each policy variant holds. Only the worker and the sweep
-#: touch IAM; the internet-facing API handler and the CloudTrail handler cannot.
+#: touch IAM; the internet-facing API handler and the CloudTrail handler cannot. The sweep
+#: also hands the access reviews it owes to the worker (usecases/sweep.py ``_owed_review``,
+#: access_review.backstop) and never runs one itself, so its own role may invoke the worker;
+#: the worker's may not (it would only invoke itself).
+_GRANTS = ("TableReadWrite", "SlackSecretsRead", "SlackSecretsDecrypt", "IamGrantPolicies",
+           "IamAttachGrantsToBoundedUsers", "IamDetachGrants", "IamListUserPolicies",
+           "IamListPolicies", "AssumeSessionRevokers", "OwnLogs")
 VARIANTS = {
-    "grants": ("TableReadWrite", "SlackSecretsRead", "SlackSecretsDecrypt", "IamGrantPolicies",
-               "IamAttachGrantsToBoundedUsers", "IamDetachGrants", "IamListUserPolicies",
-               "IamListPolicies", "AssumeSessionRevokers", "OwnLogs"),
+    "grants": _GRANTS,
+    "sweep": (*_GRANTS, "InvokeWorker"),
     "no-iam": ("TableReadWrite", "SlackSecretsRead", "SlackSecretsDecrypt", "InvokeWorker", "OwnLogs"),
 }
 #: Chalice function name -> policy variant
 FUNCTION_VARIANT = {"api_handler": "no-iam", "on_role_assumed": "no-iam", "on_activity": "no-iam", "on_heartbeat": "no-iam",
-                    "weekly_review": "no-iam", "worker": "grants", "sweep": "grants"}
+                    "weekly_review": "no-iam", "worker": "grants", "sweep": "sweep"}
 #: Statements (by Sid, from the same template) one function's role gets on top of its
 #: variant. A variant file is shared (on_role_assumed shares "no-iam" with the API handler,
 #: which must not get these), so the merge template attaches them to that one role as an

@@ -93,7 +93,7 @@ def gather(deps: Deps, start: datetime, end: datetime) -> ar.Review:
 
 #: how many per-grant reads run at once (:func:`_each`): a 90-day review of ~1,000
 #: production grants is ~4,000 reads, ~40 s one after another, ~5 s eight at a time,
-#: within the worker's and the sweep's 60 s (docs/decisions/0011-access-review.md)
+#: within the worker's 60 s (the sweep never runs one: docs/decisions/0011-access-review.md)
 READERS = 8
 
 
@@ -220,54 +220,101 @@ def week_scope(start: datetime) -> str:
     return f"REVIEW#{iso_year}-W{iso_week:02d}"
 
 
-#: the sweep's backstop for the weekly review (:func:`backstop`): from 5 minutes after the
-#: schedule (Monday 09:00 UTC; Lambda's own two retries of a failed run come within ~3
-#: minutes) to a day after it. A review more than a day late is the on-call's to chase (the
-#: handler logged the failure with its correlation id); and outside that window the
-#: sweep costs nothing more.
-BACKSTOP_FROM = timedelta(hours=9, minutes=5)
+#: the sweep's backstop for the weekly review (:func:`backstop`): from 20 minutes after the
+#: schedule (Monday 09:00 UTC) to a day after it. A failed run of ``weekly_review`` (300 s
+#: timeout) is retried by Lambda about 1 and 2 minutes after it failed, so its three runs
+#: can take until ~09:18; the backstop starts after them. A review more than a day late is
+#: the on-call's to chase (the handler logged the failure with its correlation id); and
+#: outside that window the sweep costs nothing more.
+BACKSTOP_FROM = timedelta(hours=9, minutes=20)
 BACKSTOP_UNTIL = timedelta(days=1, hours=9)
+#: the backstop hands the review on at most this often (a lease per week): a permanent error
+#: (files:write missing, an archived channel) must not cost a full gather every minute for a day
+BACKSTOP_EVERY = timedelta(minutes=15)
 
 
-def backstop(deps: Deps, log=None) -> bool:
+def backstop(deps: Deps, on_error=None) -> bool | None:
     """The minute sweep's check that this week's review is in the security channel with
     its files: one GetItem (the ``files`` delivery, recorded after the message) while in the
-    window, nothing outside it; what is missing is finished through :func:`weekly` (the
-    same deliver-once keys, so never posted twice). True when it finished something."""
-    from .delivery import DeliveryInFlight
+    window, nothing outside it. What is missing is handed to the worker as a
+    :class:`~chalicelib.usecases.jobs.WeeklyReview` job (the same deliver-once keys, so
+    never posted twice) - never gathered in the sweep itself - at most every
+    :data:`BACKSTOP_EVERY` (a lease, taken before the hand-off and never given back).
+    None: nothing to do; True: handed on (or, run here, finished); False: run here, failed."""
+    import uuid
+
+    from .dispatch import hand_off
 
     now = deps.now()
     start, end = week_of(now)
     if not (end + BACKSTOP_FROM <= now < end + BACKSTOP_UNTIL):
-        return False
-    done = deps.store.delivery(week_scope(start), "files")
+        return None
+    scope = week_scope(start)
+    done = deps.store.delivery(scope, "files")
     if done is not None and done.ts:
-        return False
-    try:
-        weekly(deps, log)
-    except DeliveryInFlight:  # the schedule's own run (or its retry) is at it: next minute
-        return False
-    return True
+        return None
+    if deps.store.take_lease(f"BACKSTOP#{scope}", uuid.uuid4().hex, now, BACKSTOP_EVERY) is None:
+        return None  # handed on less than BACKSTOP_EVERY ago
+    failed: list[Exception] = []
+
+    def failure(job, exc: Exception) -> None:
+        failed.append(exc)
+        if on_error is not None:
+            on_error(job, exc)
+        else:
+            raise exc
+
+    hand_off(deps, [jobs.WeeklyReview(iso_z(start))], failure)
+    return not failed
 
 
 def sweep_backstop(deps: Deps, report, on_error=None) -> None:
     """:func:`backstop` inside the sweep: a failure is counted and reported, never raised
-    past the sweep's other work (the next minute tries again)."""
-    try:
-        report.delivered += backstop(deps)
-    except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+    past the sweep's other work (a later minute tries again)."""
+    counted: list[Exception] = []
+
+    def failed(job, exc: Exception) -> None:
+        counted.append(exc)
         report.errors += 1
         report.undelivered += 1
         if on_error is None:
-            raise
-        on_error({"job": "weekly_review"}, exc)
+            raise exc
+        on_error(job, exc)
+
+    try:
+        outcome = backstop(deps, failed)
+    except Exception as exc:  # noqa: BLE001 - a later sweep tries again
+        if exc in counted:
+            raise  # (no on_error: the first failure is raised, once)
+        failed({"job": "weekly_review"}, exc)
+        return
+    if outcome and deps.handoff is not None:
+        report.handed_off += 1
+    elif outcome:
+        report.delivered += 1
 
 
-def weekly(deps: Deps, log=None) -> dict:
+def run_weekly(deps: Deps, job: jobs.WeeklyReview) -> list[jobs.Job]:
+    """The worker's side of :func:`backstop`: the week's review, once."""
+    from .delivery import DeliveryInFlight
+
+    try:
+        weekly(deps, start=parse_iso(job.start))
+    except DeliveryInFlight:  # the schedule's own run (or its retry) is at it
+        pass
+    return []
+
+
+def weekly(deps: Deps, log=None, start: datetime | None = None) -> dict:
     """The ``weekly_review`` schedule: last week's review in the security channel, once per
     week however often the schedule fires (EventBridge delivers at least once); the minute
-    sweep finishes it if every run of the schedule failed (:func:`backstop`)."""
-    start, end = week_of(deps.now())
+    sweep has the worker finish it if every run of the schedule failed (:func:`backstop`).
+    ``start``: the week's (the backstop's job); default: the last whole week."""
+    if start is None:
+        start, end = week_of(deps.now())
+    else:
+        start = utc(start)
+        end = start + timedelta(days=7)
     review = gather(deps, start, end)
     scope = week_scope(start)
     channel, ts = _post(deps, scope, deps.catalog.security_channel, review, "Weekly access review", log)
@@ -290,8 +337,27 @@ def ask(deps: Deps, person, cmd):
 
 
 def owed_scope(user_id: str) -> str:
-    """Where an on-demand review is owed (``REQ#REVIEW#<user>``, key ``review:<end>``)."""
+    """Where an on-demand review is owed (``REQ#REVIEW#<user>``, key ``review:<days>d:<end>``)."""
     return f"REVIEW#{user_id}"
+
+
+def dm_scope(job: jobs.AccessReview) -> str:
+    """The delivery scope of an on-demand review's DM, its files and its give-up notice: the
+    person, the window's length and its end (two asks in one second are two reviews)."""
+    return f"REVIEW#{job.user_id}#{int(job.days)}d#{job.end}"
+
+
+def review_in_flight(deps: Deps, job: dict) -> bool:
+    """Whether an attempt is delivering the on-demand review ``job`` (wire form) right now:
+    its summary or its files begun less than ``IN_FLIGHT`` ago and not finished."""
+    from .delivery import IN_FLIGHT
+
+    scope, now = dm_scope(jobs.as_job(job)), deps.now()
+    for kind in (EVENT_TYPE, "files"):
+        started = deps.store.delivery(scope, kind)
+        if started is not None and not started.ts and now - started.started_at < IN_FLIGHT:
+            return True
+    return False
 
 
 def send_review(deps: Deps, job: jobs.AccessReview) -> list[jobs.Job]:
@@ -300,6 +366,6 @@ def send_review(deps: Deps, job: jobs.AccessReview) -> list[jobs.Job]:
     end = parse_iso(job.end)
     days = max(1, min(int(job.days), MAX_DAYS))
     review = gather(deps, end - timedelta(days=days), end)
-    _post(deps, f"REVIEW#{job.user_id}#{job.end}", job.user_id, review, f"Access review, last {days} day(s)")
+    _post(deps, dm_scope(job), job.user_id, review, f"Access review, last {days} day(s)")
     deps.store.settle(owed_scope(job.user_id), key_of(job), 2**31)  # delivered, whoever ran it
     return []

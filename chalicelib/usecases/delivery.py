@@ -58,7 +58,8 @@ def key_of(job: jobs.Job) -> str | None:
     if isinstance(job, jobs.ReviewReminder):
         return f"dm:review:{job.step}"
     if isinstance(job, jobs.AccessReview):  # owed under REVIEW#<user> (access_review.owed_scope)
-        return f"review:{job.end}"
+        # the window's length too: a 7-day and a 30-day ask in the same second are two reviews
+        return f"review:{int(job.days)}d:{job.end}"
     return None
 
 
@@ -91,11 +92,17 @@ def max_attempts(key: str) -> int:
     return REVIEW_MAX_ATTEMPTS if key.startswith("review:") else MAX_ATTEMPTS
 
 
-def gave_up(deps: Deps, job: dict, exc: Exception) -> None:
-    """An owed message given up after its last attempt: who waits for it is told (an
-    on-demand access review: the person who asked, by DM, with the correlation id of the
-    log line that says why). Anything else is only logged (by the caller)."""
+class ReviewGivenUp(DomainError):
+    """An owed on-demand access review was not delivered after its last attempt."""
+
+
+def gave_up(deps: Deps, job: dict) -> None:
+    """An owed on-demand access review given up after its last attempt: the person who asked
+    is told by DM, once (``deliver_once``, kind ``failed`` in the review's own delivery
+    scope), with the correlation id of the log line that says so. Called before the item is
+    settled, so a failure here leaves it owed and the next sweep tells them."""
     from ..log import correlation_id
+    from .access_review import dm_scope
 
     if job.get("job") != jobs.AccessReview.kind or not job.get("user_id"):
         return
@@ -103,7 +110,9 @@ def gave_up(deps: Deps, job: dict, exc: Exception) -> None:
     text = (f":warning: The access review you asked for (last {job.get('days')} day(s) before "
             f"{job.get('end')}) could not be delivered (ref `{correlation_id()}`). Please ask again, "
             "or give that ref to the platform team.")
-    deps.slack.dm(user, text, None, "access_review_failed", {"window_end": job.get("end"), "days": job.get("days")})
+    meta = {"window_end": job.get("end"), "days": job.get("days")}
+    deliver_once(deps, dm_scope(jobs.as_job(job)), "failed", channel=user, text=text, blocks=None,
+                 event_type="access_review_failed", payload=meta, match=meta)
 
 
 def owed(follow: Iterable[jobs.Job]) -> list[tuple[str, dict]]:

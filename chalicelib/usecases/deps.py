@@ -37,6 +37,9 @@ class Deps:
     cuts: SessionCuts | None = None
     #: who is in a Slack user group named as an approver; None: groups supply nobody
     groups: UserGroups | None = None
+    #: hands jobs to the async ``worker`` Lambda (wiring, in Lambda); None: run them here, in
+    #: process (tests, local) - :func:`chalicelib.usecases.dispatch.hand_off`
+    handoff: Callable[[list], None] | None = None
     #: user group handle -> its members last logged as not in the catalog (usecases/groups.py)
     strangers_reported: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 

@@ -12,7 +12,7 @@ OnError = Callable[[object, Exception], None]
 
 def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
     """Run one job (typed, or its wire form from the worker's event); return what follows."""
-    from .access_review import send_review
+    from .access_review import run_weekly, send_review
     from .activity import post_digest
     from .cut import cut_sessions
     from .extend import apply_extension
@@ -39,6 +39,7 @@ def run(deps: Deps, job: jobs.Job | dict) -> list[jobs.Job]:
         jobs.PublishHome: publish_home,
         jobs.ActivityDigest: post_digest,
         jobs.AccessReview: send_review,
+        jobs.WeeklyReview: run_weekly,
     }[type(job)]
     return handler(deps, job) or []
 
@@ -55,3 +56,14 @@ def run_all(deps: Deps, queue: Iterable[jobs.Job | dict], on_error: OnError | No
             if on_error is None:
                 raise
             on_error(job, exc)
+
+
+def hand_off(deps: Deps, queue: list, on_error: OnError | None = None) -> bool:
+    """Work too long for the caller (the minute sweep must never run a review itself): to
+    the async worker when there is one (``deps.handoff``, in Lambda; True), else run here
+    (tests, local: the same contract as ``handlers.defer``; False)."""
+    if deps.handoff is not None:
+        deps.handoff([jobs.to_wire(j) if not isinstance(j, dict) else j for j in queue])
+        return True
+    run_all(deps, queue, on_error)
+    return False

@@ -164,11 +164,22 @@ class AccessReview:
     end: str
 
 
+@dataclass(frozen=True)
+class WeeklyReview:
+    """Finish the weekly access review of the week that starts at ``start`` (ISO 8601) in
+    the security channel (usecases/access_review.py ``weekly``): the sweep's backstop hands
+    it to the worker, never runs it itself."""
+
+    kind: ClassVar[str] = "weekly_review"
+    start: str
+
+
 Job = Union[Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security, ExtendGrant, AskApprovers, ReviewReminder,
-            RemindApprovers, Escalated, PublishHome, ActivityDigest, AccessReview]
+            RemindApprovers, Escalated, PublishHome, ActivityDigest, AccessReview, WeeklyReview]
 KINDS: dict[str, type] = {cls.kind: cls for cls in (Card, Dm, Ephemeral, Grant, EndGrant, CutSessions, Security,
                                                     ExtendGrant, AskApprovers, ReviewReminder, RemindApprovers,
-                                                    Escalated, PublishHome, ActivityDigest, AccessReview)}
+                                                    Escalated, PublishHome, ActivityDigest, AccessReview,
+                                                    WeeklyReview)}
 
 
 class BadJob(ValueError):

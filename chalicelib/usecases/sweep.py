@@ -28,8 +28,8 @@ from ..domain.model import Request, iso_z
 from ..domain.timing import IAM_SETTLE, MAX_SESSION
 from . import access_review, alert_digest, jobs, liveness
 from .deps import Deps
-from .delivery import gave_up, key_of, max_attempts, owed, retry_at
-from .dispatch import OnError, run_all
+from .delivery import ReviewGivenUp, gave_up, key_of, max_attempts, owed, retry_at
+from .dispatch import OnError, hand_off, run_all
 from .grant import fail_grant
 from .review import review_step
 
@@ -68,6 +68,7 @@ class SweepReport:
     errors: int = 0
     delivered: int = 0  # messages still owed that this sweep delivered
     undelivered: int = 0  # ... and that failed again (retried later, with backoff)
+    handed_off: int = 0  # reviews handed to the worker (owed on-demand ones, the weekly backstop)
     reminded: int = 0  # waiting requests whose approvers this sweep reminded
     digests_shown: int = 0  # burst digests whose last calls this sweep showed (alert_digest.py)
     digests_pending: int = 0  # ... that Slack did not take yet (the next call or sweep shows them)
@@ -107,8 +108,8 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
         if on_error is None:
             raise
         on_error({"job": "reconcile"}, exc)
-    deliver_owed(deps, report, on_error)
-    access_review.sweep_backstop(deps, report, on_error)  # this week's review, if Monday's run failed
+    # The alert path first: burst digests and the alert paths' heartbeats never wait behind
+    # messages owed (a slow Slack there must not delay telling a silent alert path).
     try:
         flushed = alert_digest.flush_due(deps)
         report.digests_shown, report.digests_pending = flushed["digests_shown"], flushed["digests_pending"]
@@ -124,12 +125,17 @@ def sweep(deps: Deps, on_error: OnError | None = None) -> SweepReport:
         if on_error is None:
             raise
         on_error({"job": "alert_path_liveness"}, exc)
+    deliver_owed(deps, report, on_error)
+    access_review.sweep_backstop(deps, report, on_error)  # this week's review, if Monday's run failed
     return report
 
 
 def deliver_owed(deps: Deps, report: SweepReport, on_error: OnError | None = None) -> None:
     """Every message a change owes is delivered in the end: retry what is still owed."""
     for item in deps.store.owed_due(deps.now()):
+        if item.job.get("job") == jobs.AccessReview.kind:
+            _owed_review(deps, item, report, on_error)
+            continue
         failed: list[Exception] = []
         run_all(deps, [item.job], lambda job, exc: failed.append(exc))
         try:
@@ -141,7 +147,6 @@ def deliver_owed(deps: Deps, report: SweepReport, on_error: OnError | None = Non
             report.errors += 1
             if item.attempts + 1 >= max_attempts(item.key):  # given up: the error below is logged with it
                 deps.store.settle(item.request_id, item.key, item.version)
-                gave_up(deps, item.job, failed[0])
             else:
                 deps.store.retry_later(item, retry_at(deps, item.attempts + 1))
             if on_error is not None:
@@ -151,6 +156,52 @@ def deliver_owed(deps: Deps, report: SweepReport, on_error: OnError | None = Non
             if on_error is None:
                 raise
             on_error(item.job, exc)
+
+
+def _owed_review(deps: Deps, item, report: SweepReport, on_error: OnError | None) -> None:
+    """An owed on-demand access review is never run in the sweep (a 90-day review on a slow
+    Slack or table can outlast the sweep's 60 s, and Lambda would kill the sweep with it).
+    Its next try is pushed forward first - a lease: a run killed mid-way cannot keep it at
+    the head of the queue - then it is handed to the worker, which settles it once delivered
+    (locally, without a worker, it runs here, after the lease). After ``REVIEW_MAX_ATTEMPTS``
+    hand-offs that did not deliver it, the person is told, once, and only then is it
+    settled; not while an attempt is delivering it (that one may still succeed)."""
+    from .access_review import dm_scope, review_in_flight
+
+    def failure(exc: Exception) -> None:
+        report.undelivered += 1
+        report.errors += 1
+        if on_error is None:
+            raise exc
+        on_error(item.job, exc)
+
+    try:
+        if item.attempts >= max_attempts(item.key):
+            files = deps.store.delivery(dm_scope(jobs.as_job(item.job)), "files")
+            if files is not None and files.ts:  # delivered, its settle lost (or an item keyed before
+                deps.store.settle(item.request_id, item.key, item.version)  # review:<days>d:): no "failed" DM
+                report.delivered += 1
+                return
+            if review_in_flight(deps, item.job):
+                deps.store.retry_later(item, retry_at(deps, item.attempts))
+                return
+            try:
+                gave_up(deps, item.job)  # before settling: a failure leaves it owed, told next time
+            except Exception:
+                deps.store.retry_later(item, retry_at(deps, item.attempts))
+                raise
+            deps.store.settle(item.request_id, item.key, item.version)
+            raise ReviewGivenUp(f"access review not delivered after {item.attempts} attempts; the person was told")
+        deps.store.retry_later(item, retry_at(deps, item.attempts + 1))  # the lease, before it runs
+        failed: list[Exception] = []
+        if hand_off(deps, [item.job], lambda job, exc: failed.append(exc)):
+            report.handed_off += 1
+        elif failed:
+            raise failed[0]
+        else:
+            report.delivered += 1
+    except Exception as exc:  # noqa: BLE001 - counted; the next try is already booked
+        failure(exc)
 
 
 def _sweep_one(deps: Deps, req: Request, now: datetime, report: SweepReport) -> list[jobs.Job]:

@@ -5,6 +5,7 @@ rotation's slice (ceil(N / 50), capped at VERIFY_CAP), never by N."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -40,9 +41,11 @@ def live_service(n: int, real: str):
     Returns the service and the counter of its AWS calls ("iam.ListPolicies": n, ...)."""
     account = f"{100_000_000_000 + n}"
     calls: Counter = Counter()
+    counting = threading.Lock()  # the review's reads run on a thread pool: += on a Counter is not atomic
 
     def count(event_name: str, **_) -> None:
-        calls[event_name.split(".", 1)[1]] += 1  # "before-call.iam.ListPolicies" -> "iam.ListPolicies"
+        with counting:
+            calls[event_name.split(".", 1)[1]] += 1  # "before-call.iam.ListPolicies" -> "iam.ListPolicies"
 
     overrides = {}
     if real == "iam":
@@ -133,7 +136,7 @@ def test_table_calls_per_run_are_flat_through_the_hour(world):
 
 def test_the_weekly_review_backstop_costs_one_get_item_a_run_and_only_in_its_window(world):
     """The sweep's backstop for the weekly review (usecases/access_review.backstop): from
-    Monday 09:05 to Tuesday 09:00 UTC each run reads the week's ``files`` delivery (one
+    Monday 09:20 to Tuesday 09:00 UTC each run reads the week's ``files`` delivery (one
     GetItem) and, the review being done, nothing more; outside that window nothing at all.
     (So the Thursday counts above are unchanged: their runs fall outside the window.)"""
     from chalicelib.usecases.access_review import week_scope
@@ -143,14 +146,42 @@ def test_the_weekly_review_backstop_costs_one_get_item_a_run_and_only_in_its_win
     svc.store.begin_delivery(week_scope(monday - timedelta(days=7)), "files", monday + timedelta(hours=9))
     svc.store.finish_delivery(week_scope(monday - timedelta(days=7)), "files", "C0SECURIT1", "1.2")
     runs = {}
-    for at in (monday + timedelta(hours=8), monday + timedelta(hours=9, minutes=5), monday + timedelta(hours=20),
+    for at in (monday + timedelta(hours=8), monday + timedelta(hours=9, minutes=20), monday + timedelta(hours=20),
                monday + timedelta(days=1, hours=9), monday + timedelta(days=3)):
         svc.clock.set(at)
+        for account in svc.catalog.accounts.values():  # days after live_service's beats: no path silent
+            svc.store.path_beat(account.id, "eu-west-1", at)
         calls.clear()
         report = svc.sweep()
         assert (report.errors, report.delivered) == (0, 0)
         runs[at] = Counter(calls)
     outside = runs[monday + timedelta(hours=8)]
     assert runs[monday + timedelta(days=1, hours=9)] == outside == runs[monday + timedelta(days=3)]
-    for at in (monday + timedelta(hours=9, minutes=5), monday + timedelta(hours=20)):
+    for at in (monday + timedelta(hours=9, minutes=20), monday + timedelta(hours=20)):
         assert runs[at] - outside == Counter({"dynamodb.GetItem": 1}) and not (outside - runs[at]), at
+
+
+def test_an_unfinished_weekly_review_costs_the_sweep_one_get_and_one_update_and_is_never_gathered_there(world):
+    """Not done yet (every run of the schedule failed): each run in the window reads the
+    ``files`` delivery (GetItem) and tries the backstop's lease (one conditional UpdateItem,
+    usecases/access_review.backstop); only the run that takes it hands the review to the
+    worker, at most every 15 minutes. The review's own reads (the by_day Queries, per grant)
+    happen in the worker, never in the sweep."""
+    svc, calls = live_service(0, real="dynamodb")
+    handed: list = []
+    svc.handoff = handed.append
+    monday = datetime(2026, 11, 16, tzinfo=timezone.utc)
+    runs = []
+    for minutes in (8 * 60, 9 * 60 + 20, 9 * 60 + 21, 9 * 60 + 36):
+        at = monday + timedelta(minutes=minutes)
+        svc.clock.set(at)
+        for account in svc.catalog.accounts.values():
+            svc.store.path_beat(account.id, "eu-west-1", at)
+        calls.clear()
+        report = svc.sweep()
+        assert report.errors == 0
+        runs.append(Counter(calls))
+    outside = runs[0]
+    for run in runs[1:]:
+        assert run - outside == Counter({"dynamodb.GetItem": 1, "dynamodb.UpdateItem": 1}) and not (outside - run)
+    assert len(handed) == 2  # 09:20 and 09:36 (the lease lapsed after 15 minutes), not 09:21

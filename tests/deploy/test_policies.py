@@ -340,7 +340,8 @@ def test_the_lambda_policies_allow_every_call_the_code_makes(stage):
     for service, method in sorted(aws_calls() | session_cut_calls()[0]):
         # IAM (and assuming the revokers) runs in the worker and the sweep only; the API
         # handler defers to the worker.
-        variants = {"iam": ["grants"], "sts": ["grants"], "lambda": ["no-iam"]}.get(service, list(render.VARIANTS))
+        variants = {"iam": ["grants", "sweep"], "sts": ["grants", "sweep"],
+                    "lambda": ["no-iam", "sweep"]}.get(service, list(render.VARIANTS))
         for action in sorted(iam_actions(service, method)):
             for resource in example_resources(action, stage):
                 for variant in variants:
@@ -388,6 +389,23 @@ def test_the_worker_and_sweep_assume_the_revoker_in_the_catalogs_accounts_only(s
     for other in ("arn:aws:iam::444455556666:role/DrawbridgeSessionRevoker", "arn:aws:iam::222222222222:role/admin",
                   f"arn:aws:iam::{ACCOUNT}:role/DrawbridgeSessionRevoker"):
         assert not allows(doc, "sts:AssumeRole", other), other
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_sweep_may_hand_reviews_to_the_worker_and_nothing_else_to_any_function(stage):
+    """The sweep never runs an access review itself (a 90-day one can outlast its 60 s): it
+    invokes the worker with it (usecases/sweep.py ``_owed_review``, access_review.backstop).
+    Its role may invoke the worker, no other function; the worker's role invokes nothing,
+    and the sweep's holds everything the worker's does."""
+    worker = render.names(stage)["worker"]
+    doc = lambda_policy(stage, "sweep")
+    assert render.FUNCTION_VARIANT["sweep"] == "sweep" and render.FUNCTION_VARIANT["worker"] == "grants"
+    assert allows(doc, "lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{worker}")
+    for other in ("weekly_review", "sweep", "on_role_assumed"):
+        name = render.names(stage)["functions"][other]
+        assert not allows(doc, "lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+    assert set(render.VARIANTS["grants"]) < set(render.VARIANTS["sweep"])
+    assert not render.check_config(stage)
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -72,3 +72,30 @@ def test_no_deployed_stage_turns_the_check_off():
 
     for stage, conf in render.chalice_config()["stages"].items():
         assert wiring.LOCAL_EMULATION not in conf.get("environment_variables", {}), stage
+
+
+def test_in_lambda_the_service_hands_long_work_to_the_worker_and_locally_runs_it(env, monkeypatch):
+    """The sweep's owed reviews and weekly backstop (usecases/dispatch.hand_off): in Lambda an
+    async invoke of the worker, as handlers.defer does; without AWS_LAMBDA_FUNCTION_NAME none
+    (run in-process)."""
+    import json
+
+    env(**DEPLOYED, DRAWBRIDGE_WORKER_FUNCTION="drawbridge-prod-worker")
+    fake_ssm(monkeypatch)
+    invoked = []
+
+    class Lambda:
+        @staticmethod
+        def invoke(**kwargs):
+            invoked.append(kwargs)
+
+    monkeypatch.setattr(wiring, "lambda_client", lambda endpoint, region: Lambda)
+    s = wiring.settings()
+    wiring._to_worker(s, None, None)([{"job": "weekly_review", "start": "2026-11-09T00:00:00Z"}])
+    (call,) = invoked
+    assert call["FunctionName"] == "drawbridge-prod-worker" and call["InvocationType"] == "Event"
+    assert json.loads(call["Payload"])["jobs"] == [{"job": "weekly_review", "start": "2026-11-09T00:00:00Z"}]
+
+    env(DRAWBRIDGE_TABLE="drawbridge-local")
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    assert not wiring.settings().in_lambda
