@@ -29,6 +29,20 @@ def sweep(app_client, at: datetime):
         return app_client.sweep().payload
 
 
+def lose_the_next_posts_answer(monkeypatch) -> None:
+    """Slack takes the next chat.postMessage, but its answer never comes back."""
+    from chalicelib.adapters.slack_notifier import SlackNotifier
+
+    real_post = SlackNotifier.post
+
+    def post_then_lose_the_answer(self, *args, **kwargs):
+        real_post(self, *args, **kwargs)
+        monkeypatch.setattr(SlackNotifier, "post", real_post)
+        raise ConnectionResetError("the answer was lost")
+
+    monkeypatch.setattr(SlackNotifier, "post", post_then_lose_the_answer)
+
+
 def real_paths(store) -> list[dict]:
     """The paths, without the markers of catalog accounts not heard from yet."""
     return [p for p in store.paths() if p["region"] != "*"]
@@ -118,16 +132,7 @@ def test_a_return_slack_refused_is_told_by_the_next_sweep_once(app_client, slack
 def test_a_lost_answer_is_finished_with_the_same_message(app_client, slack, store, monkeypatch):
     # Slack posted the silence, its answer never came back: the next sweep finds that
     # message (same batch) instead of posting a second one
-    from chalicelib.adapters.slack_notifier import SlackNotifier
-
-    real_post = SlackNotifier.post
-
-    def post_then_lose_the_answer(self, *args, **kwargs):
-        real_post(self, *args, **kwargs)
-        monkeypatch.setattr(SlackNotifier, "post", real_post)
-        raise ConnectionResetError("the answer was lost")
-
-    monkeypatch.setattr(SlackNotifier, "post", post_then_lose_the_answer)
+    lose_the_next_posts_answer(monkeypatch)
     beat(app_client, T0)
     assert sweep(app_client, T0 + timedelta(minutes=13))["errors"] == 1
     assert len(path_alerts(slack, "alert_path_silent")) == 1
@@ -258,21 +263,12 @@ def test_an_account_heard_before_its_wait_is_over_is_never_told(app_client, slac
 
 
 def test_a_heard_message_whose_answer_was_lost_is_found_with_the_same_time(app_client, slack, store, monkeypatch):
-    from chalicelib.adapters.slack_notifier import SlackNotifier
-
     beat(app_client, T0, account="111111111111", region="eu-central-1")
     for minute in (0, 31):
         sweep(app_client, T0 + timedelta(minutes=minute))
     assert len([m for m in alerts(slack) if m.event_type == "alert_path_unheard"]) == 1
     beat(app_client, T0 + timedelta(minutes=33), account="222222222222")
-    real_post = SlackNotifier.post
-
-    def post_then_lose_the_answer(self, *args, **kwargs):
-        real_post(self, *args, **kwargs)
-        monkeypatch.setattr(SlackNotifier, "post", real_post)
-        raise ConnectionResetError("the answer was lost")
-
-    monkeypatch.setattr(SlackNotifier, "post", post_then_lose_the_answer)
+    lose_the_next_posts_answer(monkeypatch)
     assert sweep(app_client, T0 + timedelta(minutes=34))["errors"] == 1
     beat(app_client, T0 + timedelta(minutes=38), account="222222222222")  # last_seen moves on meanwhile
     sweep(app_client, T0 + timedelta(minutes=36 + 3))
